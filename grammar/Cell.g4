@@ -1,0 +1,85 @@
+// The .cell language: one `cell NAME { ... }` per file. See docs/language.md.
+// Statements end at a newline or ';'. A newline inside (...) or [...] continues the statement:
+// the lexer counts bracket depth and drops newlines while it is positive (as Python does).
+grammar Cell;
+
+@lexer::members {
+  int bracketDepth = 0;
+}
+
+file      : sep* cellDecl sep* EOF ;
+cellDecl  : CELL name=IDENT sep* LBRACE sep* (stmt (sep+ stmt)*)? sep* RBRACE ;
+sep       : NEWLINE | SEMI ;
+
+stmt
+  : DIM name=IDENT ASSIGN value=expr                                    # dimDecl
+  | INPUT name=IDENT shape?                                             # inputDecl
+  | NOISE name=IDENT shape?                                             # noiseDecl
+  | STATE name=IDENT shape? (ASSIGN init=expr)?                         # stateDecl
+  | PARAM name=IDENT shape? (TILDE initSpec)?                           # paramDecl
+  | CONST name=IDENT shape? ASSIGN value=expr                           # constDecl
+  | OUTPUT name=IDENT shape? ASSIGN value=expr                          # outputDecl
+  | name=IDENT PRIME? ASSIGN value=expr                                 # equation
+  ;
+
+shape     : LBRACK (expr (COMMA expr)*)? RBRACK ;
+initSpec  : call (PIPE call)* ;
+call      : fn=IDENT LPAREN args? RPAREN ;
+args      : arg (COMMA arg)* COMMA? ;
+arg       : (key=IDENT ASSIGN)? expr ;
+
+// Precedence, tightest first (ANTLR takes alternative order): indexing, ^ (right-assoc), unary -,
+// then * / @, then + -. So -x^2 is -(x^2) and 2^-1 is 2^(-1), as in Python.
+expr
+  : operand=expr LBRACK index (COMMA index)* RBRACK                     # indexExpr
+  | <assoc=right> base=expr CARET exponent=expr                         # powExpr
+  | op=MINUS operand=expr                                               # negExpr
+  | lhs=expr op=(STAR | SLASH | AT) rhs=expr                            # mulExpr
+  | lhs=expr op=(PLUS | MINUS) rhs=expr                                 # addExpr
+  | call                                                                # callExpr
+  | IDENT PRIME?                                                        # nameExpr
+  | NUMBER                                                              # numberExpr
+  | LPAREN expr RPAREN                                                  # parenExpr
+  ;
+
+index     : lo=expr? COLON hi=expr?                                     # sliceIndex
+          | at=expr                                                     # pointIndex
+          ;
+
+CELL   : 'cell' ;
+DIM    : 'dim' ;
+INPUT  : 'input' ;
+NOISE  : 'noise' ;
+STATE  : 'state' ;
+PARAM  : 'param' ;
+CONST  : 'const' ;
+OUTPUT : 'output' ;
+
+LPAREN : '(' { ++bracketDepth; } ;
+RPAREN : ')' { if (bracketDepth > 0) --bracketDepth; } ;
+LBRACK : '[' { ++bracketDepth; } ;
+RBRACK : ']' { if (bracketDepth > 0) --bracketDepth; } ;
+LBRACE : '{' ;
+RBRACE : '}' ;
+COMMA  : ',' ;
+COLON  : ':' ;
+SEMI   : ';' ;
+ASSIGN : '=' ;
+TILDE  : '~' ;
+PIPE   : '|' ;
+PRIME  : '\'' ;
+PLUS   : '+' ;
+MINUS  : '-' ;
+STAR   : '*' ;
+SLASH  : '/' ;
+AT     : '@' ;
+CARET  : '^' ;
+
+IDENT  : [A-Za-z_] [A-Za-z0-9_]* ;
+NUMBER : ( [0-9]+ ('.' [0-9]*)? | '.' [0-9]+ ) ([eE] [+-]? [0-9]+)? ;
+
+NEWLINE : '\r'? '\n' { if (bracketDepth > 0) skip(); } ;
+COMMENT : '#' ~[\r\n]* -> skip ;
+WS      : [ \t\f]+ -> skip ;
+// Anything else becomes one token that the parser never expects; the error listener names it.
+INVALID : . ;

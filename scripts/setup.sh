@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs cellc's build and test dependencies from Debian 12 (idempotent: apt skips what is there).
+# Pinned by major version: LLVM 19 (llvm-14 may also be installed; CMake pins 19).
+set -euo pipefail
+pkgs=(cmake ninja-build g++ pkg-config
+      antlr4 libantlr4-runtime-dev uuid-dev
+      llvm-19-dev libzstd-dev
+      libeigen3-dev catch2 libbenchmark-dev
+      libtomlplusplus-dev nlohmann-json3-dev
+      python3 python3-numpy python3-matplotlib)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all dependencies present"; exit 0
+fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get -o DPkg::Lock::Timeout=900 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends "${missing[@]}"
