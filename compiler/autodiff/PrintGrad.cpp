@@ -1,0 +1,182 @@
+#include "autodiff/PrintGrad.h"
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "syntax/Print.h"
+
+namespace cellc::autodiff {
+namespace {
+
+using ir::Node;
+using ir::NodeId;
+using ir::Op;
+
+enum Prec { kAdd = 1, kMul = 2, kNeg = 3, kPow = 4, kAtom = 5 };
+
+class GradPrinter {
+ public:
+  GradPrinter(const Program& p, const StepIR& ir) : prog_(p), ir_(ir), g_(ir.g) {}
+
+  std::string run() {
+    std::vector<NodeId> fwd = ir::topoOrder(g_, ir_.forwardRoots());
+    fwdSet_.insert(fwd.begin(), fwd.end());
+    nameLeaves();
+    for (auto& [name, id] : ir_.named)
+      if (!names_.count(id)) names_[id] = name;
+
+    std::vector<NodeId> order = ir::topoOrder(g_, ir_.backwardRoots());
+    std::map<NodeId, int> uses;
+    for (NodeId id : order)
+      if (!fwdSet_.count(id))
+        for (NodeId i : g_[id].in) ++uses[i];
+    const std::vector<NodeId> rootList = ir_.backwardRoots();
+    std::set<NodeId> roots(rootList.begin(), rootList.end());
+    int temp = 0;
+    std::ostringstream os;
+    os << "# Backward step of cell " << ir_.cellName << ", as cellc derived it.\n"
+       << "# d_X is the adjoint dL/dX. Given: d_s' (the adjoint of each next state s') and d_y\n"
+       << "# (of each output y). Param gradients accumulate (+=) over time steps and are summed\n"
+       << "# over the batch (sum_batch). [a < b] is 1 where a < b, else 0.\n";
+    std::vector<std::pair<std::string, NodeId>> lines;
+    for (NodeId id : order) {
+      if (fwdSet_.count(id) || names_.count(id)) continue;
+      const Node& n = g_[id];
+      bool own = ir::opKind(n.op) == ir::OpKind::Contract || uses[id] >= 2;
+      if (!own || roots.count(id)) continue;
+      names_[id] = "t" + std::to_string(++temp);
+      lines.push_back({names_[id] + " = ", id});
+    }
+    // Roots last, named by what they are the adjoint of.
+    const ir::Layout& L = ir_.layout;
+    for (size_t i = 0; i < ir_.dState.size(); ++i) lines.push_back({"d_" + L.states[i].name + " = ", ir_.dState[i]});
+    for (size_t i = 0; i < ir_.dInput.size(); ++i) lines.push_back({"d_" + L.inputs[i].name + " = ", ir_.dInput[i]});
+    for (size_t i = 0; i < ir_.dParam.size(); ++i) lines.push_back({"d_" + L.params[i].name + " += ", ir_.dParam[i]});
+    for (auto& [lhs, id] : lines) {
+      // A root that is itself a named temp prints as that name.
+      std::string rhs = names_.count(id) && lhs.rfind(names_[id], 0) != 0 ? names_[id] : expr(id, true).first;
+      std::string text = lhs + rhs;
+      os << text;
+      const SourceLoc loc = g_[id].loc;
+      if (loc.line > 0) {
+        os << std::string(text.size() < 56 ? 56 - text.size() : 1, ' ') << "# line " << loc.line
+           << ": " << sourceLine(loc.line);
+      }
+      os << "\n";
+    }
+    return os.str();
+  }
+
+ private:
+  void nameLeaves() {
+    const ir::Layout& L = ir_.layout;
+    for (NodeId id = 0; id < static_cast<NodeId>(g_.size()); ++id) {
+      const Node& n = g_[id];
+      switch (n.op) {
+        case Op::Param: names_[id] = L.params[n.a0].name; break;
+        case Op::State: names_[id] = L.states[n.a0].name; break;
+        case Op::Input: names_[id] = L.inputs[n.a0].name; break;
+        case Op::Noise: names_[id] = L.noises[n.a0].name; break;
+        case Op::AdjState: names_[id] = "d_" + L.states[n.a0].name + "'"; break;
+        case Op::AdjOutput: names_[id] = "d_" + L.outputs[n.a0].name; break;
+        default: break;
+      }
+    }
+  }
+
+  // The statement text of a source line, trimmed, for the trailing comment.
+  std::string sourceLine(int line) const {
+    for (const Stmt& s : prog_.ast.stmts)
+      if (s.loc.line == line) {
+        std::string lhs = s.name + (s.primed ? "'" : "");
+        if (s.kind == Stmt::Kind::Output) lhs = "output " + s.name;
+        if (s.kind == Stmt::Kind::Equation || s.kind == Stmt::Kind::Output)
+          return lhs + " = " + printExpr(*s.value);
+        return std::string(stmtKindName(s.kind)) + " " + s.name;
+      }
+    return "";
+  }
+
+  std::pair<std::string, int> expr(NodeId id, bool top = false) {
+    if (!top)
+      if (auto it = names_.find(id); it != names_.end()) return {it->second, kAtom};
+    const Node& n = g_[id];
+    auto sub = [&](size_t i) { return expr(n.in[i]); };
+    auto wrap = [](const std::pair<std::string, int>& e, bool parens) {
+      return parens ? "(" + e.first + ")" : e.first;
+    };
+    auto bin = [&](const char* op, int p) -> std::pair<std::string, int> {
+      auto a = sub(0), b = sub(1);
+      return {wrap(a, a.second < p) + op + wrap(b, b.second <= p), p};
+    };
+    auto fn = [&](const std::string& name) -> std::pair<std::string, int> {
+      std::string s = name + "(";
+      for (size_t i = 0; i < n.in.size(); ++i) s += (i ? ", " : "") + sub(i).first;
+      return {s + ")", kAtom};
+    };
+    switch (n.op) {
+      case Op::Const: return {printNumber(n.value), n.value < 0 ? kNeg : kAtom};
+      case Op::Eye: return {"eye(" + std::to_string(n.shape.dims[0]) + ")", kAtom};
+      case Op::Dale: return {"dale(" + std::to_string(n.a0) + " of " + std::to_string(n.shape.dims[0]) + ")", kAtom};
+      case Op::Add: return bin(" + ", kAdd);
+      case Op::Sub: return bin(" - ", kAdd);
+      case Op::Mul: return bin(" * ", kMul);
+      case Op::Div: return bin(" / ", kMul);
+      case Op::MatMul: return bin(" @ ", kMul);
+      case Op::Pow: {
+        auto a = sub(0), b = sub(1);
+        return {wrap(a, a.second <= kPow) + "^" + wrap(b, b.second < kPow), kPow};
+      }
+      case Op::Neg: {
+        auto a = sub(0);
+        return {"-" + wrap(a, a.second < kNeg), kNeg};
+      }
+      case Op::Lt: return {"[" + sub(0).first + " < " + sub(1).first + "]", kAtom};
+      case Op::Le: return {"[" + sub(0).first + " <= " + sub(1).first + "]", kAtom};
+      case Op::Exp: return fn("exp");
+      case Op::Log: return fn("log");
+      case Op::Tanh: return fn("tanh");
+      case Op::Sigmoid: return fn("sigmoid");
+      case Op::Relu: return fn("relu");
+      case Op::Softplus: return fn("softplus");
+      case Op::Abs: return fn("abs");
+      case Op::Sqrt: return fn("sqrt");
+      case Op::Min: return fn("min");
+      case Op::Max: return fn("max");
+      case Op::Clip: return fn("clip");
+      case Op::Outer: return fn("outer");
+      case Op::Transpose: return fn("transpose");
+      case Op::Concat: return fn("concat");
+      case Op::SumBatch: return fn("sum_batch");
+      case Op::BatchOuterSum: return {"sum_batch(outer(" + sub(0).first + ", " + sub(1).first + "))", kAtom};
+      case Op::Sum:
+        return {"sum(" + sub(0).first + (n.a0 >= 0 ? ", " + std::to_string(n.a0) : "") + ")", kAtom};
+      case Op::Broadcast: return sub(0);  // implicit, as in the source language
+      case Op::Squeeze: return {"squeeze(" + sub(0).first + ", " + std::to_string(n.a0) + ")", kAtom};
+      case Op::Unsqueeze: return {"unsqueeze(" + sub(0).first + ", " + std::to_string(n.a0) + ")", kAtom};
+      case Op::Slice: {
+        auto a = sub(0);
+        std::string idx;
+        for (int64_t i = 0; i < n.a0; ++i) idx += ":, ";
+        return {wrap(a, a.second < kAtom) + "[" + idx + std::to_string(n.a1) + ":" + std::to_string(n.a2) + "]", kAtom};
+      }
+      case Op::Pad:
+        return {"pad(" + sub(0).first + ", axis " + std::to_string(n.a0) + ", at " +
+                    std::to_string(n.a1) + ", to " + std::to_string(n.a2) + ")", kAtom};
+      default: return {ir::opName(n.op), kAtom};
+    }
+  }
+
+  const Program& prog_;
+  const StepIR& ir_;
+  const ir::Graph& g_;
+  std::set<NodeId> fwdSet_;
+  std::map<NodeId, std::string> names_;
+};
+
+}  // namespace
+
+std::string printGradient(const Program& prog, const StepIR& ir) { return GradPrinter(prog, ir).run(); }
+
+}  // namespace cellc::autodiff

@@ -1,0 +1,62 @@
+// The reference evaluator: a plain interpreter of the step graph in double precision, written
+// for obviousness rather than speed, and independent of any code generator. Tests hold the JIT
+// against it, and its backward (with the unroller) against finite differences.
+//
+// Values: a node of shape [dims...] is a dense row-major array; a batched node holds B of them
+// back to back ([B, dims...]). Elementwise ops broadcast like numpy per batch element, and an
+// unbatched operand is the same for every batch element. Every op follows the semantics written
+// next to it in ir/Graph.h.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "ir/Graph.h"
+#include "ir/Step.h"
+#include "pipeline/Lower.h"
+#include "pipeline/StepKernel.h"
+
+namespace cellc::eval {
+
+// Where the leaves read from, laid out as ir::Layout says: params at slot.offset; states, inputs
+// and noise at B * slot.offset ([B, dims...]); AdjState with the layout of the states, AdjOutput
+// with the layout of the outputs. A pointer may be null when the graph has no leaf of its role.
+struct Leaves {
+  const double* params = nullptr;
+  const double* state = nullptr;
+  const double* input = nullptr;
+  const double* noise = nullptr;
+  const double* adjState = nullptr;
+  const double* adjOutput = nullptr;
+};
+
+// The value of each root: g[root].shape.numel() elements, times `batch` when the root is batched
+// ([B, dims...], row-major). Throws ir::InternalError on a malformed graph (operand shapes that
+// do not fit the op, a leaf whose slot or shape disagrees with the layout, a missing buffer).
+std::vector<std::vector<double>> evaluate(const ir::Graph& g, const std::vector<ir::NodeId>& roots,
+                                          const ir::Layout& layout, const Leaves& leaves,
+                                          int64_t batch);
+
+// A StepKernel that interprets the StepIR. It saves nothing (tapeSize 0): backward recomputes the
+// forward values it needs from (params, state, input, noise).
+class Evaluator : public StepKernel<double> {
+ public:
+  explicit Evaluator(const StepIR& ir) : ir_(ir) {}
+
+  const ir::Layout& layout() const override { return ir_.layout; }
+  int64_t tapeSize(int64_t) const override { return 0; }
+  void forward(const double* params, const double* state, const double* input,
+               const double* noise, double* stateNext, double* output, double* tape,
+               int64_t batch) override;
+  void backward(const double* params, const double* state, const double* input,
+                const double* noise, const double* tape, const double* dStateNext,
+                const double* dOutput, double* dState, double* dInput, double* dParams,
+                int64_t batch) override;
+
+  const StepIR& stepIR() const { return ir_; }
+
+ private:
+  StepIR ir_;
+};
+
+}  // namespace cellc::eval

@@ -1,0 +1,59 @@
+// One step of a cell as a graph, and the layout that tells a generic runtime where everything
+// lives. Buffers are flat, one per role; a slot of a batched role (state, input, noise, output)
+// holds [B, dims...] contiguously at offset B * slot.offset, so one layout serves every batch size.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/Graph.h"
+#include "sema/Program.h"
+
+namespace cellc::ir {
+
+enum class Role { Param, State, Input, Noise, Output };
+const char* roleName(Role r);
+
+// One initializer call of a param, with its arguments resolved to numbers (`of` names the
+// effective matrix of spectral_radius).
+struct InitStep {
+  std::string fn;
+  std::vector<double> args;  // in the initializer's declared order; NaN where left to default
+  std::string of;
+};
+
+struct Slot {
+  std::string name;
+  Role role;
+  Shape shape;
+  int64_t offset = 0;  // elements (per batch element for batched roles)
+  int64_t size = 0;    // elements (per batch element for batched roles)
+  SourceLoc loc;
+  std::vector<InitStep> init;  // params
+  double initValue = 0;        // states starting from a number
+  int initParam = -1;          // states starting from a param: its slot index
+};
+
+struct Layout {
+  std::vector<Slot> params, states, inputs, noises, outputs;
+  int64_t paramSize = 0, stateSize = 0, inputSize = 0, noiseSize = 0, outputSize = 0;
+
+  const std::vector<Slot>& of(Role r) const;
+  const Slot* find(Role r, const std::string& name) const;
+};
+
+struct Step {
+  Graph g;
+  Layout layout;
+  std::vector<NodeId> stateNext;  // per state slot
+  std::vector<NodeId> outputs;    // per output slot
+  std::vector<NodeId> effective;  // per param: the node `spectral_radius(.., of = W)` names, or -1
+  std::vector<std::pair<std::string, NodeId>> named;  // intermediates, h', outputs: for printing
+  std::string cellName;
+
+  std::vector<NodeId> forwardRoots() const;
+};
+
+Step buildStep(const Program& prog);
+
+}  // namespace cellc::ir
