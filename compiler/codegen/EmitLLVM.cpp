@@ -1,0 +1,405 @@
+#include "codegen/EmitLLVM.h"
+
+#include <functional>
+#include <map>
+
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/Intrinsics.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/IR/Verifier.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace cellc::codegen {
+namespace {
+
+using ir::Node;
+using ir::NodeId;
+using ir::Op;
+using llvm::Value;
+
+// An index into a value: the batch index (null for unbatched values) and one index per axis.
+struct Index {
+  Value* batch = nullptr;
+  std::vector<Value*> dims;
+  bool operator<(const Index& o) const {
+    return std::tie(batch, dims) < std::tie(o.batch, o.dims);
+  }
+};
+
+class Emitter {
+ public:
+  Emitter(llvm::LLVMContext& ctx, llvm::Module& m, const StepIR& ir, Precision p)
+      : ctx_(ctx), m_(m), b_(ctx), ir_(ir), g_(ir.g) {
+    T_ = p == Precision::F64 ? b_.getDoubleTy() : b_.getFloatTy();
+    i64_ = b_.getInt64Ty();
+    i32_ = b_.getInt32Ty();
+    ptr_ = b_.getPtrTy();
+    auto* gemmTy = llvm::FunctionType::get(
+        b_.getVoidTy(), {i32_, i32_, i64_, i64_, i64_, ptr_, i64_, ptr_, i64_, T_, ptr_, i64_}, false);
+    gemm_ = llvm::Function::Create(gemmTy, llvm::Function::ExternalLinkage,
+                                   p == Precision::F64 ? "cellc_gemm_f64" : "cellc_gemm_f32", m_);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowContract(true);  // FMA where the target has it: last-bit differences only
+    b_.setFastMathFlags(fmf);
+  }
+
+  void function(const std::string& name, const FunctionPlan& fp) {
+    fp_ = &fp;
+    auto* fnTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_}, false);
+    fn_ = llvm::Function::Create(fnTy, llvm::Function::ExternalLinkage, name, m_);
+    fn_->addFnAttr(llvm::Attribute::NoUnwind);
+    fn_->addFnAttr(llvm::Attribute::NoFree);
+    auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
+    b_.SetInsertPoint(entry);
+    Value* bufsArg = fn_->getArg(0);
+    batch_ = fn_->getArg(1);
+    batch_->setName("batch");
+    for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
+      Value* slot = b_.CreateConstInBoundsGEP1_64(ptr_, bufsArg, i);
+      bufs_[i] = b_.CreateLoad(ptr_, slot, bufName(static_cast<Buf>(i)));
+    }
+    for (const Kernel& k : fp.kernels) {
+      memo_.clear();
+      switch (k.kind) {
+        case Kernel::Kind::Pointwise: pointwise(k, true); break;
+        case Kernel::Kind::Copy: pointwise(k, false); break;
+        case Kernel::Kind::Reduce: reduce(k); break;
+        case Kernel::Kind::Gemm: gemm(k); break;
+      }
+    }
+    b_.CreateRetVoid();
+  }
+
+ private:
+  // ---- addressing ----------------------------------------------------------------------------
+
+  Value* c64(int64_t v) { return llvm::ConstantInt::get(i64_, v); }
+  Value* cT(double v) { return llvm::ConstantFP::get(T_, v); }
+
+  // Element pointer of `idx` in a value of shape `s` living at `p`.
+  Value* address(const Place& p, const Shape& s, const Index& idx) {
+    Value* off = b_.CreateAdd(c64(p.fixed), b_.CreateMul(batch_, c64(p.perBatch)));
+    if (s.batched && idx.batch) off = b_.CreateAdd(off, b_.CreateMul(idx.batch, c64(s.numel())));
+    int64_t stride = 1;
+    for (int ax = s.rank() - 1; ax >= 0; --ax) {
+      if (s.dims[ax] != 1) off = b_.CreateAdd(off, b_.CreateMul(idx.dims[ax], c64(stride)));
+      stride *= s.dims[ax];
+    }
+    return b_.CreateInBoundsGEP(T_, bufs_[static_cast<int>(p.buf)], off);
+  }
+
+  // Base pointer of a batch element (or of the whole value when unbatched).
+  Value* base(const Place& p, const Shape& s, Value* batchIdx) {
+    Index idx{batchIdx, std::vector<Value*>(s.rank(), c64(0))};
+    return address(p, s, idx);
+  }
+
+  // ---- loops ---------------------------------------------------------------------------------
+
+  void loop(Value* n, const std::function<void(Value*)>& body, const char* name = "i") {
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* header = llvm::BasicBlock::Create(ctx_, std::string(name) + ".loop", fn_);
+    auto* exit = llvm::BasicBlock::Create(ctx_, std::string(name) + ".exit", fn_);
+    Value* nonEmpty = b_.CreateICmpSGT(n, c64(0));
+    b_.CreateCondBr(nonEmpty, header, exit);
+    b_.SetInsertPoint(header);
+    llvm::PHINode* i = b_.CreatePHI(i64_, 2, name);
+    i->addIncoming(c64(0), pre);
+    body(i);
+    Value* next = b_.CreateAdd(i, c64(1), "", true, true);
+    i->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, n), header, exit);
+    b_.SetInsertPoint(exit);
+  }
+
+  // Loops over every element of a shape (batch outermost, last axis innermost).
+  void loopNest(const Shape& s, const std::function<void(const Index&)>& body) {
+    std::function<void(Index, int)> rec = [&](Index idx, int ax) {
+      if (ax == s.rank()) return body(idx);
+      loop(c64(s.dims[ax]), [&](Value* i) {
+        Index next = idx;
+        next.dims.push_back(i);
+        rec(next, ax + 1);
+      });
+    };
+    if (s.batched) loop(batch_, [&](Value* b) { rec(Index{b, {}}, 0); }, "b");
+    else rec(Index{}, 0);
+  }
+
+  void store(const Place& p, const Shape& s, const Index& idx, Value* v, bool accumulate) {
+    Value* addr = address(p, s, idx);
+    if (accumulate) v = b_.CreateFAdd(b_.CreateLoad(T_, addr), v);
+    b_.CreateStore(v, addr);
+  }
+
+  // ---- pointwise values ----------------------------------------------------------------------
+
+  // The index of an operand of shape `os` that broadcasts to a result indexed by `idx`.
+  Index broadcastIndex(const Index& idx, const Shape& os) {
+    Index out{os.batched ? idx.batch : nullptr, {}};
+    int shift = static_cast<int>(idx.dims.size()) - os.rank();
+    for (int ax = 0; ax < os.rank(); ++ax)
+      out.dims.push_back(os.dims[ax] == 1 ? c64(0) : idx.dims[ax + shift]);
+    return out;
+  }
+
+  Value* call(llvm::Intrinsic::ID id, Value* x) {
+    return b_.CreateCall(llvm::Intrinsic::getDeclaration(&m_, id, {T_}), {x});
+  }
+
+  Value* exp(Value* x) { return call(llvm::Intrinsic::exp, x); }
+  Value* select(Value* cond, Value* a, Value* b) { return b_.CreateSelect(cond, a, b); }
+  Value* boolToT(Value* cond) { return select(cond, cT(1), cT(0)); }
+
+  // The value of node `id` at `idx`. Placed nodes are loaded unless `self` asks to compute the
+  // kernel's own node.
+  Value* value(NodeId id, const Index& idx, bool self = false) {
+    const Node& n = g_[id];
+    if (!self) {
+      auto it = fp_->placed.find(id);
+      if (it != fp_->placed.end()) return b_.CreateLoad(T_, address(it->second, n.shape, idx));
+    }
+    auto key = std::make_pair(id, idx);
+    if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+    Value* v = compute(n, idx);
+    memo_[key] = v;
+    return v;
+  }
+
+  Value* operand(const Node& n, size_t i, const Index& idx) {
+    return value(n.in[i], broadcastIndex(idx, g_[n.in[i]].shape));
+  }
+
+  Value* compute(const Node& n, const Index& idx) {
+    auto x = [&](size_t i) { return operand(n, i, idx); };
+    switch (n.op) {
+      case Op::Const: return cT(n.value);
+      case Op::Eye: return boolToT(b_.CreateICmpEQ(idx.dims[0], idx.dims[1]));
+      case Op::Dale: return select(b_.CreateICmpSLT(idx.dims[0], c64(n.a0)), cT(1), cT(-1));
+      case Op::Neg: return b_.CreateFNeg(x(0));
+      case Op::Exp: return exp(x(0));
+      case Op::Log: return call(llvm::Intrinsic::log, x(0));
+      case Op::Sqrt: return call(llvm::Intrinsic::sqrt, x(0));
+      case Op::Abs: return call(llvm::Intrinsic::fabs, x(0));
+      case Op::Tanh: {
+        // tanh(x) = 1 - 2 / (exp(2x) + 1): no vector tanh in LLVM 19, exp vectorizes (libmvec).
+        Value* e = exp(b_.CreateFMul(cT(2), x(0)));
+        return b_.CreateFSub(cT(1), b_.CreateFDiv(cT(2), b_.CreateFAdd(e, cT(1))));
+      }
+      case Op::Sigmoid: return b_.CreateFDiv(cT(1), b_.CreateFAdd(cT(1), exp(b_.CreateFNeg(x(0)))));
+      case Op::Softplus: {
+        // log(1 + e^x) = max(x, 0) + log(1 + e^-|x|), which cannot overflow.
+        Value* v = x(0);
+        Value* pos = select(b_.CreateFCmpOGT(v, cT(0)), v, cT(0));
+        Value* e = exp(b_.CreateFNeg(call(llvm::Intrinsic::fabs, v)));
+        return b_.CreateFAdd(pos, call(llvm::Intrinsic::log, b_.CreateFAdd(cT(1), e)));
+      }
+      case Op::Relu: {
+        Value* v = x(0);
+        return select(b_.CreateFCmpOGT(v, cT(0)), v, cT(0));
+      }
+      case Op::Add: return b_.CreateFAdd(x(0), x(1));
+      case Op::Sub: return b_.CreateFSub(x(0), x(1));
+      case Op::Mul: return b_.CreateFMul(x(0), x(1));
+      case Op::Div: return b_.CreateFDiv(x(0), x(1));
+      case Op::Pow: {
+        auto* pow = llvm::Intrinsic::getDeclaration(&m_, llvm::Intrinsic::pow, {T_});
+        return b_.CreateCall(pow, {x(0), x(1)});
+      }
+      case Op::Min: {  // std::min: b < a ? b : a
+        Value *a = x(0), *c = x(1);
+        return select(b_.CreateFCmpOLT(c, a), c, a);
+      }
+      case Op::Max: {  // std::max: a < b ? b : a
+        Value *a = x(0), *c = x(1);
+        return select(b_.CreateFCmpOLT(a, c), c, a);
+      }
+      case Op::Lt: return boolToT(b_.CreateFCmpOLT(x(0), x(1)));
+      case Op::Le: return boolToT(b_.CreateFCmpOLE(x(0), x(1)));
+      case Op::Clip: {
+        Value *v = x(0), *lo = x(1), *hi = x(2);
+        Value* m = select(b_.CreateFCmpOLT(v, lo), lo, v);
+        return select(b_.CreateFCmpOLT(hi, m), hi, m);
+      }
+      case Op::Outer: {
+        const Shape &sa = g_[n.in[0]].shape, &sb = g_[n.in[1]].shape;
+        Value* a = value(n.in[0], Index{sa.batched ? idx.batch : nullptr, {idx.dims[0]}});
+        Value* c = value(n.in[1], Index{sb.batched ? idx.batch : nullptr, {idx.dims[1]}});
+        return b_.CreateFMul(a, c);
+      }
+      case Op::Transpose: {
+        const Shape& s = g_[n.in[0]].shape;
+        return value(n.in[0], Index{s.batched ? idx.batch : nullptr, {idx.dims[1], idx.dims[0]}});
+      }
+      case Op::Slice: {
+        Index i = idx;
+        i.dims[n.a0] = b_.CreateAdd(i.dims[n.a0], c64(n.a1));
+        return value(n.in[0], i);
+      }
+      case Op::Squeeze: {
+        Index i = idx;
+        i.dims.insert(i.dims.begin() + n.a0, c64(0));
+        return value(n.in[0], i);
+      }
+      case Op::Unsqueeze: {
+        Index i = idx;
+        i.dims.erase(i.dims.begin() + n.a0);
+        return value(n.in[0], i);
+      }
+      case Op::Pad: {
+        // Branch-free: load at a clamped index, select zero outside [lo, lo + len).
+        int64_t len = g_[n.in[0]].shape.dims[n.a0];
+        Value* j = b_.CreateSub(idx.dims[n.a0], c64(n.a1));
+        Value* inside = b_.CreateICmpULT(j, c64(len));
+        Index i = idx;
+        i.dims[n.a0] = select(inside, j, c64(0));
+        return select(inside, value(n.in[0], i), cT(0));
+      }
+      case Op::Concat: {
+        int ax = n.shape.rank() - 1;
+        Value* result = nullptr;
+        int64_t off = 0;
+        for (size_t k = 0; k < n.in.size(); ++k) {
+          int64_t len = g_[n.in[k]].shape.dims.back();
+          Value* j = b_.CreateSub(idx.dims[ax], c64(off));
+          Value* inside = b_.CreateICmpULT(j, c64(len));
+          Index i = broadcastIndex(idx, g_[n.in[k]].shape);
+          i.dims[ax] = select(inside, j, c64(0));
+          Value* v = value(n.in[k], i);
+          result = result ? select(inside, v, result) : v;
+          off += len;
+        }
+        return result;
+      }
+      case Op::Broadcast: return x(0);
+      default:
+        throw ir::InternalError(std::string("codegen: node of op ") + ir::opName(n.op) +
+                                " must be materialized before use");
+    }
+  }
+
+  // ---- kernels -------------------------------------------------------------------------------
+
+  void pointwise(const Kernel& k, bool self) {
+    const Shape& s = g_[k.node].shape;
+    loopNest(s, [&](const Index& idx) {
+      memo_.clear();
+      store(k.out, s, idx, value(k.node, idx, self), k.accumulate);
+    });
+  }
+
+  void reduce(const Kernel& k) {
+    const Node& n = g_[k.node];
+    const Shape& out = n.shape;
+    const Shape& in = g_[n.in[0]].shape;
+    if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });
+    loopNest(in, [&](const Index& idx) {
+      memo_.clear();
+      Value* v = value(n.in[0], idx);
+      Index o{out.batched ? idx.batch : nullptr, {}};
+      if (n.op == Op::Sum && n.a0 >= 0) {
+        o.dims = idx.dims;
+        o.dims.erase(o.dims.begin() + n.a0);
+      } else if (n.op == Op::SumBatch) {
+        o.dims = idx.dims;
+      }
+      store(k.out, out, o, v, true);
+    });
+  }
+
+  // A matrix operand as stored: its place, its stored shape, and whether it is read transposed.
+  struct Mat {
+    Place place;
+    Shape stored;
+    bool trans;
+  };
+
+  Mat mat(NodeId id) {
+    const Node& n = g_[id];
+    if (n.op == Op::Transpose && fp_->placed.count(n.in[0]))
+      return {fp_->placed.at(n.in[0]), g_[n.in[0]].shape, true};
+    if (!fp_->placed.count(id))
+      throw ir::InternalError("codegen: matrix operand %" + std::to_string(id) + " is not materialized");
+    return {fp_->placed.at(id), n.shape, false};
+  }
+
+  void callGemm(bool ta, bool tb, Value* M, Value* N, Value* K, Value* A, int64_t lda, Value* B,
+                int64_t ldb, bool accumulate, Value* C, int64_t ldc) {
+    b_.CreateCall(gemm_, {b_.getInt32(ta), b_.getInt32(tb), M, N, K, A, c64(lda), B, c64(ldb),
+                          cT(accumulate ? 1.0 : 0.0), C, c64(ldc)});
+  }
+
+  void gemm(const Kernel& k) {
+    const Node& n = g_[k.node];
+    Mat a = mat(n.in[0]), bm = mat(n.in[1]);
+    const Shape& out = n.shape;
+    if (n.op == Op::BatchOuterSum) {  // Y[m,p] = A^T B over the batch: K = batch
+      int64_t m = out.dims[0], p = out.dims[1];
+      callGemm(true, false, c64(m), c64(p), batch_, base(a.place, a.stored, nullptr), m,
+               base(bm.place, bm.stored, nullptr), p, k.accumulate, base(k.out, out, nullptr), p);
+      return;
+    }
+    // Logical (per batch element) operands: A [m, kk] (a vector is [1, kk]), B [kk, p] (a vector
+    // is [kk, 1]). Stored row-major; a transposed read flips the flag and the leading dimension.
+    const Shape& la = g_[n.in[0]].shape;
+    const Shape& lb = g_[n.in[1]].shape;
+    int64_t m = la.rank() == 2 ? la.dims[0] : 1;
+    int64_t kk = la.dims.back();
+    int64_t p = lb.rank() == 2 ? lb.dims[1] : 1;
+    int64_t lda = a.stored.rank() == 2 ? a.stored.dims[1] : kk;
+    int64_t ldb = bm.stored.rank() == 2 ? bm.stored.dims[1] : 1;
+    bool ta = a.trans, tb = bm.trans;
+    const bool aB = a.stored.batched, bB = bm.stored.batched;
+
+    if (aB == false && bB && lb.rank() == 1 && !tb) {
+      // y_b = A x_b for all b at once: Y[B, m] = X[B, kk] A^T.
+      callGemm(false, !ta, batch_, c64(m), c64(kk), base(bm.place, bm.stored, nullptr), kk,
+               base(a.place, a.stored, nullptr), lda, k.accumulate, base(k.out, out, nullptr), m);
+      return;
+    }
+    if (aB && !bB && la.rank() == 1 && !ta) {
+      // y_b = x_b B for all b at once: Y[B, p] = X[B, kk] B.
+      callGemm(false, tb, batch_, c64(p), c64(kk), base(a.place, a.stored, nullptr), kk,
+               base(bm.place, bm.stored, nullptr), ldb, k.accumulate, base(k.out, out, nullptr), p);
+      return;
+    }
+    auto one = [&](Value* bi) {
+      callGemm(ta, tb, c64(m), c64(p), c64(kk), base(a.place, a.stored, aB ? bi : nullptr), lda,
+               base(bm.place, bm.stored, bB ? bi : nullptr), ldb, k.accumulate,
+               base(k.out, out, out.batched ? bi : nullptr), p);
+    };
+    if (out.batched) loop(batch_, one, "b");
+    else one(nullptr);
+  }
+
+  llvm::LLVMContext& ctx_;
+  llvm::Module& m_;
+  llvm::IRBuilder<> b_;
+  const StepIR& ir_;
+  const ir::Graph& g_;
+  llvm::Type *T_, *i64_, *i32_, *ptr_;
+  llvm::Function* gemm_;
+  llvm::Function* fn_ = nullptr;
+  Value* batch_ = nullptr;
+  Value* bufs_[static_cast<int>(Buf::kCount)] = {};
+  const FunctionPlan* fp_ = nullptr;
+  std::map<std::pair<NodeId, Index>, Value*> memo_;
+};
+
+}  // namespace
+
+std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& ir,
+                                         const Plan& plan, Precision precision,
+                                         const std::string& prefix) {
+  auto m = std::make_unique<llvm::Module>(prefix, ctx);
+  Emitter e(ctx, *m, ir, precision);
+  e.function(prefix + "_forward", plan.forward);
+  e.function(prefix + "_backward", plan.backward);
+  std::string err;
+  llvm::raw_string_ostream os(err);
+  if (llvm::verifyModule(*m, &os)) throw ir::InternalError("codegen produced invalid LLVM IR: " + os.str());
+  return m;
+}
+
+}  // namespace cellc::codegen

@@ -1,0 +1,320 @@
+#include "codegen/Plan.h"
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace cellc::codegen {
+
+using ir::Graph;
+using ir::Node;
+using ir::NodeId;
+using ir::Op;
+using ir::OpKind;
+
+const char* bufName(Buf b) {
+  static const char* names[] = {"params", "state", "input", "noise", "adj_state", "adj_output",
+                                "state_next", "output", "tape", "d_state", "d_input", "d_params",
+                                "scratch"};
+  return names[static_cast<int>(b)];
+}
+
+namespace {
+
+bool isTranscendental(Op op) {
+  switch (op) {
+    case Op::Exp: case Op::Log: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Sqrt:
+    case Op::Pow:
+      return true;
+    default: return false;
+  }
+}
+
+bool isConstantLike(Op op) { return op == Op::Const || op == Op::Eye || op == Op::Dale; }
+
+// Allocates buffer space: unbatched values first (fixed), batched ones after (per batch).
+struct Allocator {
+  Buf buf;
+  Extent extent;
+  std::vector<std::pair<NodeId, bool>> pending;  // (node, batched), placed in finish()
+  Place alloc(const Node& n) {
+    Place p{buf, 0, 0};
+    if (n.shape.batched) {
+      p.perBatch = extent.perBatch;
+      extent.perBatch += n.shape.numel();
+    } else {
+      p.fixed = extent.fixed;
+      extent.fixed += n.shape.numel();
+    }
+    return p;
+  }
+};
+
+struct Root {
+  NodeId node;
+  Place dest;
+  bool accumulate;
+};
+
+class FunctionPlanner {
+ public:
+  FunctionPlanner(const Graph& g, FunctionPlan& out) : g_(g), out_(out) {}
+
+  // available: nodes with a place before the function runs (leaves, tape for backward).
+  // force: nodes to materialize even if fused would do. home(n): where a materialized node lives.
+  void run(const std::vector<Root>& roots, const std::set<NodeId>& force,
+           const std::function<Place(NodeId)>& home) {
+    std::vector<NodeId> rootIds;
+    for (const Root& r : roots) rootIds.push_back(r.node);
+    std::vector<NodeId> order = order_(rootIds);
+    std::unordered_map<NodeId, int> users;
+    for (NodeId id : order)
+      for (NodeId i : g_[id].in) ++users[i];
+    for (const Root& r : roots) ++users[r.node];
+
+    // Decide materialization, operands first.
+    std::set<NodeId> mat;
+    for (NodeId id : order) {
+      if (out_.placed.count(id)) continue;
+      const Node& n = g_[id];
+      if (isConstantLike(n.op)) continue;
+      bool m = ir::opKind(n.op) == OpKind::Contract || force.count(id) > 0;
+      if (users[id] >= 2 && !isView(id)) m = true;
+      if (m) mat.insert(id);
+      if (n.op == Op::MatMul || n.op == Op::BatchOuterSum)
+        for (NodeId operand : n.in) {
+          NodeId base = g_[operand].op == Op::Transpose ? g_[operand].in[0] : operand;
+          if (!out_.placed.count(base) && !isConstantLike(g_[base].op)) mat.insert(base);
+          else if (isConstantLike(g_[base].op)) mat.insert(base);
+        }
+    }
+    // Roots used only as a root compute straight into their destination.
+    std::set<NodeId> direct;
+    for (const Root& r : roots)
+      if (users[r.node] == 1 && !out_.placed.count(r.node)) direct.insert(r.node);
+
+    for (NodeId id : order) {
+      if (!mat.count(id) || out_.placed.count(id)) continue;
+      const Root* r = nullptr;
+      for (const Root& rr : roots)
+        if (rr.node == id && direct.count(id)) r = &rr;
+      Place p = r ? r->dest : home(id);
+      out_.kernels.push_back({kindOf(id), id, p, r ? r->accumulate : false});
+      out_.placed[id] = p;
+    }
+    for (const Root& r : roots) {
+      if (direct.count(r.node) && out_.placed.count(r.node) && samePlace(out_.placed[r.node], r.dest))
+        continue;  // computed in place above
+      if (direct.count(r.node) && !out_.placed.count(r.node)) {
+        out_.kernels.push_back({Kernel::Kind::Pointwise, r.node, r.dest, r.accumulate});
+        continue;
+      }
+      out_.kernels.push_back({Kernel::Kind::Copy, r.node, r.dest, r.accumulate});
+    }
+  }
+
+ private:
+  static bool samePlace(const Place& a, const Place& b) {
+    return a.buf == b.buf && a.fixed == b.fixed && a.perBatch == b.perBatch;
+  }
+
+  Kernel::Kind kindOf(NodeId id) const {
+    switch (g_[id].op) {
+      case Op::MatMul: case Op::BatchOuterSum: return Kernel::Kind::Gemm;
+      case Op::Sum: case Op::SumBatch: return Kernel::Kind::Reduce;
+      default: return Kernel::Kind::Pointwise;
+    }
+  }
+
+  // A view re-indexes one buffer (or a constant): cheap to recompute at every use.
+  bool isView(NodeId id) const {
+    const Node& n = g_[id];
+    switch (n.op) {
+      case Op::Broadcast: case Op::Transpose: case Op::Slice: case Op::Squeeze: case Op::Unsqueeze:
+        return out_.placed.count(n.in[0]) || isConstantLike(g_[n.in[0]].op) || isView(n.in[0]);
+      default: return false;
+    }
+  }
+
+  // Topological order of what this function computes, stopping at placed nodes.
+  std::vector<NodeId> order_(const std::vector<NodeId>& roots) {
+    std::vector<NodeId> order;
+    std::set<NodeId> seen;
+    std::vector<std::pair<NodeId, size_t>> stack;
+    for (NodeId r : roots) {
+      if (seen.count(r)) continue;
+      seen.insert(r);
+      stack.push_back({r, 0});
+      while (!stack.empty()) {
+        auto& [id, next] = stack.back();
+        const Node& n = g_[id];
+        bool stop = out_.placed.count(id) > 0;
+        if (!stop && next < n.in.size()) {
+          NodeId c = n.in[next++];
+          if (seen.insert(c).second) stack.push_back({c, 0});
+          continue;
+        }
+        order.push_back(id);
+        stack.pop_back();
+      }
+    }
+    return order;
+  }
+
+  const Graph& g_;
+  FunctionPlan& out_;
+};
+
+void placeLeaves(const StepIR& ir, FunctionPlan& fp, bool backward) {
+  const Graph& g = ir.g;
+  for (NodeId id = 0; id < static_cast<NodeId>(g.size()); ++id) {
+    const Node& n = g[id];
+    const std::vector<ir::Slot>* slots = nullptr;
+    Buf buf;
+    switch (n.op) {
+      case Op::Param: slots = &ir.layout.params; buf = Buf::Params; break;
+      case Op::State: slots = &ir.layout.states; buf = Buf::State; break;
+      case Op::Input: slots = &ir.layout.inputs; buf = Buf::Input; break;
+      case Op::Noise: slots = &ir.layout.noises; buf = Buf::Noise; break;
+      case Op::AdjState: slots = &ir.layout.states; buf = Buf::AdjState; break;
+      case Op::AdjOutput: slots = &ir.layout.outputs; buf = Buf::AdjOutput; break;
+      default: continue;
+    }
+    if (!backward && (buf == Buf::AdjState || buf == Buf::AdjOutput)) continue;
+    const ir::Slot& s = (*slots)[n.a0];
+    fp.placed[id] = buf == Buf::Params ? Place{buf, s.offset, 0} : Place{buf, 0, s.offset};
+  }
+}
+
+// Nodes reachable from the forward roots.
+std::set<NodeId> reachable(const Graph& g, const std::vector<NodeId>& roots) {
+  std::vector<NodeId> o = ir::topoOrder(g, roots);
+  return {o.begin(), o.end()};
+}
+
+}  // namespace
+
+Plan makePlan(const StepIR& ir) {
+  const Graph& g = ir.g;
+  Plan plan;
+  std::set<NodeId> fwdSet = reachable(g, ir.forwardRoots());
+
+  // Forward nodes the backward computation reads directly (the boundary).
+  std::set<NodeId> boundary;
+  {
+    std::vector<NodeId> bwOrder = ir::topoOrder(g, ir.backwardRoots());
+    for (NodeId id : bwOrder) {
+      if (fwdSet.count(id)) continue;
+      for (NodeId i : g[id].in)
+        if (fwdSet.count(i)) boundary.insert(i);
+    }
+    for (NodeId r : ir.backwardRoots())
+      if (fwdSet.count(r)) boundary.insert(r);
+  }
+  std::set<NodeId> force;
+  for (NodeId b : boundary) {
+    Op op = g[b].op;
+    if (isTranscendental(op) || ir::opKind(op) == OpKind::Contract) force.insert(b);
+  }
+
+  // Forward roots.
+  std::vector<Root> fwdRoots;
+  for (size_t i = 0; i < ir.stateNext.size(); ++i)
+    fwdRoots.push_back({ir.stateNext[i], {Buf::StateNext, 0, ir.layout.states[i].offset}, false});
+  for (size_t i = 0; i < ir.outputs.size(); ++i)
+    fwdRoots.push_back({ir.outputs[i], {Buf::Output, 0, ir.layout.outputs[i].offset}, false});
+
+  // A dry run of the forward plan tells what the forward materializes; the tape is then the
+  // materialized values the backward reaches through recomputable (fused) nodes.
+  std::set<NodeId> tape;
+  {
+    FunctionPlan dry;
+    placeLeaves(ir, dry, false);
+    Allocator scratch{Buf::Scratch};
+    FunctionPlanner(g, dry).run(fwdRoots, force, [&](NodeId id) { return scratch.alloc(g[id]); });
+    std::set<NodeId> seen;
+    std::function<void(NodeId)> visit = [&](NodeId id) {
+      if (!seen.insert(id).second) return;
+      const Node& n = g[id];
+      if (ir::opKind(n.op) == OpKind::Leaf || isConstantLike(n.op)) return;
+      if (dry.placed.count(id)) {
+        tape.insert(id);
+        return;
+      }
+      for (NodeId i : n.in) visit(i);
+    };
+    for (NodeId b : boundary) visit(b);
+  }
+
+  // The forward plan, with taped nodes homed in the tape. A taped forward root is computed into
+  // the tape and copied to its destination.
+  Allocator tapeAlloc{Buf::Tape}, fwdScratch{Buf::Scratch}, bwdScratch{Buf::Scratch};
+  std::unordered_map<NodeId, Place> tapePlace;
+  for (NodeId id : tape) tapePlace[id] = tapeAlloc.alloc(g[id]);
+  // Batched tape entries sit after the unbatched ones.
+  for (auto& [id, p] : tapePlace)
+    if (g[id].shape.batched) p.fixed = tapeAlloc.extent.fixed;
+  plan.tape = tapeAlloc.extent;
+  plan.tapeNodes.assign(tape.begin(), tape.end());
+
+  placeLeaves(ir, plan.forward, false);
+  std::set<NodeId> fwdForce = force;
+  fwdForce.insert(tape.begin(), tape.end());
+  FunctionPlanner(g, plan.forward).run(fwdRoots, fwdForce, [&](NodeId id) {
+    auto it = tapePlace.find(id);
+    return it != tapePlace.end() ? it->second : fwdScratch.alloc(g[id]);
+  });
+  // Fix up: any taped node computed directly into a root destination gets a copy into the tape.
+  for (NodeId id : tape) {
+    Place p = plan.forward.placed.at(id);
+    if (p.buf != Buf::Tape) plan.forward.kernels.push_back({Kernel::Kind::Copy, id, tapePlace[id], false});
+  }
+
+  // Backward: leaves, the tape, and the adjoint leaves are available.
+  placeLeaves(ir, plan.backward, true);
+  for (auto& [id, p] : tapePlace) plan.backward.placed[id] = p;
+  std::vector<Root> bwRoots;
+  for (size_t i = 0; i < ir.dState.size(); ++i)
+    bwRoots.push_back({ir.dState[i], {Buf::DState, 0, ir.layout.states[i].offset}, false});
+  for (size_t i = 0; i < ir.dInput.size(); ++i)
+    bwRoots.push_back({ir.dInput[i], {Buf::DInput, 0, ir.layout.inputs[i].offset}, false});
+  for (size_t i = 0; i < ir.dParam.size(); ++i)
+    bwRoots.push_back({ir.dParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
+  FunctionPlanner(g, plan.backward).run(bwRoots, {}, [&](NodeId id) { return bwdScratch.alloc(g[id]); });
+
+  plan.scratch.fixed = std::max(fwdScratch.extent.fixed, bwdScratch.extent.fixed);
+  plan.scratch.perBatch = std::max(fwdScratch.extent.perBatch, bwdScratch.extent.perBatch);
+  // Batched scratch entries sit after the unbatched ones.
+  for (FunctionPlan* fp : {&plan.forward, &plan.backward}) {
+    for (Kernel& k : fp->kernels)
+      if (k.out.buf == Buf::Scratch && g[k.node].shape.batched) k.out.fixed = plan.scratch.fixed;
+    for (auto& [id, p] : fp->placed)
+      if (p.buf == Buf::Scratch && g[id].shape.batched) p.fixed = plan.scratch.fixed;
+  }
+  return plan;
+}
+
+std::string printPlan(const StepIR& ir, const Plan& plan) {
+  std::ostringstream os;
+  auto place = [](const Place& p) {
+    std::ostringstream s;
+    s << bufName(p.buf) << "+" << p.fixed;
+    if (p.perBatch) s << "+B*" << p.perBatch;
+    return s.str();
+  };
+  static const char* kinds[] = {"pointwise", "reduce", "gemm", "copy"};
+  for (auto [name, fp] : {std::pair{"forward", &plan.forward}, std::pair{"backward", &plan.backward}}) {
+    os << "# " << name << ": " << fp->kernels.size() << " kernels\n";
+    for (const Kernel& k : fp->kernels)
+      os << "  " << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("
+         << ir::opName(ir.g[k.node].op) << " " << ir.g[k.node].shape.str() << ") -> "
+         << place(k.out) << (k.accumulate ? " (+=)" : "") << "\n";
+  }
+  os << "# tape: " << plan.tape.fixed << " + B*" << plan.tape.perBatch << " elements:";
+  for (NodeId id : plan.tapeNodes) os << " %" << id;
+  os << "\n# scratch: " << plan.scratch.fixed << " + B*" << plan.scratch.perBatch << " elements\n";
+  return os.str();
+}
+
+}  // namespace cellc::codegen

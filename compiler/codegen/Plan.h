@@ -1,0 +1,72 @@
+// Scheduling a step graph into kernels, before any LLVM: which nodes get a buffer of their own
+// (materialized), which are fused into the loops of their users, where each buffer lives, and what
+// the forward pass saves for the backward pass (the tape).
+//
+// Fusion: pointwise nodes (elementwise ops, and index remappings such as outer, transpose, slice,
+// pad, concat, broadcast) are computed inline in the loop of the node that uses them. A node is
+// materialized when it is a matrix product or reduction, an operand of a matrix product, used more
+// than once (and not a mere view of a buffer), or a root.
+//
+// The tape: the backward pass reads forward values that the forward pass materialized anyway
+// (matrix products, shared values) from the tape, and recomputes the single-use pointwise chains
+// in between (cheaper than a store and a load). Transcendental values the backward pass needs
+// (tanh, sigmoid, exp, ...) are always materialized and taped: their derivative rules reuse them,
+// and recomputing them costs more than the memory traffic.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "pipeline/Lower.h"
+
+namespace cellc::codegen {
+
+// The buffers a step function sees, in the order of its `bufs` argument.
+enum class Buf : uint8_t {
+  Params, State, Input, Noise, AdjState, AdjOutput,   // read
+  StateNext, Output, Tape, DState, DInput, DParams,   // written (Tape read by backward)
+  Scratch,
+  kCount
+};
+const char* bufName(Buf b);
+
+// Where a value lives: element 0 of batch element b is at bufs[buf] + fixed + B * perBatch + b *
+// numel (batched values) or bufs[buf] + fixed + B * perBatch (unbatched ones).
+struct Place {
+  Buf buf = Buf::kCount;
+  int64_t fixed = 0;
+  int64_t perBatch = 0;
+};
+
+struct Kernel {
+  enum class Kind { Pointwise, Reduce, Gemm, Copy };
+  Kind kind;
+  ir::NodeId node;
+  Place out;
+  bool accumulate = false;  // out += value (param gradients accumulate over time steps)
+};
+
+struct FunctionPlan {
+  std::vector<Kernel> kernels;
+  std::unordered_map<ir::NodeId, Place> placed;  // leaves, taped and materialized nodes
+};
+
+// Sizes in elements: fixed + B * perBatch.
+struct Extent {
+  int64_t fixed = 0, perBatch = 0;
+  int64_t at(int64_t batch) const { return fixed + batch * perBatch; }
+};
+
+struct Plan {
+  FunctionPlan forward, backward;
+  Extent tape, scratch;
+  std::vector<ir::NodeId> tapeNodes;
+};
+
+Plan makePlan(const StepIR& ir);
+
+// Human-readable plan, for `cellc emit-llvm --plan` and debugging.
+std::string printPlan(const StepIR& ir, const Plan& plan);
+
+}  // namespace cellc::codegen

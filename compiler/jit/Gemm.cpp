@@ -1,0 +1,48 @@
+// The matrix-product kernel that generated code calls: C = op(A) op(B) + beta C on row-major
+// buffers with leading dimensions, through Eigen's GEMM/GEMV. Kept out of the LLVM translation
+// units; the JIT resolves these symbols to this process.
+#include <Eigen/Core>
+#include <cstdint>
+
+namespace {
+
+template <class T>
+void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  using MMap = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
+  if (M == 0 || N == 0) return;
+  MMap c(C, M, N, Eigen::OuterStride<>(ldc));
+  if (K == 0) {
+    if (beta == T(0)) c.setZero();
+    return;
+  }
+  CMap a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
+  CMap b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
+  if (beta == T(0)) {
+    if (ta && tb) c.noalias() = a.transpose() * b.transpose();
+    else if (ta) c.noalias() = a.transpose() * b;
+    else if (tb) c.noalias() = a * b.transpose();
+    else c.noalias() = a * b;
+  } else {
+    if (ta && tb) c.noalias() += a.transpose() * b.transpose();
+    else if (ta) c.noalias() += a.transpose() * b;
+    else if (tb) c.noalias() += a * b.transpose();
+    else c.noalias() += a * b;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+// beta is 0 (overwrite) or 1 (accumulate): that is all the code generator emits.
+void cellc_gemm_f64(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const double* A,
+                    int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+void cellc_gemm_f32(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+}

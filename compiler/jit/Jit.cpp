@@ -1,0 +1,216 @@
+#include "jit/Jit.h"
+
+#include <mutex>
+
+#include "llvm/Analysis/TargetLibraryInfo.h"
+#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/ExecutionEngine/Orc/ThreadSafeModule.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/DynamicLibrary.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+
+extern "C" {
+void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                    const double*, int64_t, double, double*, int64_t);
+void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                    const float*, int64_t, float, float*, int64_t);
+}
+
+namespace cellc {
+
+struct JitSession {
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+};
+
+namespace {
+
+std::string errorText(llvm::Error err) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << err;
+  return s;
+}
+
+template <class V>
+V unwrap(llvm::Expected<V> v, const char* what) {
+  if (!v) throw JitError(std::string(what) + ": " + errorText(v.takeError()));
+  return std::move(*v);
+}
+
+// One-time process set-up: native target, and glibc's libmvec for vectorized exp/log.
+void initLLVM() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::sys::DynamicLibrary::LoadLibraryPermanently("libmvec.so.1");
+  });
+}
+
+std::unique_ptr<llvm::TargetMachine> hostMachine() {
+  auto jtmb = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
+  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  return unwrap(jtmb.createTargetMachine(), "creating the target machine");
+}
+
+// O3 for the host CPU, with calls to exp/log mapped to libmvec's vector variants (the TLI must
+// be registered before the default function analyses).
+void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
+  m.setDataLayout(tm.createDataLayout());
+  m.setTargetTriple(tm.getTargetTriple().str());
+  for (llvm::Function& f : m) {
+    if (f.isDeclaration()) continue;
+    f.addFnAttr("target-cpu", tm.getTargetCPU());
+    f.addFnAttr("target-features", tm.getTargetFeatureString());
+  }
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PipelineTuningOptions pto;
+  pto.LoopVectorization = true;
+  pto.SLPVectorization = true;
+  llvm::PassBuilder pb(&tm, pto);
+  llvm::Triple triple(m.getTargetTriple());
+  llvm::TargetLibraryInfoImpl tlii(triple);
+  tlii.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, triple);
+  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  mpm.run(m, mam);
+}
+
+template <class T>
+constexpr codegen::Precision precisionOf() {
+  return std::is_same_v<T, double> ? codegen::Precision::F64 : codegen::Precision::F32;
+}
+
+}  // namespace
+
+template <class T>
+CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd,
+                              ir::Layout layout, codegen::Plan plan)
+    : session_(std::move(session)), fwd_(fwd), bwd_(bwd), layout_(std::move(layout)),
+      plan_(std::move(plan)) {}
+
+template <class T>
+CompiledCell<T>::~CompiledCell() = default;
+
+template <class T>
+T* CompiledCell<T>::scratch(int64_t batch) {
+  size_t need = static_cast<size_t>(plan_.scratch.at(batch));
+  if (scratch_.size() < need) scratch_.resize(need);
+  return scratch_.data();
+}
+
+template <class T>
+void CompiledCell<T>::forward(const T* params, const T* state, const T* input, const T* noise,
+                              T* stateNext, T* output, T* tape, int64_t batch) {
+  using codegen::Buf;
+  T* bufs[static_cast<int>(Buf::kCount)] = {};
+  bufs[int(Buf::Params)] = const_cast<T*>(params);
+  bufs[int(Buf::State)] = const_cast<T*>(state);
+  bufs[int(Buf::Input)] = const_cast<T*>(input);
+  bufs[int(Buf::Noise)] = const_cast<T*>(noise);
+  bufs[int(Buf::StateNext)] = stateNext;
+  bufs[int(Buf::Output)] = output;
+  bufs[int(Buf::Tape)] = tape;
+  bufs[int(Buf::Scratch)] = scratch(batch);
+  fwd_(bufs, batch);
+}
+
+template <class T>
+void CompiledCell<T>::backward(const T* params, const T* state, const T* input, const T* noise,
+                               const T* tape, const T* dStateNext, const T* dOutput, T* dState,
+                               T* dInput, T* dParams, int64_t batch) {
+  using codegen::Buf;
+  T* bufs[static_cast<int>(Buf::kCount)] = {};
+  bufs[int(Buf::Params)] = const_cast<T*>(params);
+  bufs[int(Buf::State)] = const_cast<T*>(state);
+  bufs[int(Buf::Input)] = const_cast<T*>(input);
+  bufs[int(Buf::Noise)] = const_cast<T*>(noise);
+  bufs[int(Buf::Tape)] = const_cast<T*>(tape);
+  bufs[int(Buf::AdjState)] = const_cast<T*>(dStateNext);
+  bufs[int(Buf::AdjOutput)] = const_cast<T*>(dOutput);
+  bufs[int(Buf::DState)] = dState;
+  bufs[int(Buf::DInput)] = dInput;
+  bufs[int(Buf::DParams)] = dParams;
+  bufs[int(Buf::Scratch)] = scratch(batch);
+  bwd_(bufs, batch);
+}
+
+template <class T>
+std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir) {
+  initLLVM();
+  codegen::Plan plan = codegen::makePlan(ir);
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> m;
+  try {
+    m = codegen::emitModule(*ctx, ir, plan, precisionOf<T>(), "cell");
+  } catch (const ir::InternalError& e) {
+    throw JitError(e.what());
+  }
+  auto tm = hostMachine();
+  optimize(*m, *tm);
+
+  auto jtmb = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
+  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  auto session = std::make_shared<JitSession>();
+  session->jit = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(),
+                        "creating the JIT");
+  llvm::orc::LLJIT& jit = *session->jit;
+  llvm::orc::JITDylib& lib = jit.getMainJITDylib();
+  lib.addGenerator(unwrap(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+                              jit.getDataLayout().getGlobalPrefix()),
+                          "opening this process's symbols"));
+  llvm::orc::SymbolMap gemms;
+  gemms[jit.mangleAndIntern("cellc_gemm_f64")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f64),
+                                                  llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_gemm_f32")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f32),
+                                                  llvm::JITSymbolFlags::Exported};
+  if (auto err = lib.define(llvm::orc::absoluteSymbols(std::move(gemms))))
+    throw JitError("defining the GEMM symbols: " + errorText(std::move(err)));
+  if (auto err = jit.addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+    throw JitError("adding the module: " + errorText(std::move(err)));
+  using Fn = typename CompiledCell<T>::Fn;
+  Fn fwd = unwrap(jit.lookup("cell_forward"), "linking the forward step").template toPtr<Fn>();
+  Fn bwd = unwrap(jit.lookup("cell_backward"), "linking the backward step").template toPtr<Fn>();
+  return std::make_unique<CompiledCell<T>>(std::move(session), fwd, bwd, ir.layout, std::move(plan));
+}
+
+std::string emitLLVM(const StepIR& ir, codegen::Precision precision, bool opt) {
+  initLLVM();
+  codegen::Plan plan = codegen::makePlan(ir);
+  llvm::LLVMContext ctx;
+  std::unique_ptr<llvm::Module> m;
+  try {
+    m = codegen::emitModule(ctx, ir, plan, precision, "cell");
+  } catch (const ir::InternalError& e) {
+    throw JitError(e.what());
+  }
+  if (opt) {
+    auto tm = hostMachine();
+    optimize(*m, *tm);
+  }
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  m->print(os, nullptr);
+  return s;
+}
+
+template class CompiledCell<float>;
+template class CompiledCell<double>;
+template std::unique_ptr<CompiledCell<float>> compileCell<float>(const StepIR&);
+template std::unique_ptr<CompiledCell<double>> compileCell<double>(const StepIR&);
+
+}  // namespace cellc

@@ -1,0 +1,58 @@
+// JIT compilation of a lowered step through LLVM ORC (LLJIT), in float32 or float64, tuned to the
+// host CPU. No LLVM header leaks out of here.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "codegen/EmitLLVM.h"
+#include "codegen/Plan.h"
+#include "pipeline/StepKernel.h"
+
+namespace cellc {
+
+// The JIT could not compile or link the generated code: a compiler bug or a broken LLVM install,
+// reported as an error, never a crash.
+struct JitError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct JitSession;  // owns the LLJIT instance and the code
+
+template <class T>
+class CompiledCell final : public StepKernel<T> {
+ public:
+  using Fn = void (*)(T* const* bufs, int64_t batch);
+  CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, ir::Layout layout,
+               codegen::Plan plan);
+  ~CompiledCell() override;
+
+  const ir::Layout& layout() const override { return layout_; }
+  int64_t tapeSize(int64_t batch) const override { return plan_.tape.at(batch); }
+  void forward(const T* params, const T* state, const T* input, const T* noise, T* stateNext,
+               T* output, T* tape, int64_t batch) override;
+  void backward(const T* params, const T* state, const T* input, const T* noise, const T* tape,
+                const T* dStateNext, const T* dOutput, T* dState, T* dInput, T* dParams,
+                int64_t batch) override;
+  const codegen::Plan& plan() const { return plan_; }
+
+ private:
+  T* scratch(int64_t batch);
+
+  std::shared_ptr<JitSession> session_;
+  Fn fwd_, bwd_;
+  ir::Layout layout_;
+  codegen::Plan plan_;
+  std::vector<T> scratch_;  // per instance: a CompiledCell is not shared between threads
+};
+
+// Compiles both steps. Throws JitError.
+template <class T>
+std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir);
+
+// The module as LLVM IR text, optimized (O3, host CPU) or as emitted.
+std::string emitLLVM(const StepIR& ir, codegen::Precision precision, bool optimize);
+
+}  // namespace cellc
