@@ -1,0 +1,40 @@
+// `cellc grad`, `cellc emit-llvm`: what the compiler derives and generates for a cell.
+#include <iostream>
+
+#include "Cli.h"
+#include "autodiff/PrintGrad.h"
+#include "codegen/Plan.h"
+#include "jit/Jit.h"
+#include "pipeline/Lower.h"
+
+namespace cellc::cli {
+
+int runGrad(const Args& a) {
+  std::optional<Program> prog = loadOrReport(a.positional[0], a.overrides);
+  if (!prog) return 1;
+  StepIR ir = lower(*prog);
+  if (a.flag("graph")) {
+    std::cout << "# forward\n" << ir::printGraph(ir.g, ir.forwardRoots());
+    std::cout << "# backward\n" << ir::printGraph(ir.g, ir.backwardRoots());
+    return 0;
+  }
+  std::cout << autodiff::printGradient(*prog, ir);
+  return 0;
+}
+
+int runEmitLLVM(const Args& a) {
+  std::optional<Program> prog = loadOrReport(a.positional[0], a.overrides);
+  if (!prog) return 1;
+  StepIR ir = lower(*prog);
+  std::string precision = a.get("precision", "f32");
+  if (precision != "f32" && precision != "f64") throw UsageError("--precision is f32 or f64");
+  if (a.flag("plan")) {
+    std::cout << codegen::printPlan(ir, codegen::makePlan(ir));
+    return 0;
+  }
+  std::cout << emitLLVM(ir, precision == "f64" ? codegen::Precision::F64 : codegen::Precision::F32,
+                        !a.flag("O0"));
+  return 0;
+}
+
+}  // namespace cellc::cli

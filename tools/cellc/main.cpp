@@ -1,0 +1,45 @@
+// cellc: the command-line front door. Each subcommand lives in its own file (commands/*.cpp) and
+// registers itself in the table below.
+#include <cstring>
+#include <iostream>
+
+#include "Cli.h"
+
+int main(int argc, char** argv) {
+  using namespace cellc::cli;
+  const auto& cmds = commands();
+  auto usage = [&](std::ostream& os) {
+    os << "usage: cellc <command> [options] ...\n\ncommands:\n";
+    for (const Command& c : cmds) os << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
+    os << "\nRun 'cellc <command> --help' for a command's options.\n";
+  };
+  if (argc < 2) {
+    usage(std::cerr);
+    return kUsageError;
+  }
+  std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(std::cout);
+    return 0;
+  }
+  for (const Command& c : cmds)
+    if (name == c.name) {
+      try {
+        Args args = Args::parse(argc - 2, argv + 2, c);
+        if (args.help) {
+          std::cout << c.help;
+          return 0;
+        }
+        return c.run(args);
+      } catch (const UsageError& e) {
+        std::cerr << "cellc " << c.name << ": " << e.what() << "\n(see 'cellc " << c.name << " --help')\n";
+        return kUsageError;
+      } catch (const std::exception& e) {
+        std::cerr << "cellc " << c.name << ": error: " << e.what() << "\n";
+        return 1;
+      }
+    }
+  std::cerr << "cellc: unknown command '" << name << "'\n\n";
+  usage(std::cerr);
+  return kUsageError;
+}
