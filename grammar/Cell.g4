@@ -5,9 +5,35 @@ grammar Cell;
 
 @lexer::members {
   int bracketDepth = 0;
+
+  // A newline inside brackets continues the statement, unless the next line plainly starts a new
+  // one (a declaration keyword, '}', or a primed equation `h' = ...`): then a bracket was left
+  // unclosed, and ending the statement here keeps the error on its own line.
+  bool nextLineStartsStatement() {
+    size_t k = 1;
+    auto la = [&](size_t i) { return _input->LA(static_cast<ssize_t>(i)); };
+    auto blank = [&](size_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f'; };
+    while (blank(la(k)) || la(k) == '\n') ++k;
+    if (la(k) == '}') return true;
+    std::string word;
+    while (std::isalnum(static_cast<int>(la(k))) || la(k) == '_') word += static_cast<char>(la(k++));
+    if (word == "cell" || word == "dim" || word == "input" || word == "noise" || word == "state" ||
+        word == "param" || word == "const" || word == "output")
+      return true;
+    if (word.empty()) return false;
+    while (blank(la(k))) ++k;
+    if (la(k) != '\'') return false;
+    ++k;
+    while (blank(la(k))) ++k;
+    return la(k) == '=';
+  }
 }
 
+// The whole file. cellc parses a file statement by statement (stmtLine), splitting the token
+// stream at top-level newlines and ';', so one error never cascades into the next statement;
+// `file` states the full language and is what the statement parser's pieces add up to.
 file      : sep* cellDecl sep* EOF ;
+stmtLine  : stmt EOF ;
 cellDecl  : CELL name=IDENT sep* LBRACE sep* (stmt (sep+ stmt)*)? sep* RBRACE ;
 sep       : NEWLINE | SEMI ;
 
@@ -78,7 +104,12 @@ CARET  : '^' ;
 IDENT  : [A-Za-z_] [A-Za-z0-9_]* ;
 NUMBER : ( [0-9]+ ('.' [0-9]*)? | '.' [0-9]+ ) ([eE] [+-]? [0-9]+)? ;
 
-NEWLINE : '\r'? '\n' { if (bracketDepth > 0) skip(); } ;
+NEWLINE : '\r'? '\n' {
+  if (bracketDepth > 0) {
+    if (nextLineStartsStatement()) bracketDepth = 0;
+    else skip();
+  }
+} ;
 COMMENT : '#' ~[\r\n]* -> skip ;
 WS      : [ \t\f]+ -> skip ;
 // Anything else becomes one token that the parser never expects; the error listener names it.

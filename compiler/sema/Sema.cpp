@@ -82,6 +82,14 @@ const std::map<std::string, InitInfo>& initializers() {
   return inits;
 }
 
+// Sizes are capped so that no value's element count can overflow and no typo allocates terabytes.
+constexpr int64_t kMaxSize = int64_t{1} << 28;
+
+std::string article(const std::string& word) {
+  return std::string(word.find_first_of("aeiou") == 0 ? "an " : "a ");
+}
+std::string aKind(SymKind k) { return article(symKindName(k)) + symKindName(k); }
+
 size_t editDistance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -143,7 +151,7 @@ class Checker {
       if (auto it = prog_.byName.find(s.name); it != prog_.byName.end()) {
         const Symbol& prev = prog_.symbols[it->second];
         error(Code::E201, s.loc,
-              "'" + s.name + "' is already declared as a " + symKindName(prev.kind) + " at line " +
+              "'" + s.name + "' is already declared as " + aKind(prev.kind) + " at line " +
                   std::to_string(prev.stmt->loc.line));
         continue;
       }
@@ -159,10 +167,18 @@ class Checker {
   void applyOverrides() {
     for (const auto& [name, value] : overrides_) {
       const Symbol* sym = prog_.find(name);
-      if (!sym || (sym->kind != SymKind::Dim && sym->kind != SymKind::Const)) {
+      if (!sym) {
         error(Code::E401, {0, 0},
-              "-D " + name + ": the cell has no dim or const named '" + name + "'" +
-                  suggestion(name));
+              "-D " + name + ": the cell has no dim or const named '" + name + "'" + suggestion(name));
+        continue;
+      }
+      if (sym->kind != SymKind::Dim && sym->kind != SymKind::Const) {
+        error(Code::E401, {0, 0},
+              "-D " + name + ": '" + name + "' is " + aKind(sym->kind) + "; only dims and consts can be overridden");
+        continue;
+      }
+      if (!std::isfinite(value)) {
+        error(Code::E401, {0, 0}, "-D " + name + ": the value must be a finite number");
         continue;
       }
       Stmt& s = const_cast<Stmt&>(*sym->stmt);
@@ -186,6 +202,11 @@ class Checker {
       if (v && *v <= 0) {
         error(Code::E400, sym.stmt->value->loc,
               "dim " + sym.name + " must be a positive integer, got " + std::to_string(*v));
+        v = 1;
+      }
+      if (v && *v > kMaxSize) {
+        error(Code::E400, sym.stmt->value->loc,
+              "dim " + sym.name + " = " + std::to_string(*v) + " is too large (at most " + std::to_string(kMaxSize) + ")");
         v = 1;
       }
       sym.dimValue = v.value_or(1);
@@ -212,6 +233,14 @@ class Checker {
       }
       dims.push_back(v.value_or(1));
     }
+    int64_t numel = 1;
+    for (int64_t d : dims) numel *= d;  // each d <= kMaxSize, rank <= 2: no overflow
+    if (numel > kMaxSize) {
+      error(Code::E400, shape[0]->loc,
+            "a value of " + std::to_string(numel) + " elements is too large (at most " +
+                std::to_string(kMaxSize) + " per batch element)");
+      return std::vector<int64_t>(dims.size(), 1);
+    }
     return dims;
   }
 
@@ -219,8 +248,12 @@ class Checker {
   std::optional<int64_t> evalSize(const Expr& e) {
     switch (e.kind) {
       case Expr::Kind::Number:
-        if (e.number != std::floor(e.number) || std::fabs(e.number) > 1e12) {
+        if (e.number != std::floor(e.number)) {
           error(Code::E400, e.loc, "a size must be an integer, got " + shortExpr(e));
+          return std::nullopt;
+        }
+        if (std::fabs(e.number) > kMaxSize) {
+          error(Code::E400, e.loc, "size " + shortExpr(e) + " is too large (at most " + std::to_string(kMaxSize) + ")");
           return std::nullopt;
         }
         return static_cast<int64_t>(e.number);
@@ -232,8 +265,7 @@ class Checker {
         }
         if (sym->kind != SymKind::Dim || e.primed) {
           error(Code::E212, e.loc,
-                "a size can only use numbers and dims; '" + e.name + "' is a " +
-                    symKindName(sym->kind));
+                "a size can only use numbers and dims; '" + e.name + "' is " + aKind(sym->kind));
           return std::nullopt;
         }
         if (!definedDims_.count(e.name)) {
@@ -249,8 +281,8 @@ class Checker {
       case Expr::Kind::Binary: {
         auto a = evalSize(*e.args[0]), b = evalSize(*e.args[1]);
         if (!a || !b) return std::nullopt;
-        if (std::llabs(*a) > (1LL << 31) || std::llabs(*b) > (1LL << 31)) {
-          error(Code::E400, e.loc, "size too large");
+        if (std::llabs(*a) > kMaxSize || std::llabs(*b) > kMaxSize) {
+          error(Code::E400, e.loc, "size too large (at most " + std::to_string(kMaxSize) + ")");
           return std::nullopt;
         }
         switch (e.op) {
@@ -302,6 +334,7 @@ class Checker {
     contextShape_ = s.shape ? std::optional<std::vector<int64_t>>(c->shape.dims) : std::nullopt;
     std::optional<Shape> v = infer(*s.value, Ctx::Const);
     contextShape_.reset();
+    if (!v) poisoned_.insert(s.name);
     if (v) {
       if (!s.shape) {
         c->shape = *v;
@@ -365,7 +398,8 @@ class Checker {
         continue;
       }
       std::optional<Shape> sh = infer(*a.value, Ctx::Const);
-      if (sh && sh->rank() != 0) {
+      if (!sh) continue;
+      if (sh->rank() != 0) {
         error(Code::E304, a.loc, "initializer arguments are scalars, got " + sh->str());
         continue;
       }
@@ -391,13 +425,21 @@ class Checker {
 
   // The value of a compile-time scalar (numbers, dims, scalar consts), when it can be folded.
   std::optional<double> constValue(const Expr& e) {
+    // A const whose value names itself (directly or not) has been reported; never loop on it.
+    if (constDepth_ > 64) return std::nullopt;
+    struct Depth {
+      int& d;
+      explicit Depth(int& x) : d(++x) {}
+      ~Depth() { --d; }
+    } depth(constDepth_);
     switch (e.kind) {
       case Expr::Kind::Number: return e.number;
       case Expr::Kind::Name: {
         const Symbol* s = prog_.find(e.name);
         if (!s) return std::nullopt;
         if (s->kind == SymKind::Dim) return static_cast<double>(s->dimValue);
-        if (s->kind == SymKind::Const && s->shape.rank() == 0) return constValue(*s->stmt->value);
+        if (s->kind == SymKind::Const && s->shape.rank() == 0 && !poisoned_.count(s->name))
+          return constValue(*s->stmt->value);
         return std::nullopt;
       }
       case Expr::Kind::Neg: {
@@ -434,7 +476,7 @@ class Checker {
       }
       if (p->kind != SymKind::Param) {
         error(Code::E211, v.loc,
-              "state " + s.name + " starts from '" + v.name + "', a " + symKindName(p->kind) +
+              "state " + s.name + " starts from '" + v.name + "', " + aKind(p->kind) +
                   "; use a number or a param");
         return;
       }
@@ -453,6 +495,7 @@ class Checker {
     std::optional<Shape> v = infer(*s.value, Ctx::Equation);
     Symbol* o = sym(s.name);
     if (!o || o->stmt != &s) return;
+    if (!v) poisoned_.insert(s.name);
     if (v) {
       if (s.shape && v->dims != o->shape.dims)
         error(Code::E302, s.value->loc,
@@ -468,7 +511,7 @@ class Checker {
     Symbol* target = sym(s.name);
     if (s.primed) {
       if (!target || target->kind != SymKind::State) {
-        std::string what = target ? std::string("a ") + symKindName(target->kind)
+        std::string what = target ? aKind(target->kind)
                            : intermediateLines_.count(s.name) ? "an intermediate"
                                                               : "not declared";
         error(Code::E205, s.loc, s.name + "' updates a state, but '" + s.name + "' is " + what);
@@ -487,9 +530,10 @@ class Checker {
       return;
     }
     if (target) {
+      if (target->kind == SymKind::State) attempted_.insert(s.name);
       std::string hint = target->kind == SymKind::State ? " (did you mean " + s.name + "' = ...?)" : "";
       error(Code::E202, s.loc,
-            "cannot assign to '" + s.name + "', a " + symKindName(target->kind) + hint);
+            "cannot assign to '" + s.name + "', " + aKind(target->kind) + hint);
       return;
     }
     if (auto it = intermediates_.find(s.name); it != intermediates_.end()) {
@@ -498,6 +542,7 @@ class Checker {
                 std::to_string(it->second.stmt->loc.line));
       return;
     }
+    if (!v) poisoned_.insert(s.name);
     Symbol inter{SymKind::Intermediate, s.name, v.value_or(Shape{}), &s, 0};
     intermediates_.emplace(s.name, inter);
     intermediateOrder_.push_back(s.name);
@@ -538,6 +583,10 @@ class Checker {
       }
       return s->shape;
     }
+    if (poisoned_.count(e.name)) {  // its definition failed and was reported: no follow-on errors
+      used_.insert(e.name);
+      return std::nullopt;
+    }
     if (Symbol* s = sym(e.name)) {
       used_.insert(e.name);
       switch (s->kind) {
@@ -575,13 +624,14 @@ class Checker {
       error(Code::E214, e.loc, "'" + e.name + "' is a function; call it as " + e.name + "(...)");
       return std::nullopt;
     }
-    error(Code::E200, e.loc, "unknown name '" + e.name + "'" + suggestion(e.name));
+    if (unknownReported_.insert({e.name, e.loc.line}).second)
+      error(Code::E200, e.loc, "unknown name '" + e.name + "'" + suggestion(e.name));
     return std::nullopt;
   }
 
   std::optional<Shape> notCompileTime(const Expr& e, const std::string& kind) {
     error(Code::E212, e.loc,
-          "'" + e.name + "' is a " + kind + "; only numbers, dims and consts are known at compile time");
+          "'" + e.name + "' is " + article(kind) + kind + "; only numbers, dims and consts are known at compile time");
     return std::nullopt;
   }
 
@@ -655,6 +705,7 @@ class Checker {
     if (it == functions().end()) {
       std::string hint = initializers().count(e.name) ? " ('" + e.name + "' is an initializer: write param ... ~ " + e.name + "(...))" : suggestionAmong(e.name, functionNames());
       error(Code::E208, e.loc, "unknown function '" + e.name + "'" + hint);
+      for (Arg& a : e.callArgs) infer(*a.value, ctx);  // their names are used, and checked
       return std::nullopt;
     }
     const FnInfo& fn = it->second;
@@ -825,6 +876,11 @@ class Checker {
         continue;
       }
       used_.insert(name);
+      if (it->second.shape.batched) {
+        error(Code::E212, arg->loc,
+              "spectral_radius(): " + name + " depends on a state, input or noise; the effective matrix must be computed from params and consts only");
+        continue;
+      }
       if (p && it->second.shape.dims != p->shape.dims)
         error(Code::E302, arg->loc,
               "spectral_radius(): " + name + " is " + it->second.shape.str() + " but " +
@@ -834,7 +890,7 @@ class Checker {
     for (const Symbol& s : prog_.symbols) {
       if (s.kind != SymKind::State) continue;
       anyState = true;
-      if (!primedAt_.count(s.name))
+      if (!primedAt_.count(s.name) && !attempted_.count(s.name))
         error(Code::E203, s.stmt->loc, "state " + s.name + " has no update equation " + s.name + "' = ...");
     }
     if (!anyState)
@@ -896,6 +952,10 @@ class Checker {
   const Overrides& overrides_;
   DiagnosticSink& diags_;
   std::set<std::string> definedDims_, definedConsts_, definedOutputs_, used_;
+  std::set<std::string> poisoned_;   // names whose definition failed: uses stay silent
+  std::set<std::string> attempted_;  // states assigned without a prime (E202 said it)
+  std::set<std::pair<std::string, int>> unknownReported_;  // (name, line): one E200 each
+  int constDepth_ = 0;
   std::map<std::string, SourceLoc> intermediateLines_;  // first definition line of each
   std::map<std::string, Symbol> intermediates_;
   std::vector<std::string> intermediateOrder_;

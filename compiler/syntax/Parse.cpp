@@ -24,7 +24,7 @@ SourceLoc locOf(const Token* t) {
 // A token as the user would name it.
 std::string describeToken(const Token* t) {
   switch (t->getType()) {
-    case Token::EOF: return "end of file";
+    case Token::EOF: return "end of statement";  // statements are parsed one at a time
     case P::NEWLINE: return "end of line";
     case P::IDENT: return "name '" + t->getText() + "'";
     case P::NUMBER: return "number " + t->getText();
@@ -58,7 +58,7 @@ std::string describeExpected(const antlr4::misc::IntervalSet& set) {
     parts.push_back(word);
   }
   if (has(P::NEWLINE) || has(P::SEMI)) parts.push_back("end of statement");
-  if (has(Token::EOF)) parts.push_back("end of file");
+  if (has(Token::EOF)) parts.push_back("end of statement");
   if (parts.empty()) return "something else";
   std::string s;
   for (size_t i = 0; i < parts.size(); ++i)
@@ -75,6 +75,7 @@ class Collector {
     diags_.report(code, loc, std::move(msg));
   }
   bool any() const { return !lines_.empty(); }
+  size_t count() const { return lines_.size(); }
 
  private:
   DiagnosticSink& diags_;
@@ -84,18 +85,40 @@ class Collector {
 bool isInvalid(const Token* t) { return t->getType() == P::INVALID; }
 
 std::string invalidMessage(const Token* t) {
-  return "invalid character '" + t->getText() + "'";
+  std::string text = t->getText();
+  unsigned char c = text.empty() ? 0 : static_cast<unsigned char>(text[0]);
+  if (c < 0x20 || c >= 0x7f) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "invalid character (byte 0x%02X)", c);
+    return buf;
+  }
+  return "invalid character '" + text + "'";
 }
 
 // ANTLR's recovery, with messages in the user's terms.
+// Where a statement ends: just past its last token, and what ended it (the parser sees EOF).
+struct StatementEnd {
+  SourceLoc loc;
+  std::string what;  // "end of line", "';'", "'}'", "end of file"
+};
+
 class ErrorStrategy : public antlr4::DefaultErrorStrategy {
  public:
-  explicit ErrorStrategy(Collector& c) : c_(c) {}
+  ErrorStrategy(Collector& c, StatementEnd end) : c_(c), end_(std::move(end)) {}
+  // Whether this statement had a syntax error (its report may have been merged with an earlier
+  // one on the same line, so the collector's count cannot tell).
+  bool failed() const { return failed_; }
 
  protected:
-  void reportAt(Token* t, const std::string& msg) {
-    if (isInvalid(t)) c_.report(Code::E100, locOf(t), invalidMessage(t));
-    else c_.report(Code::E101, locOf(t), msg);
+  void reportAt(Token* t, std::string msg) {
+    failed_ = true;
+    if (isInvalid(t)) return c_.report(Code::E100, locOf(t), invalidMessage(t));
+    if (t->getType() != Token::EOF) return c_.report(Code::E101, locOf(t), msg);
+    // The statement's end: name what ended it, at the column just past its last token.
+    const std::string eos = "end of statement";
+    for (size_t at = msg.find(eos); at != std::string::npos; at = msg.find(eos))
+      msg.replace(at, eos.size(), end_.what);
+    c_.report(Code::E101, end_.loc, msg);
   }
   void reportNoViableAlternative(antlr4::Parser* p, const antlr4::NoViableAltException& e) override {
     Token* t = e.getOffendingToken();
@@ -127,6 +150,8 @@ class ErrorStrategy : public antlr4::DefaultErrorStrategy {
 
  private:
   Collector& c_;
+  StatementEnd end_;
+  bool failed_ = false;
 };
 
 // Any error that reaches a listener without passing the strategy (there should be none) is
@@ -325,11 +350,45 @@ class Builder {
 
 }  // namespace
 
+namespace {
+
+bool isSeparator(const Token* t) { return t->getType() == P::NEWLINE || t->getType() == P::SEMI; }
+
+// Parses one statement's tokens on their own (the lexer already dropped newlines inside brackets),
+// so an error can never cascade into the next statement. Returns false on a syntax error.
+bool parseStatement(const std::vector<Token*>& toks, Token* terminator, Collector& collector,
+                    Builder& build, CellAst& ast) {
+  Token* last = toks.back();
+  StatementEnd end{{static_cast<int>(last->getLine()),
+                    static_cast<int>(last->getCharPositionInLine() + last->getText().size()) + 1},
+                   "end of line"};
+  if (terminator->getType() != Token::EOF) end.loc = locOf(terminator);
+  if (terminator->getType() == P::SEMI) end.what = "';'";
+  else if (terminator->getType() == P::RBRACE) end.what = "'}'";
+  else if (terminator->getType() == Token::EOF) end.what = "end of file";
+  std::vector<std::unique_ptr<Token>> copy;
+  for (Token* t : toks) copy.push_back(std::make_unique<antlr4::CommonToken>(t));
+  antlr4::ListTokenSource source(std::move(copy));
+  antlr4::CommonTokenStream stream(&source);
+  CellParser parser(&stream);
+  parser.removeErrorListeners();
+  Listener listener(collector);
+  parser.addErrorListener(&listener);
+  auto strategy = std::make_shared<ErrorStrategy>(collector, end);
+  parser.setErrorHandler(strategy);
+  P::StmtLineContext* line = parser.stmtLine();
+  if (strategy->failed() || parser.getNumberOfSyntaxErrors() > 0) return false;
+  ast.stmts.push_back(build.stmt(line->stmt()));
+  return true;
+}
+
+}  // namespace
+
 std::optional<CellAst> parseCell(const SourceFile& file, DiagnosticSink& diags) {
   Collector collector(diags);
   if (file.text().size() > kMaxSourceBytes) {
     collector.report(Code::E102, {0, 0},
-                     "file is larger than " + std::to_string(kMaxSourceBytes >> 20) + " MiB");
+                     "file is larger than " + std::to_string(kMaxSourceBytes >> 10) + " KiB");
     return std::nullopt;
   }
   std::string text = sanitize(file.text(), collector);
@@ -339,22 +398,68 @@ std::optional<CellAst> parseCell(const SourceFile& file, DiagnosticSink& diags) 
   antlr4::CommonTokenStream tokens(&lexer);
   tokens.fill();
   if (!withinLimits(tokens, collector)) return std::nullopt;
+  const std::vector<Token*> toks = tokens.getTokens();  // ends with EOF
+  auto report = [&](Token* t, const std::string& msg) {
+    if (isInvalid(t)) collector.report(Code::E100, locOf(t), invalidMessage(t));
+    else collector.report(Code::E101, locOf(t), msg);
+  };
+  size_t i = 0;
+  auto at = [&](size_t type) { return toks[i]->getType() == type; };
+  while (isSeparator(toks[i])) ++i;
 
-  CellParser parser(&tokens);
-  parser.removeErrorListeners();
-  Listener listener(collector);
-  parser.addErrorListener(&listener);
-  parser.setErrorHandler(std::make_shared<ErrorStrategy>(collector));
-  P::FileContext* tree = parser.file();
-  if (collector.any()) return std::nullopt;
-
-  Builder build(diags);
+  // The header: cell NAME {
   CellAst ast;
-  P::CellDeclContext* cell = tree->cellDecl();
-  ast.name = cell->name->getText();
-  ast.loc = locOf(cell->name);
-  for (P::StmtContext* s : cell->stmt()) ast.stmts.push_back(build.stmt(s));
-  if (diags.hasErrors()) return std::nullopt;
+  bool header = false;
+  if (!at(P::CELL)) {
+    report(toks[i], "unexpected " + describeToken(toks[i]) + ", a .cell file starts with 'cell NAME {'");
+  } else if (++i; !at(P::IDENT)) {
+    report(toks[i], "expected the cell's name after 'cell', found " + describeToken(toks[i]));
+  } else {
+    ast.name = toks[i]->getText();
+    ast.loc = locOf(toks[i]);
+    ++i;
+    while (at(P::NEWLINE)) ++i;
+    if (at(P::LBRACE)) {
+      ++i;
+      header = true;
+    } else {
+      report(toks[i], "expected '{' after 'cell " + ast.name + "', found " + describeToken(toks[i]));
+    }
+  }
+  if (!header) {
+    // Resume after the header's '{' if the line has one, else at the next line.
+    size_t j = i;
+    while (!at(P::NEWLINE) && !at(Token::EOF) && !at(P::LBRACE)) ++i;
+    if (at(P::LBRACE)) ++i;
+    else if (j == i && !at(Token::EOF)) ++i;
+  }
+
+  // The body, statement by statement, up to the closing '}'.
+  Builder build(diags);
+  bool closed = false;
+  std::vector<Token*> stmt;
+  while (true) {
+    stmt.clear();
+    while (!isSeparator(toks[i]) && !at(P::RBRACE) && !at(Token::EOF)) stmt.push_back(toks[i++]);
+    if (!stmt.empty()) parseStatement(stmt, toks[i], collector, build, ast);
+    if (at(P::RBRACE)) {
+      ++i;
+      closed = true;
+      break;
+    }
+    if (at(Token::EOF)) break;
+    ++i;  // the separator
+  }
+  if (!closed) {
+    report(toks[i], "expected '}' to close cell " + (ast.name.empty() ? std::string("") : ast.name) +
+                        " before the end of the file");
+  } else {
+    while (isSeparator(toks[i])) ++i;
+    if (!at(Token::EOF))
+      report(toks[i], "unexpected " + describeToken(toks[i]) +
+                          " after the end of the cell (a file holds one cell)");
+  }
+  if (collector.any() || diags.hasErrors()) return std::nullopt;
   return ast;
 }
 

@@ -52,7 +52,8 @@ std::string printExpr(const Expr& e) {
       const Expr &l = *e.args[0], &r = *e.args[1];
       bool rightAssoc = e.op == '^';
       bool lp = rightAssoc ? precOf(l) <= p : precOf(l) < p;
-      bool rp = rightAssoc ? precOf(r) < p : precOf(r) <= p;
+      // An exponent may be negated without parentheses: 2^-x parses as 2^(-x).
+      bool rp = rightAssoc ? precOf(r) < p && r.kind != Expr::Kind::Neg : precOf(r) <= p;
       std::string op = e.op == '^' ? "^" : std::string(" ") + e.op + " ";
       return wrap(l, lp) + op + wrap(r, rp);
     }

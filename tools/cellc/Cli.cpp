@@ -1,6 +1,7 @@
 #include "Cli.h"
 
 #include <charconv>
+#include <cmath>
 #include <iostream>
 
 namespace cellc::cli {
@@ -17,8 +18,8 @@ static void parseOverride(const std::string& text, Overrides& out) {
   std::string name = text.substr(0, eq), value = text.substr(eq + 1);
   double v = 0;
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
-  if (ec != std::errc() || end != value.data() + value.size())
-    throw UsageError("-D " + name + ": '" + value + "' is not a number");
+  if (ec != std::errc() || end != value.data() + value.size() || !std::isfinite(v))
+    throw UsageError("-D " + name + ": '" + value + "' is not a finite number");
   out[name] = v;
 }
 
@@ -37,15 +38,19 @@ Args Args::parse(int argc, char** argv, const Command& cmd) {
       parseOverride(s.substr(2), a.overrides);
     } else if (s.rfind("--", 0) == 0) {
       std::string name = s.substr(2), value;
+      bool inlineValue = false;  // --name=value, possibly empty
       if (auto eq = name.find('='); eq != std::string::npos) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
+        inlineValue = true;
       }
       const Option* opt = nullptr;
       for (const Option& o : cmd.options)
         if (o.name == name) opt = &o;
       if (!opt) throw UsageError("unknown option --" + name);
-      if (opt->takesValue && value.empty()) {
+      if (!opt->takesValue && inlineValue) throw UsageError("--" + name + " takes no value");
+      if (opt->takesValue && inlineValue && value.empty()) throw UsageError("--" + name + "= needs a value");
+      if (opt->takesValue && !inlineValue) {
         if (i + 1 >= argc) throw UsageError("--" + name + " needs a value");
         value = argv[++i];
       }

@@ -10,7 +10,10 @@ int main(int argc, char** argv) {
   const auto& cmds = commands();
   auto usage = [&](std::ostream& os) {
     os << "usage: cellc <command> [options] ...\n\ncommands:\n";
-    for (const Command& c : cmds) os << "  " << c.name << std::string(12 - std::strlen(c.name), ' ') << c.summary << "\n";
+    for (const Command& c : cmds) {
+      size_t len = std::strlen(c.name);
+      os << "  " << c.name << std::string(len < 12 ? 12 - len : 1, ' ') << c.summary << "\n";
+    }
     os << "\nRun 'cellc <command> --help' for a command's options.\n";
   };
   if (argc < 2) {
