@@ -43,7 +43,8 @@ class GradPrinter {
     for (NodeId id : order) {
       if (fwdSet_.count(id) || names_.count(id)) continue;
       const Node& n = g_[id];
-      bool own = ir::opKind(n.op) == ir::OpKind::Contract || uses[id] >= 2;
+      bool constant = n.op == Op::Const || (n.op == Op::Broadcast && g_[n.in[0]].op == Op::Const);
+      bool own = !constant && (ir::opKind(n.op) == ir::OpKind::Contract || uses[id] >= 2);
       if (!own || roots.count(id)) continue;
       names_[id] = "t" + std::to_string(++temp);
       lines.push_back({names_[id] + " = ", id});
@@ -59,6 +60,11 @@ class GradPrinter {
       std::string text = lhs + rhs;
       os << text;
       const SourceLoc loc = g_[id].loc;
+      std::string note = initNote(id);
+      if (!note.empty()) {
+        os << std::string(text.size() < 56 ? 56 - text.size() : 1, ' ') << "# " << note << "\n";
+        continue;
+      }
       if (loc.line > 0) {
         os << std::string(text.size() < 56 ? 56 - text.size() : 1, ' ') << "# line " << loc.line
            << ": " << sourceLine(loc.line);
@@ -83,6 +89,20 @@ class GradPrinter {
         default: break;
       }
     }
+  }
+
+  // A param that is a state's initial value gets its gradient from the state's adjoint at t = 0,
+  // which the runtime adds; say so where the step itself contributes nothing.
+  std::string initNote(NodeId root) const {
+    const ir::Layout& L = ir_.layout;
+    for (size_t p = 0; p < ir_.dParam.size(); ++p) {
+      if (ir_.dParam[p] != root) continue;
+      for (const ir::Slot& st : L.states)
+        if (st.initParam == static_cast<int>(p))
+          return "initial value of state " + st.name + ": the runtime adds d_" + st.name +
+                 " at t = 0, summed over the batch";
+    }
+    return "";
   }
 
   // The statement text of a source line, trimmed, for the trailing comment.

@@ -99,12 +99,14 @@ const std::array<Rule, kNumOps>& rules() {
       c.acc(0, g.div(c.grad, c.in(1)));
       c.acc(1, g.neg(g.div(g.mul(c.grad, c.y), c.in(1))));
     });
-    // y = a^b: da = g b a^(b-1), db = g y log(a)
+    // y = a^b: da = g b a^(b-1), db = g y log(a), with log(a) read as log(1) = 0 at a = 0 (where
+    // y = 0 for b > 0: the true derivative is 0, not 0 * -inf)
     set(Op::Pow, [](Ctx& c) {
       Graph& g = c.g;
-      NodeId a = c.in(0), b = c.in(1);
+      NodeId a = c.in(0), b = c.in(1), zero = g.constant(0);
       c.acc(0, g.mul(c.grad, g.mul(b, g.binary(Op::Pow, a, g.sub(b, g.constant(1))))));
-      c.acc(1, g.mul(c.grad, g.mul(c.y, g.unary(Op::Log, a))));
+      NodeId isZero = g.sub(g.binary(Op::Le, a, zero), g.binary(Op::Lt, a, zero));
+      c.acc(1, g.mul(c.grad, g.mul(c.y, g.unary(Op::Log, g.add(a, isZero)))));
     });
     // y = min(a, b): da = g [a <= b], db = g [b < a]
     set(Op::Min, [](Ctx& c) {
@@ -118,13 +120,14 @@ const std::array<Rule, kNumOps>& rules() {
       c.acc(0, g.mul(c.grad, g.binary(Op::Le, c.in(1), c.in(0))));
       c.acc(1, g.mul(c.grad, g.binary(Op::Lt, c.in(0), c.in(1))));
     });
-    // y = clip(x, lo, hi): dx = g [lo <= x <= hi], dlo = g [x < lo], dhi = g [x > hi]
+    // y = min(max(x, lo), hi): dx = g [lo <= x <= hi], dlo = g [x < lo] [lo <= hi],
+    // dhi = g [hi < max(x, lo)] (right also when lo > hi, where y = hi)
     set(Op::Clip, [](Ctx& c) {
       Graph& g = c.g;
       NodeId x = c.in(0), lo = c.in(1), hi = c.in(2);
       c.acc(0, g.mul(c.grad, g.mul(g.binary(Op::Le, lo, x), g.binary(Op::Le, x, hi))));
-      c.acc(1, g.mul(c.grad, g.binary(Op::Lt, x, lo)));
-      c.acc(2, g.mul(c.grad, g.binary(Op::Lt, hi, x)));
+      c.acc(1, g.mul(c.grad, g.mul(g.binary(Op::Lt, x, lo), g.binary(Op::Le, lo, hi))));
+      c.acc(2, g.mul(c.grad, g.binary(Op::Lt, hi, g.binary(Op::Max, x, lo))));
     });
     // y[i,j] = a[i] b[j]: da[i] = sum_j g[i,j] b[j], db[j] = sum_i g[i,j] a[i]
     set(Op::Outer, [](Ctx& c) {

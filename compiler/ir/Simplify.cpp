@@ -44,11 +44,15 @@ class Simplifier {
       case Op::Add:
         if (isZero(x[0])) return g_.broadcast(x[1], s);
         if (isZero(x[1])) return g_.broadcast(x[0], s);
+        // a + (-b) = a - b: autodiff makes these from Sub's rule.
+        if (g_[x[1]].op == Op::Neg) return g_.sub(x[0], g_[x[1]].in[0]);
+        if (g_[x[0]].op == Op::Neg) return g_.sub(x[1], g_[x[0]].in[0]);
         return g_.add(x[0], x[1]);
       case Op::Sub:
         if (isZero(x[1])) return g_.broadcast(x[0], s);
         if (isZero(x[0])) return g_.broadcast(g_.neg(x[1]), s);
         if (x[0] == x[1]) return zeros(s);
+        if (g_[x[1]].op == Op::Neg) return g_.add(x[0], g_[x[1]].in[0]);
         return g_.sub(x[0], x[1]);
       case Op::Mul:
         if (isZero(x[0]) || isZero(x[1])) return zeros(s);
@@ -131,7 +135,7 @@ class Simplifier {
       case Op::Tanh: r = std::tanh(v[0]); break;
       case Op::Sigmoid: r = 1 / (1 + std::exp(-v[0])); break;
       case Op::Relu: r = v[0] > 0 ? v[0] : 0; break;
-      case Op::Softplus: r = std::log1p(std::exp(v[0])); break;
+      case Op::Softplus: r = std::max(v[0], 0.0) + std::log1p(std::exp(-std::fabs(v[0]))); break;
       case Op::Abs: r = std::fabs(v[0]); break;
       case Op::Sqrt: r = std::sqrt(v[0]); break;
       case Op::Add: r = v[0] + v[1]; break;

@@ -196,7 +196,7 @@ class Builder {
       case Op::Tanh: v = std::tanh(a); break;
       case Op::Sigmoid: v = 1 / (1 + std::exp(-a)); break;
       case Op::Relu: v = a > 0 ? a : 0; break;
-      case Op::Softplus: v = std::log1p(std::exp(a)); break;
+      case Op::Softplus: v = std::max(a, 0.0) + std::log1p(std::exp(-std::fabs(a))); break;
       case Op::Abs: v = std::fabs(a); break;
       case Op::Sqrt: v = std::sqrt(a); break;
       case Op::Add: v = a + b; break;
@@ -226,7 +226,7 @@ class Builder {
     if (f == "transpose") return g_.transpose(arg(0));
     if (f == "sum" || f == "mean") {
       NodeId x = arg(0);
-      const Shape& s = g_[x].shape;
+      const Shape s = g_[x].shape;  // a copy: the factories below may move the node storage
       int64_t axis = e.callArgs.size() > 1 ? static_cast<int64_t>(constant(*e.callArgs[1].value)) : -1;
       NodeId r = g_.sum(x, axis);
       if (f == "sum") return r;

@@ -2,7 +2,14 @@
 // Evaluator's StepKernel contract (buffers, batch layout, dParams accumulating).
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -453,4 +460,135 @@ TEST_CASE("unroller: BPTT over a tiny cell equals the hand-unrolled recursion", 
   runtime::Sequence<double> bad = seq;
   bad.params.pop_back();
   CHECK_THROWS_AS(runtime::forwardSequence<double>(ev, bad), std::invalid_argument);
+}
+
+namespace {
+
+// Runs `f` in a child process, so that a crash becomes a failure message instead of ending the
+// test run. Returns "" when f returned true.
+std::string isolated(const std::function<bool()>& f) {
+  std::fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {  // the child: no Catch crash report, no output
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, SIG_DFL);
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    bool ok = false;
+    try {
+      ok = f();
+    } catch (...) {
+    }
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) return "crashed with signal " + std::to_string(WTERMSIG(status));
+  if (WEXITSTATUS(status) != 0) return "wrong value";
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("lowered mean divides by the reduced count, whatever the graph's size", "[eval][lower]") {
+  // The IR builder reads the operand's shape through a reference into the node vector, which the
+  // sum node (or the axis constant) may reallocate (compiler/ir/Step.cpp, `mean`). Padding the
+  // graph with k unused intermediates moves the reallocation onto the mean. Each k runs in a
+  // child process: with the bug, the dangling read can also crash.
+  std::string failures;
+  for (int k = 0; k < 40; ++k) {
+    std::string src = "cell r {\n  dim n = 3\n  input u[n]\n  state h[n] = 0\n  state M[n, n] = 0\n";
+    for (int i = 0; i < k; ++i) src += "  t" + std::to_string(i) + " = h * " + std::to_string(i + 2) + "\n";
+    src += "  h' = h * mean(u, 0) + mean(M, 1) + mean(M)\n  M' = M\n}\n";
+    std::string result = isolated([&] {
+      StepIR ir = testing::lowerText("mean.cell", src);
+      eval::Evaluator ev(ir);
+      std::vector<double> u = {1, 2, 6}, state = {1, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9}, next(12);
+      ev.forward(nullptr, state.data(), u.data(), nullptr, next.data(), nullptr, nullptr, 1);
+      // mean(u, 0) = 3; mean(M, 1) = [2, 5, 8]; mean(M) = 5.
+      return std::vector<double>(next.begin(), next.begin() + 3) == std::vector<double>{10, 13, 16};
+    });
+    if (!result.empty()) failures += "k = " + std::to_string(k) + ": " + result + "\n";
+  }
+  INFO(failures);
+  CHECK(failures.empty());
+}
+
+namespace {
+
+// The Evaluator behind a float interface, to run the float instantiation of the unroller.
+class FloatAdapter : public StepKernel<float> {
+ public:
+  explicit FloatAdapter(eval::Evaluator& ev) : ev_(ev) {}
+  const ir::Layout& layout() const override { return ev_.layout(); }
+  int64_t tapeSize(int64_t batch) const override { return 2; }  // a dummy tape, to check it is kept
+  void forward(const float* params, const float* state, const float* input, const float* noise,
+               float* stateNext, float* output, float* tape, int64_t B) override {
+    const ir::Layout& L = layout();
+    Vec next(L.stateSize * B), out(L.outputSize * B);
+    ev_.forward(wide(params, L.paramSize).data(), wide(state, L.stateSize * B).data(),
+                wide(input, L.inputSize * B).data(), wide(noise, L.noiseSize * B).data(),
+                next.data(), out.data(), nullptr, B);
+    std::copy(next.begin(), next.end(), stateNext);
+    std::copy(out.begin(), out.end(), output);
+    tape[0] = 42, tape[1] = static_cast<float>(B);
+  }
+  void backward(const float* params, const float* state, const float* input, const float* noise,
+                const float* tape, const float* dStateNext, const float* dOutput, float* dState,
+                float* dInput, float* dParams, int64_t B) override {
+    CHECK(tape[0] == 42);
+    const ir::Layout& L = layout();
+    Vec ds(L.stateSize * B), dx(L.inputSize * B), dp(L.paramSize, 0.0);
+    ev_.backward(wide(params, L.paramSize).data(), wide(state, L.stateSize * B).data(),
+                 wide(input, L.inputSize * B).data(), wide(noise, L.noiseSize * B).data(), nullptr,
+                 wide(dStateNext, L.stateSize * B).data(), wide(dOutput, L.outputSize * B).data(),
+                 ds.data(), dx.data(), dp.data(), B);
+    std::copy(ds.begin(), ds.end(), dState);
+    std::copy(dx.begin(), dx.end(), dInput);
+    for (size_t i = 0; i < dp.size(); ++i) dParams[i] += static_cast<float>(dp[i]);
+  }
+
+ private:
+  static Vec wide(const float* p, int64_t n) { return n ? Vec(p, p + n) : Vec(); }
+  eval::Evaluator& ev_;
+};
+
+template <class T, class U>
+std::vector<T> convert(const std::vector<U>& v) {
+  return std::vector<T>(v.begin(), v.end());
+}
+
+}  // namespace
+
+TEST_CASE("unroller: the float instantiation agrees with the double one", "[eval][unroll]") {
+  StepIR ir = testing::lowerFile(std::string(CELLC_SOURCE_DIR) + "/cells/gru.cell", {{"n", 5}, {"n_in", 2}});
+  eval::Evaluator ev(ir);
+  FloatAdapter fk(ev);
+  std::mt19937 rng(11);
+  const int64_t B = 2, T = 6;
+  runtime::Sequence<double> sd = testing::randomSequence(ev.layout(), B, T, rng);
+  // Round the inputs to float first, so both runs see the same numbers.
+  runtime::Sequence<float> sf;
+  sf.batch = B;
+  sf.params = convert<float>(sd.params);
+  sf.initialState = convert<float>(sd.initialState);
+  for (auto& x : sd.inputs) sf.inputs.push_back(convert<float>(x));
+  sd.params = convert<double>(sf.params);
+  sd.initialState = convert<double>(sf.initialState);
+  for (int64_t t = 0; t < T; ++t) sd.inputs[t] = convert<double>(sf.inputs[t]);
+  sd.noise.clear();  // no noise: zeros
+
+  testing::LinearLoss loss = testing::LinearLoss::random(ev.layout(), B, T, rng);
+  auto td = runtime::forwardSequence<double>(ev, sd);
+  auto tf = runtime::forwardSequence<float>(fk, sf);
+  REQUIRE(tf.tapes.size() == T);
+  CHECK(tf.tapes[3] == std::vector<float>{42, 2});
+  CHECK_THAT(convert<double>(tf.finalState()), Approx(td.finalState()).margin(1e-5));
+  std::vector<std::vector<float>> wf;
+  for (auto& w : loss.w) wf.push_back(convert<float>(w));
+  auto gd = runtime::backwardSequence<double>(ev, sd, td, loss.w, loss.v);
+  auto gf = runtime::backwardSequence<float>(fk, sf, tf, wf, convert<float>(loss.v));
+  CHECK_THAT(convert<double>(gf.dParams), Approx(gd.dParams).margin(1e-4));
+  CHECK_THAT(convert<double>(gf.dInitialState), Approx(gd.dInitialState).margin(1e-4));
+  CHECK_THAT(convert<double>(gf.dInputs[0]), Approx(gd.dInputs[0]).margin(1e-4));
 }

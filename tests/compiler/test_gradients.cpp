@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -55,6 +56,16 @@ std::string stem(const std::string& path) { return fs::path(path).stem().string(
 }  // namespace
 
 TEST_CASE("the cells directory has cells", "[gradients]") { CHECK(cellFiles().size() >= 8); }
+
+TEST_CASE("the finite-difference check sees a gradient off by 1e-5", "[gradients]") {
+  // f(x) = sin(3 x) e^x at x = 0.4 along one direction.
+  auto f = [](double eps) { double x = 0.4 + eps; return std::sin(3 * x) * std::exp(x); };
+  double exact = (3 * std::cos(1.2) + std::sin(1.2)) * std::exp(0.4);
+  CHECK(compareWithFd(exact, f).err <= 1e-9);
+  CHECK(compareWithFd(exact * (1 + 1e-5), f).err > kFdTolerance);
+  CHECK(compareWithFd(exact + 5e-6, f).err > kFdTolerance);  // relative to |f'| = 3
+  CHECK(!(compareWithFd(std::nan(""), f).err <= kFdTolerance));
+}
 
 TEST_CASE("BPTT gradients of every cell match finite differences", "[gradients][bptt]") {
   const std::string path = GENERATE(from_range(cellFiles()));
@@ -185,4 +196,142 @@ TEST_CASE("one-step gradients of every cell, root by root, match finite differen
     for (const ir::Slot& s : L.states) check(1, s);
     for (const ir::Slot& s : L.inputs) check(2, s);
   }
+}
+
+// ---- Edge points of the derivative rules, one small cell each ------------------------------------
+
+namespace {
+
+// One step of a cell at the given params and state (batch 1, no inputs or noise), the loss
+// <1, state'>: each coordinate of d loss / d (params, state) from the evaluator's backward
+// against central differences. Returns a description of every coordinate that disagrees.
+std::vector<std::string> coordinateMismatches(const std::string& src, const std::vector<double>& params,
+                                              const std::vector<double>& state) {
+  StepIR ir = lowerText("edge.cell", src);
+  eval::Evaluator ev(ir);
+  const ir::Layout& L = ev.layout();
+  REQUIRE(L.paramSize == static_cast<int64_t>(params.size()));
+  REQUIRE(L.stateSize == static_cast<int64_t>(state.size()));
+  REQUIRE(L.inputSize == 0);
+  REQUIRE(L.noiseSize == 0);
+  std::vector<double> ones(L.stateSize, 1.0), dOut(L.outputSize, 0.0);
+  auto lossAt = [&](const std::vector<double>& p, const std::vector<double>& s) {
+    std::vector<double> next(L.stateSize), out(L.outputSize);
+    ev.forward(p.data(), s.data(), nullptr, nullptr, next.data(), out.data(), nullptr, 1);
+    return dot(ones, next);
+  };
+  std::vector<double> dState(L.stateSize), dParams(L.paramSize, 0.0);
+  ev.backward(params.data(), state.data(), nullptr, nullptr, nullptr, ones.data(), dOut.data(),
+              dState.data(), nullptr, dParams.data(), 1);
+  std::vector<std::string> bad;
+  for (int which = 0; which < 2; ++which) {
+    const std::vector<double>& base = which == 0 ? params : state;
+    const std::vector<double>& grad = which == 0 ? dParams : dState;
+    for (size_t i = 0; i < base.size(); ++i) {
+      FdResult r = compareWithFd(grad[i], [&](double eps) {
+        std::vector<double> p = params, s = state;
+        (which == 0 ? p : s)[i] += eps;
+        return lossAt(p, s);
+      });
+      if (!(r.err <= kFdTolerance))
+        bad.push_back(std::string(which == 0 ? "param" : "state") + "[" + std::to_string(i) + "]: " + r.str());
+    }
+  }
+  return bad;
+}
+
+std::string joinLines(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const std::string& l : lines) s += l + "\n";
+  return s;
+}
+
+// d sum(state') / d state at one step.
+std::vector<double> stateGradient(const std::string& src, const std::vector<double>& params,
+                                  const std::vector<double>& state) {
+  StepIR ir = lowerText("edge.cell", src);
+  eval::Evaluator ev(ir);
+  const ir::Layout& L = ev.layout();
+  std::vector<double> ones(L.stateSize, 1.0), dOut(L.outputSize, 0.0);
+  std::vector<double> dState(L.stateSize), dParams(L.paramSize, 0.0);
+  ev.backward(params.data(), state.data(), nullptr, nullptr, nullptr, ones.data(), dOut.data(),
+              dState.data(), nullptr, dParams.data(), 1);
+  return dState;
+}
+
+}  // namespace
+
+TEST_CASE("pow: the exponent's gradient at base 0 is 0, not NaN", "[gradients][edge]") {
+  // d/dk 0^k = 0 for k > 0; the rule g * y * log(a) gives 0 * -inf = NaN.
+  const char* src = R"(cell pow_zero {
+  dim n = 2
+  state h[n] = 0
+  param k ~ fill(2)
+  h' = relu(h) ^ k
+})";
+  std::vector<std::string> bad = coordinateMismatches(src, {2.0}, {-0.5, 0.7});
+  INFO(joinLines(bad));
+  CHECK(bad.empty());
+}
+
+TEST_CASE("clip with lo > hi: the value is hi, so lo gets no gradient", "[gradients][edge]") {
+  // Graph.h: clip = min(max(x, lo), hi), which is hi whenever lo > hi. The rule sends the
+  // adjoint to lo wherever x < lo.
+  const char* src = R"(cell clip_swapped {
+  dim n = 3
+  state h[n] = 0
+  param lo ~ fill(1)
+  param hi ~ fill(-1)
+  h' = clip(h, lo, hi)
+})";
+  std::vector<std::string> bad = coordinateMismatches(src, {1.0, -1.0}, {0.0, 2.0, -2.0});
+  INFO(joinLines(bad));
+  CHECK(bad.empty());
+}
+
+TEST_CASE("smooth cells at ordinary points: the edge-case harness itself", "[gradients][edge]") {
+  const char* src = R"(cell smooth {
+  dim n = 2
+  state h[n] = 0
+  param k ~ fill(2)
+  param lo ~ fill(-1)
+  param hi ~ fill(1)
+  h' = clip(softplus(h) ^ k, lo, hi) + max(h, lo) - min(h, hi) + abs(h) + relu(h)
+})";
+  std::vector<std::string> bad = coordinateMismatches(src, {1.5, -0.2, 0.9}, {-0.5, 0.4});
+  INFO(joinLines(bad));
+  CHECK(bad.empty());
+}
+
+TEST_CASE("subgradients at kinks follow the documented conventions", "[gradients][edge]") {
+  // relu'(0) = 0, abs'(0) = 0.
+  CHECK(stateGradient("cell k { state h = 0\n h' = relu(h) }", {}, {0.0}) == std::vector<double>{0.0});
+  CHECK(stateGradient("cell k { state h = 0\n h' = abs(h) }", {}, {0.0}) == std::vector<double>{0.0});
+  // min(a, b) and max(a, b) send the adjoint to a on ties.
+  const char* minTie = "cell k { state h = 0\n param b ~ zeros()\n h' = min(h, b) }";
+  const char* maxTie = "cell k { state h = 0\n param b ~ zeros()\n h' = max(b, h) }";
+  CHECK(stateGradient(minTie, {0.5}, {0.5}) == std::vector<double>{1.0});
+  CHECK(stateGradient(maxTie, {0.5}, {0.5}) == std::vector<double>{0.0});
+  // Ties of a value with itself have the true derivative 1.
+  CHECK(stateGradient("cell k { state h = 0\n h' = min(h, h) }", {}, {0.3}) == std::vector<double>{1.0});
+  CHECK(stateGradient("cell k { state h = 0\n h' = max(h, h) }", {}, {0.3}) == std::vector<double>{1.0});
+  // clip at a bound passes the adjoint to x (Vjp.cpp: bounds included, as PyTorch's clamp), so
+  // clip(h, h, h + 1) = h has derivative 1. NOTE: docs/language.md says the opposite ("at a bound
+  // sends it nowhere"), which would give 0 here, the wrong derivative.
+  CHECK(stateGradient("cell k { state h = 0\n h' = clip(h, h, h + 1) }", {}, {0.3}) == std::vector<double>{1.0});
+  CHECK(stateGradient("cell k { state h = 0\n h' = clip(h, h - 1, h) }", {}, {0.3}) == std::vector<double>{1.0});
+  const char* atBound = "cell k { state h = 0\n h' = clip(h, 0, 1) }";
+  CHECK(stateGradient(atBound, {}, {0.0}) == std::vector<double>{1.0});
+  CHECK(stateGradient(atBound, {}, {1.0}) == std::vector<double>{1.0});
+  CHECK(stateGradient(atBound, {}, {1.5}) == std::vector<double>{0.0});
+}
+
+TEST_CASE("constant folding of softplus does not overflow", "[gradients][edge][fold]") {
+  // softplus(800) = 800 (+ 1e-348); folding it as log1p(exp(800)) gives inf.
+  StepIR ir = lowerText("fold.cell", "cell k { state h = 0\n h' = h + (softplus(800) - 800) }");
+  eval::Evaluator ev(ir);
+  std::vector<double> h = {0.25}, next(1);
+  ev.forward(nullptr, h.data(), nullptr, nullptr, next.data(), nullptr, nullptr, 1);
+  INFO(ir::printGraph(ir.g, ir.forwardRoots()));
+  CHECK(next[0] == 0.25);
 }
