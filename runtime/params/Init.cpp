@@ -1,0 +1,275 @@
+#include "params/Init.h"
+
+#include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#include "eval/Evaluate.h"
+#include "random/Streams.h"
+#include "syntax/Print.h"
+
+namespace cellc::runtime {
+
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Argument names in declared order (the table of sema's initializers()), for messages and the
+// summary.
+const std::map<std::string, std::vector<std::string>>& argNames() {
+  static const std::map<std::string, std::vector<std::string>> m = {
+      {"zeros", {}}, {"ones", {}}, {"fill", {"value"}}, {"uniform", {"lo", "hi"}},
+      {"normal", {"mean", "std"}}, {"glorot", {"gain"}}, {"lecun_normal", {}},
+      {"orthogonal", {"gain"}}, {"gamma", {"k", "theta"}}, {"spectral_radius", {"radius", "of"}},
+  };
+  return m;
+}
+
+[[noreturn]] void fail(const ir::Slot& s, const std::string& why) {
+  throw std::runtime_error("initializing param " + s.name + " " + s.shape.str() + ": " + why);
+}
+
+// Argument i of an init step; `def` when left to default (NaN), an error when it has none.
+double arg(const ir::Slot& s, const ir::InitStep& st, size_t i, double def = NAN) {
+  double v = i < st.args.size() ? st.args[i] : NAN;
+  if (!std::isnan(v)) return v;
+  if (!std::isnan(def)) return def;
+  const auto& names = argNames().at(st.fn);
+  fail(s, st.fn + "() is missing its argument '" + (i < names.size() ? names[i] : "?") + "'");
+}
+
+// fan_in, fan_out: [m, n] used as W @ x has fan_in = n, fan_out = m; [n] has n, n; a scalar 1, 1.
+std::pair<double, double> fans(const Shape& sh) {
+  if (sh.rank() == 2) return {static_cast<double>(sh.dims[1]), static_cast<double>(sh.dims[0])};
+  if (sh.rank() == 1) return {static_cast<double>(sh.dims[0]), static_cast<double>(sh.dims[0])};
+  return {1.0, 1.0};
+}
+
+// lecun_normal's stddev correction: the standard deviation of a standard normal truncated to
+// [-2, 2] (JAX's variance_scaling constant).
+constexpr double kTruncStd = 0.87962566103423978;
+
+void orthogonal(const ir::Slot& s, double gain, double* out, std::mt19937_64& rng) {
+  if (s.shape.rank() != 2) fail(s, "orthogonal() needs a matrix");
+  const int64_t m = s.shape.dims[0], n = s.shape.dims[1];
+  const int64_t rows = std::max(m, n), cols = std::min(m, n);
+  // As jax.nn.initializers.orthogonal: A is [max, min], filled in row-major order.
+  RowMatrix a(rows, cols);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) a(i, j) = normal(rng);
+  Eigen::HouseholderQR<Eigen::MatrixXd> qr(a);
+  Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(rows, cols);
+  // Sign each column by diag(R), which makes the decomposition unique (Q is then Haar
+  // distributed, whatever sign convention the QR routine has).
+  for (int64_t j = 0; j < cols; ++j)
+    if (qr.matrixQR()(j, j) < 0) q.col(j) *= -1;
+  RowMatrix w = m >= n ? RowMatrix(q) : RowMatrix(q.transpose());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) out[i * n + j] = gain * w(i, j);
+}
+
+// The base initializer (the chain's first step) of slot s into out[0 .. s.size).
+void base(const ir::Slot& s, const ir::InitStep& st, double* out, std::mt19937_64& rng) {
+  const int64_t size = s.size;
+  const std::string& fn = st.fn;
+  auto fill = [&](auto draw) {
+    for (int64_t i = 0; i < size; ++i) out[i] = draw();
+  };
+  if (fn == "zeros") fill([] { return 0.0; });
+  else if (fn == "ones") fill([] { return 1.0; });
+  else if (fn == "fill") {
+    double v = arg(s, st, 0);
+    fill([&] { return v; });
+  } else if (fn == "uniform") {
+    double lo = arg(s, st, 0), hi = arg(s, st, 1);
+    fill([&] { return uniform(rng, lo, hi); });
+  } else if (fn == "normal") {
+    double mean = arg(s, st, 0), sd = arg(s, st, 1);
+    fill([&] { return normal(rng, mean, sd); });
+  } else if (fn == "glorot") {
+    auto [fanIn, fanOut] = fans(s.shape);
+    double limit = arg(s, st, 0, 1.0) * std::sqrt(6.0 / (fanIn + fanOut));
+    fill([&] { return uniform(rng, -limit, limit); });
+  } else if (fn == "lecun_normal") {
+    double sd = std::sqrt(1.0 / fans(s.shape).first) / kTruncStd;
+    fill([&] {
+      double z;
+      do z = normal(rng);
+      while (z < -2 || z > 2);
+      return sd * z;
+    });
+  } else if (fn == "orthogonal") {
+    orthogonal(s, arg(s, st, 0, 1.0), out, rng);
+  } else if (fn == "gamma") {
+    double k = arg(s, st, 0), theta = arg(s, st, 1);
+    if (!(k > 0) || !(theta > 0)) fail(s, "gamma() needs k > 0 and theta > 0");
+    fill([&] { return gammaVariate(rng, k, theta); });
+  } else if (fn == "spectral_radius") {
+    fail(s, "spectral_radius() rescales a matrix and must follow an initializer");
+  } else {
+    fail(s, "unknown initializer '" + fn + "'");
+  }
+}
+
+// Whether node id reads only params and constants.
+bool paramOnly(const ir::Graph& g, ir::NodeId id, std::vector<char>& seen) {
+  if (seen[static_cast<size_t>(id)]) return true;
+  seen[static_cast<size_t>(id)] = 1;
+  const ir::Node& n = g[id];
+  switch (n.op) {
+    case ir::Op::State: case ir::Op::Input: case ir::Op::Noise:
+    case ir::Op::AdjState: case ir::Op::AdjOutput:
+      return false;
+    default: break;
+  }
+  if (n.shape.batched) return false;
+  for (ir::NodeId i : n.in)
+    if (!paramOnly(g, i, seen)) return false;
+  return true;
+}
+
+// The name spectral_radius measures for param p: the `of` of the chain's last spectral_radius,
+// which is the node StepIR::effective[p] holds.
+std::string lastOf(const ir::Slot& s) {
+  std::string of;
+  for (const ir::InitStep& st : s.init)
+    if (!st.of.empty()) of = st.of;
+  return of;
+}
+
+// spectral_radius(radius, of): rescale the raw param by c so that the measured radius is the
+// target. One rescale suffices when the effective matrix is positively homogeneous in the raw one
+// (relu(c W mask) signs = c relu(W mask) signs): then log rho is log c plus a constant and the
+// first step lands on the target. Otherwise iterate, by the secant method on log rho against
+// log c, and check the radius after every rescale.
+void spectral(const StepIR& ir, size_t p, const ir::InitStep& st, std::vector<double>& params) {
+  const ir::Slot& s = ir.layout.params[p];
+  const double target = arg(s, st, 0);
+  if (!(target > 0) || !std::isfinite(target)) fail(s, "spectral_radius() needs a positive radius");
+  if (s.shape.rank() != 2 || s.shape.dims[0] != s.shape.dims[1])
+    fail(s, "spectral_radius() needs a square matrix");
+  const std::string of = st.of.empty() ? s.name : st.of;
+  if (of != s.name && of != lastOf(s))
+    fail(s, "only the last spectral_radius() of a chain may name an effective matrix (" + of + ")");
+
+  double* raw = params.data() + s.offset;
+  const std::vector<double> orig(raw, raw + s.size);
+  auto measure = [&] {
+    std::vector<double> m =
+        of == s.name ? std::vector<double>(raw, raw + s.size) : effectiveMatrix(ir, params, p);
+    return spectralRadius(m.data(), s.shape.dims[0]);
+  };
+  auto rescale = [&](double logC) {
+    const double c = std::exp(logC);
+    for (int64_t i = 0; i < s.size; ++i) raw[i] = orig[static_cast<size_t>(i)] * c;
+  };
+
+  double rho = measure();
+  if (!(rho > 0) || !std::isfinite(rho))
+    fail(s, "the spectral radius of " + of + " is " + printNumber(rho) +
+                " after the initializer; it cannot be rescaled to " + printNumber(target));
+  double logC = 0, slope = 1;
+  constexpr int kMaxIter = 20;
+  for (int it = 0;; ++it) {
+    if (std::abs(rho - target) <= 1e-9 * target) return;
+    if (it == kMaxIter || !(rho > 0) || !std::isfinite(rho)) break;
+    // At most a factor e^10 per rescale, so that a target out of reach fails without overflow.
+    const double step = std::clamp((std::log(target) - std::log(rho)) / slope, -10.0, 10.0);
+    logC += step;
+    rescale(logC);
+    const double next = measure();
+    if (next > 0 && std::isfinite(next) && step != 0) {
+      double sl = (std::log(next) - std::log(rho)) / step;
+      slope = std::isfinite(sl) && sl > 1e-3 ? sl : 1;
+    }
+    rho = next;
+  }
+  fail(s, "spectral_radius(" + printNumber(target) + ", " + of + ") did not converge in " +
+              std::to_string(kMaxIter) + " rescales (radius " + printNumber(rho) + " at scale " +
+              printNumber(std::exp(logC)) + "): " + of +
+              " is not proportional to the raw matrix and the target may be out of its reach");
+}
+
+}  // namespace
+
+double spectralRadius(const double* a, int64_t n) {
+  if (n == 0) return 0;
+  Eigen::Map<const RowMatrix> m(a, n, n);
+  Eigen::EigenSolver<Eigen::MatrixXd> es(Eigen::MatrixXd(m), /*computeEigenvectors=*/false);
+  if (es.info() != Eigen::Success) throw std::runtime_error("spectralRadius: the eigensolver failed");
+  return es.eigenvalues().cwiseAbs().maxCoeff();
+}
+
+std::vector<double> effectiveMatrix(const StepIR& ir, const std::vector<double>& params, size_t p) {
+  const ir::Slot& s = ir.layout.params.at(p);
+  if (params.size() != static_cast<size_t>(ir.layout.paramSize))
+    throw std::invalid_argument("effectiveMatrix: params has " + std::to_string(params.size()) +
+                                " elements, the layout " + std::to_string(ir.layout.paramSize));
+  const ir::NodeId node = p < ir.effective.size() ? ir.effective[p] : -1;
+  const std::string of = lastOf(s);
+  if (of.empty() || of == s.name)
+    return std::vector<double>(params.begin() + s.offset, params.begin() + s.offset + s.size);
+  if (node < 0) fail(s, "the IR has no node for the effective matrix " + of);
+  std::vector<char> seen(ir.g.size(), 0);
+  if (!paramOnly(ir.g, node, seen))
+    fail(s, "the effective matrix " + of + " reads a state, an input or noise, not only params");
+  if (ir.g[node].shape.dims != s.shape.dims)
+    fail(s, "the effective matrix " + of + " is " + ir.g[node].shape.str());
+  eval::Leaves leaves;
+  leaves.params = params.data();
+  return eval::evaluate(ir.g, {node}, ir.layout, leaves, 1).at(0);
+}
+
+void initParams(const StepIR& ir, std::vector<double>& params, std::mt19937_64& rng) {
+  const ir::Layout& L = ir.layout;
+  params.assign(static_cast<size_t>(L.paramSize), 0.0);
+  for (const ir::Slot& s : L.params)
+    if (!s.init.empty()) base(s, s.init[0], params.data() + s.offset, rng);
+  for (size_t p = 0; p < L.params.size(); ++p) {
+    const ir::Slot& s = L.params[p];
+    for (size_t i = 1; i < s.init.size(); ++i) {
+      if (s.init[i].fn != "spectral_radius") fail(s, "unknown transform '" + s.init[i].fn + "'");
+      spectral(ir, p, s.init[i], params);
+    }
+  }
+}
+
+std::vector<std::string> initSummary(const StepIR& ir) {
+  std::vector<std::string> lines;
+  for (const ir::Slot& s : ir.layout.params) {
+    std::string line = s.name + " " + s.shape.str();
+    if (s.init.empty()) {
+      lines.push_back(line + " ~ zeros() (no initializer)");
+      continue;
+    }
+    std::string chain;
+    for (const ir::InitStep& st : s.init) {
+      auto it = argNames().find(st.fn);
+      std::vector<std::string> args;
+      bool skipped = false;  // after a defaulted argument, name the rest
+      for (size_t i = 0; i < st.args.size(); ++i) {
+        const std::string name = it != argNames().end() && i < it->second.size() ? it->second[i] : "";
+        if (name == "of") {
+          if (!st.of.empty()) args.push_back(skipped ? "of = " + st.of : st.of);
+          continue;
+        }
+        if (std::isnan(st.args[i])) {
+          skipped = true;
+          continue;
+        }
+        args.push_back((skipped && !name.empty() ? name + " = " : "") + printNumber(st.args[i]));
+      }
+      std::string call = st.fn + "(";
+      for (size_t i = 0; i < args.size(); ++i) call += (i ? ", " : "") + args[i];
+      chain += (chain.empty() ? "" : " | ") + call + ")";
+    }
+    lines.push_back(line + " ~ " + chain);
+  }
+  return lines;
+}
+
+}  // namespace cellc::runtime

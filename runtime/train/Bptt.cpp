@@ -1,0 +1,249 @@
+#include "train/Bptt.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace cellc::runtime {
+
+namespace {
+
+const ir::Slot& outputSlot(const ir::Layout& L, const LossSpec& spec) {
+  if (spec.outputSlot < 0 || spec.outputSlot >= static_cast<int>(L.outputs.size()))
+    throw std::invalid_argument("loss: the cell has no output number " + std::to_string(spec.outputSlot));
+  return L.outputs[spec.outputSlot];
+}
+
+// The loss's scale: sum of the mask (Mse) or number of terms (MseLast).
+double lossDenominator(const LossSpec& spec, const ir::Slot& out, const TrialBatch& b) {
+  if (spec.kind == LossKind::MseLast) return static_cast<double>(b.batch * out.size);
+  if (b.masks.empty()) return static_cast<double>(b.steps * b.batch * out.size);
+  double s = 0;
+  for (const auto& m : b.masks)
+    for (double v : m) s += v;
+  return s > 0 ? s : 1;
+}
+
+bool lossAt(const LossSpec& spec, const TrialBatch& b, int64_t t) {
+  return spec.kind == LossKind::Mse || t == b.steps - 1;
+}
+
+// Adds this step's loss term and writes its adjoint into adj (the whole output buffer).
+template <class T>
+double stepLoss(const LossSpec& spec, const ir::Layout& L, const TrialBatch& b, int64_t t,
+                const T* output, double denom, T* adj) {
+  const ir::Slot& out = outputSlot(L, spec);
+  const int64_t n = b.batch * out.size;
+  const T* y = output + b.batch * out.offset;
+  if (adj) std::fill(adj, adj + L.outputSize * b.batch, T(0));
+  if (!lossAt(spec, b, t)) return 0;
+  const std::vector<double>& target = b.targets[t];
+  const double* mask = b.masks.empty() ? nullptr : b.masks[t].data();
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double m = mask ? mask[i] : 1.0;
+    double d = static_cast<double>(y[i]) - target[i];
+    sum += m * d * d;
+    if (adj) adj[b.batch * out.offset + i] = static_cast<T>(2 * m * d / denom);
+  }
+  return sum / denom;
+}
+
+void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t steps) {
+  if (b.batch != batch || b.steps != steps)
+    throw std::invalid_argument("batch of " + std::to_string(b.batch) + " x " + std::to_string(b.steps) +
+                                " steps given to a BPTT set up for " + std::to_string(batch) + " x " +
+                                std::to_string(steps));
+  if (static_cast<int64_t>(b.inputs.size()) != steps)
+    throw std::invalid_argument("batch has " + std::to_string(b.inputs.size()) + " input steps, expected " +
+                                std::to_string(steps));
+  for (const auto& in : b.inputs)
+    if (static_cast<int64_t>(in.size()) != L.inputSize * batch)
+      throw std::invalid_argument("an input step has " + std::to_string(in.size()) + " values, the cell takes " +
+                                  std::to_string(L.inputSize * batch));
+}
+
+}  // namespace
+
+template <class T>
+Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment)
+    : kernel_(kernel), batch_(batch), steps_(steps), segment_(segment) {
+  if (batch <= 0 || steps <= 0) throw std::invalid_argument("BPTT needs a positive batch and step count");
+  const ir::Layout& L = kernel.layout();
+  if (segment_ <= 0) {
+    // Minimize (T / K) s + K (s + tape + out) over K.
+    double s = static_cast<double>(L.stateSize * batch);
+    double perStep = s + static_cast<double>(kernel.tapeSize(batch) + L.outputSize * batch);
+    segment_ = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(steps) * s / perStep)));
+  }
+  segment_ = std::clamp<int64_t>(segment_, 1, steps);
+  zerosNoise_.assign(L.noiseSize * batch, T(0));
+}
+
+template <class T>
+std::vector<T> Bptt<T>::initialState(const std::vector<T>& params) const {
+  const ir::Layout& L = kernel_.layout();
+  std::vector<T> s(L.stateSize * batch_);
+  for (const ir::Slot& st : L.states) {
+    T* dst = s.data() + batch_ * st.offset;
+    for (int64_t b = 0; b < batch_; ++b)
+      for (int64_t i = 0; i < st.size; ++i)
+        dst[b * st.size + i] = st.initParam >= 0 ? params[L.params[st.initParam].offset + i]
+                                                 : static_cast<T>(st.initValue);
+  }
+  return s;
+}
+
+template <class T>
+const T* Bptt<T>::maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const {
+  if (masks.empty()) return nullptr;
+  return masks.size() == 1 ? masks[0].data() : masks[t].data();
+}
+
+template <class T>
+void Bptt<T>::step(const std::vector<T>& params, const std::vector<T>& state, const TrialBatch& b,
+                   const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
+                   int64_t t, std::vector<T>& next, std::vector<T>& output, T* tape,
+                   std::vector<T>& in) {
+  in = state;
+  if (const T* m = maskAt(masks, t))
+    for (size_t i = 0; i < in.size(); ++i) in[i] *= m[i];
+  inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
+  const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
+  kernel_.forward(params.data(), in.data(), inputBuf_.data(), nz, next.data(), output.data(), tape, batch_);
+}
+
+template <class T>
+void Bptt<T>::forward(const std::vector<T>& params, const TrialBatch& b,
+                      const std::vector<std::vector<T>>& noise,
+                      const std::vector<std::vector<T>>& masks,
+                      std::vector<std::vector<T>>& outputs, std::vector<T>* finalState) {
+  const ir::Layout& L = kernel_.layout();
+  checkBatch(L, b, batch_, steps_);
+  std::vector<T> state = initialState(params), next(state.size()), in;
+  std::vector<T> tape(kernel_.tapeSize(batch_) + 1);
+  outputs.assign(steps_, std::vector<T>(L.outputSize * batch_));
+  for (int64_t t = 0; t < steps_; ++t) {
+    step(params, state, b, noise, masks, t, next, outputs[t], tape.data(), in);
+    std::swap(state, next);
+  }
+  if (finalState) *finalState = state;
+}
+
+template <class T>
+BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const TrialBatch& b,
+                                       const LossSpec& spec,
+                                       const std::vector<std::vector<T>>& noise,
+                                       const std::vector<std::vector<T>>& masks, bool keepOutputs) {
+  const ir::Layout& L = kernel_.layout();
+  checkBatch(L, b, batch_, steps_);
+  const ir::Slot& out = outputSlot(L, spec);
+  for (int64_t t = 0; t < steps_; ++t)
+    if (lossAt(spec, b, t) && static_cast<int64_t>(b.targets.at(t).size()) != out.size * batch_)
+      throw std::invalid_argument("targets of step " + std::to_string(t) + " have " +
+                                  std::to_string(b.targets[t].size()) + " values, output " + out.name +
+                                  " has " + std::to_string(out.size * batch_));
+  const double denom = lossDenominator(spec, out, b);
+  const int64_t S = L.stateSize * batch_, O = L.outputSize * batch_, tapeN = kernel_.tapeSize(batch_);
+  BpttResult<T> res;
+  res.segment = segment_;
+
+  // Forward: keep the states at segment boundaries; the loss accumulates on the way.
+  const int64_t nSeg = (steps_ + segment_ - 1) / segment_;
+  std::vector<std::vector<T>> boundary(nSeg);
+  std::vector<T> state = initialState(params), next(S), output(O), in;
+  std::vector<T> tape(tapeN + 1);
+  if (keepOutputs) res.outputs.assign(steps_, {});
+  for (int64_t t = 0; t < steps_; ++t) {
+    if (t % segment_ == 0) boundary[t / segment_] = state;
+    step(params, state, b, noise, masks, t, next, output, tape.data(), in);
+    res.loss += stepLoss<T>(spec, L, b, t, output.data(), denom, nullptr);
+    if (keepOutputs) res.outputs[t] = output;
+    std::swap(state, next);
+  }
+
+  // Backward, one segment at a time from the last: recompute its states, tapes and outputs.
+  std::vector<std::vector<T>> segStates(segment_ + 1, std::vector<T>(S));
+  std::vector<std::vector<T>> segTapes(segment_, std::vector<T>(tapeN + 1));
+  std::vector<std::vector<T>> segOutputs(segment_, std::vector<T>(O));
+  std::vector<T> dState(S, T(0)), dIn(S), dInput(L.inputSize * batch_), adjOut(O);
+  std::vector<T> dParams(L.paramSize, T(0));
+  res.peakBytes = static_cast<int64_t>(sizeof(T)) *
+                  (nSeg * S + (segment_ + 1) * S + segment_ * (tapeN + O));
+  for (int64_t seg = nSeg - 1; seg >= 0; --seg) {
+    const int64_t t0 = seg * segment_, t1 = std::min(steps_, t0 + segment_);
+    segStates[0] = boundary[seg];
+    for (int64_t t = t0; t < t1; ++t) {
+      int64_t k = t - t0;
+      step(params, segStates[k], b, noise, masks, t, segStates[k + 1], segOutputs[k],
+           segTapes[k].data(), in);
+    }
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+      int64_t k = t - t0;
+      stepLoss<T>(spec, L, b, t, segOutputs[k].data(), denom, adjOut.data());
+      in = segStates[k];
+      const T* m = maskAt(masks, t);
+      if (m)
+        for (int64_t i = 0; i < S; ++i) in[i] *= m[i];
+      inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
+      const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
+      kernel_.backward(params.data(), in.data(), inputBuf_.data(), nz, segTapes[k].data(),
+                       dState.data(), adjOut.data(), dIn.data(), dInput.data(), dParams.data(), batch_);
+      // The adjoint of the unmasked state: the mask multiplied it on the way in.
+      for (int64_t i = 0; i < S; ++i) dState[i] = m ? dIn[i] * m[i] : dIn[i];
+    }
+  }
+
+  res.dParams.assign(dParams.begin(), dParams.end());
+  // States that start from a param: their adjoint at t = 0, summed over the batch, is that
+  // param's gradient too.
+  for (const ir::Slot& st : L.states) {
+    if (st.initParam < 0) continue;
+    const ir::Slot& p = L.params[st.initParam];
+    for (int64_t bb = 0; bb < batch_; ++bb)
+      for (int64_t i = 0; i < st.size; ++i)
+        res.dParams[p.offset + i] += dState[batch_ * st.offset + bb * st.size + i];
+  }
+  return res;
+}
+
+template <class T>
+std::vector<std::vector<T>> dropoutMasks(const ir::Layout& L, const DropoutSpec& spec,
+                                         int64_t batch, int64_t steps,
+                                         const std::function<double()>& uniform01) {
+  if (spec.p <= 0) return {};
+  if (spec.p >= 1) throw std::invalid_argument("dropout p must be below 1");
+  std::vector<int> slots = spec.stateSlots;
+  if (slots.empty())
+    for (size_t i = 0; i < L.states.size(); ++i)
+      if (L.states[i].shape.rank() == 1) slots.push_back(static_cast<int>(i));
+  const T keep = static_cast<T>(1 / (1 - spec.p));
+  int64_t count = spec.perStep ? steps : 1;
+  std::vector<std::vector<T>> masks(count, std::vector<T>(L.stateSize * batch, T(1)));
+  for (auto& m : masks)
+    for (int s : slots) {
+      const ir::Slot& st = L.states.at(s);
+      for (int64_t i = 0; i < batch * st.size; ++i)
+        m[batch * st.offset + i] = uniform01() < spec.p ? T(0) : keep;
+    }
+  return masks;
+}
+
+double lossValue(const LossSpec& spec, const ir::Layout& L, const TrialBatch& b,
+                 const std::vector<std::vector<double>>& outputs) {
+  const double denom = lossDenominator(spec, outputSlot(L, spec), b);
+  double sum = 0;
+  for (int64_t t = 0; t < b.steps; ++t) sum += stepLoss<double>(spec, L, b, t, outputs[t].data(), denom, nullptr);
+  return sum;
+}
+
+template class Bptt<float>;
+template class Bptt<double>;
+template std::vector<std::vector<float>> dropoutMasks<float>(const ir::Layout&, const DropoutSpec&,
+                                                             int64_t, int64_t,
+                                                             const std::function<double()>&);
+template std::vector<std::vector<double>> dropoutMasks<double>(const ir::Layout&, const DropoutSpec&,
+                                                               int64_t, int64_t,
+                                                               const std::function<double()>&);
+
+}  // namespace cellc::runtime

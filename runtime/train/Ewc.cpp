@@ -1,0 +1,202 @@
+// Elastic weight consolidation: the penalty, its gradient, saving, and the empirical Fisher.
+#include "train/Ewc.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <istream>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+
+namespace cellc::runtime {
+namespace {
+
+constexpr char kEwcMagic[8] = {'C', 'E', 'L', 'L', 'C', 'E', 'W', 'C'};
+constexpr uint32_t kEwcVersion = 1;
+constexpr size_t kChunk = 1u << 13;
+constexpr uint32_t kMaxName = 1u << 16;
+
+void putU64(std::ostream& out, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out.write(b, 8);
+}
+void putU32(std::ostream& out, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out.write(b, 4);
+}
+void putF64(std::ostream& out, double v) { putU64(out, std::bit_cast<uint64_t>(v)); }
+
+[[noreturn]] void bad(const std::string& why) { throw std::runtime_error("EWC state: " + why); }
+
+void getBytes(std::istream& in, char* p, size_t n, const char* what) {
+  in.read(p, static_cast<std::streamsize>(n));
+  if (static_cast<size_t>(in.gcount()) != n) bad(std::string("truncated (in ") + what + ")");
+}
+uint64_t getU64(std::istream& in, const char* what) {
+  unsigned char b[8];
+  getBytes(in, reinterpret_cast<char*>(b), 8, what);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t(b[i]) << (8 * i);
+  return v;
+}
+uint32_t getU32(std::istream& in, const char* what) {
+  unsigned char b[4];
+  getBytes(in, reinterpret_cast<char*>(b), 4, what);
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t(b[i]) << (8 * i);
+  return v;
+}
+double getF64(std::istream& in, const char* what) {
+  return std::bit_cast<double>(getU64(in, what));
+}
+std::vector<double> getDoubles(std::istream& in, uint64_t n, const char* what) {
+  std::vector<double> out;
+  out.reserve(static_cast<size_t>(std::min<uint64_t>(n, kChunk)));
+  while (out.size() < n) {
+    uint64_t take = std::min<uint64_t>(n - out.size(), kChunk);
+    for (uint64_t i = 0; i < take; ++i) out.push_back(getF64(in, what));
+  }
+  return out;
+}
+
+// The checks add() makes, as a message ("" when valid).
+std::string invalid(const Consolidated& c, size_t expected, bool haveExpected) {
+  std::string name = "'" + c.task + "'";
+  if (c.anchor.size() != c.fisher.size())
+    return "task " + name + ": anchor has " + std::to_string(c.anchor.size()) +
+           " elements, fisher " + std::to_string(c.fisher.size());
+  if (haveExpected && c.anchor.size() != expected)
+    return "task " + name + ": " + std::to_string(c.anchor.size()) +
+           " elements, the tasks already consolidated have " + std::to_string(expected);
+  if (!(c.lambda >= 0) || !std::isfinite(c.lambda))
+    return "task " + name + ": lambda must be finite and >= 0";
+  for (size_t i = 0; i < c.anchor.size(); ++i) {
+    if (!std::isfinite(c.anchor[i]))
+      return "task " + name + ": anchor element " + std::to_string(i) + " is not finite";
+    if (!std::isfinite(c.fisher[i]) || c.fisher[i] < 0)
+      return "task " + name + ": fisher element " + std::to_string(i) +
+             " is not a finite number >= 0";
+  }
+  return "";
+}
+
+}  // namespace
+
+void Ewc::add(Consolidated c) {
+  std::string why = invalid(c, size(), !tasks_.empty());
+  if (!why.empty()) throw std::invalid_argument("EWC: " + why);
+  tasks_.push_back(std::move(c));
+}
+
+double Ewc::penalty(const std::vector<double>& params) const {
+  if (!tasks_.empty() && params.size() != size())
+    throw std::invalid_argument("EWC penalty: " + std::to_string(params.size()) +
+                                " params, the consolidated tasks have " + std::to_string(size()));
+  double total = 0;
+  for (const Consolidated& t : tasks_) {
+    double s = 0;
+    for (size_t i = 0; i < params.size(); ++i) {
+      double d = params[i] - t.anchor[i];
+      s += t.fisher[i] * (d * d);
+    }
+    total += 0.5 * t.lambda * s;
+  }
+  return total;
+}
+
+void Ewc::addGradient(const std::vector<double>& params, std::vector<double>& grad) const {
+  if (tasks_.empty()) return;
+  if (params.size() != size() || grad.size() != size())
+    throw std::invalid_argument("EWC gradient: " + std::to_string(params.size()) + " params and " +
+                                std::to_string(grad.size()) +
+                                " gradients, the consolidated tasks have " +
+                                std::to_string(size()));
+  for (const Consolidated& t : tasks_)
+    for (size_t i = 0; i < params.size(); ++i)
+      grad[i] += t.lambda * (t.fisher[i] * (params[i] - t.anchor[i]));
+}
+
+void Ewc::save(std::ostream& out) const {
+  out.write(kEwcMagic, sizeof kEwcMagic);
+  putU32(out, kEwcVersion);
+  putU64(out, tasks_.size());
+  putU64(out, size());
+  for (const Consolidated& t : tasks_) {
+    putU32(out, static_cast<uint32_t>(t.task.size()));
+    out.write(t.task.data(), static_cast<std::streamsize>(t.task.size()));
+    putF64(out, t.lambda);
+    for (double x : t.anchor) putF64(out, x);
+    for (double x : t.fisher) putF64(out, x);
+  }
+  if (!out) throw std::runtime_error("EWC state: write failed");
+}
+
+void Ewc::load(std::istream& in) {
+  char magic[sizeof kEwcMagic];
+  getBytes(in, magic, sizeof magic, "magic");
+  if (!std::equal(magic, magic + sizeof magic, kEwcMagic)) bad("not cellc EWC state");
+  uint32_t version = getU32(in, "version");
+  if (version != kEwcVersion)
+    bad("unsupported version " + std::to_string(version) + " (this build reads version " +
+        std::to_string(kEwcVersion) + ")");
+  uint64_t ntasks = getU64(in, "task count");
+  uint64_t n = getU64(in, "element count");
+  if (ntasks == 0 && n != 0) bad("corrupt (elements but no tasks)");
+  std::vector<Consolidated> tasks;
+  for (uint64_t k = 0; k < ntasks; ++k) {  // each task holds bytes: a bad count hits the end
+    Consolidated c;
+    uint32_t len = getU32(in, "task name");
+    if (len > kMaxName) bad("corrupt (task name of " + std::to_string(len) + " bytes)");
+    c.task.resize(len);
+    getBytes(in, c.task.data(), len, "task name");
+    c.lambda = getF64(in, "lambda");
+    c.anchor = getDoubles(in, n, "anchor");
+    c.fisher = getDoubles(in, n, "fisher");
+    std::string why = invalid(c, n, true);
+    if (!why.empty()) bad("corrupt (" + why + ")");
+    tasks.push_back(std::move(c));
+  }
+  tasks_ = std::move(tasks);
+}
+
+std::string Ewc::saveToString() const {
+  std::ostringstream out(std::ios::binary);
+  save(out);
+  return std::move(out).str();
+}
+
+void Ewc::loadFromString(const std::string& bytes) {
+  std::istringstream in(bytes, std::ios::binary);
+  Ewc fresh;
+  fresh.load(in);
+  if (in.peek() != std::char_traits<char>::eof())
+    bad("corrupt (" + std::to_string(bytes.size() - static_cast<size_t>(in.tellg())) +
+        " bytes after the state)");
+  tasks_ = std::move(fresh.tasks_);
+}
+
+FisherAccumulator::FisherAccumulator(size_t n) : sum_(n, 0.0) {}
+
+void FisherAccumulator::addTrialGradient(const std::vector<double>& g) {
+  if (g.size() != sum_.size())
+    throw std::invalid_argument("Fisher: a gradient of " + std::to_string(g.size()) +
+                                " elements, expected " + std::to_string(sum_.size()));
+  for (size_t i = 0; i < g.size(); ++i)
+    if (!std::isfinite(g[i]))
+      throw std::domain_error("Fisher: gradient element " + std::to_string(i) + " is not finite");
+  for (size_t i = 0; i < g.size(); ++i) sum_[i] += g[i] * g[i];
+  ++trials_;
+}
+
+std::vector<double> FisherAccumulator::fisher() const {
+  if (trials_ == 0) throw std::logic_error("Fisher: no trial gradients added");
+  std::vector<double> f(sum_.size());
+  const auto k = static_cast<double>(trials_);
+  for (size_t i = 0; i < f.size(); ++i) f[i] = sum_[i] / k;
+  return f;
+}
+
+}  // namespace cellc::runtime

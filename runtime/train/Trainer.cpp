@@ -1,0 +1,293 @@
+#include "train/Trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "params/Init.h"
+#include "train/Checkpoint.h"
+
+namespace cellc::runtime {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool allFinite(const std::vector<double>& v) {
+  for (double x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+std::vector<float> toFloat(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+std::string duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  std::ostringstream os;
+  int64_t s = static_cast<int64_t>(seconds);
+  if (s >= 3600) os << s / 3600 << "h" << std::setw(2) << std::setfill('0') << (s % 3600) / 60 << "m";
+  else if (s >= 60) os << s / 60 << "m" << std::setw(2) << std::setfill('0') << s % 60 << "s";
+  else os << s << "s";
+  return os.str();
+}
+
+// A validation stream of its own, derived from the seed and the step: how often the run validates
+// never changes the training data.
+std::mt19937_64 validationRng(uint64_t seed, int64_t step) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                    static_cast<uint32_t>(step), 0x7a11dU};
+  return std::mt19937_64(seq);
+}
+
+std::unique_ptr<Optimizer> makeOptimizer(const TrainConfig& cfg, const ir::Layout& L) {
+  FreezeMask mask = FreezeMask::none(L.paramSize);
+  for (const std::string& name : cfg.frozen) mask.freeze(L, name);
+  if (cfg.optimizer == "sgd") return std::make_unique<Sgd>(cfg.learningRate, cfg.clipNorm, mask);
+  if (cfg.optimizer == "adam")
+    return std::make_unique<Adam>(cfg.learningRate, 0.9, 0.999, 1e-8, mask, cfg.clipNorm);
+  throw std::invalid_argument("unknown optimizer '" + cfg.optimizer + "' (sgd or adam)");
+}
+
+void handleSigint(int) {
+  if (Trainer::interruptFlag().exchange(true)) std::_Exit(130);  // second Ctrl-C: now
+}
+
+}  // namespace
+
+std::atomic<bool>& Trainer::interruptFlag() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+void installInterruptHandler() { std::signal(SIGINT, handleSigint); }
+
+Trainer::Trainer(const StepIR& ir, StepKernel<float>& kernel, ModelInfo info, TrainConfig cfg,
+                 std::ostream& log)
+    : ir_(ir), kernel_(kernel), info_(std::move(info)), cfg_(std::move(cfg)), log_(log),
+      params_(ir.layout.paramSize, 0.0), streams_(cfg_.seed) {}
+
+void Trainer::initialize() { initParams(ir_, params_, streams_[Stream::Init]); }
+
+void Trainer::setParams(std::vector<double> params) {
+  if (static_cast<int64_t>(params.size()) != ir_.layout.paramSize)
+    throw std::invalid_argument("setParams: " + std::to_string(params.size()) + " values for " +
+                                std::to_string(ir_.layout.paramSize) + " params");
+  params_ = std::move(params);
+}
+
+std::vector<std::vector<float>> Trainer::drawNoise(int64_t batch, int64_t steps,
+                                                   std::mt19937_64& rng) const {
+  const int64_t n = ir_.layout.noiseSize * batch;
+  if (!cfg_.noise || n == 0) return {};
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> noise(steps, std::vector<float>(n));
+  for (auto& step : noise)
+    for (float& x : step) x = normal(rng);
+  return noise;
+}
+
+double Trainer::evaluate(const Task& task, const std::vector<double>& params, int64_t trials,
+                         std::mt19937_64& rng) {
+  TrialBatch b = task.sample(trials, rng);
+  Bptt<float> bptt(kernel_, trials, b.steps, cfg_.segment);
+  std::vector<std::vector<float>> outputs;
+  bptt.forward(toFloat(params), b, drawNoise(trials, b.steps, rng), {}, outputs);
+  std::vector<std::vector<double>> out64;
+  for (auto& o : outputs) out64.emplace_back(o.begin(), o.end());
+  double loss = lossValue(task.loss(), ir_.layout, b, out64);
+  return cfg_.metric == "rmse" ? std::sqrt(loss) : loss;
+}
+
+std::vector<double> Trainer::fisher(const Task& task, int64_t trials) {
+  FisherAccumulator acc(params_.size());
+  std::mt19937_64& rng = streams_[Stream::Data];
+  std::vector<float> p = toFloat(params_);
+  for (int64_t i = 0; i < trials; ++i) {
+    TrialBatch b = task.sample(1, rng);
+    Bptt<float> bptt(kernel_, 1, b.steps, cfg_.segment);
+    BpttResult<float> r = bptt.lossAndGradient(p, b, task.loss(), drawNoise(1, b.steps, streams_[Stream::Noise]), {});
+    acc.addTrialGradient(r.dParams);
+  }
+  return acc.fisher();
+}
+
+void Trainer::saveCheckpoint(int64_t step, const Optimizer& opt, double best,
+                             const std::vector<double>& bestParams) const {
+  if (cfg_.checkpointPath.empty()) return;
+  Checkpoint c;
+  c.cellSource = info_.cellSource;
+  c.cellPath = info_.cellPath;
+  c.overrides = info_.overrides;
+  c.experiment = info_.experiment;
+  c.step = step;
+  c.params = params_;
+  c.bestParams = bestParams;
+  c.bestValidation = best;
+  c.optimizerKind = opt.kind();
+  std::ostringstream os;
+  opt.save(os);
+  c.optimizerState = os.str();
+  c.randomState = streams_.save();
+  std::ostringstream es;
+  ewc_.save(es);
+  c.ewcState = es.str();
+  c.extra["phase"] = cfg_.phase;
+  c.extra["since_best"] = std::to_string(sinceBest_);
+  writeCheckpoint(cfg_.checkpointPath, c);
+}
+
+bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector<double>& bestParams) {
+  if (cfg_.checkpointPath.empty() || !std::filesystem::exists(cfg_.checkpointPath)) return false;
+  Checkpoint c = readCheckpoint(cfg_.checkpointPath);
+  checkCompatible(c, info_.cellSource, info_.overrides, ir_.layout.paramSize);
+  if (c.extra.count("phase") && c.extra.at("phase") != cfg_.phase)
+    throw CheckpointError(cfg_.checkpointPath + ": belongs to training phase '" + c.extra.at("phase") +
+                          "', not '" + cfg_.phase + "'; each phase needs its own checkpoint path");
+  if (c.optimizerKind != opt.kind())
+    throw CheckpointError(cfg_.checkpointPath + ": written by optimizer " + c.optimizerKind +
+                          ", this run uses " + opt.kind());
+  params_ = c.params;
+  bestParams = c.bestParams;
+  best = c.bestValidation;
+  step = c.step;
+  if (auto it = c.extra.find("since_best"); it != c.extra.end()) sinceBest_ = std::stoll(it->second);
+  std::istringstream os(c.optimizerState);
+  opt.load(os);
+  streams_.load(c.randomState);
+  std::istringstream es(c.ewcState);
+  if (!c.ewcState.empty()) ewc_.load(es);
+  return true;
+}
+
+TrainResult Trainer::run(const Task& task) {
+  const ir::Layout& L = ir_.layout;
+  std::unique_ptr<Optimizer> opt = makeOptimizer(cfg_, L);
+  TrainResult res;
+  int64_t step = 0;
+  double best = INFINITY;
+  std::vector<double> bestParams;
+  sinceBest_ = 0;
+  res.resumed = tryResume(step, *opt, best, bestParams);
+  if (res.resumed)
+    log_ << "resuming " << (cfg_.phase.empty() ? "" : cfg_.phase + " ") << "from step " << step
+         << " (" << cfg_.checkpointPath << ")\n";
+
+  std::ofstream metrics;
+  if (!cfg_.metricsPath.empty()) {
+    bool fresh = !res.resumed || !std::filesystem::exists(cfg_.metricsPath);
+    metrics.open(cfg_.metricsPath, fresh ? std::ios::trunc : std::ios::app);
+    if (!metrics) throw std::runtime_error("cannot write " + cfg_.metricsPath);
+    if (fresh) metrics << "phase,step,loss,val_error,grad_norm,seconds\n";
+  }
+  const bool tty = cfg_.progress && isatty(fileno(stderr));
+  const int64_t steps = task.steps();
+  Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment);
+  auto t0 = Clock::now();
+  int64_t startStep = step;
+  double lastVal = NAN;
+  std::vector<double> lastGood = params_;
+  interruptFlag() = false;
+
+  auto progress = [&](bool final) {
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    double rate = secs > 0 ? static_cast<double>(step - startStep) / secs : 0;
+    std::ostringstream os;
+    os << (cfg_.phase.empty() ? "" : cfg_.phase + " ") << "step " << step << "/" << cfg_.maxSteps
+       << "  loss " << std::setprecision(4) << res.lastLoss << "  val " << lastVal << " (best "
+       << best << ")  " << std::setprecision(3) << rate << " steps/s  ETA "
+       << duration(rate > 0 ? static_cast<double>(cfg_.maxSteps - step) / rate : NAN);
+    if (tty) std::cerr << "\r" << os.str() << "\033[K" << (final ? "\n" : "") << std::flush;
+    else log_ << os.str() << "\n" << std::flush;
+  };
+
+  while (true) {
+    if (step >= cfg_.maxSteps) {
+      res.stopReason = "max-steps";
+      break;
+    }
+    if (interruptFlag()) {
+      res.stopReason = "interrupted";
+      saveCheckpoint(step, *opt, best, bestParams);
+      break;
+    }
+    TrialBatch b = task.sample(cfg_.batch, streams_[Stream::Data]);
+    auto noise = drawNoise(cfg_.batch, steps, streams_[Stream::Noise]);
+    std::uniform_real_distribution<double> u01(0, 1);
+    auto masks = dropoutMasks<float>(L, cfg_.dropout, cfg_.batch, steps,
+                                     [&] { return u01(streams_[Stream::Dropout]); });
+    BpttResult<float> r = bptt.lossAndGradient(toFloat(params_), b, task.loss(), noise, masks);
+    double loss = r.loss + ewc_.penalty(params_);
+    ewc_.addGradient(params_, r.dParams);
+    if (!std::isfinite(loss) || !allFinite(r.dParams)) {
+      res.stopReason = "diverged";
+      log_ << (tty ? "\n" : "") << "training diverged at step " << step + 1 << ": the "
+           << (std::isfinite(loss) ? "gradient" : "loss") << " is not finite; keeping the "
+           << "parameters of step " << step;
+      if (!cfg_.checkpointPath.empty()) log_ << " (saved in " << cfg_.checkpointPath << ")";
+      log_ << "\n";
+      saveCheckpoint(step, *opt, best, bestParams);
+      break;
+    }
+    double gradNorm = 0;
+    for (double g : r.dParams) gradNorm += g * g;
+    gradNorm = std::sqrt(gradNorm);
+    lastGood = params_;
+    opt->step(params_, r.dParams);
+    if (!allFinite(params_)) {
+      params_ = lastGood;
+      res.stopReason = "diverged";
+      log_ << "training diverged at step " << step + 1 << ": an update made parameters non-finite; "
+           << "keeping the parameters of step " << step << "\n";
+      saveCheckpoint(step, *opt, best, bestParams);
+      break;
+    }
+    ++step;
+    res.lastLoss = loss;
+    const bool validate = cfg_.validateEvery > 0 && step % cfg_.validateEvery == 0;
+    if (validate) {
+      std::mt19937_64 vr = validationRng(cfg_.seed, step);
+      lastVal = evaluate(task, params_, cfg_.validationBatch, vr);
+      if (lastVal < best) {
+        best = lastVal;
+        bestParams = params_;
+        sinceBest_ = 0;
+      } else {
+        ++sinceBest_;
+      }
+    }
+    if (metrics.is_open() && (validate || step % 10 == 0 || step == 1))
+      metrics << cfg_.phase << "," << step << "," << std::setprecision(9) << loss << ","
+              << (validate ? std::to_string(lastVal) : "") << "," << gradNorm << ","
+              << std::chrono::duration<double>(Clock::now() - t0).count() << "\n";
+    if (cfg_.progress && (tty ? step % 10 == 0 || validate : validate)) progress(false);
+    if (!cfg_.checkpointPath.empty() && cfg_.checkpointEvery > 0 && step % cfg_.checkpointEvery == 0)
+      saveCheckpoint(step, *opt, best, bestParams);
+    if (validate && cfg_.targetError >= 0 && lastVal <= cfg_.targetError) {
+      res.stopReason = "target";
+      break;
+    }
+    if (cfg_.targetLoss >= 0 && loss < cfg_.targetLoss) {
+      res.stopReason = "loss-target";
+      break;
+    }
+    if (validate && cfg_.patience > 0 && sinceBest_ >= cfg_.patience) {
+      res.stopReason = "patience";
+      break;
+    }
+  }
+  if (cfg_.progress) progress(true);
+  if (res.stopReason != "interrupted") saveCheckpoint(step, *opt, best, bestParams);
+  res.steps = step;
+  res.bestError = best;
+  res.params = bestParams.empty() ? params_ : bestParams;
+  return res;
+}
+
+}  // namespace cellc::runtime

@@ -1,0 +1,121 @@
+// The training loop: any compiled cell, any task. Fresh trials every step, validation every k
+// steps on fresh trials, early stop on a target error, a loss target or patience, the best
+// parameters kept; a progress line; a NaN or Inf stops the run and keeps the last good state;
+// checkpoints written atomically, resumed bit-identically, and on Ctrl-C.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "pipeline/Lower.h"
+#include "random/Streams.h"
+#include "train/Bptt.h"
+#include "train/Ewc.h"
+#include "train/Optimizer.h"
+
+namespace cellc::runtime {
+
+// A task makes batches of trials; the trainer never looks inside them.
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual int64_t steps() const = 0;
+  virtual TrialBatch sample(int64_t batch, std::mt19937_64& rng) const = 0;
+  virtual LossSpec loss() const { return {}; }
+};
+
+// What identifies the model in checkpoints (a resumed run must be the same cell and sizes).
+struct ModelInfo {
+  std::string cellPath;
+  std::string cellSource;
+  std::map<std::string, double> overrides;
+  std::string experiment;  // the resolved experiment text, when run from one
+};
+
+struct TrainConfig {
+  std::string optimizer = "sgd";   // sgd | adam
+  double learningRate = 1e-3;
+  double clipNorm = 1.0;           // global gradient norm clip; <= 0: none
+  int64_t batch = 20;
+  int64_t maxSteps = 100000;
+  int64_t validateEvery = 500;
+  int64_t validationBatch = 100;
+  std::string metric = "rmse";     // what "error" means: rmse (sqrt of the loss) or loss
+  double targetError = -1;         // stop when the validation error reaches it; < 0: off
+  double targetLoss = -1;          // stop when a minibatch loss is below it; < 0: off
+  int64_t patience = 0;            // stop after this many validations without improvement; 0: off
+  uint64_t seed = 1;
+  bool noise = true;               // draw the cell's noise inputs (N(0, 1)); off: zeros
+  DropoutSpec dropout;
+  std::vector<std::string> frozen; // params that do not train
+  int64_t segment = 0;             // BPTT segment length; 0: automatic
+  std::string checkpointPath;      // empty: no checkpoints
+  int64_t checkpointEvery = 1000;  // steps
+  std::string metricsPath;         // learning curve CSV; empty: none
+  bool progress = true;
+  std::string phase;               // a name for this training phase (multi-phase runs)
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  double bestError = INFINITY;
+  double lastLoss = NAN;
+  std::string stopReason;          // target, loss-target, patience, max-steps, diverged, interrupted
+  bool resumed = false;
+  std::vector<double> params;      // the best parameters (or the last good ones)
+};
+
+class Trainer {
+ public:
+  Trainer(const StepIR& ir, StepKernel<float>& kernel, ModelInfo info, TrainConfig cfg,
+          std::ostream& log);
+
+  // Fresh parameters from the cell's initializers (the Init random stream).
+  void initialize();
+  // Parameters given by the caller (e.g. a previous phase's result).
+  void setParams(std::vector<double> params);
+  const std::vector<double>& params() const { return params_; }
+
+  // Trains; resumes from cfg.checkpointPath when it exists and matches this model.
+  TrainResult run(const Task& task);
+
+  // Validation error of the current parameters on `trials` fresh trials drawn from `rng`.
+  double evaluate(const Task& task, const std::vector<double>& params, int64_t trials,
+                  std::mt19937_64& rng);
+
+  // EWC: the diagonal Fisher of `task`'s loss at the current parameters from per-trial gradients
+  // (batch 1), and its consolidation with strength lambda.
+  std::vector<double> fisher(const Task& task, int64_t trials);
+  Ewc& ewc() { return ewc_; }
+  RandomStreams& streams() { return streams_; }
+
+  // Set by the SIGINT handler; the loop saves a checkpoint and stops.
+  static std::atomic<bool>& interruptFlag();
+
+ private:
+  std::vector<std::vector<float>> drawNoise(int64_t batch, int64_t steps, std::mt19937_64& rng) const;
+  void saveCheckpoint(int64_t step, const Optimizer& opt, double best,
+                      const std::vector<double>& bestParams) const;
+  bool tryResume(int64_t& step, Optimizer& opt, double& best, std::vector<double>& bestParams);
+
+  const StepIR& ir_;
+  StepKernel<float>& kernel_;
+  ModelInfo info_;
+  TrainConfig cfg_;
+  std::ostream& log_;
+  std::vector<double> params_;
+  RandomStreams streams_;
+  Ewc ewc_;
+  int64_t sinceBest_ = 0;  // validations since the best one (patience)
+};
+
+// Installs a SIGINT handler that sets Trainer::interruptFlag() (a second Ctrl-C kills at once).
+void installInterruptHandler();
+
+}  // namespace cellc::runtime

@@ -1,0 +1,210 @@
+// The trainer end to end on small cells and tasks: it learns, resumes bit for bit, stops cleanly
+// on divergence and on Ctrl-C, keeps frozen params fixed, and refuses bad checkpoints.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "jit/Jit.h"
+#include "sema/Program.h"
+#include "tasks/Tasks.h"
+#include "train/Checkpoint.h"
+#include "train/Trainer.h"
+
+using namespace cellc;
+using namespace cellc::runtime;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Model {
+  std::string source;
+  std::map<std::string, double> overrides;
+  StepIR ir;
+  std::unique_ptr<CompiledCell<float>> kernel;
+};
+
+Model model(const std::string& cell, std::map<std::string, double> o) {
+  std::string path = std::string(CELLC_SOURCE_DIR) + "/cells/" + cell, err;
+  SourceFile f = SourceFile::load(path, &err);
+  DiagnosticSink d;
+  std::optional<Program> p = loadCell(f, o, d);
+  REQUIRE(p);
+  Model m{f.text(), o, lower(*p), nullptr};
+  m.kernel = compileCell<float>(m.ir);
+  return m;
+}
+
+fs::path tempDir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("cellc-trainer-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TrainConfig quiet(TrainConfig c) {
+  c.progress = false;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a GRU learns copy-first at T = 5: the loss falls tenfold", "[trainer]") {
+  Model m = model("gru.cell", {{"n", 16}, {"n_in", 1}});
+  CopyFirstTask task({5, 1});
+  TrainConfig c = quiet({});
+  c.optimizer = "adam", c.learningRate = 1e-2, c.clipNorm = 0, c.batch = 32, c.maxSteps = 400;
+  c.validateEvery = 100, c.metric = "loss", c.seed = 3;
+  std::ostringstream log;
+  Trainer t(m.ir, *m.kernel, {"gru.cell", m.source, m.overrides, ""}, c, log);
+  t.initialize();
+  std::mt19937_64 rng(99);
+  double before = t.evaluate(task, t.params(), 500, rng);
+  TrainResult r = t.run(task);
+  std::mt19937_64 rng2(99);
+  double after = t.evaluate(task, r.params, 500, rng2);
+  INFO("validation loss before " << before << ", after " << after);
+  CHECK(before > 0.5);
+  CHECK(after < before / 10);
+}
+
+TEST_CASE("resuming from a checkpoint continues bit-identically", "[trainer]") {
+  Model m = model("dale_rnn.cell", {{"n", 10}, {"n_out", 3}});
+  SequenceSpec spec;
+  spec.in.duration = 200, spec.outputs = 3, spec.offset = 20, spec.spacing = 30, spec.in.onsetMin = 10,
+  spec.in.onsetMax = 40;
+  SequenceTask task(spec);
+  fs::path dir = tempDir("resume");
+  TrainConfig c = quiet({});
+  c.learningRate = 1e-2, c.batch = 4, c.validateEvery = 5, c.validationBatch = 8, c.seed = 11;
+  c.dropout.p = 0.2;
+  auto runTo = [&](int64_t steps, const std::string& ckpt) {
+    TrainConfig cc = c;
+    cc.maxSteps = steps, cc.checkpointPath = ckpt, cc.checkpointEvery = 3;
+    std::ostringstream log;
+    Trainer t(m.ir, *m.kernel, {"dale_rnn.cell", m.source, m.overrides, ""}, cc, log);
+    t.initialize();
+    TrainResult r = t.run(task);
+    return std::make_pair(t.params(), r);
+  };
+  auto [straight, r1] = runTo(14, (dir / "a.ckpt").string());
+  runTo(7, (dir / "b.ckpt").string());             // stopped half way
+  auto [resumed, r2] = runTo(14, (dir / "b.ckpt").string());  // picks up at step 7
+  CHECK(r2.resumed);
+  REQUIRE(straight.size() == resumed.size());
+  CHECK(std::memcmp(straight.data(), resumed.data(), straight.size() * sizeof(double)) == 0);
+  CHECK(r1.bestError == r2.bestError);
+}
+
+TEST_CASE("a diverging run stops with a message and keeps the last good parameters", "[trainer]") {
+  Model m = model("gru.cell", {{"n", 8}});
+  CopyFirstTask task({5, 1});
+  fs::path dir = tempDir("diverge");
+  TrainConfig c = quiet({});
+  c.learningRate = 1e30, c.clipNorm = 0, c.batch = 8, c.maxSteps = 50, c.validateEvery = 0;
+  c.checkpointPath = (dir / "c.ckpt").string();
+  std::ostringstream log;
+  Trainer t(m.ir, *m.kernel, {"gru.cell", m.source, m.overrides, ""}, c, log);
+  t.initialize();
+  TrainResult r = t.run(task);
+  CHECK(r.stopReason == "diverged");
+  CHECK(log.str().find("diverged at step") != std::string::npos);
+  for (double p : t.params()) REQUIRE(std::isfinite(p));
+  Checkpoint saved = readCheckpoint(c.checkpointPath);
+  for (double p : saved.params) REQUIRE(std::isfinite(p));
+}
+
+TEST_CASE("frozen params do not move", "[trainer]") {
+  Model m = model("dale_rnn.cell", {{"n", 10}, {"n_out", 3}});
+  SequenceSpec spec;
+  spec.in.duration = 100, spec.outputs = 3;
+  SequenceTask task(spec);
+  TrainConfig c = quiet({});
+  c.learningRate = 1e-1, c.batch = 4, c.maxSteps = 10, c.validateEvery = 0, c.frozen = {"W_out_raw"};
+  std::ostringstream log;
+  Trainer t(m.ir, *m.kernel, {"dale_rnn.cell", m.source, m.overrides, ""}, c, log);
+  t.initialize();
+  std::vector<double> before = t.params();
+  t.run(task);
+  const ir::Slot* w = m.ir.layout.find(ir::Role::Param, "W_out_raw");
+  const ir::Slot* rec = m.ir.layout.find(ir::Role::Param, "W_rec_raw");
+  REQUIRE((w && rec));
+  bool recMoved = false;
+  for (int64_t i = 0; i < w->size; ++i) CHECK(t.params()[w->offset + i] == before[w->offset + i]);
+  for (int64_t i = 0; i < rec->size; ++i) recMoved |= t.params()[rec->offset + i] != before[rec->offset + i];
+  CHECK(recMoved);
+}
+
+TEST_CASE("corrupt or mismatched checkpoints are refused", "[trainer]") {
+  Model m = model("gru.cell", {{"n", 8}});
+  CopyFirstTask task({5, 1});
+  fs::path dir = tempDir("corrupt");
+  TrainConfig c = quiet({});
+  c.batch = 4, c.maxSteps = 3, c.validateEvery = 0, c.checkpointPath = (dir / "c.ckpt").string();
+  std::ostringstream log;
+  {
+    std::ofstream(c.checkpointPath) << "garbage, not a checkpoint";
+    Trainer t(m.ir, *m.kernel, {"gru.cell", m.source, m.overrides, ""}, c, log);
+    t.initialize();
+    CHECK_THROWS_WITH(t.run(task), Catch::Contains("not a cellc checkpoint"));
+  }
+  fs::remove(c.checkpointPath);
+  {
+    Trainer t(m.ir, *m.kernel, {"gru.cell", m.source, m.overrides, ""}, c, log);
+    t.initialize();
+    t.run(task);
+  }
+  Model other = model("gru.cell", {{"n", 9}});
+  Trainer t(other.ir, *other.kernel, {"gru.cell", other.source, other.overrides, ""}, c, log);
+  t.initialize();
+  CHECK_THROWS_WITH(t.run(task), Catch::Contains("-D n: checkpoint 8, now 9"));
+}
+
+TEST_CASE("an interrupt saves a checkpoint and stops", "[trainer]") {
+  Model m = model("gru.cell", {{"n", 8}});
+  // Raises the interrupt flag on the 4th batch, as the SIGINT handler would.
+  struct Interrupting : CopyFirstTask {
+    using CopyFirstTask::CopyFirstTask;
+    mutable int calls = 0;
+    TrialBatch sample(int64_t b, std::mt19937_64& rng) const override {
+      if (++calls == 4) Trainer::interruptFlag() = true;
+      return CopyFirstTask::sample(b, rng);
+    }
+  } task({5, 1});
+  fs::path dir = tempDir("interrupt");
+  TrainConfig c = quiet({});
+  c.batch = 4, c.maxSteps = 100, c.validateEvery = 0, c.checkpointPath = (dir / "c.ckpt").string();
+  c.checkpointEvery = 1000;
+  std::ostringstream log;
+  Trainer t(m.ir, *m.kernel, {"gru.cell", m.source, m.overrides, ""}, c, log);
+  t.initialize();
+  TrainResult r = t.run(task);
+  CHECK(r.stopReason == "interrupted");
+  CHECK(r.steps == 4);
+  CHECK(readCheckpoint(c.checkpointPath).step == 4);
+}
+
+TEST_CASE("EWC: the Fisher is a mean of squared per-trial gradients, and the penalty trains", "[trainer][ewc]") {
+  Model m = model("gru.cell", {{"n", 6}});
+  CopyFirstTask task({4, 1});
+  TrainConfig c = quiet({});
+  c.batch = 4, c.maxSteps = 5, c.validateEvery = 0;
+  std::ostringstream log;
+  Trainer t(m.ir, *m.kernel, {"gru.cell", m.source, m.overrides, ""}, c, log);
+  t.initialize();
+  std::vector<double> f = t.fisher(task, 16);
+  REQUIRE(static_cast<int64_t>(f.size()) == m.ir.layout.paramSize);
+  double total = 0;
+  for (double v : f) {
+    CHECK(v >= 0);
+    total += v;
+  }
+  CHECK(total > 0);
+  std::vector<double> anchor = t.params();
+  t.ewc().add({anchor, f, 500.0, "copy"});
+  CHECK(t.ewc().penalty(anchor) == 0);
+  TrainResult r = t.run(task);
+  CHECK(std::isfinite(r.lastLoss));
+}
