@@ -7,6 +7,7 @@ int runCheck(const Args&);
 int runPrint(const Args&);
 int runGrad(const Args&);
 int runEmitLLVM(const Args&);
+int runUnroll(const Args&);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> cmds = {
@@ -39,6 +40,34 @@ const std::vector<Command>& commands() {
        "  --O0                 the IR as generated, before optimization\n"
        "  --plan               the kernel plan instead: fusion, buffers, tape\n",
        {{"precision", true}, {"O0", false}, {"plan", false}}, 1, 1, runEmitLLVM},
+      {"unroll", "run a cell over .npy arrays; write outputs, loss and gradients",
+       "usage: cellc unroll [-D name=value ...] [--precision f64|f32]\n"
+       "                    [--loss adjoints|mse|mse_last|none] CELL DIR --out OUTDIR\n\n"
+       "Compiles the cell, reads named .npy arrays from DIR, runs T steps over a batch of B\n"
+       "sequences and writes the results to OUTDIR as .npy files, to compare the cell with\n"
+       "another framework on the same data. T and B come from the first input.\n\n"
+       "DIR holds (float32 or float64, C order):\n"
+       "  <param>.npy            every param, the param's shape (a scalar: shape ())\n"
+       "  <input>.npy            every input, [T, B, dims...]\n"
+       "  <state>.npy            optional initial state, [B, dims...] (default: as declared)\n"
+       "  <noise>.npy            optional noise, [T, B, dims...] (default: zeros)\n"
+       "  d_<output>.npy         --loss adjoints: dL/dy, [T, B, dims...] (missing: zero)\n"
+       "  d_final_<state>.npy    --loss adjoints: dL/d(final state), [B, dims...]\n"
+       "  target_<output>.npy    --loss mse: [T, B, dims...]; --loss mse_last: [B, dims...]\n"
+       "  mask_<output>.npy      --loss mse: optional weights, the target's shape\n\n"
+       "OUTDIR gets <output>.npy, final_<state>.npy and, with a loss, loss.npy, grad_<param>.npy,\n"
+       "grad_<input>.npy and grad_init_<state>.npy. Exit status 0 on success, 1 on a problem with\n"
+       "the cell or the arrays (the message names the file), 2 on a wrong command line.\n\n"
+       "  -D name=value         override a dim or a scalar const (repeatable)\n"
+       "  --out OUTDIR          where to write the results (created if missing); required\n"
+       "  --precision f64|f32   element type of the computation and of the files written\n"
+       "                        (default f64)\n"
+       "  --loss KIND           adjoints: sum <d_y, y> + <d_final, h_T>;\n"
+       "                        mse: sum(mask (y - target)^2) / (T B units), per output;\n"
+       "                        mse_last: sum((y_T - target)^2) / (B units), per output;\n"
+       "                        none: forward only. Default: adjoints if DIR holds a d_*.npy,\n"
+       "                        else none\n",
+       {{"out", true}, {"precision", true}, {"loss", true}}, 2, 2, runUnroll},
   };
   return cmds;
 }
