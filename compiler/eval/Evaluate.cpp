@@ -334,9 +334,15 @@ std::vector<std::vector<double>> evaluate(const Graph& g, const std::vector<Node
   if (batch < 1) fail("batch size " + std::to_string(batch));
   for (NodeId r : roots)
     if (r < 0 || static_cast<size_t>(r) >= g.size()) fail("root %" + std::to_string(r) + " is not a node");
+  std::vector<NodeId> order = topoOrder(g, roots);
+  // Uses left per node, so that a value is freed after its last use (roots are kept).
+  std::vector<int> usesLeft(g.size(), 0);
+  for (NodeId id : order)
+    for (NodeId i : g[id].in) ++usesLeft[static_cast<size_t>(i)];
+  for (NodeId r : roots) ++usesLeft[static_cast<size_t>(r)];
   std::vector<Value> vals(g.size());
   std::vector<const Value*> operands;
-  for (NodeId id : topoOrder(g, roots)) {
+  for (NodeId id : order) {
     const Node& n = g[id];
     if (opArity(n.op) >= 0 && static_cast<int>(n.in.size()) != opArity(n.op))
       fail(std::string(opName(n.op)) + " node %" + std::to_string(id) + " has " + std::to_string(n.in.size()) + " operands");
@@ -351,6 +357,8 @@ std::vector<std::vector<double>> evaluate(const Graph& g, const std::vector<Node
     const Value& v = vals[static_cast<size_t>(id)];
     if (v.shape != n.shape || static_cast<int64_t>(v.v.size()) != v.nb * n.shape.numel())
       fail("node %" + std::to_string(id) + " evaluated to the wrong size");
+    for (NodeId i : n.in)
+      if (--usesLeft[static_cast<size_t>(i)] == 0) vals[static_cast<size_t>(i)] = Value();
   }
   std::vector<std::vector<double>> out;
   for (NodeId r : roots) out.push_back(vals[static_cast<size_t>(r)].v);
