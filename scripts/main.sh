@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The main job: install dependencies, build cellc, and check, print and differentiate every cell.
+# The main job: install dependencies, build cellc, and reproduce experiment E1 (Song, Yang & Wang
+# 2016, Figs 2-3) on its quick setting: train a Dale RNN to produce a sequence, edit each
+# inhibitory column of its recurrent matrix, measure how the sequence shifts, draw the figures.
+# The full setting (pycog's SGD, up to 1e5 steps): cellc run experiments/sequence_shift.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,9 +11,8 @@ cmake --build build -j2 --target cellc
 cellc=build/tools/cellc/cellc
 
 $cellc check cells/*.cell
-for f in cells/*.cell; do
-  echo "=== $f"
-  $cellc print "$f"
-done
-echo "=== the derived backward step of cells/gru.cell"
-$cellc grad cells/gru.cell
+run=runs/sequence_shift_quick
+$cellc run experiments/sequence_shift.toml --profile quick --out "$run"
+echo
+echo "E1 results: $run/summary.json"
+echo "figures:    $(ls "$run"/figures/*.png 2>/dev/null | tr '\n' ' ')"

@@ -49,6 +49,7 @@ const std::map<std::string, std::vector<std::string>>& initParams() {
       {"zeros", {}}, {"ones", {}}, {"fill", {"value"}}, {"uniform", {"lo", "hi"}},
       {"normal", {"mean", "std"}}, {"glorot", {"gain"}}, {"lecun_normal", {}},
       {"orthogonal", {"gain"}}, {"gamma", {"k", "theta"}}, {"spectral_radius", {"radius", "of"}},
+      {"balance_ei", {"f"}},
   };
   return m;
 }

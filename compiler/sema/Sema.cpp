@@ -78,6 +78,7 @@ const std::map<std::string, InitInfo>& initializers() {
       {"orthogonal", {{"gain"}, 0, false}},
       {"gamma", {{"k", "theta"}, 2, false}},
       {"spectral_radius", {{"radius", "of"}, 1, true}},
+      {"balance_ei", {{"f"}, 1, true}},
   };
   return inits;
 }
@@ -415,6 +416,9 @@ class Checker {
     if (fn == "gamma" && !(values[0] > 0)) bad(0, "shape k must be positive");
     if (fn == "gamma" && !(values[1] > 0)) bad(1, "scale theta must be positive");
     if (fn == "spectral_radius" && !(values[0] > 0)) bad(0, "radius must be positive");
+    if (fn == "balance_ei" && !(values[0] > 0 && values[0] < 1)) bad(0, "the excitatory fraction f must be in (0, 1)");
+    if (fn == "balance_ei" && p.shape.rank() != 2)
+      error(Code::E304, call.loc, fn + "() needs a matrix, " + s.name + " is " + p.shape.str());
     if ((fn == "orthogonal" || fn == "spectral_radius") && p.shape.rank() != 2)
       error(Code::E304, call.loc, fn + "() needs a matrix, " + s.name + " is " + p.shape.str());
     if (fn == "spectral_radius" && p.shape.rank() == 2 && p.shape.dims[0] != p.shape.dims[1])

@@ -24,7 +24,7 @@ const std::map<std::string, std::vector<std::string>>& argNames() {
   static const std::map<std::string, std::vector<std::string>> m = {
       {"zeros", {}}, {"ones", {}}, {"fill", {"value"}}, {"uniform", {"lo", "hi"}},
       {"normal", {"mean", "std"}}, {"glorot", {"gain"}}, {"lecun_normal", {}},
-      {"orthogonal", {"gain"}}, {"gamma", {"k", "theta"}}, {"spectral_radius", {"radius", "of"}},
+      {"orthogonal", {"gain"}}, {"gamma", {"k", "theta"}}, {"spectral_radius", {"radius", "of"}}, {"balance_ei", {"f"}},
   };
   return m;
 }
@@ -224,6 +224,20 @@ std::vector<double> effectiveMatrix(const StepIR& ir, const std::vector<double>&
   return eval::evaluate(ir.g, {node}, ir.layout, leaves, 1).at(0);
 }
 
+// balance_ei(f): in each row, scale the inhibitory columns (the last 1 - f of them, as dale(f)
+// signs them) so that their sum of magnitudes equals the excitatory columns' (pycog balanced E
+// and I this way; without it the all-positive mode of a Dale matrix at radius 1.5 explodes).
+static void balanceEI(const ir::Slot& s, const ir::InitStep& st, double* w) {
+  const int64_t rows = s.shape.dims.at(0), cols = s.shape.dims.at(1);
+  const int64_t ne = static_cast<int64_t>(std::floor(st.args.at(0) * static_cast<double>(cols) + 1e-9));
+  for (int64_t i = 0; i < rows; ++i) {
+    double e = 0, in = 0;
+    for (int64_t j = 0; j < cols; ++j) (j < ne ? e : in) += std::fabs(w[i * cols + j]);
+    if (in > 0)
+      for (int64_t j = ne; j < cols; ++j) w[i * cols + j] *= e / in;
+  }
+}
+
 void initParams(const StepIR& ir, std::vector<double>& params, std::mt19937_64& rng) {
   const ir::Layout& L = ir.layout;
   params.assign(static_cast<size_t>(L.paramSize), 0.0);
@@ -232,8 +246,9 @@ void initParams(const StepIR& ir, std::vector<double>& params, std::mt19937_64& 
   for (size_t p = 0; p < L.params.size(); ++p) {
     const ir::Slot& s = L.params[p];
     for (size_t i = 1; i < s.init.size(); ++i) {
-      if (s.init[i].fn != "spectral_radius") fail(s, "unknown transform '" + s.init[i].fn + "'");
-      spectral(ir, p, s.init[i], params);
+      if (s.init[i].fn == "balance_ei") balanceEI(s, s.init[i], params.data() + s.offset);
+      else if (s.init[i].fn == "spectral_radius") spectral(ir, p, s.init[i], params);
+      else fail(s, "unknown transform '" + s.init[i].fn + "'");
     }
   }
 }

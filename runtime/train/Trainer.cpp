@@ -181,8 +181,9 @@ TrainResult Trainer::run(const Task& task) {
 
   std::ofstream metrics;
   if (!cfg_.metricsPath.empty()) {
-    bool fresh = !res.resumed || !std::filesystem::exists(cfg_.metricsPath);
-    metrics.open(cfg_.metricsPath, fresh ? std::ios::trunc : std::ios::app);
+    // Appends: phases of one run share a curve; the caller starts a fresh file for a fresh run.
+    bool fresh = !std::filesystem::exists(cfg_.metricsPath) || std::filesystem::file_size(cfg_.metricsPath) == 0;
+    metrics.open(cfg_.metricsPath, std::ios::app);
     if (!metrics) throw std::runtime_error("cannot write " + cfg_.metricsPath);
     if (fresh) metrics << "phase,step,loss,val_error,grad_norm,seconds\n";
   }
@@ -282,7 +283,8 @@ TrainResult Trainer::run(const Task& task) {
       break;
     }
   }
-  if (cfg_.progress) progress(true);
+  // The last line, unless a validation just printed this very step (a log, not a terminal).
+  if (cfg_.progress && (tty || cfg_.validateEvery <= 0 || step % cfg_.validateEvery != 0)) progress(true);
   if (res.stopReason != "interrupted") saveCheckpoint(step, *opt, best, bestParams);
   res.steps = step;
   res.bestError = best;

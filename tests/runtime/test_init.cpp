@@ -255,11 +255,21 @@ TEST_CASE("dale_rnn: the effective W_rec has spectral radius 1.5 after init", "[
   std::vector<double> eff = effectiveMatrix(ir, p, slotIndex(ir, "W_rec_raw"));
   CHECK((matrix(eff, n, n) - w).cwiseAbs().maxCoeff() < 1e-15);
 
-  // The raw matrix is still a (rescaled) gamma sample: positive, with the gamma's shape.
-  Moments m = moments(raw);
-  CHECK(m.min > 0);
-  const double cv2 = m.var / (m.mean * m.mean);  // k = 2: coefficient of variation^2 = 1/k
+  // The raw matrix is positive; its excitatory columns are still a (rescaled) gamma sample (k = 2:
+  // coefficient of variation^2 = 1/k): balance_ei rescales only the inhibitory ones, row by row.
+  std::vector<double> exc;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < nExc; ++j) exc.push_back(raw[static_cast<size_t>(i * n + j)]);
+  Moments m = moments(exc);
+  CHECK(moments(raw).min > 0);
+  const double cv2 = m.var / (m.mean * m.mean);
   CHECK(std::abs(cv2 - 0.5) < 0.05);
+  // balance_ei(0.8): in every row the inhibitory magnitudes sum to the excitatory ones.
+  for (int64_t i = 0; i < n; ++i) {
+    double e = 0, in = 0;
+    for (int64_t j = 0; j < n; ++j) (j < nExc ? e : in) += raw[static_cast<size_t>(i * n + j)];
+    CHECK(in == Approx(e).epsilon(1e-12));
+  }
 
   // The other params: x0 = 0.1, W_in and W_out ~ U(0, 0.1).
   CHECK(values(ir, p, "x0") == std::vector<double>(100, 0.1));
@@ -360,7 +370,7 @@ TEST_CASE("initSummary: one line per param", "[init]") {
   std::vector<std::string> lines = initSummary(ir);
   REQUIRE(lines.size() == ir.layout.params.size());
   CHECK(lines[slotIndex(ir, "W_rec_raw")] ==
-        "W_rec_raw [100, 100] ~ gamma(2, 0.05) | spectral_radius(1.5, W_rec)");
+        "W_rec_raw [100, 100] ~ gamma(2, 0.05) | balance_ei(0.8) | spectral_radius(1.5, W_rec)");
   CHECK(lines[slotIndex(ir, "x0")] == "x0 [100] ~ fill(0.1)");
   CHECK(lines[slotIndex(ir, "W_in_raw")] == "W_in_raw [100, 1] ~ uniform(0, 0.1)");
 

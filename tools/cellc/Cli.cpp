@@ -11,6 +11,11 @@ std::string Args::get(const std::string& name, const std::string& fallback) cons
   return it == options.end() ? fallback : it->second;
 }
 
+std::vector<std::string> Args::multi(const std::string& name) const {
+  auto it = all.find(name);
+  return it == all.end() ? std::vector<std::string>{} : it->second;
+}
+
 static void parseOverride(const std::string& text, Overrides& out) {
   auto eq = text.find('=');
   if (eq == std::string::npos || eq == 0)
@@ -55,6 +60,7 @@ Args Args::parse(int argc, char** argv, const Command& cmd) {
         value = argv[++i];
       }
       a.options[name] = value;
+      a.all[name].push_back(value);
     } else if (s.size() > 1 && s[0] == '-') {
       throw UsageError("unknown option " + s);
     } else {

@@ -22,13 +22,15 @@ struct Command;
 
 struct Args {
   std::vector<std::string> positional;
-  std::map<std::string, std::string> options;  // --name value (or "" for flags)
+  std::map<std::string, std::string> options;  // --name value (or "" for flags); the last one wins
+  std::map<std::string, std::vector<std::string>> all;  // every value of a repeated option
   Overrides overrides;                         // -D name=value
   bool help = false;
 
   static Args parse(int argc, char** argv, const Command& cmd);
   bool flag(const std::string& name) const { return options.count(name) > 0; }
   std::string get(const std::string& name, const std::string& fallback) const;
+  std::vector<std::string> multi(const std::string& name) const;
 };
 
 struct Option {

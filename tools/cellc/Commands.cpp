@@ -7,6 +7,7 @@ int runCheck(const Args&);
 int runPrint(const Args&);
 int runGrad(const Args&);
 int runEmitLLVM(const Args&);
+int runRun(const Args&);
 int runUnroll(const Args&);
 
 const std::vector<Command>& commands() {
@@ -40,6 +41,18 @@ const std::vector<Command>& commands() {
        "  --O0                 the IR as generated, before optimization\n"
        "  --plan               the kernel plan instead: fusion, buffers, tape\n",
        {{"precision", true}, {"O0", false}, {"plan", false}}, 1, 1, runEmitLLVM},
+      {"run", "run an experiment: train, analyse, draw figures",
+       "usage: cellc run [--out DIR] [--profile NAME] [--set key=value ...] [--no-plot] FILE.toml\n"
+       "       cellc run --keys\n\n"
+       "Runs the experiment and leaves a run folder (default runs/<name>): the resolved experiment,\n"
+       "the cell, metrics.csv, params/*.npy, arrays/*.npy, checkpoints, summary.json and figures/.\n"
+       "Running the same command again resumes an interrupted run (Ctrl-C saves a checkpoint).\n\n"
+       "  --out DIR         the run folder\n"
+       "  --profile NAME    apply the file's [profiles.NAME] table (e.g. quick)\n"
+       "  --set key=value   override a key, e.g. --set train.batch=64 (repeatable)\n"
+       "  --no-plot         do not run experiments/plot.py at the end\n"
+       "  --keys            print every experiment key with its type, default and meaning\n",
+       {{"out", true}, {"profile", true}, {"set", true}, {"no-plot", false}, {"keys", false}}, 0, 1, runRun},
       {"unroll", "run a cell over .npy arrays; write outputs, loss and gradients",
        "usage: cellc unroll [-D name=value ...] [--precision f64|f32]\n"
        "                    [--loss adjoints|mse|mse_last|none] CELL DIR --out OUTDIR\n\n"

@@ -1,0 +1,753 @@
+#!/usr/bin/python3
+"""Draw the figures of a finished (or partial) cellc experiment run folder.
+
+    python3 experiments/plot.py RUN_DIR [--only NAME ...]
+
+Reads RUN_DIR/summary.json, RUN_DIR/metrics.csv and RUN_DIR/arrays/*.npy, writes one PNG per figure
+into RUN_DIR/figures/ and prints the files written, one per line, on stdout.
+
+A figure whose inputs are missing (or malformed) is skipped with a one-line note on stderr. An
+analysis kind in summary.json that this script does not know is skipped with a note. Exit status:
+0 if at least one figure was drawn or nothing was drawable, 1 only if summary.json is unreadable,
+2 on a usage error (unknown --only name).
+
+Figures:
+  learning_curve    (always)          training loss and validation error vs step
+  sequence_heatmap  (column_shift)    outputs over time before/after the example edit
+  traces            (column_shift)    input, outputs and targets of the original trial
+  shift_vs_column   (column_shift)    sequence shift vs edited column, one line per edit value v
+  shift_vs_value    (column_shift)    sequence shift vs edit value v, one line per column
+  shift_map         (column_shift)    mean peak shift over every (column, v), failures marked
+
+--only takes figure names (with or without .png) or analysis kinds (all of that kind's figures).
+Only the standard library, numpy and matplotlib are used.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+try:
+    import numpy as np
+    import matplotlib
+except ImportError as _e:  # e.g. a python3 other than Debian's, without python3-matplotlib
+    print(f"plot.py: error: {_e}; run with /usr/bin/python3 (python3-numpy, python3-matplotlib)",
+          file=sys.stderr)
+    sys.exit(1)
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator, MultipleLocator  # noqa: E402
+
+DPI = 150
+PROG = "plot.py"
+
+plt.rcParams.update({
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+})
+
+
+class Missing(Exception):
+    """An input a figure needs is absent or unusable: the figure is skipped with a note."""
+
+
+_noted = set()
+
+
+def note(msg):
+    """One line on stderr; the same line only once."""
+    if msg not in _noted:
+        _noted.add(msg)
+        print(f"{PROG}: {msg}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# Run folder access
+# --------------------------------------------------------------------------------------------
+
+class Run:
+    def __init__(self, run_dir, summary):
+        self.dir = run_dir
+        self.summary = summary
+        self.fig_dir = os.path.join(run_dir, "figures")
+        self._arrays = {}
+
+    @property
+    def name(self):
+        exp = self.summary.get("experiment")
+        if isinstance(exp, dict) and exp.get("name"):
+            return str(exp["name"])
+        return os.path.basename(os.path.normpath(self.dir))
+
+    def analysis(self, kind):
+        a = (self.summary.get("analyses") or {}).get(kind)
+        return a if isinstance(a, dict) else {}
+
+    def array(self, name, ndim=None):
+        """arrays/NAME.npy as float64; raises Missing if absent, unreadable or of the wrong rank."""
+        if name in self._arrays:
+            a = self._arrays[name]
+        else:
+            path = os.path.join(self.dir, "arrays", name + ".npy")
+            if not os.path.isfile(path):
+                raise Missing(f"arrays/{name}.npy missing")
+            try:
+                a = np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+            except Exception as e:  # truncated file, bad header, object array...
+                raise Missing(f"arrays/{name}.npy unreadable ({type(e).__name__}: {e})")
+            self._arrays[name] = a
+        if ndim is not None and a.ndim != ndim:
+            raise Missing(f"arrays/{name}.npy has shape {a.shape}, expected {ndim} dimension(s)")
+        return a
+
+    def save(self, fig, name):
+        os.makedirs(self.fig_dir, exist_ok=True)
+        path = os.path.join(self.fig_dir, name + ".png")
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(fig)
+        return path
+
+
+def need_same_length(what, *arrays):
+    n = {a.shape[0] for a in arrays}
+    if len(n) != 1:
+        raise Missing(f"{what}: arrays disagree on their first dimension "
+                      f"({', '.join(str(a.shape) for a in arrays)})")
+
+
+def fmt_v(v):
+    return f"{v:+.2f}" if abs(v) >= 0.01 or v == 0 else f"{v:+.3g}"
+
+
+def fmt_num(x):
+    if x is None or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.3g}"
+
+
+# --------------------------------------------------------------------------------------------
+# learning_curve: metrics.csv
+# --------------------------------------------------------------------------------------------
+
+def _float(s):
+    try:
+        return float(s) if s is not None and s.strip() != "" else math.nan
+    except ValueError:
+        return math.nan
+
+
+def read_metrics(run):
+    path = os.path.join(run.dir, "metrics.csv")
+    if not os.path.isfile(path):
+        raise Missing("metrics.csv missing")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or "step" not in reader.fieldnames:
+            raise Missing("metrics.csv has no header with a 'step' column")
+        rows = [r for r in reader]
+    if not rows:
+        raise Missing("metrics.csv has no rows")
+    phases, step, loss, val = [], [], [], []
+    for r in rows:
+        s = _float(r.get("step"))
+        if not math.isfinite(s):
+            continue
+        phases.append((r.get("phase") or "").strip())
+        step.append(s)
+        loss.append(_float(r.get("loss")))
+        val.append(_float(r.get("val_error")))
+    if not step:
+        raise Missing("metrics.csv has no row with a step")
+    return phases, np.array(step), np.array(loss), np.array(val)
+
+
+def smooth(y, window):
+    """Running mean over finite values (centered), for a readable trend over a noisy loss."""
+    if window <= 1 or y.size < 3 * window:
+        return y
+    ok = np.isfinite(y)
+    yz = np.where(ok, y, 0.0)
+    k = np.ones(window)
+    num = np.convolve(yz, k, mode="same")
+    den = np.convolve(ok.astype(float), k, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def readable_log_ticks(ax):
+    """On a log y axis spanning less than ~2 decades, label 2x and 5x ticks too."""
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo < 150:
+        from matplotlib.ticker import FuncFormatter, LogLocator
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+        fmt = FuncFormatter(lambda y, _: f"{y:g}")
+        ax.yaxis.set_major_formatter(fmt)
+        ax.yaxis.set_minor_formatter(fmt)
+
+
+def draw_learning_curve(run):
+    phases, step, loss, val = read_metrics(run)
+    training = run.summary.get("training") or {}
+    target = training.get("target_error")
+    target = float(target) if isinstance(target, (int, float)) and math.isfinite(target) else None
+
+    # Phases in order of first appearance. If a phase's steps restart (do not continue after the
+    # previous phase's last step), lay the phases end to end on a cumulative step axis.
+    order = list(dict.fromkeys(phases))
+    masks = [np.array([p == ph for p in phases]) for ph in order]
+    cumulative = any(step[m1].min() <= step[m0].max() for m0, m1 in zip(masks, masks[1:]))
+    x = step.copy()
+    boundaries = []
+    if cumulative:
+        offset = 0.0
+        for k, m in enumerate(masks):
+            if k:
+                offset = x[masks[k - 1]].max() - step[m].min() + 1
+                boundaries.append(x[masks[k - 1]].max() + 0.5)
+            x[m] = step[m] + offset
+    else:
+        boundaries = [0.5 * (step[m0].max() + step[m1].min()) for m0, m1 in zip(masks, masks[1:])]
+
+    has_loss = np.any(np.isfinite(loss) & (loss > 0))
+    has_val = np.any(np.isfinite(val))
+    if not has_loss and not has_val:
+        raise Missing("metrics.csv has neither a positive loss nor a validation error")
+
+    nrows = int(has_loss) + int(has_val)
+    fig, axes = plt.subplots(nrows, 1, figsize=(7.0, 2.6 * nrows + 0.6), sharex=True,
+                             squeeze=False)
+    axes = list(axes[:, 0])
+    multi = len(order) > 1
+    colors = plt.get_cmap("tab10")
+
+    def phase_label(ph):
+        return ph if ph else "(no phase)"
+
+    ax_i = 0
+    if has_loss:
+        ax = axes[ax_i]
+        ax_i += 1
+        for k, ph in enumerate(order):
+            idx = np.array([p == ph for p in phases]) & np.isfinite(loss) & (loss > 0)
+            if not idx.any():
+                continue
+            c = colors(k % 10) if multi else "C0"
+            xs, ys = x[idx], loss[idx]
+            o = np.argsort(xs, kind="stable")
+            xs, ys = xs[o], ys[o]
+            w = max(1, xs.size // 100)
+            if w > 1:
+                ax.plot(xs, ys, color=c, lw=0.6, alpha=0.25)
+                ax.plot(xs, np.exp(smooth(np.log(ys), w)), color=c, lw=1.6,
+                        label=(f"{phase_label(ph)}" if multi else "training loss")
+                        + f" (running mean, {w} rows)")
+            else:
+                ax.plot(xs, ys, color=c, lw=1.2, marker="." if xs.size < 50 else None,
+                        label=phase_label(ph) if multi else "training loss")
+        ax.set_yscale("log")
+        readable_log_ticks(ax)
+        ax.set_ylabel("training loss (MSE)")
+        ax.legend(loc="upper right", frameon=False)
+        ax.grid(True, which="major", alpha=0.3)
+
+    if has_val:
+        ax = axes[ax_i]
+        for k, ph in enumerate(order):
+            idx = np.array([p == ph for p in phases]) & np.isfinite(val)
+            if not idx.any():
+                continue
+            c = colors(k % 10) if multi else "C1"
+            xs, ys = x[idx], val[idx]
+            o = np.argsort(xs, kind="stable")
+            ax.plot(xs[o], ys[o], color=c, lw=1.0, marker="o", ms=3.5,
+                    label=(phase_label(ph) if multi else "validation error"))
+        fin = val[np.isfinite(val)]
+        if target is not None:
+            ax.axhline(target, color="k", ls="--", lw=1.0, label=f"target = {fmt_num(target)}")
+        # best validation error (per phase when there are several: each phase keeps its own)
+        labelled = False
+        for m in masks:
+            mv = np.where(m, val, np.nan)
+            if not np.isfinite(mv).any():
+                continue
+            b = int(np.nanargmin(mv))
+            lab = None if labelled else (
+                "best of each phase" if multi else f"best = {fmt_num(val[b])}")
+            labelled = True
+            ax.plot([x[b]], [val[b]], marker="*", ms=11, color="gold", mec="k", mew=0.6,
+                    ls="none", zorder=5, label=lab)
+        pos = fin[fin > 0]
+        if pos.size and (target is None or target > 0) and pos.max() / pos.min() > 10:
+            ax.set_yscale("log")
+            readable_log_ticks(ax)
+        ax.set_ylabel("validation error")
+        ax.legend(loc="upper right", frameon=False)
+        ax.grid(True, which="major", alpha=0.3)
+
+    for ax in axes:
+        for b in boundaries:
+            ax.axvline(b, color="0.5", lw=0.8, ls=":")
+    axes[-1].set_xlabel("training step" + (" (phases laid end to end)" if cumulative else ""))
+
+    steps = training.get("steps")
+    stop = training.get("stop_reason")
+    secs = training.get("seconds")
+    sub = []
+    if isinstance(steps, (int, float)):
+        sub.append(f"{int(steps)} steps")
+    if stop:
+        sub.append(f"stopped: {stop}")
+    if isinstance(secs, (int, float)) and math.isfinite(secs):
+        sub.append(f"{secs / 60:.1f} min" if secs >= 120 else f"{secs:.0f} s")
+    title = f"{run.name}: learning curve"
+    if sub:
+        title += "\n" + ", ".join(sub)
+    axes[0].set_title(title)
+    fig.tight_layout()
+    return run.save(fig, "learning_curve")
+
+
+# --------------------------------------------------------------------------------------------
+# column_shift (E1)
+# --------------------------------------------------------------------------------------------
+
+def cs_time(run, n):
+    """trial_time.npy, or n samples at the analysis dt if the time array is missing."""
+    try:
+        t = run.array("trial_time", 1)
+        if t.shape[0] != n:
+            raise Missing(f"arrays/trial_time.npy has {t.shape[0]} samples, the outputs {n}")
+        return t
+    except Missing:
+        dt = run.analysis("column_shift").get("dt")
+        if isinstance(dt, (int, float)) and dt > 0:
+            return np.arange(n) * float(dt)
+        raise
+
+
+def as_2d(a):
+    return a[:, None] if a.ndim == 1 else a
+
+
+def peak_shifts(t, y0, y1, max_shift):
+    """Per output (t_peak original - t_peak edited); NaN where |shift| > max_shift."""
+    s = t[np.argmax(y0, axis=0)] - t[np.argmax(y1, axis=0)]
+    if max_shift is not None:
+        s = np.where(np.abs(s) > max_shift, np.nan, s)
+    return s
+
+
+def draw_sequence_heatmap(run):
+    a = run.analysis("column_shift")
+    y0 = as_2d(run.array("trial_output"))
+    y1 = as_2d(run.array("edit_example_output"))
+    if y0.ndim != 2 or y0.shape != y1.shape:
+        raise Missing(f"trial_output {y0.shape} and edit_example_output {y1.shape} differ in shape")
+    t = cs_time(run, y0.shape[0])
+    ex = a.get("example") if isinstance(a.get("example"), dict) else {}
+    # {"example": {"column", "value"}}; the TOML's flat example_column / example_value also do
+    col = ex.get("column", a.get("example_column"))
+    val = ex.get("value", a.get("example_value"))
+    tau = a.get("tau")
+    max_shift = 0.5 * float(tau) if isinstance(tau, (int, float)) else None
+
+    def norm(y):
+        m = np.nanmax(y, axis=0)
+        m = np.where(np.isfinite(m) & (m > 0), m, 1.0)
+        return (y / m).T  # [n_out, T]
+
+    n_out = y0.shape[1]
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.4 + 0.06 * min(n_out, 60)), sharey=True,
+                             gridspec_kw={"width_ratios": [1, 1, 0.28]},
+                             constrained_layout=True)
+    extent = [t[0], t[-1], n_out - 0.5, -0.5]
+    ims = []
+    for ax, y, ttl in ((axes[0], y0, "before the edit"), (axes[1], y1, "after the edit")):
+        ims.append(ax.imshow(norm(y), aspect="auto", origin="upper", extent=extent,
+                             cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest"))
+        ax.set_xlabel("time (ms)")
+        ax.set_title(ttl)
+        ax.set_xlim(t[0], t[-1])
+    axes[0].set_ylabel("output index")
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(n_out, 10)))
+    if n_out <= 30:  # mark the peaks: before (open circles) on both panels, after (dots)
+        p0 = t[np.argmax(y0, axis=0)]
+        p1 = t[np.argmax(y1, axis=0)]
+        rows = np.arange(n_out)
+        for ax in axes[:2]:
+            ax.plot(p0, rows, ls="none", marker="o", ms=6, mfc="none", mec="cyan", mew=1.1,
+                    label="peak before the edit")
+        axes[1].plot(p1, rows, ls="none", marker="o", ms=2.6, color="lime",
+                     label="peak after the edit")
+        axes[1].legend(loc="lower left", fontsize=7.5, framealpha=0.7)
+
+    what = ""
+    if col is not None and val is not None:
+        try:
+            what = f"column {int(col)}, v = {fmt_v(float(val))}"
+        except (TypeError, ValueError):
+            what = f"column {col}, v = {val}"
+    axes[1].set_title("after the edit" + (f" ({what})" if what else ""))
+    cb = fig.colorbar(ims[0], ax=axes[:2], shrink=0.95, pad=0.01, aspect=30)
+    cb.set_label("output / its max")
+
+    # per-output peak shift of the example edit: the whole sequence moves, each output alike
+    ax = axes[2]
+    shifts = peak_shifts(t, y0, y1, None)
+    excluded = (np.abs(shifts) > max_shift) if max_shift is not None else np.zeros(n_out, bool)
+    colors = np.where(shifts >= 0, "#b2182b", "#2166ac")
+    rows = np.arange(n_out)
+    ax.barh(rows[~excluded], shifts[~excluded], height=0.7, color=colors[~excluded])
+    if excluded.any():
+        ax.plot(np.zeros(excluded.sum()), rows[excluded], ls="none", marker="x", color="k",
+                ms=6, label=f"excluded ({_tau_text(run)})")
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), fontsize=7, frameon=False)
+    ax.axvline(0, color="0.3", lw=0.8)
+    lim = float(np.max(np.abs(shifts[~excluded]))) if (~excluded).any() else 1.0
+    ax.set_xlim(-1.15 * max(lim, 0.5), 1.15 * max(lim, 0.5))
+    ax.set_xlabel("peak shift (ms)")
+    ax.set_title("per output:\nt_before - t_after", fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.tick_params(axis="y", labelleft=False)
+
+    ok = ~excluded
+    sup = f"{run.name}: outputs over time (each normalized to its own max), before and after " \
+          f"the edit W_rec,eff[E rows, c] -= v"
+    if ok.any():
+        sup += f"\nmean peak shift of this edit: {np.mean(shifts[ok]):+.1f} ms (>0: earlier)"
+        if (~ok).any():
+            sup += f", {int((~ok).sum())} output(s) excluded"
+    fig.suptitle(sup)
+    return run.save(fig, "sequence_heatmap")
+
+
+def draw_traces(run):
+    y = as_2d(run.array("trial_output"))
+    z = as_2d(run.array("trial_target"))
+    u = run.array("trial_input")
+    if y.shape != z.shape:
+        raise Missing(f"trial_output {y.shape} and trial_target {z.shape} differ in shape")
+    u = as_2d(u)
+    need_same_length("traces", y, u)
+    t = cs_time(run, y.shape[0])
+    n_out = y.shape[1]
+
+    fig, (ax_u, ax_y) = plt.subplots(2, 1, figsize=(8.0, 5.6), sharex=True,
+                                     gridspec_kw={"height_ratios": [1, 2.6]},
+                                     constrained_layout=True)
+    for j in range(u.shape[1]):
+        ax_u.plot(t, u[:, j], color="0.2", lw=1.2, label=f"u{j}" if u.shape[1] > 1 else None)
+    ax_u.set_ylabel("input u (a.u.)")
+    ax_u.set_title(f"{run.name}: input, outputs and targets (original trial, no noise)")
+    ax_u.set_ylim(bottom=min(0.0, float(np.nanmin(u))))
+    ax_u.grid(True, alpha=0.3)
+    if u.shape[1] > 1:
+        ax_u.legend(frameon=False, ncol=min(u.shape[1], 4))
+
+    cmap = plt.get_cmap("viridis")
+    cnorm = mcolors.Normalize(vmin=0, vmax=max(n_out - 1, 1))
+    lw = 1.3 if n_out <= 20 else 0.7
+    for i in range(n_out):
+        c = cmap(cnorm(i) * 0.92)  # stay off the palest yellow
+        ax_y.plot(t, z[:, i], color=c, lw=lw, ls="--", alpha=0.9)
+        ax_y.plot(t, y[:, i], color=c, lw=lw)
+    ax_y.set_xlabel("time (ms)")
+    ax_y.set_ylabel("output rate (a.u.)")
+    ax_y.grid(True, alpha=0.3)
+    ax_y.set_xlim(t[0], t[-1])
+    ax_y.legend(handles=[Line2D([], [], color="0.3", lw=1.3, label="output"),
+                         Line2D([], [], color="0.3", lw=1.3, ls="--", label="target")],
+                loc="upper left", frameon=False)
+    sm = plt.cm.ScalarMappable(norm=mcolors.Normalize(vmin=0, vmax=max(n_out - 1, 1) / 0.92),
+                               cmap=cmap)
+    cb = fig.colorbar(sm, ax=ax_y, pad=0.01, aspect=25)
+    cb.set_label("output index")
+    cb.ax.set_ylim(0, max(n_out - 1, 1))
+    cb.locator = MaxNLocator(integer=True, nbins=min(n_out, 10))
+    cb.update_ticks()
+    rmse = float(np.sqrt(np.nanmean((y - z) ** 2)))
+    ax_y.set_title(f"outputs (solid) vs targets (dashed): RMSE {rmse:.3g}", fontsize=10)
+    return run.save(fig, "traces")
+
+
+def _shift_arrays(run):
+    cols = run.array("shift_columns", 1)
+    vals = run.array("shift_values", 1)
+    peak = run.array("peak_shift", 2)
+    C, V = cols.shape[0], vals.shape[0]
+    if peak.shape != (C, V):
+        raise Missing(f"arrays/peak_shift.npy has shape {peak.shape}, expected ({C}, {V})")
+    optional = {}
+    for name in ("centroid_shift", "failures"):  # optional: the figures do without them
+        try:
+            arr = run.array(name, 2)
+            if arr.shape != (C, V):
+                raise Missing(f"arrays/{name}.npy has shape {arr.shape}, expected ({C}, {V})")
+            optional[name] = arr
+        except Missing as e:
+            note(f"shift figures drawn without {name}: {e}")
+            optional[name] = None
+    return cols, vals, peak, optional["centroid_shift"], optional["failures"]
+
+
+def _pick(requested, available, count_default=4):
+    """Indices into `available` nearest to each requested value (deduplicated, in order).
+    Without a request, `count_default` evenly spread entries."""
+    if isinstance(requested, (list, tuple)) and requested:
+        out = []
+        for r in requested:
+            try:
+                i = int(np.nanargmin(np.abs(available - float(r))))
+            except (TypeError, ValueError):
+                continue
+            if i not in out:
+                out.append(i)
+        if out:
+            return out
+    n = available.shape[0]
+    return sorted(set(np.linspace(0, n - 1, min(count_default, n)).round().astype(int).tolist()))
+
+
+def _tau_text(run):
+    tau = run.analysis("column_shift").get("tau")
+    if isinstance(tau, (int, float)):
+        return f"|shift| > 0.5 tau = {0.5 * tau:g} ms"
+    return "|shift| too large"
+
+
+def _draw_shift_lines(ax, x, series, labels, colors):
+    """series: (peak, centroid or None, failures or None) per line. x marks points with some
+    outputs excluded; an open triangle on the x axis marks points where every output was
+    excluded (no mean). Returns (any failure, any point where every output failed)."""
+    any_fail = all_fail = False
+    for (p, c_, f), lab, col in zip(series, labels, colors):
+        ax.plot(x, p, color=col, lw=1.6, marker="o", ms=3.2, label=lab)
+        if c_ is not None:
+            ax.plot(x, c_, color=col, lw=1.3, ls="--")
+        if f is not None:
+            bad = np.isfinite(f) & (f > 0)
+            if bad.any():
+                any_fail = True
+                on = bad & np.isfinite(p)
+                ax.plot(x[on], p[on], ls="none", marker="x", ms=8, mew=1.8, color=col, zorder=4)
+                off = bad & ~np.isfinite(p)  # every output failed: no mean to draw
+                if off.any():
+                    all_fail = True
+                    ax.plot(x[off], np.full(off.sum(), 0.0), ls="none", marker="v", ms=8,
+                            mew=1.5, mfc="none", mec=col, transform=ax.get_xaxis_transform(),
+                            zorder=4, clip_on=False)
+    return any_fail, all_fail
+
+
+def _style_legend(ax, have_centroid, fails, run, title):
+    any_fail, all_fail = fails
+    h, _ = ax.get_legend_handles_labels()
+    blank = Line2D([], [], ls="none", label=" ")
+    extra = [blank, Line2D([], [], color="0.3", lw=1.6, marker="o", ms=3.2,
+                           label="peak shift (mean over outputs)")]
+    if have_centroid:
+        extra.append(Line2D([], [], color="0.3", lw=1.3, ls="--", label="centroid shift"))
+    if any_fail:
+        extra.append(Line2D([], [], color="0.3", ls="none", marker="x", ms=8, mew=1.8,
+                            label=f"some outputs excluded\n({_tau_text(run)})"))
+    if all_fail:
+        extra.append(Line2D([], [], ls="none", marker="v", ms=8, mew=1.5, mfc="none",
+                            mec="0.3", label="on the x axis: every output\nexcluded, no mean"))
+    ax.legend(handles=h + extra, title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False, alignment="left")
+
+
+def draw_shift_vs_column(run):
+    a = run.analysis("column_shift")
+    cols, vals, peak, cent, fail = _shift_arrays(run)
+    picks = _pick(a.get("plot_values"), vals)
+
+    vmax = max(float(np.nanmax(np.abs(vals[picks]))), 1e-12)
+    cmap = plt.get_cmap("coolwarm")
+    fig, ax = plt.subplots(figsize=(8.4, 4.4), constrained_layout=True)
+    ax.axhline(0, color="0.4", lw=0.9, zorder=0)
+    series, labels, colors = [], [], []
+    for j in sorted(picks, key=lambda j: vals[j]):
+        series.append((peak[:, j], None if cent is None else cent[:, j],
+                       None if fail is None else fail[:, j]))
+        labels.append(f"v = {fmt_v(vals[j])}")
+        # |v| sets the depth of the color; keep small |v| visible (not white).
+        colors.append(cmap(0.5 + 0.5 * np.sign(vals[j]) * (0.35 + 0.65 * abs(vals[j]) / vmax)))
+    fails = _draw_shift_lines(ax, cols, series, labels, colors)
+    ax.set_xlabel("edited inhibitory column c")
+    ax.set_ylabel("sequence shift (ms)\nt_peak before - t_peak after")
+    span = float(np.nanmax(cols) - np.nanmin(cols)) if cols.size else 0.0
+    ax.xaxis.set_major_locator(MultipleLocator(1 if span <= 12 else 2) if span <= 30
+                               else MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{run.name}: shift vs edited column (W_rec,eff[E rows, c] -= v)\n"
+                 "positive: the sequence comes earlier")
+    _style_legend(ax, cent is not None, fails, run, "edit value")
+    return run.save(fig, "shift_vs_column")
+
+
+def draw_shift_vs_value(run):
+    a = run.analysis("column_shift")
+    cols, vals, peak, cent, fail = _shift_arrays(run)
+    picks = _pick(a.get("plot_columns"), cols)
+
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(8.4, 4.4), constrained_layout=True)
+    ax.axhline(0, color="0.4", lw=0.9, zorder=0)
+    ax.axvline(0, color="0.4", lw=0.9, zorder=0)
+    series, labels, colors = [], [], []
+    order = sorted(picks, key=lambda i: cols[i])
+    for k, i in enumerate(order):
+        series.append((peak[i, :], None if cent is None else cent[i, :],
+                       None if fail is None else fail[i, :]))
+        labels.append(f"column {int(round(cols[i]))}")
+        colors.append(cmap(0.9 * k / max(len(order) - 1, 1)))
+    fails = _draw_shift_lines(ax, vals, series, labels, colors)
+    ax.set_xlabel("edit value v (W_rec,eff[E rows, c] -= v)")
+    ax.set_ylabel("sequence shift (ms)\nt_peak before - t_peak after")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{run.name}: shift vs edit value, per edited column\n"
+                 "positive: the sequence comes earlier")
+    _style_legend(ax, cent is not None, fails, run, "edited column")
+    return run.save(fig, "shift_vs_value")
+
+
+def draw_shift_map(run):
+    cols, vals, peak, cent, fail = _shift_arrays(run)
+    fin = peak[np.isfinite(peak)]
+    if fin.size == 0:
+        raise Missing("arrays/peak_shift.npy has no finite value")
+    lim = float(np.max(np.abs(fin))) or 1.0
+    fig, ax = plt.subplots(figsize=(7.6, 4.8), constrained_layout=True)
+
+    def edges(c):
+        if c.size == 1:
+            return np.array([c[0] - 0.5, c[0] + 0.5])
+        mid = 0.5 * (c[1:] + c[:-1])
+        return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("0.75")
+    mesh = ax.pcolormesh(edges(vals), edges(cols), np.ma.masked_invalid(peak), cmap=cmap,
+                         vmin=-lim, vmax=lim, shading="flat")
+    handles = []
+    if fail is not None:
+        ci, vi = np.nonzero(np.isfinite(fail) & (fail > 0))
+        if ci.size:
+            handles += ax.plot(vals[vi], cols[ci], ls="none", marker="x", ms=5, mew=1.1,
+                               color="k", label=f"some outputs excluded ({_tau_text(run)})")
+    if not np.all(np.isfinite(peak)):
+        from matplotlib.patches import Patch
+        handles.append(Patch(facecolor="0.75", edgecolor="0.5",
+                             label="no mean: every output excluded (or not measured)"))
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(-0.02, -0.11),
+                  frameon=False)
+    ax.set_xlabel("edit value v")
+    ax.set_ylabel("edited inhibitory column c")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f"{run.name}: mean peak shift over all edits (W_rec,eff[E rows, c] -= v)")
+    cb = fig.colorbar(mesh, ax=ax, pad=0.02)
+    cb.set_label("mean peak shift (ms), >0: earlier")
+    return run.save(fig, "shift_map")
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+# Figures drawn for every run, whatever its analyses.
+COMMON = [("learning_curve", draw_learning_curve)]
+
+# One entry per analysis kind found under summary.json "analyses": its figures, in order.
+ANALYSES = {
+    "column_shift": [
+        ("sequence_heatmap", draw_sequence_heatmap),
+        ("traces", draw_traces),
+        ("shift_vs_column", draw_shift_vs_column),
+        ("shift_vs_value", draw_shift_vs_value),
+        ("shift_map", draw_shift_map),
+    ],
+}
+
+
+def all_names():
+    names = {n for n, _ in COMMON}
+    for kind, figs in ANALYSES.items():
+        names.add(kind)
+        names.update(n for n, _ in figs)
+    return names
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog=PROG, description="Draw the figures of a cellc run folder.")
+    p.add_argument("run_dir", help="run folder (with summary.json)")
+    p.add_argument("--only", nargs="+", action="extend", metavar="NAME", default=None,
+                   help="draw only these figures (names, with or without .png) or analysis kinds")
+    args = p.parse_args(argv)
+
+    only = None
+    if args.only:
+        only = {n[:-4] if n.endswith(".png") else n for n in args.only}
+        unknown = sorted(only - all_names())
+        if unknown:
+            p.error(f"unknown figure or analysis name(s): {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(all_names()))})")
+
+    summary_path = os.path.join(args.run_dir, "summary.json")
+    try:
+        with open(summary_path) as f:
+            summary = json.load(f)
+        if not isinstance(summary, dict):
+            raise ValueError("top level is not an object")
+    except (OSError, ValueError) as e:
+        note(f"error: cannot read {summary_path}: {e}")
+        return 1
+
+    run = Run(args.run_dir, summary)
+    todo = [("", name, fn) for name, fn in COMMON]
+    analyses = summary.get("analyses")
+    if analyses is not None and not isinstance(analyses, dict):
+        note("summary.json 'analyses' is not an object: no analysis figures")
+        analyses = {}
+    for kind in (analyses or {}):
+        if kind not in ANALYSES:
+            note(f"skipped analysis '{kind}': no figures known for this kind")
+            continue
+        todo.extend((kind, name, fn) for name, fn in ANALYSES[kind])
+    if only is not None:
+        todo = [(k, n, fn) for k, n, fn in todo if n in only or k in only]
+        for n in sorted(only - {n for _, n, _ in todo} - {k for k, _, _ in todo}):
+            note(f"skipped {n}: its analysis is not in summary.json")
+
+    written = []
+    for _, name, fn in todo:
+        try:
+            written.append(fn(run))
+        except Missing as e:
+            note(f"skipped {name}: {e}")
+        except Exception as e:  # never crash on an odd run folder; say what went wrong
+            note(f"skipped {name}: {type(e).__name__}: {e}")
+        finally:
+            plt.close("all")
+    for w in written:
+        print(w)
+    if not written:
+        note(f"no figure drawn for {args.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+// `cellc run`: an experiment file to a run folder.
+//
+//   RUN/experiment.toml   the resolved experiment (profile and --set applied)
+//   RUN/cell.cell         the cell's source
+//   RUN/metrics.csv       the learning curve (phase, step, loss, val_error, grad_norm, seconds)
+//   RUN/train-PHASE.ckpt  checkpoints while a phase trains (resumed on the next run)
+//   RUN/done-PHASE.ckpt   a finished phase: its best params (a rerun skips it)
+//   RUN/params/NAME.npy   the trained params
+//   RUN/arrays/*.npy      what the analyses measured
+//   RUN/summary.json      the numbers, beside the paper's claims
+//   RUN/figures/*.png     drawn by experiments/plot.py (python3 + matplotlib), if available
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "experiment/Spec.h"
+
+namespace cellc::runtime {
+
+struct RunOptions {
+  std::string outDir;        // empty: runs/<experiment name>
+  bool plot = true;          // run the figure script at the end
+  std::string plotScript;    // empty: experiments/plot.py beside the experiment, or the source tree's
+};
+
+// Runs (or resumes) the experiment; returns the run folder. Throws on errors, with a message
+// that says what and where.
+std::string runExperiment(const Experiment& e, const RunOptions& options, std::ostream& log);
+
+}  // namespace cellc::runtime

@@ -1,0 +1,168 @@
+// Experiment files and `cellc run`: format errors name the file, line and key; a tiny experiment
+// leaves every file it promises; an interrupted run resumes.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "experiment/Runner.h"
+#include "train/Trainer.h"
+
+using namespace cellc::runtime;
+using Catch::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTiny = CELLC_SOURCE_DIR "/tests/fixtures/experiments/tiny.toml";
+// The least a valid experiment says (mistakes are put before it, on line 2).
+const std::string kMinimal = "[cell]\nfile = \"../cells/dale_rnn.cell\"\n[task]\nkind = \"sequence\"\n";
+
+// Writes `text` as an experiment next to the tiny one (so its relative cell path resolves).
+std::string writeExperiment(const std::string& name, const std::string& text) {
+  fs::path p = fs::path(CELLC_SOURCE_DIR) / "build-test-tmp" / (name + ".toml");
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+std::string tinyText() {
+  std::ifstream in(kTiny);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  // From build-test-tmp/, the cell is one level up.
+  const std::string from = "../../../cells/", to = "../cells/";
+  s.replace(s.find(from), from.size(), to);
+  return s;
+}
+
+fs::path freshDir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("cellc-exp-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("experiment format errors name the file, line and key", "[experiments]") {
+  struct Case {
+    std::string what, insert, message;
+  };
+  const std::vector<Case> cases = {
+      {"unknown key", "[train]\nlearnig_rate = 0.1\n", "unknown key 'train.learnig_rate' (did you mean 'train.learning_rate'?)"},
+      {"wrong type", "[train]\nbatch = \"twenty\"\n", "key 'train.batch': expected an integer, got a string"},
+      {"out of range", "[train]\nbatch = 0\n", "key 'train.batch' = 0 is out of range: at least 1"},
+      {"bad choice", "[train]\noptimizer = \"rmsprop\"\n", "expected one of sgd, adam"},
+      {"unknown section", "[trian]\nbatch = 3\n", "unknown key 'trian.batch'"},
+      {"table for a value", "[train.batch]\nx = 1\n", "key 'train.batch' takes a value, not a table"},
+  };
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.what) {
+      // Put the mistake first, so that its line is known: line 2.
+      std::string path = writeExperiment("bad", c.insert + kMinimal);
+      try {
+        loadExperiment(path);
+        FAIL("no error for " << c.what);
+      } catch (const ExperimentError& e) {
+        CHECK_THAT(e.what(), Contains(path + ":"));
+        CHECK_THAT(e.what(), Contains(c.message));
+        if (c.what != "unknown section" && c.what != "table for a value") CHECK_THAT(e.what(), Contains(path + ":2:"));
+      }
+    }
+  }
+  SECTION("TOML syntax error") {
+    std::string path = writeExperiment("syntax", "[train\nbatch = 3\n");
+    CHECK_THROWS_WITH(loadExperiment(path), Contains(path + ":1:"));
+  }
+  SECTION("--set of an unknown key, and a missing profile") {
+    CHECK_THROWS_WITH(loadExperiment(kTiny, {"train.bach=3"}), Contains("unknown key (did you mean 'train.batch'?)"));
+    CHECK_THROWS_WITH(loadExperiment(kTiny, {}, "fast"), Contains("no profile 'fast'"));
+    CHECK_THROWS_WITH(loadExperiment(kTiny, {"train.batch=0"}), Contains("out of range"));
+  }
+  SECTION("required keys") {
+    std::string path = writeExperiment("nocell", "[task]\nkind = \"sequence\"\n");
+    CHECK_THROWS_WITH(loadExperiment(path), Contains("'cell.file' is required"));
+  }
+}
+
+TEST_CASE("profiles and --set override the file", "[experiments]") {
+  std::string path = writeExperiment("prof", tinyText() + "\n[profiles.fast]\ntrain.batch = 2\ntrain.optimizer = \"adam\"\n");
+  Experiment e = loadExperiment(path, {"train.learning_rate=0.5", "train.optimizer=sgd"}, "fast");
+  CHECK(e.integer("train.batch") == 2);
+  CHECK(e.num("train.learning_rate") == 0.5);
+  CHECK(e.str("train.optimizer") == "sgd");  // --set comes after the profile
+  CHECK(e.num("train.clip_norm") == 1.0);     // the schema's default
+}
+
+TEST_CASE("a tiny experiment runs end to end and leaves every file it promises", "[experiments]") {
+  fs::path run = freshDir("tiny");
+  Experiment e = loadExperiment(kTiny);
+  RunOptions opt;
+  opt.outDir = run.string();
+  opt.plot = false;
+  std::ostringstream log;
+  runExperiment(e, opt, log);
+  for (const char* f : {"experiment.toml", "cell.cell", "metrics.csv", "summary.json", "done-train.ckpt",
+                        "params/W_rec_raw.npy", "params/x0.npy", "arrays/trial_output.npy",
+                        "arrays/peak_shift.npy", "arrays/centroid_shift.npy", "arrays/failures.npy",
+                        "arrays/edit_example_output.npy", "arrays/shift_values.npy"}) {
+    INFO(f);
+    CHECK(fs::exists(run / f));
+  }
+  std::ifstream s(run / "summary.json");
+  std::stringstream ss;
+  ss << s.rdbuf();
+  CHECK_THAT(ss.str(), Contains("\"sign_agreement\""));
+  CHECK_THAT(ss.str(), Contains("\"stop_reason\": \"max-steps\""));
+  // The resolved experiment parses back.
+  CHECK_NOTHROW(loadExperiment((run / "experiment.toml").string()));
+  // Running again does not train again.
+  std::ostringstream again;
+  runExperiment(e, opt, again);
+  CHECK_THAT(again.str(), Contains("already trained"));
+}
+
+TEST_CASE("an interrupted run resumes where it stopped", "[experiments]") {
+  fs::path run = freshDir("resume");
+  Experiment e = loadExperiment(kTiny, {"train.max_steps=40"});
+  RunOptions opt;
+  opt.outDir = run.string();
+  opt.plot = false;
+  // Ctrl-C after the first validation (step 10): the SIGINT handler only raises this flag.
+  Trainer::interruptFlag() = false;
+  class Watch : public std::stringbuf {
+   public:
+    int sync() override {
+      if (str().find("step 10/") != std::string::npos) Trainer::interruptFlag() = true;
+      return 0;
+    }
+  } buf;
+  std::ostream watched(&buf);
+  CHECK_THROWS_WITH(runExperiment(e, opt, watched), Contains("interrupted"));
+  CHECK(fs::exists(run / "train-train.ckpt"));
+  CHECK_FALSE(fs::exists(run / "done-train.ckpt"));
+  Trainer::interruptFlag() = false;
+  std::ostringstream second;
+  runExperiment(e, opt, second);
+  CHECK_THAT(second.str(), Contains("resuming train from step 10"));
+  CHECK(fs::exists(run / "done-train.ckpt"));
+}
+
+TEST_CASE("docs/experiments.md lists every key as the schema does", "[experiments][docs]") {
+  std::ifstream in(CELLC_SOURCE_DIR "/docs/experiments.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CHECK_THAT(ss.str(), Contains(keyReference()));
+}
+
+TEST_CASE("every experiment in experiments/ loads, with each of its profiles", "[experiments]") {
+  for (const auto& f : fs::directory_iterator(CELLC_SOURCE_DIR "/experiments")) {
+    if (f.path().extension() != ".toml") continue;
+    DYNAMIC_SECTION(f.path().filename().string()) {
+      CHECK_NOTHROW(loadExperiment(f.path().string()));
+      CHECK_NOTHROW(loadExperiment(f.path().string(), {}, "quick"));
+    }
+  }
+}
