@@ -6,6 +6,7 @@
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/Intrinsics.h"
 #include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/MDBuilder.h"
 #include "llvm/IR/Module.h"
 #include "llvm/IR/Verifier.h"
 #include "llvm/Support/raw_ostream.h"
@@ -59,8 +60,13 @@ class Emitter {
       Value* slot = b_.CreateConstInBoundsGEP1_64(ptr_, bufsArg, i);
       bufs_[i] = b_.CreateLoad(ptr_, slot, bufName(static_cast<Buf>(i)));
     }
+    llvm::MDBuilder md(ctx_);
+    llvm::MDNode* domain = md.createAnonymousAliasScopeDomain("cellc");
     for (const Kernel& k : fp.kernels) {
       memo_.clear();
+      // A kernel's output never overlaps what it reads (every node has a region of its own), so
+      // its loads and stores are in different alias scopes: LLVM vectorizes without overlap checks.
+      scope_ = llvm::MDNode::get(ctx_, {md.createAnonymousAliasScope(domain, "kernel")});
       switch (k.kind) {
         case Kernel::Kind::Pointwise: pointwise(k, true); break;
         case Kernel::Kind::Copy: pointwise(k, false); break;
@@ -129,8 +135,18 @@ class Emitter {
 
   void store(const Place& p, const Shape& s, const Index& idx, Value* v, bool accumulate) {
     Value* addr = address(p, s, idx);
-    if (accumulate) v = b_.CreateFAdd(b_.CreateLoad(T_, addr), v);
-    b_.CreateStore(v, addr);
+    if (accumulate) {
+      auto* old = b_.CreateLoad(T_, addr);
+      old->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_);
+      v = b_.CreateFAdd(old, v);
+    }
+    b_.CreateStore(v, addr)->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_);
+  }
+
+  Value* load(Value* addr) {
+    auto* l = b_.CreateLoad(T_, addr);
+    if (scope_) l->setMetadata(llvm::LLVMContext::MD_noalias, scope_);
+    return l;
   }
 
   // ---- pointwise values ----------------------------------------------------------------------
@@ -158,7 +174,7 @@ class Emitter {
     const Node& n = g_[id];
     if (!self) {
       auto it = fp_->placed.find(id);
-      if (it != fp_->placed.end()) return b_.CreateLoad(T_, address(it->second, n.shape, idx));
+      if (it != fp_->placed.end()) return load(address(it->second, n.shape, idx));
     }
     auto key = std::make_pair(id, idx);
     if (auto it = memo_.find(key); it != memo_.end()) return it->second;
@@ -273,6 +289,22 @@ class Emitter {
         return result;
       }
       case Op::Broadcast: return x(0);
+      case Op::MatMul: {
+        // A small contraction, summed inline (codegen::isInlineMatMul): y = sum_k a[.., k] b[k, ..].
+        const Shape &sa = g_[n.in[0]].shape, &sb = g_[n.in[1]].shape;
+        const int64_t K = sa.dims.back();
+        Value* sum = nullptr;
+        for (int64_t k = 0; k < K; ++k) {
+          Index ia{sa.batched ? idx.batch : nullptr, {}}, ib{sb.batched ? idx.batch : nullptr, {}};
+          if (sa.rank() == 2) ia.dims.push_back(idx.dims[0]);
+          ia.dims.push_back(c64(k));
+          ib.dims.push_back(c64(k));
+          if (sb.rank() == 2) ib.dims.push_back(idx.dims.back());
+          Value* term = b_.CreateFMul(value(n.in[0], ia), value(n.in[1], ib));
+          sum = sum ? b_.CreateFAdd(sum, term) : term;
+        }
+        return sum;
+      }
       default:
         throw ir::InternalError(std::string("codegen: node of op ") + ir::opName(n.op) +
                                 " must be materialized before use");
@@ -385,6 +417,7 @@ class Emitter {
   Value* bufs_[static_cast<int>(Buf::kCount)] = {};
   const FunctionPlan* fp_ = nullptr;
   std::map<std::pair<NodeId, Index>, Value*> memo_;
+  llvm::MDNode* scope_ = nullptr;  // the current kernel's alias scope
 };
 
 }  // namespace

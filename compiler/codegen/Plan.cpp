@@ -13,6 +13,11 @@ using ir::NodeId;
 using ir::Op;
 using ir::OpKind;
 
+bool isInlineMatMul(const Graph& g, NodeId id) {
+  const Node& n = g[id];
+  return n.op == Op::MatMul && g[n.in[0]].shape.dims.back() <= kInlineContraction;
+}
+
 const char* bufName(Buf b) {
   static const char* names[] = {"params", "state", "input", "noise", "adj_state", "adj_output",
                                 "state_next", "output", "tape", "d_state", "d_input", "d_params",
@@ -32,6 +37,11 @@ bool isTranscendental(Op op) {
 }
 
 bool isConstantLike(Op op) { return op == Op::Const || op == Op::Eye || op == Op::Dale; }
+
+// Matrix products and reductions that need a kernel of their own.
+bool isContract(const Graph& g, NodeId id) {
+  return ir::opKind(g[id].op) == OpKind::Contract && !isInlineMatMul(g, id);
+}
 
 // Allocates buffer space: unbatched values first (fixed), batched ones after (per batch).
 struct Allocator {
@@ -79,10 +89,10 @@ class FunctionPlanner {
       if (out_.placed.count(id)) continue;
       const Node& n = g_[id];
       if (isConstantLike(n.op)) continue;
-      bool m = ir::opKind(n.op) == OpKind::Contract || force.count(id) > 0;
+      bool m = isContract(g_, id) || force.count(id) > 0;
       if (users[id] >= 2 && !isView(id)) m = true;
       if (m) mat.insert(id);
-      if (n.op == Op::MatMul || n.op == Op::BatchOuterSum)
+      if ((n.op == Op::MatMul && !isInlineMatMul(g_, id)) || n.op == Op::BatchOuterSum)
         for (NodeId operand : n.in) {
           NodeId base = g_[operand].op == Op::Transpose ? g_[operand].in[0] : operand;
           if (!out_.placed.count(base) && !isConstantLike(g_[base].op)) mat.insert(base);
@@ -120,6 +130,7 @@ class FunctionPlanner {
   }
 
   Kernel::Kind kindOf(NodeId id) const {
+    if (isInlineMatMul(g_, id)) return Kernel::Kind::Pointwise;
     switch (g_[id].op) {
       case Op::MatMul: case Op::BatchOuterSum: return Kernel::Kind::Gemm;
       case Op::Sum: case Op::SumBatch: return Kernel::Kind::Reduce;
@@ -215,7 +226,7 @@ Plan makePlan(const StepIR& ir) {
   std::set<NodeId> force;
   for (NodeId b : boundary) {
     Op op = g[b].op;
-    if (isTranscendental(op) || ir::opKind(op) == OpKind::Contract) force.insert(b);
+    if (isTranscendental(op) || isContract(g, b)) force.insert(b);
   }
 
   // Forward roots.

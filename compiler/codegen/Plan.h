@@ -66,6 +66,11 @@ struct Plan {
 
 Plan makePlan(const StepIR& ir);
 
+// Matrix products contracting over at most this many elements (W x with a 1-dim input, a small
+// readout) are computed inline as pointwise sums, fused with their users: a GEMM call costs more.
+inline constexpr int64_t kInlineContraction = 8;
+bool isInlineMatMul(const ir::Graph& g, ir::NodeId id);
+
 // Human-readable plan, for `cellc emit-llvm --plan` and debugging.
 std::string printPlan(const StepIR& ir, const Plan& plan);
 

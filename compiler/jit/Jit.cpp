@@ -55,7 +55,7 @@ void initLLVM() {
 
 std::unique_ptr<llvm::TargetMachine> hostMachine() {
   auto jtmb = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
-  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
   return unwrap(jtmb.createTargetMachine(), "creating the target machine");
 }
 
@@ -76,6 +76,10 @@ void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
   llvm::PipelineTuningOptions pto;
   pto.LoopVectorization = true;
   pto.SLPVectorization = true;
+  // Interleaving and unrolling multiply the code of loops whose bodies are already vector-wide,
+  // for little gain here and most of the compile time.
+  pto.LoopInterleaving = false;
+  pto.LoopUnrolling = false;
   llvm::PassBuilder pb(&tm, pto);
   llvm::Triple triple(m.getTargetTriple());
   llvm::TargetLibraryInfoImpl tlii(triple);
@@ -86,7 +90,7 @@ void optimize(llvm::Module& m, llvm::TargetMachine& tm) {
   pb.registerFunctionAnalyses(fam);
   pb.registerLoopAnalyses(lam);
   pb.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O2);
   mpm.run(m, mam);
 }
 
@@ -109,8 +113,14 @@ CompiledCell<T>::~CompiledCell() = default;
 template <class T>
 T* CompiledCell<T>::scratch(int64_t batch) {
   size_t need = static_cast<size_t>(plan_.scratch.at(batch));
-  if (scratch_.size() < need) scratch_.resize(need);
-  return scratch_.data();
+  if (need > scratchSize_ || !scratch_) {
+    size_t bytes = ((std::max<size_t>(need, 1) * sizeof(T) + 63) / 64) * 64;
+    T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
+    if (!p) throw std::bad_alloc();
+    scratch_.reset(p);
+    scratchSize_ = need;
+  }
+  return scratch_.get();
 }
 
 template <class T>
@@ -164,7 +174,7 @@ std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir) {
   optimize(*m, *tm);
 
   auto jtmb = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
-  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
   auto session = std::make_shared<JitSession>();
   session->jit = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(),
                         "creating the JIT");

@@ -2,6 +2,7 @@
 // host CPU. No LLVM header leaks out of here.
 #pragma once
 
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -45,7 +46,12 @@ class CompiledCell final : public StepKernel<T> {
   Fn fwd_, bwd_;
   ir::Layout layout_;
   codegen::Plan plan_;
-  std::vector<T> scratch_;  // per instance: a CompiledCell is not shared between threads
+  // Per instance (a CompiledCell is not shared between threads), 64-byte aligned for vector loads.
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T[], Free> scratch_;
+  size_t scratchSize_ = 0;
 };
 
 // Compiles both steps. Throws JitError.

@@ -12,10 +12,12 @@ using namespace cellc;
 
 namespace {
 
-// Small sizes so every code path (folded GEMMs, per-batch loops) runs quickly.
-Overrides smallDims(const Program& p) {
+// Small sizes, so every code path runs quickly: at n = 6 every product is inlined (contraction
+// <= codegen::kInlineContraction), at n = 12 the recurrent ones are GEMM calls (folded over the
+// batch, or one per batch element for a plastic cell's matrix state).
+Overrides smallDims(const Program& p, double n) {
   Overrides o;
-  for (auto [name, v] : {std::pair{"n", 6.0}, {"n_in", 3.0}, {"n_out", 4.0}, {"k", 3.0}})
+  for (auto [name, v] : {std::pair{"n", n}, {"n_in", 3.0}, {"n_out", 4.0}, {"k", n / 2}})
     if (const Symbol* s = p.find(name); s && s->kind == SymKind::Dim) o[name] = v;
   return o;
 }
@@ -95,19 +97,21 @@ TEST_CASE("JIT forward and backward equal the reference evaluator on every cell"
     DYNAMIC_SECTION(entry.path().filename().string()) {
       std::optional<Program> first = load(path, {});
       REQUIRE(first);
-      std::optional<Program> prog = load(path, smallDims(*first));
-      REQUIRE(prog);
-      StepIR ir = lower(*prog);
-      eval::Evaluator ref(ir);
-      auto f64 = compileCell<double>(ir);
-      auto f32 = compileCell<float>(ir);
-      std::mt19937 rng(42);
-      for (int64_t B : {1, 3, 8}) {
-        INFO("batch " << B);
-        StepData d = randomStep(ir.layout, B, rng);
-        Result r = run(ref, d, B);
-        compare(run(*f64, d, B), r, 1e-12);
-        compare(run(*f32, d, B), r, 1e-5);
+      for (double n : {6.0, 12.0}) {
+        std::optional<Program> prog = load(path, smallDims(*first, n));
+        REQUIRE(prog);
+        StepIR ir = lower(*prog);
+        eval::Evaluator ref(ir);
+        auto f64 = compileCell<double>(ir);
+        auto f32 = compileCell<float>(ir);
+        std::mt19937 rng(42);
+        for (int64_t B : {1, 3, 8}) {
+          INFO("n " << n << ", batch " << B);
+          StepData d = randomStep(ir.layout, B, rng);
+          Result r = run(ref, d, B);
+          compare(run(*f64, d, B), r, 1e-12);
+          compare(run(*f32, d, B), r, 1e-5);
+        }
       }
     }
   }
