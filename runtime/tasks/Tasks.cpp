@@ -1,5 +1,7 @@
 #include "tasks/Tasks.h"
 
+#include "random/Normals.h"
+
 #include <cmath>
 #include <numbers>
 
@@ -100,9 +102,7 @@ TrialBatch MultiSequenceTask::trial(int64_t task, double onset) const {
 TrialBatch CopyFirstTask::sample(int64_t batch, std::mt19937_64& rng) const {
   const int64_t T = s_.steps, D = s_.dim;
   TrialBatch b = emptyBatch(batch, T, D, D);
-  std::normal_distribution<double> normal(0, 1);
-  for (int64_t t = 0; t < T; ++t)
-    for (double& x : b.inputs[t]) x = normal(rng);
+  for (int64_t t = 0; t < T; ++t) fillNormals(rng, b.inputs[t].data(), b.inputs[t].size());
   b.targets[T - 1] = b.inputs[0];  // the target is the first input, asked for at the end
   return b;
 }

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "params/Init.h"
+#include "random/Normals.h"
 #include "train/Checkpoint.h"
 
 namespace cellc::runtime {
@@ -86,10 +87,8 @@ std::vector<std::vector<float>> Trainer::drawNoise(int64_t batch, int64_t steps,
                                                    std::mt19937_64& rng) const {
   const int64_t n = ir_.layout.noiseSize * batch;
   if (!cfg_.noise || n == 0) return {};
-  std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<std::vector<float>> noise(steps, std::vector<float>(n));
-  for (auto& step : noise)
-    for (float& x : step) x = normal(rng);
+  for (auto& step : noise) fillNormals(rng, step.data(), step.size());
   return noise;
 }
 

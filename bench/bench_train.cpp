@@ -1,0 +1,102 @@
+// Training steps per second with the generic trainer's parts (BPTT with segments, optimizer), at
+// E1's settings (dale_rnn, N = 100, T = 100, batch 20, SGD) and copy-first's (nbrc, T = 300,
+// D = 32, H = 48, batch 128, Adam), and where the time goes: the kernels' forward (including the
+// segment recomputation) and backward, the optimizer, and the rest (data, BPTT bookkeeping).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+
+#include "jit/Jit.h"
+#include "params/Init.h"
+#include "sema/Program.h"
+#include "tasks/Tasks.h"
+#include "train/Bptt.h"
+#include "train/Optimizer.h"
+
+using namespace cellc;
+using namespace cellc::runtime;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Times every forward and backward call of the kernel it wraps.
+class TimedKernel : public StepKernel<float> {
+ public:
+  explicit TimedKernel(StepKernel<float>& k) : k_(k) {}
+  const ir::Layout& layout() const override { return k_.layout(); }
+  int64_t tapeSize(int64_t b) const override { return k_.tapeSize(b); }
+  void forward(const float* p, const float* s, const float* x, const float* n, float* sn, float* o,
+               float* t, int64_t b) override {
+    auto t0 = Clock::now();
+    k_.forward(p, s, x, n, sn, o, t, b);
+    fwd += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  void backward(const float* p, const float* s, const float* x, const float* n, const float* t,
+                const float* ds, const float* dout, float* dS, float* dX, float* dP, int64_t b) override {
+    auto t0 = Clock::now();
+    k_.backward(p, s, x, n, t, ds, dout, dS, dX, dP, b);
+    bwd += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  double fwd = 0, bwd = 0;
+
+ private:
+  StepKernel<float>& k_;
+};
+
+StepIR lowerCell(const std::string& name, const Overrides& o) {
+  std::string err;
+  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name, &err);
+  DiagnosticSink d;
+  std::optional<Program> p = loadCell(f, o, d);
+  if (!p) throw std::runtime_error("cannot load " + name);
+  return lower(*p);
+}
+
+void trainSteps(benchmark::State& state, const std::string& cell, const Overrides& o, const Task& task,
+                int64_t batch, std::unique_ptr<Optimizer> opt) {
+  StepIR ir = lowerCell(cell, o);
+  auto compiled = compileCell<float>(ir);
+  TimedKernel k(*compiled);
+  std::vector<double> params;
+  std::mt19937_64 rng(1);
+  initParams(ir, params, rng);
+  Bptt<float> bptt(k, batch, task.steps());
+  double optTime = 0, total = 0;
+  for (auto _ : state) {
+    auto t0 = Clock::now();
+    TrialBatch b = task.sample(batch, rng);
+    std::vector<float> p(params.begin(), params.end());
+    BpttResult<float> r = bptt.lossAndGradient(p, b, task.loss(), {}, {});
+    auto t1 = Clock::now();
+    opt->step(params, r.dParams);
+    auto t2 = Clock::now();
+    optTime += std::chrono::duration<double>(t2 - t1).count();
+    total += std::chrono::duration<double>(t2 - t0).count();
+    benchmark::DoNotOptimize(r.loss);
+  }
+  state.counters["steps"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["forward_share"] = k.fwd / total;
+  state.counters["backward_share"] = k.bwd / total;
+  state.counters["optimizer_share"] = optTime / total;
+  state.counters["other_share"] = 1 - (k.fwd + k.bwd + optTime) / total;
+  state.counters["segment"] = static_cast<double>(bptt.segment());
+}
+
+void BM_TrainStep_dale_rnn(benchmark::State& state) {
+  SequenceTask task(SequenceSpec{});  // E1: T = 1000 ms at dt = 10: 100 steps
+  FreezeMask frozen = FreezeMask::none(0);
+  trainSteps(state, "dale_rnn.cell", {{"n", 100}, {"n_out", 10}}, task, 20,
+             std::make_unique<Sgd>(1e-3, 1.0));
+}
+
+void BM_TrainStep_nbrc(benchmark::State& state) {
+  CopyFirstTask task({300, 32});
+  trainSteps(state, "nbrc.cell", {{"n", 48}, {"n_in", 32}, {"n_out", 32}}, task, 128,
+             std::make_unique<Adam>(1e-3));
+}
+
+}  // namespace
+
+BENCHMARK(BM_TrainStep_dale_rnn)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_TrainStep_nbrc)->Unit(benchmark::kMillisecond)->UseRealTime();
