@@ -4,6 +4,7 @@
 #include <functional>
 #include <set>
 
+#include "diag/Text.h"
 #include "sema/Program.h"
 #include "syntax/Parse.h"
 #include "syntax/Print.h"
@@ -91,20 +92,6 @@ std::string article(const std::string& word) {
 }
 std::string aKind(SymKind k) { return article(symKindName(k)) + symKindName(k); }
 
-size_t editDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t prev = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] != b[j - 1])});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
-}
 
 std::string shortExpr(const Expr& e) {
   std::string s = printExpr(e);
@@ -941,12 +928,7 @@ class Checker {
   }
 
   static std::string suggestionAmong(const std::string& name, const std::vector<std::string>& names) {
-    std::string best;
-    size_t bestD = std::max<size_t>(2, name.size() / 3) + 1;
-    for (const std::string& n : names) {
-      size_t d = editDistance(name, n);
-      if (d < bestD) bestD = d, best = n;
-    }
+    std::string best = closestName(name, names);
     return best.empty() ? "" : " (did you mean '" + best + "'?)";
   }
 

@@ -1,5 +1,7 @@
 #include "experiment/Spec.h"
 
+#include "diag/Text.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -115,26 +117,12 @@ const KeySpec* findKey(const std::string& path) {
   return nullptr;
 }
 
-size_t distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t prev = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] != b[j - 1])});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
-}
 
 std::string suggest(const std::string& path) {
   std::string best;
   size_t bestD = 4;
   for (const KeySpec& k : kKeys) {
-    size_t d = distance(schemaPath(path), k.path);
+    size_t d = editDistance(schemaPath(path), k.path);
     if (d < bestD) bestD = d, best = k.path;
   }
   return best.empty() ? "" : " (did you mean '" + best + "'?)";

@@ -3,6 +3,7 @@
 // Layout: magic "\x93NUMPY", major and minor version bytes, the header length (little-endian
 // uint16 for 1.0, uint32 for 2.0 and 3.0), then the header: a Python dict literal with keys
 // 'descr', 'fortran_order' and 'shape', padded with spaces and ended by '\n'. The raw data follows.
+#include "diag/Text.h"
 #include "io/npy.h"
 
 #include <array>
@@ -33,21 +34,7 @@ constexpr int kMaxDepth = 32;                  // so hostile headers cannot exha
 std::string errno_text() { return std::strerror(errno); }
 
 // Quotes header text for messages: printable ASCII kept, the rest escaped, long text cut.
-std::string excerpt(std::string_view text, size_t limit = 120) {
-  std::string out;
-  for (size_t i = 0; i < text.size() && i < limit; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (text.size() > limit) out += "...";
-  return out;
-}
+std::string excerpt(std::string_view text, size_t limit = 120) { return printableExcerpt(text, limit); }
 
 std::string format_shape(const std::vector<int64_t>& shape) {
   std::string s = "(";

@@ -1,4 +1,5 @@
 // Checkpoint files: a checksummed container of named sections (see Checkpoint.h for the layout).
+#include "diag/Text.h"
 #include "train/Checkpoint.h"
 
 #include <array>
@@ -71,21 +72,7 @@ uint64_t getU64(const char* p) {
 }
 
 // Printable excerpt of untrusted bytes, for messages.
-std::string excerpt(std::string_view text, size_t limit = 60) {
-  std::string out;
-  for (size_t i = 0; i < text.size() && i < limit; ++i) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (text.size() > limit) out += "...";
-  return out;
-}
+std::string excerpt(std::string_view text, size_t limit = 60) { return printableExcerpt(text, limit); }
 
 // Shortest text that reads back as the same double.
 std::string num(double v) {

@@ -1,4 +1,5 @@
 // Optimizers: freeze masks, SGD with global-norm clipping (pycog), Adam (Kingma & Ba; optax.adam).
+#include "io/Binary.h"
 #include "train/Optimizer.h"
 
 #include <algorithm>
@@ -14,56 +15,24 @@ namespace {
 
 constexpr char kOptMagic[8] = {'C', 'E', 'L', 'L', 'C', 'O', 'P', 'T'};
 constexpr uint32_t kOptVersion = 1;
-constexpr size_t kChunk = 1u << 13;  // doubles per read: memory follows the bytes actually there
-
-// --- Little-endian binary I/O on streams ---
-
-void putU64(std::ostream& out, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out.write(b, 8);
-}
-void putU32(std::ostream& out, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out.write(b, 4);
-}
-void putF64(std::ostream& out, double v) { putU64(out, std::bit_cast<uint64_t>(v)); }
 
 [[noreturn]] void bad(const std::string& why) {
   throw std::runtime_error("optimizer state: " + why);
 }
 
+// The shared little-endian helpers (io/Binary.h), with this file's context in their messages.
+constexpr const char* kContext = "optimizer state";
+using binary::putF64;
+using binary::putU32;
+using binary::putU64;
 void getBytes(std::istream& in, char* p, size_t n, const char* what) {
-  in.read(p, static_cast<std::streamsize>(n));
-  if (static_cast<size_t>(in.gcount()) != n) bad(std::string("truncated (in ") + what + ")");
+  binary::getBytes(in, p, n, kContext, what);
 }
-uint64_t getU64(std::istream& in, const char* what) {
-  unsigned char b[8];
-  getBytes(in, reinterpret_cast<char*>(b), 8, what);
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t(b[i]) << (8 * i);
-  return v;
-}
-uint32_t getU32(std::istream& in, const char* what) {
-  unsigned char b[4];
-  getBytes(in, reinterpret_cast<char*>(b), 4, what);
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= uint32_t(b[i]) << (8 * i);
-  return v;
-}
-double getF64(std::istream& in, const char* what) {
-  return std::bit_cast<double>(getU64(in, what));
-}
-// n doubles, read in chunks so a corrupt count cannot allocate more than the stream holds.
+uint64_t getU64(std::istream& in, const char* what) { return binary::getU64(in, kContext, what); }
+uint32_t getU32(std::istream& in, const char* what) { return binary::getU32(in, kContext, what); }
+double getF64(std::istream& in, const char* what) { return binary::getF64(in, kContext, what); }
 std::vector<double> getDoubles(std::istream& in, uint64_t n, const char* what) {
-  std::vector<double> out;
-  out.reserve(static_cast<size_t>(std::min<uint64_t>(n, kChunk)));
-  while (out.size() < n) {
-    uint64_t take = std::min<uint64_t>(n - out.size(), kChunk);
-    for (uint64_t i = 0; i < take; ++i) out.push_back(getF64(in, what));
-  }
-  return out;
+  return binary::getDoubles(in, n, kContext, what);
 }
 
 const ir::Slot& findParam(const ir::Layout& layout, const std::string& name) {

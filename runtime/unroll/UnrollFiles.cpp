@@ -6,6 +6,8 @@
 //   3. write: every result file through npy::write (each atomic).
 #include "unroll/UnrollFiles.h"
 
+#include "diag/Text.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -98,20 +100,6 @@ std::vector<std::string> leadingAxes(Kind k, LossKind loss) {
   return {};
 }
 
-size_t editDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
 
 template <class T>
 constexpr const char* precisionName() {
