@@ -434,14 +434,27 @@ def draw_sequence_heatmap(run):
 
 
 def draw_traces(run):
-    y = as_2d(run.array("trial_output"))
-    z = as_2d(run.array("trial_target"))
-    u = run.array("trial_input")
+    return _draw_traces(run, "trial", "original trial at the analysis dt, no noise", "traces")
+
+
+def draw_traces_trained(run):
+    return _draw_traces(run, "trained", "the same trial at the training dt, no noise",
+                        "traces_trained")
+
+
+def _draw_traces(run, prefix, what, name):
+    y = as_2d(run.array(f"{prefix}_output"))
+    z = as_2d(run.array(f"{prefix}_target"))
+    u = run.array(f"{prefix}_input")
     if y.shape != z.shape:
-        raise Missing(f"trial_output {y.shape} and trial_target {z.shape} differ in shape")
+        raise Missing(f"{prefix}_output {y.shape} and {prefix}_target {z.shape} differ in shape")
     u = as_2d(u)
-    need_same_length("traces", y, u)
-    t = cs_time(run, y.shape[0])
+    need_same_length(name, y, u)
+    if prefix == "trial":
+        t = cs_time(run, y.shape[0])
+    else:
+        t = run.array(f"{prefix}_time", 1)
+        need_same_length(name, y, t)
     n_out = y.shape[1]
 
     fig, (ax_u, ax_y) = plt.subplots(2, 1, figsize=(8.0, 5.6), sharex=True,
@@ -450,7 +463,7 @@ def draw_traces(run):
     for j in range(u.shape[1]):
         ax_u.plot(t, u[:, j], color="0.2", lw=1.2, label=f"u{j}" if u.shape[1] > 1 else None)
     ax_u.set_ylabel("input u (a.u.)")
-    ax_u.set_title(f"{run.name}: input, outputs and targets (original trial, no noise)")
+    ax_u.set_title(f"{run.name}: input, outputs and targets ({what})")
     ax_u.set_ylim(bottom=min(0.0, float(np.nanmin(u))))
     ax_u.grid(True, alpha=0.3)
     if u.shape[1] > 1:
@@ -479,7 +492,7 @@ def draw_traces(run):
     cb.update_ticks()
     rmse = float(np.sqrt(np.nanmean((y - z) ** 2)))
     ax_y.set_title(f"outputs (solid) vs targets (dashed): RMSE {rmse:.3g}", fontsize=10)
-    return run.save(fig, "traces")
+    return run.save(fig, name)
 
 
 def _shift_arrays(run):
@@ -676,6 +689,7 @@ ANALYSES = {
     "column_shift": [
         ("sequence_heatmap", draw_sequence_heatmap),
         ("traces", draw_traces),
+        ("traces_trained", draw_traces_trained),
         ("shift_vs_column", draw_shift_vs_column),
         ("shift_vs_value", draw_shift_vs_value),
         ("shift_map", draw_shift_map),

@@ -16,6 +16,7 @@
 #include "params/Init.h"
 #include "sema/Bind.h"
 #include "tasks/Tasks.h"
+#include "train/Bptt.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
 
@@ -222,6 +223,32 @@ json columnShiftAnalysis(const Experiment& e, const std::map<std::string, Value>
     s.in.dt = spec.dt;
     return SequenceTask(s);
   }();
+  // The same trial at the training time step, through the trained model as trained: the
+  // sequence it learned, before the change of time step that the analysis makes.
+  {
+    std::unique_ptr<Task> trained = makeTask(e, e.phases.front());
+    auto* seq = dynamic_cast<SequenceTask*>(trained.get());
+    TrialBatch tb = seq->trial(spec.onset);
+    Bptt<float> bptt(*m.kernel, 1, tb.steps, tb.steps);
+    std::vector<std::vector<float>> outs;
+    bptt.forward(std::vector<float>(params.begin(), params.end()), tb, {}, {}, outs);
+    const ir::Slot& out = m.ir.layout.outputs.at(0);
+    std::vector<double> time, input, target, output;
+    for (int64_t t = 0; t < tb.steps; ++t) {
+      time.push_back(static_cast<double>(t) * seq->spec().in.dt);
+      input.push_back(tb.inputs[t][0]);
+      for (int64_t i = 0; i < out.size; ++i) {
+        target.push_back(tb.targets[t][i]);
+        output.push_back(outs[t][out.offset + i]);
+      }
+    }
+    fs::path arrays = run / "arrays";
+    fs::create_directories(arrays);
+    saveArray(arrays, "trained_time", {tb.steps}, time);
+    saveArray(arrays, "trained_input", {tb.steps}, input);
+    saveArray(arrays, "trained_target", {tb.steps, out.size}, target);
+    saveArray(arrays, "trained_output", {tb.steps, out.size}, output);
+  }
   log << "column_shift: " << (spec.colLast - spec.colFirst + 1) << " columns x " << spec.values.size()
       << " edits on one trial of " << trialTask.steps() << " steps at dt = " << spec.dt << " ms\n";
   auto t0 = std::chrono::steady_clock::now();

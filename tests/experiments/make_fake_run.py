@@ -130,6 +130,11 @@ def main():
     np.save(os.path.join(arr, "trial_input.npy"), u)
     np.save(os.path.join(arr, "trial_target.npy"), target)
     np.save(os.path.join(arr, "trial_output.npy"), output)
+    # The same trial at the training time step (every 20th sample: dt 0.5 -> 10 ms).
+    np.save(os.path.join(arr, "trained_time.npy"), t[::20])
+    np.save(os.path.join(arr, "trained_input.npy"), u[::20])
+    np.save(os.path.join(arr, "trained_target.npy"), target[::20])
+    np.save(os.path.join(arr, "trained_output.npy"), output[::20])
     np.save(os.path.join(arr, "edit_example_output.npy"),
             edited(float(example["column"]), example["value"]))
     np.save(os.path.join(arr, "shift_columns.npy"), cols)

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-EXPECTED = ["learning_curve.png", "sequence_heatmap.png", "traces.png", "shift_vs_column.png",
+EXPECTED = ["learning_curve.png", "sequence_heatmap.png", "traces.png", "traces_trained.png",
+            "shift_vs_column.png",
             "shift_vs_value.png", "shift_map.png"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
