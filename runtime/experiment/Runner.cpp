@@ -273,14 +273,14 @@ json columnShiftAnalysis(const Experiment& e, const std::map<std::string, Value>
 
   // The paper's claims, measured: the sign of the shift follows the sign of v; the whole
   // sequence moves together; the size depends on the column.
-  int agree = 0, compared = 0, coherent = 0, cells = 0, failures = 0;
+  // Edits that move the sequence by less than one analysis step (silent columns) carry no sign.
+  int same = 0, opposite = 0, coherent = 0, cells = 0, failures = 0;
   for (int64_t c = 0; c < C; ++c)
     for (int64_t v = 0; v < V; ++v) {
       double val = r.values[v], s = r.peakShift[c * V + v];
       failures += static_cast<int>(r.failures[c * V + v]);
-      if (val == 0 || !std::isfinite(s) || s == 0) continue;
-      ++compared;
-      agree += (s > 0) == (val > 0);
+      if (val == 0 || !std::isfinite(s) || std::fabs(s) < spec.dt) continue;
+      ((s > 0) == (val > 0) ? same : opposite) += 1;
       int pos = 0, neg = 0;
       for (int64_t i = 0; i < n; ++i) {
         double si = r.peakPerOutput[(c * V + v) * n + i];
@@ -310,8 +310,10 @@ json columnShiftAnalysis(const Experiment& e, const std::map<std::string, Value>
   j["plot_columns"] = analysisNums(a, "plot_columns", {84, 88, 92, 96});
   j["seconds"] = secs;
   j["measured"] = {
-      {"sign_agreement", compared ? static_cast<double>(agree) / compared : NAN},
-      {"sign_agreement_note", "fraction of (column, v != 0) edits whose mean peak shift has the sign of v"},
+      {"sign_consistency", same + opposite ? static_cast<double>(std::max(same, opposite)) / (same + opposite) : NAN},
+      {"sign_direction", same > opposite ? "v > 0 makes the sequence come earlier" : "v > 0 makes the sequence come later"},
+      {"sign_consistency_note", "among edits (column, v != 0) that move the mean peak by at least one analysis step, the fraction whose shift has the majority's sign relation to v"},
+      {"edits_that_moved", same + opposite},
       {"coherent_fraction", cells ? static_cast<double>(coherent) / cells : NAN},
       {"coherent_note", "fraction of edits in which every output shifted the same way (or not at all)"},
       {"mean_abs_shift_by_column_ms", perColumn},
@@ -321,7 +323,8 @@ json columnShiftAnalysis(const Experiment& e, const std::map<std::string, Value>
   j["paper_claim"] =
       "Editing one inhibitory column shifts the whole sequence in time; the sign of the shift "
       "follows the sign of v, and its size depends on the column (Song, Yang & Wang 2016, Figs 2-3).";
-  log << "column_shift: sign agreement " << j["measured"]["sign_agreement"] << ", coherent "
+  log << "column_shift: sign consistency " << j["measured"]["sign_consistency"] << " ("
+      << j["measured"]["sign_direction"].get<std::string>() << "), coherent "
       << j["measured"]["coherent_fraction"] << ", mean |shift| per column " << lo << " to " << hi
       << " ms, " << failures << " failures (" << secs << " s)\n";
   return j;

@@ -114,7 +114,7 @@ TEST_CASE("a tiny experiment runs end to end and leaves every file it promises",
   std::ifstream s(run / "summary.json");
   std::stringstream ss;
   ss << s.rdbuf();
-  CHECK_THAT(ss.str(), Contains("\"sign_agreement\""));
+  CHECK_THAT(ss.str(), Contains("\"sign_consistency\""));
   CHECK_THAT(ss.str(), Contains("\"stop_reason\": \"max-steps\""));
   // The resolved experiment parses back.
   CHECK_NOTHROW(loadExperiment((run / "experiment.toml").string()));
