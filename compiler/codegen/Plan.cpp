@@ -47,7 +47,6 @@ bool isContract(const Graph& g, NodeId id) {
 struct Allocator {
   Buf buf;
   Extent extent;
-  std::vector<std::pair<NodeId, bool>> pending;  // (node, batched), placed in finish()
   Place alloc(const Node& n) {
     Place p{buf, 0, 0};
     if (n.shape.batched) {

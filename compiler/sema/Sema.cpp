@@ -143,9 +143,6 @@ class Checker {
                   std::to_string(prev.stmt->loc.line));
         continue;
       }
-      if (s.name == prog_.ast.name) {
-        // A name equal to the cell's is harmless; nothing to do.
-      }
       Symbol sym{kindOf(s.kind), s.name, {}, &s, 0};
       prog_.byName[s.name] = prog_.symbols.size();
       prog_.symbols.push_back(sym);

@@ -1,6 +1,7 @@
 // Experiment files and `cellc run`: format errors name the file, line and key; a tiny experiment
 // leaves every file it promises; an interrupted run resumes.
 #include <catch2/catch.hpp>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,12 +17,13 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kTiny = CELLC_SOURCE_DIR "/tests/fixtures/experiments/tiny.toml";
+const std::string kCell = CELLC_SOURCE_DIR "/cells/dale_rnn.cell";
 // The least a valid experiment says (mistakes are put before it, on line 2).
-const std::string kMinimal = "[cell]\nfile = \"../cells/dale_rnn.cell\"\n[task]\nkind = \"sequence\"\n";
+const std::string kMinimal = "[cell]\nfile = \"" + kCell + "\"\n[task]\nkind = \"sequence\"\n";
 
-// Writes `text` as an experiment next to the tiny one (so its relative cell path resolves).
+// Writes `text` as an experiment in a scratch folder of this process.
 std::string writeExperiment(const std::string& name, const std::string& text) {
-  fs::path p = fs::path(CELLC_SOURCE_DIR) / "build-test-tmp" / (name + ".toml");
+  fs::path p = fs::temp_directory_path() / ("cellc-exp-files-" + std::to_string(::getpid())) / (name + ".toml");
   fs::create_directories(p.parent_path());
   std::ofstream(p) << text;
   return p.string();
@@ -32,9 +34,9 @@ std::string tinyText() {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string s = ss.str();
-  // From build-test-tmp/, the cell is one level up.
-  const std::string from = "../../../cells/", to = "../cells/";
-  s.replace(s.find(from), from.size(), to);
+  // Written elsewhere, the experiment names its cell by absolute path.
+  const std::string from = "../../../cells/dale_rnn.cell";
+  s.replace(s.find(from), from.size(), kCell);
   return s;
 }
 
