@@ -20,4 +20,19 @@ uint32_t getU32(std::istream& in, const char* context, const char* what);
 double getF64(std::istream& in, const char* context, const char* what);
 std::vector<double> getDoubles(std::istream& in, uint64_t n, const char* context, const char* what);
 
+// The readers above bound to one stream and one message context.
+class Reader {
+ public:
+  Reader(std::istream& in, const char* context) : in_(in), context_(context) {}
+  void bytes(char* p, size_t n, const char* what) { getBytes(in_, p, n, context_, what); }
+  uint64_t u64(const char* what) { return getU64(in_, context_, what); }
+  uint32_t u32(const char* what) { return getU32(in_, context_, what); }
+  double f64(const char* what) { return getF64(in_, context_, what); }
+  std::vector<double> doubles(uint64_t n, const char* what) { return getDoubles(in_, n, context_, what); }
+
+ private:
+  std::istream& in_;
+  const char* context_;
+};
+
 }  // namespace cellc::runtime::binary

@@ -19,20 +19,11 @@ constexpr uint32_t kMaxName = 1u << 16;
 
 [[noreturn]] void bad(const std::string& why) { throw std::runtime_error("EWC state: " + why); }
 
-// The shared little-endian helpers (io/Binary.h), with this file's context in their messages.
+// Little-endian values (io/Binary.h); readers name this state in their messages.
 constexpr const char* kContext = "EWC state";
 using binary::putF64;
 using binary::putU32;
 using binary::putU64;
-void getBytes(std::istream& in, char* p, size_t n, const char* what) {
-  binary::getBytes(in, p, n, kContext, what);
-}
-uint64_t getU64(std::istream& in, const char* what) { return binary::getU64(in, kContext, what); }
-uint32_t getU32(std::istream& in, const char* what) { return binary::getU32(in, kContext, what); }
-double getF64(std::istream& in, const char* what) { return binary::getF64(in, kContext, what); }
-std::vector<double> getDoubles(std::istream& in, uint64_t n, const char* what) {
-  return binary::getDoubles(in, n, kContext, what);
-}
 
 // The checks add() makes, as a message ("" when valid).
 std::string invalid(const Consolidated& c, size_t expected, bool haveExpected) {
@@ -107,26 +98,27 @@ void Ewc::save(std::ostream& out) const {
 }
 
 void Ewc::load(std::istream& in) {
+  binary::Reader r(in, kContext);
   char magic[sizeof kEwcMagic];
-  getBytes(in, magic, sizeof magic, "magic");
+  r.bytes(magic, sizeof magic, "magic");
   if (!std::equal(magic, magic + sizeof magic, kEwcMagic)) bad("not cellc EWC state");
-  uint32_t version = getU32(in, "version");
+  uint32_t version = r.u32("version");
   if (version != kEwcVersion)
     bad("unsupported version " + std::to_string(version) + " (this build reads version " +
         std::to_string(kEwcVersion) + ")");
-  uint64_t ntasks = getU64(in, "task count");
-  uint64_t n = getU64(in, "element count");
+  uint64_t ntasks = r.u64("task count");
+  uint64_t n = r.u64("element count");
   if (ntasks == 0 && n != 0) bad("corrupt (elements but no tasks)");
   std::vector<Consolidated> tasks;
   for (uint64_t k = 0; k < ntasks; ++k) {  // each task holds bytes: a bad count hits the end
     Consolidated c;
-    uint32_t len = getU32(in, "task name");
+    uint32_t len = r.u32("task name");
     if (len > kMaxName) bad("corrupt (task name of " + std::to_string(len) + " bytes)");
     c.task.resize(len);
-    getBytes(in, c.task.data(), len, "task name");
-    c.lambda = getF64(in, "lambda");
-    c.anchor = getDoubles(in, n, "anchor");
-    c.fisher = getDoubles(in, n, "fisher");
+    r.bytes(c.task.data(), len, "task name");
+    c.lambda = r.f64("lambda");
+    c.anchor = r.doubles(n, "anchor");
+    c.fisher = r.doubles(n, "fisher");
     std::string why = invalid(c, n, true);
     if (!why.empty()) bad("corrupt (" + why + ")");
     tasks.push_back(std::move(c));

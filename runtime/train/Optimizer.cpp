@@ -20,20 +20,11 @@ constexpr uint32_t kOptVersion = 1;
   throw std::runtime_error("optimizer state: " + why);
 }
 
-// The shared little-endian helpers (io/Binary.h), with this file's context in their messages.
+// Little-endian values (io/Binary.h); readers name this state in their messages.
 constexpr const char* kContext = "optimizer state";
 using binary::putF64;
 using binary::putU32;
 using binary::putU64;
-void getBytes(std::istream& in, char* p, size_t n, const char* what) {
-  binary::getBytes(in, p, n, kContext, what);
-}
-uint64_t getU64(std::istream& in, const char* what) { return binary::getU64(in, kContext, what); }
-uint32_t getU32(std::istream& in, const char* what) { return binary::getU32(in, kContext, what); }
-double getF64(std::istream& in, const char* what) { return binary::getF64(in, kContext, what); }
-std::vector<double> getDoubles(std::istream& in, uint64_t n, const char* what) {
-  return binary::getDoubles(in, n, kContext, what);
-}
 
 const ir::Slot& findParam(const ir::Layout& layout, const std::string& name) {
   if (const ir::Slot* s = layout.find(ir::Role::Param, name)) {
@@ -167,34 +158,35 @@ void Optimizer::save(std::ostream& out) const {
 }
 
 void Optimizer::load(std::istream& in) {
+  binary::Reader r(in, kContext);
   char magic[sizeof kOptMagic];
-  getBytes(in, magic, sizeof magic, "magic");
+  r.bytes(magic, sizeof magic, "magic");
   if (!std::equal(magic, magic + sizeof magic, kOptMagic)) bad("not cellc optimizer state");
-  uint32_t version = getU32(in, "version");
+  uint32_t version = r.u32("version");
   if (version != kOptVersion)
     bad("unsupported version " + std::to_string(version) + " (this build reads version " +
         std::to_string(kOptVersion) + ")");
-  uint32_t klen = getU32(in, "kind");
+  uint32_t klen = r.u32("kind");
   if (klen > 64) bad("corrupt (kind name of " + std::to_string(klen) + " bytes)");
   std::string k(klen, '\0');
-  getBytes(in, k.data(), klen, "kind");
+  r.bytes(k.data(), klen, "kind");
   if (k != kind()) bad("saved by an optimizer of kind '" + k + "', this one is '" + kind() + "'");
-  auto savedSize = static_cast<int64_t>(getU64(in, "element count"));
+  auto savedSize = static_cast<int64_t>(r.u64("element count"));
   if (savedSize < -1) bad("corrupt (element count " + std::to_string(savedSize) + ")");
   if (savedSize >= 0 && size_ >= 0 && savedSize != size_)
     bad("saved for " + std::to_string(savedSize) + " elements, this optimizer has " +
         std::to_string(size_));
-  auto steps = static_cast<int64_t>(getU64(in, "step count"));
+  auto steps = static_cast<int64_t>(r.u64("step count"));
   if (steps < 0) bad("corrupt (step count " + std::to_string(steps) + ")");
   if (savedSize < 0 && steps != 0) bad("corrupt (steps taken but no element count)");
-  double lastNorm = getF64(in, "last norm");
-  uint32_t nm = getU32(in, "moment count");
+  double lastNorm = r.f64("last norm");
+  uint32_t nm = r.u32("moment count");
   if (nm != moments_.size())
     bad("holds " + std::to_string(nm) + " moment vectors, a '" + kind() + "' optimizer keeps " +
         std::to_string(moments_.size()));
   uint64_t per = savedSize < 0 ? 0 : static_cast<uint64_t>(savedSize);
   std::vector<std::vector<double>> moments;
-  for (uint32_t j = 0; j < nm; ++j) moments.push_back(getDoubles(in, per, "moments"));
+  for (uint32_t j = 0; j < nm; ++j) moments.push_back(r.doubles(per, "moments"));
 
   // Commit (nothing below throws).
   if (savedSize >= 0) {
