@@ -55,7 +55,7 @@ const std::array<Rule, kNumOps>& rules() {
     auto set = [&](Op op, Rule r) { t[static_cast<int>(op)] = r; };
     // Leaves and constants: nothing flows further.
     for (Op op : {Op::Const, Op::Param, Op::State, Op::Input, Op::Noise, Op::AdjState,
-                  Op::AdjOutput, Op::Eye, Op::Dale, Op::Lt, Op::Le})
+                  Op::AdjOutput, Op::Cotangent, Op::Eye, Op::Dale, Op::Lt, Op::Le})
       set(op, kZero);  // Lt, Le: piecewise constant, derivative 0 almost everywhere
     // y = -x: dx = -g
     set(Op::Neg, [](Ctx& c) { c.acc(0, c.g.neg(c.grad)); });
@@ -210,11 +210,9 @@ std::vector<NodeId> Backward::roots() const {
   return r;
 }
 
-Backward differentiate(Step& step) {
-  Graph& g = step.g;
-  const Layout& L = step.layout;
-  std::vector<NodeId> fwdRoots = step.forwardRoots();
-  std::vector<NodeId> order = topoOrder(g, fwdRoots);
+std::vector<NodeId> reverse(Graph& g, const std::vector<NodeId>& roots,
+                            const std::vector<NodeId>& seeds, const std::vector<NodeId>& wrt) {
+  std::vector<NodeId> order = topoOrder(g, roots);
   std::vector<bool> need = needsGrad(g, order);
   std::vector<NodeId> adj(g.size(), -1);
 
@@ -228,14 +226,9 @@ Backward differentiate(Step& step) {
       contrib = g.batchOuterSum(cn.in[0], cn.in[1]);
     contrib = g.reduceTo(contrib, xs);
     adj[x] = adj[x] < 0 ? contrib : g.add(adj[x], contrib);
-    if (adj.size() < g.size()) adj.resize(g.size(), -1);
   };
 
-  for (size_t i = 0; i < L.states.size(); ++i)
-    accumulate(step.stateNext[i], g.leaf(Op::AdjState, static_cast<int64_t>(i), L.states[i].shape));
-  for (size_t i = 0; i < L.outputs.size(); ++i)
-    accumulate(step.outputs[i], g.leaf(Op::AdjOutput, static_cast<int64_t>(i), L.outputs[i].shape));
-
+  for (size_t i = 0; i < roots.size(); ++i) accumulate(roots[i], seeds[i]);
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     NodeId y = *it;
     if (adj[y] < 0 || opKind(g[y].op) == OpKind::Leaf) continue;
@@ -245,17 +238,49 @@ Backward differentiate(Step& step) {
     Ctx c{g, y, adj[y], [&, y](size_t i, NodeId d) { accumulate(g[y].in[i], d); }};
     rule(c);
   }
+  std::vector<NodeId> out;
+  for (NodeId w : wrt) {
+    NodeId a = w < static_cast<NodeId>(adj.size()) ? adj[w] : -1;
+    out.push_back(a >= 0 ? a : g.broadcast(g.constant(0), g[w].shape));
+  }
+  return out;
+}
 
+namespace {
+
+std::vector<NodeId> leaves(Graph& g, Op role, const std::vector<Slot>& slots) {
+  std::vector<NodeId> out;
+  for (size_t i = 0; i < slots.size(); ++i) out.push_back(g.leaf(role, static_cast<int64_t>(i), slots[i].shape));
+  return out;
+}
+
+}  // namespace
+
+Backward differentiate(Step& step) {
+  Graph& g = step.g;
+  const Layout& L = step.layout;
+  std::vector<NodeId> roots = step.forwardRoots(), seeds = leaves(g, Op::AdjState, L.states);
+  for (NodeId s : leaves(g, Op::AdjOutput, L.outputs)) seeds.push_back(s);
+  std::vector<NodeId> wrt = leaves(g, Op::State, L.states);
+  const size_t ns = wrt.size(), ni = L.inputs.size();
+  for (NodeId x : leaves(g, Op::Input, L.inputs)) wrt.push_back(x);
+  for (NodeId p : leaves(g, Op::Param, L.params)) wrt.push_back(p);
+  std::vector<NodeId> adj = reverse(g, roots, seeds, wrt);
   Backward bw;
-  auto result = [&](Op role, int64_t slot, const Shape& shape) {
-    NodeId leaf = g.leaf(role, slot, shape);
-    NodeId a = leaf < static_cast<NodeId>(adj.size()) ? adj[leaf] : -1;
-    return a >= 0 ? a : g.broadcast(g.constant(0), shape);
-  };
-  for (size_t i = 0; i < L.states.size(); ++i) bw.dState.push_back(result(Op::State, i, L.states[i].shape));
-  for (size_t i = 0; i < L.inputs.size(); ++i) bw.dInput.push_back(result(Op::Input, i, L.inputs[i].shape));
-  for (size_t i = 0; i < L.params.size(); ++i) bw.dParam.push_back(result(Op::Param, i, L.params[i].shape));
+  bw.dState.assign(adj.begin(), adj.begin() + ns);
+  bw.dInput.assign(adj.begin() + ns, adj.begin() + ns + ni);
+  bw.dParam.assign(adj.begin() + ns + ni, adj.end());
   return bw;
+}
+
+std::vector<NodeId> omegaGradient(Step& step) {
+  Graph& g = step.g;
+  const Layout& L = step.layout;
+  // w = v^T dx'/dx: the adjoint of the state through the transition alone (no output term).
+  std::vector<NodeId> w = reverse(g, step.stateNext, leaves(g, Op::AdjState, L.states),
+                                  leaves(g, Op::State, L.states));
+  // d/dtheta of sum_s c_s . w_s, with v and x held constant (Pascanu et al. 2013, as pycog).
+  return reverse(g, w, leaves(g, Op::Cotangent, L.states), leaves(g, Op::Param, L.params));
 }
 
 }  // namespace cellc::autodiff

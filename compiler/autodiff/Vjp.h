@@ -21,6 +21,17 @@ struct Backward {
 // Builds the backward nodes into step.g. Param gradients are summed over the batch.
 Backward differentiate(ir::Step& step);
 
+// Reverse accumulation from `roots` seeded with `seeds` (one per root, same shapes): the adjoint
+// of each node in `wrt`, zeros where nothing flows.
+std::vector<ir::NodeId> reverse(ir::Graph& g, const std::vector<ir::NodeId>& roots,
+                                const std::vector<ir::NodeId>& seeds,
+                                const std::vector<ir::NodeId>& wrt);
+
+// The vanishing-gradient regularizer's param gradient (Pascanu et al. 2013; pycog's Omega): with
+// w_s = v^T dx_s'/dx (v: the AdjState leaves, the transition alone), the gradient of
+// sum_s c_s . w_s with respect to every param, c_s being Cotangent leaves; v and x are constants.
+std::vector<ir::NodeId> omegaGradient(ir::Step& step);
+
 // True when the rules table has an entry for `op` (every op must: a test checks it).
 bool hasRule(ir::Op op);
 

@@ -429,6 +429,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& i
   Emitter e(ctx, *m, ir, precision);
   e.function(prefix + "_forward", plan.forward);
   e.function(prefix + "_backward", plan.backward);
+  if (plan.hasOmega) e.function(prefix + "_omega", plan.omega);
   std::string err;
   llvm::raw_string_ostream os(err);
   if (llvm::verifyModule(*m, &os)) throw ir::InternalError("codegen produced invalid LLVM IR: " + os.str());

@@ -21,7 +21,7 @@ bool isInlineMatMul(const Graph& g, NodeId id) {
 const char* bufName(Buf b) {
   static const char* names[] = {"params", "state", "input", "noise", "adj_state", "adj_output",
                                 "state_next", "output", "tape", "d_state", "d_input", "d_params",
-                                "scratch"};
+                                "cotangent", "scratch"};
   return names[static_cast<int>(b)];
 }
 
@@ -189,9 +189,10 @@ void placeLeaves(const StepIR& ir, FunctionPlan& fp, bool backward) {
       case Op::Noise: slots = &ir.layout.noises; buf = Buf::Noise; break;
       case Op::AdjState: slots = &ir.layout.states; buf = Buf::AdjState; break;
       case Op::AdjOutput: slots = &ir.layout.outputs; buf = Buf::AdjOutput; break;
+      case Op::Cotangent: slots = &ir.layout.states; buf = Buf::Cotangent; break;
       default: continue;
     }
-    if (!backward && (buf == Buf::AdjState || buf == Buf::AdjOutput)) continue;
+    if (!backward && (buf == Buf::AdjState || buf == Buf::AdjOutput || buf == Buf::Cotangent)) continue;
     const ir::Slot& s = (*slots)[n.a0];
     fp.placed[id] = buf == Buf::Params ? Place{buf, s.offset, 0} : Place{buf, 0, s.offset};
   }
@@ -205,7 +206,7 @@ std::set<NodeId> reachable(const Graph& g, const std::vector<NodeId>& roots) {
 
 }  // namespace
 
-Plan makePlan(const StepIR& ir) {
+Plan makePlan(const StepIR& ir, bool withOmega) {
   const Graph& g = ir.g;
   Plan plan;
   std::set<NodeId> fwdSet = reachable(g, ir.forwardRoots());
@@ -293,10 +294,20 @@ Plan makePlan(const StepIR& ir) {
     bwRoots.push_back({ir.dParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
   FunctionPlanner(g, plan.backward).run(bwRoots, {}, [&](NodeId id) { return bwdScratch.alloc(g[id]); });
 
-  plan.scratch.fixed = std::max(fwdScratch.extent.fixed, bwdScratch.extent.fixed);
-  plan.scratch.perBatch = std::max(fwdScratch.extent.perBatch, bwdScratch.extent.perBatch);
+  Allocator omegaScratch{Buf::Scratch};
+  if (withOmega) {
+    plan.hasOmega = true;
+    placeLeaves(ir, plan.omega, true);
+    std::vector<Root> omegaRoots;
+    for (size_t i = 0; i < ir.omegaParam.size(); ++i)
+      omegaRoots.push_back({ir.omegaParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
+    FunctionPlanner(g, plan.omega).run(omegaRoots, {}, [&](NodeId id) { return omegaScratch.alloc(g[id]); });
+  }
+  plan.scratch.fixed = std::max({fwdScratch.extent.fixed, bwdScratch.extent.fixed, omegaScratch.extent.fixed});
+  plan.scratch.perBatch =
+      std::max({fwdScratch.extent.perBatch, bwdScratch.extent.perBatch, omegaScratch.extent.perBatch});
   // Batched scratch entries sit after the unbatched ones.
-  for (FunctionPlan* fp : {&plan.forward, &plan.backward}) {
+  for (FunctionPlan* fp : {&plan.forward, &plan.backward, &plan.omega}) {
     for (Kernel& k : fp->kernels)
       if (k.out.buf == Buf::Scratch && g[k.node].shape.batched) k.out.fixed = plan.scratch.fixed;
     for (auto& [id, p] : fp->placed)

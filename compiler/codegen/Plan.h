@@ -26,6 +26,7 @@ namespace cellc::codegen {
 enum class Buf : uint8_t {
   Params, State, Input, Noise, AdjState, AdjOutput,   // read
   StateNext, Output, Tape, DState, DInput, DParams,   // written (Tape read by backward)
+  Cotangent,                                          // read by the Omega function
   Scratch,
   kCount
 };
@@ -60,11 +61,13 @@ struct Extent {
 
 struct Plan {
   FunctionPlan forward, backward;
+  FunctionPlan omega;  // the Omega term's gradient, planned when asked for (no tape: recomputes)
+  bool hasOmega = false;
   Extent tape, scratch;
   std::vector<ir::NodeId> tapeNodes;
 };
 
-Plan makePlan(const StepIR& ir);
+Plan makePlan(const StepIR& ir, bool withOmega = false);
 
 // Matrix products contracting over at most this many elements (W x with a 1-dim input, a small
 // readout) are computed inline as pointwise sums, fused with their users: a GEMM call costs more.

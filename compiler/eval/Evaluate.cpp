@@ -145,6 +145,7 @@ Value compute(const Node& n, const std::vector<const Value*>& x, const Layout& L
     case Op::Noise: return leaf(L.noises, leaves.noise, true, "noise");
     case Op::AdjState: return leaf(L.states, leaves.adjState, true, "adjoint of state");
     case Op::AdjOutput: return leaf(L.outputs, leaves.adjOutput, true, "adjoint of output");
+    case Op::Cotangent: return leaf(L.states, leaves.cotangent, true, "cotangent of a state adjoint");
     case Op::Eye: {
       if (n.shape.rank() != 2 || n.shape.dims[0] != n.shape.dims[1]) fail("Eye of shape " + n.shape.str());
       Value out = blank(n.shape, batch);
@@ -414,6 +415,14 @@ void Evaluator::backward(const double* params, const double* state, const double
   store(ir_.g, ir_.dState, part(0, ns), ir_.layout.states, true, dState, batch, false, "state adjoint");
   store(ir_.g, ir_.dInput, part(ns, ni), ir_.layout.inputs, true, dInput, batch, false, "input adjoint");
   store(ir_.g, ir_.dParam, part(ns + ni, np), ir_.layout.params, false, dParams, batch, true, "param gradient");
+}
+
+void Evaluator::omega(const double* params, const double* state, const double* input,
+                      const double* noise, const double* v, const double* cotangent,
+                      double* dParams, int64_t batch) {
+  Leaves leaves{params, state, input, noise, v, nullptr, cotangent};
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, ir_.omegaParam, ir_.layout, leaves, batch);
+  store(ir_.g, ir_.omegaParam, vals, ir_.layout.params, false, dParams, batch, true, "Omega gradient");
 }
 
 }  // namespace cellc::eval

@@ -28,6 +28,7 @@ struct Leaves {
   const double* noise = nullptr;
   const double* adjState = nullptr;
   const double* adjOutput = nullptr;
+  const double* cotangent = nullptr;  // state layout (the Omega term)
 };
 
 // The value of each root: g[root].shape.numel() elements, times `batch` when the root is batched
@@ -52,6 +53,9 @@ class Evaluator : public StepKernel<double> {
                 const double* noise, const double* tape, const double* dStateNext,
                 const double* dOutput, double* dState, double* dInput, double* dParams,
                 int64_t batch) override;
+
+  void omega(const double* params, const double* state, const double* input, const double* noise,
+             const double* v, const double* cotangent, double* dParams, int64_t batch) override;
 
   const StepIR& stepIR() const { return ir_; }
 

@@ -102,9 +102,9 @@ constexpr codegen::Precision precisionOf() {
 }  // namespace
 
 template <class T>
-CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd,
+CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omega,
                               ir::Layout layout, codegen::Plan plan)
-    : session_(std::move(session)), fwd_(fwd), bwd_(bwd), layout_(std::move(layout)),
+    : session_(std::move(session)), fwd_(fwd), bwd_(bwd), omega_(omega), layout_(std::move(layout)),
       plan_(std::move(plan)) {}
 
 template <class T>
@@ -160,9 +160,26 @@ void CompiledCell<T>::backward(const T* params, const T* state, const T* input, 
 }
 
 template <class T>
-std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir) {
+void CompiledCell<T>::omega(const T* params, const T* state, const T* input, const T* noise,
+                            const T* v, const T* cotangent, T* dParams, int64_t batch) {
+  if (!omega_) StepKernel<T>::omega(params, state, input, noise, v, cotangent, dParams, batch);
+  using codegen::Buf;
+  T* bufs[static_cast<int>(Buf::kCount)] = {};
+  bufs[int(Buf::Params)] = const_cast<T*>(params);
+  bufs[int(Buf::State)] = const_cast<T*>(state);
+  bufs[int(Buf::Input)] = const_cast<T*>(input);
+  bufs[int(Buf::Noise)] = const_cast<T*>(noise);
+  bufs[int(Buf::AdjState)] = const_cast<T*>(v);
+  bufs[int(Buf::Cotangent)] = const_cast<T*>(cotangent);
+  bufs[int(Buf::DParams)] = dParams;
+  bufs[int(Buf::Scratch)] = scratch(batch);
+  omega_(bufs, batch);
+}
+
+template <class T>
+std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir, bool withOmega) {
   initLLVM();
-  codegen::Plan plan = codegen::makePlan(ir);
+  codegen::Plan plan = codegen::makePlan(ir, withOmega);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   std::unique_ptr<llvm::Module> m;
   try {
@@ -195,7 +212,10 @@ std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir) {
   using Fn = typename CompiledCell<T>::Fn;
   Fn fwd = unwrap(jit.lookup("cell_forward"), "linking the forward step").template toPtr<Fn>();
   Fn bwd = unwrap(jit.lookup("cell_backward"), "linking the backward step").template toPtr<Fn>();
-  return std::make_unique<CompiledCell<T>>(std::move(session), fwd, bwd, ir.layout, std::move(plan));
+  Fn omega = withOmega ? unwrap(jit.lookup("cell_omega"), "linking the Omega term").template toPtr<Fn>()
+                       : nullptr;
+  return std::make_unique<CompiledCell<T>>(std::move(session), fwd, bwd, omega, ir.layout,
+                                           std::move(plan));
 }
 
 std::string emitLLVM(const StepIR& ir, codegen::Precision precision, bool opt) {
@@ -220,7 +240,7 @@ std::string emitLLVM(const StepIR& ir, codegen::Precision precision, bool opt) {
 
 template class CompiledCell<float>;
 template class CompiledCell<double>;
-template std::unique_ptr<CompiledCell<float>> compileCell<float>(const StepIR&);
-template std::unique_ptr<CompiledCell<double>> compileCell<double>(const StepIR&);
+template std::unique_ptr<CompiledCell<float>> compileCell<float>(const StepIR&, bool);
+template std::unique_ptr<CompiledCell<double>> compileCell<double>(const StepIR&, bool);
 
 }  // namespace cellc

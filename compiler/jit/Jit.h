@@ -26,7 +26,7 @@ template <class T>
 class CompiledCell final : public StepKernel<T> {
  public:
   using Fn = void (*)(T* const* bufs, int64_t batch);
-  CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, ir::Layout layout,
+  CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omega, ir::Layout layout,
                codegen::Plan plan);
   ~CompiledCell() override;
 
@@ -37,13 +37,15 @@ class CompiledCell final : public StepKernel<T> {
   void backward(const T* params, const T* state, const T* input, const T* noise, const T* tape,
                 const T* dStateNext, const T* dOutput, T* dState, T* dInput, T* dParams,
                 int64_t batch) override;
+  void omega(const T* params, const T* state, const T* input, const T* noise, const T* v,
+             const T* cotangent, T* dParams, int64_t batch) override;
   const codegen::Plan& plan() const { return plan_; }
 
  private:
   T* scratch(int64_t batch);
 
   std::shared_ptr<JitSession> session_;
-  Fn fwd_, bwd_;
+  Fn fwd_, bwd_, omega_;  // omega_ is null unless compiled with it
   ir::Layout layout_;
   codegen::Plan plan_;
   // Per instance (a CompiledCell is not shared between threads), 64-byte aligned for vector loads.
@@ -54,9 +56,9 @@ class CompiledCell final : public StepKernel<T> {
   size_t scratchSize_ = 0;
 };
 
-// Compiles both steps. Throws JitError.
+// Compiles both steps, and the Omega term's gradient when asked for. Throws JitError.
 template <class T>
-std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir);
+std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir, bool withOmega = false);
 
 // The module as LLVM IR text, optimized (O3, host CPU) or as emitted.
 std::string emitLLVM(const StepIR& ir, codegen::Precision precision, bool optimize);

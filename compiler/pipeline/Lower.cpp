@@ -20,6 +20,7 @@ std::vector<ir::NodeId> StepIR::backwardRoots() const {
 StepIR lower(const Program& prog) {
   ir::Step step = ir::buildStep(prog);
   autodiff::Backward bw = autodiff::differentiate(step);
+  std::vector<ir::NodeId> omega = autodiff::omegaGradient(step);
 
   // Simplify forward and backward together so they share nodes (the tape is what they share).
   std::vector<ir::NodeId> roots = step.forwardRoots();
@@ -29,6 +30,7 @@ StepIR lower(const Program& prog) {
   for (ir::NodeId e : step.effective)
     if (e >= 0) roots.push_back(e);
   for (auto& [name, id] : step.named) roots.push_back(id);
+  roots.insert(roots.end(), omega.begin(), omega.end());
 
   StepIR out;
   out.g = ir::simplify(step.g, roots);
@@ -48,6 +50,7 @@ StepIR lower(const Program& prog) {
   for (ir::NodeId e : step.effective) out.effective.push_back(e >= 0 ? roots[k++] : -1);
   // Named values the simplifier folded into constants or leaves keep the name of what they became.
   for (auto& [name, id] : step.named) out.named.push_back({name, roots[k++]});
+  out.omegaParam = take(omega.size());
   return out;
 }
 

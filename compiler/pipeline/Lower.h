@@ -16,6 +16,8 @@ struct StepIR {
   // Backward roots: adjoints of the state at the start of the step and of the inputs, and this
   // step's param gradient contributions (summed over the batch).
   std::vector<ir::NodeId> dState, dInput, dParam;
+  // The vanishing-gradient regularizer's param gradient (autodiff::omegaGradient), per param.
+  std::vector<ir::NodeId> omegaParam;
   // Per param: the effective matrix that spectral_radius(.., of = W) measures, or -1.
   std::vector<ir::NodeId> effective;
   // Names of forward values (intermediates, h', outputs), for printing derivatives.

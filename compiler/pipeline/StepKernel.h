@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 
 #include "ir/Step.h"
 
@@ -29,6 +30,12 @@ class StepKernel {
   virtual void backward(const T* params, const T* state, const T* input, const T* noise,
                         const T* tape, const T* dStateNext, const T* dOutput, T* dState,
                         T* dInput, T* dParams, int64_t batch) = 0;
+  // The vanishing-gradient regularizer's param gradient (autodiff::omegaGradient): dParams +=
+  // d/dtheta sum_s cotangent_s . (v^T dstate_s'/dstate), v given per state, v and state constant.
+  virtual void omega(const T* params, const T* state, const T* input, const T* noise, const T* v,
+                     const T* cotangent, T* dParams, int64_t batch) {
+    throw std::logic_error("this step kernel was built without the Omega function");
+  }
 };
 
 }  // namespace cellc

@@ -86,6 +86,8 @@ TrainConfig makeConfig(const Experiment& e, const PhaseSpec& p, const fs::path& 
   for (auto& [name, ps] : e.params)
     if (ps.frozen) c.frozen.push_back(name);
   c.segment = phaseInt(e, p, "train.segment");
+  c.omega = phaseNum(e, p, "train.omega");
+  c.omegaState = phaseStr(e, p, "train.omega_state");
   c.checkpointPath = (run / ("train-" + p.name + ".ckpt")).string();
   c.checkpointEvery = phaseInt(e, p, "train.checkpoint_every");
   c.metricsPath = (run / "metrics.csv").string();
@@ -162,7 +164,10 @@ Model loadModel(const Experiment& e) {
     throw ExperimentError(e.path + ": the cell " + m.cellPath + " has errors:\n" + os.str());
   }
   m.ir = lower(*m.prog);
-  m.kernel = compileCell<float>(m.ir);
+  // The Omega function is compiled only when a phase uses the regularizer.
+  bool omega = false;
+  for (const PhaseSpec& p : e.phases) omega = omega || phaseNum(e, p, "train.omega") > 0;
+  m.kernel = compileCell<float>(m.ir, omega);
   return m;
 }
 

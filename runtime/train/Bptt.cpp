@@ -187,6 +187,7 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
         for (int64_t i = 0; i < S; ++i) in[i] *= m[i];
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
+      if (omega_.lambda > 0) omegaStep(params, in, b, nz, segTapes[k].data(), dState, dParams, res);
       kernel_.backward(params.data(), in.data(), inputBuf_.data(), nz, segTapes[k].data(),
                        dState.data(), adjOut.data(), dIn.data(), dInput.data(), dParams.data(), batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
@@ -205,6 +206,41 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
         res.dParams[p.offset + i] += dState[batch_ * st.offset + bb * st.size + i];
   }
   return res;
+}
+
+template <class T>
+void Bptt<T>::omegaStep(const std::vector<T>& params, const std::vector<T>& in, const TrialBatch& b,
+                        const T* noise, const T* tape, const std::vector<T>& dState,
+                        std::vector<T>& dParams, BpttResult<T>& res) {
+  const ir::Layout& L = kernel_.layout();
+  if (omega_.stateSlot < 0 || omega_.stateSlot >= static_cast<int>(L.states.size()))
+    throw std::invalid_argument("Omega: the cell has no state number " + std::to_string(omega_.stateSlot));
+  const ir::Slot& st = L.states[omega_.stateSlot];
+  const int64_t S = L.stateSize * batch_, off = batch_ * st.offset, n = st.size;
+  // v: the adjoint of the regularized state alone; w = v^T dx'/dx, through the transition only.
+  std::vector<T> v(S, T(0)), w(S), dx(L.inputSize * batch_), scratch(L.paramSize, T(0));
+  std::copy(dState.begin() + off, dState.begin() + off + batch_ * n, v.begin() + off);
+  std::vector<T> noOut(L.outputSize * batch_, T(0));
+  kernel_.backward(params.data(), in.data(), inputBuf_.data(), noise, tape, v.data(), noOut.data(),
+                   w.data(), dx.data(), scratch.data(), batch_);
+  const double scale = omega_.lambda / static_cast<double>(steps_ * batch_);
+  std::vector<T> cot(S, T(0));
+  for (int64_t bb = 0; bb < batch_; ++bb) {
+    double vv = 0, ww = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double vi = v[off + bb * n + i], wi = w[off + bb * n + i];
+      vv += vi * vi, ww += wi * wi;
+    }
+    if (!(vv > 1e-30)) continue;  // no gradient reaches this state here: nothing to regularize
+    double r = ww / vv;
+    res.omega += (r - 1) * (r - 1) / static_cast<double>(steps_ * batch_);
+    res.loss += scale * (r - 1) * (r - 1);
+    double k = scale * 4 * (r - 1) / vv;  // d/dw of scale (|w|^2/|v|^2 - 1)^2
+    for (int64_t i = 0; i < n; ++i) cot[off + bb * n + i] = static_cast<T>(k * w[off + bb * n + i]);
+  }
+  kernel_.omega(params.data(), in.data(), inputBuf_.data(), noise, v.data(), cot.data(), dParams.data(),
+                batch_);
+  (void)b;
 }
 
 template <class T>

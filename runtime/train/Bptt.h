@@ -47,9 +47,20 @@ struct DropoutSpec {
   std::vector<int> stateSlots;   // which states get the mask; empty: every rank-1 state
 };
 
+// pycog's vanishing-gradient regularizer (Pascanu, Mikolov & Bengio 2013): with v = dE/dx_{t+1}
+// and w = v^T dx_{t+1}/dx_t for one state x, Omega = (1 / (T B)) sum_t sum_b (|w|^2 / |v|^2 - 1)^2,
+// added to the loss with weight lambda; its gradient holds v and x constant, as pycog's does. It
+// keeps gradients from vanishing over long delays. The kernel must carry the Omega function
+// (compileCell(ir, true)).
+struct OmegaSpec {
+  double lambda = 0;  // 0: off
+  int stateSlot = 0;
+};
+
 template <class T>
 struct BpttResult {
-  double loss = 0;
+  double loss = 0;   // including lambda * Omega
+  double omega = 0;  // Omega itself
   std::vector<double> dParams;   // including initial states that come from params
   std::vector<std::vector<T>> outputs;  // [T][outputSize * B], when asked for
   int64_t segment = 0;           // the segment length used
@@ -77,6 +88,7 @@ class Bptt {
                                 const LossSpec& loss, const std::vector<std::vector<T>>& noise,
                                 const std::vector<std::vector<T>>& masks, bool keepOutputs = false);
 
+  void setOmega(const OmegaSpec& o) { omega_ = o; }
   int64_t segment() const { return segment_; }
   int64_t batch() const { return batch_; }
   int64_t steps() const { return steps_; }
@@ -88,8 +100,14 @@ class Bptt {
             int64_t t, std::vector<T>& next, std::vector<T>& output, T* tape, std::vector<T>& in);
   const T* maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const;
 
+  // Adds lambda * Omega's term of step t to res and dParams; v is the adjoint of state t + 1.
+  void omegaStep(const std::vector<T>& params, const std::vector<T>& in, const TrialBatch& b,
+                 const T* noise, const T* tape, const std::vector<T>& v, std::vector<T>& dParams,
+                 BpttResult<T>& res);
+
   StepKernel<T>& kernel_;
   int64_t batch_, steps_, segment_;
+  OmegaSpec omega_;
   std::vector<T> zerosNoise_, inputBuf_;
 };
 

@@ -189,6 +189,15 @@ TrainResult Trainer::run(const Task& task) {
   const bool tty = cfg_.progress && isatty(fileno(stderr));
   const int64_t steps = task.steps();
   Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment);
+  if (cfg_.omega > 0) {
+    int slot = 0;
+    if (!cfg_.omegaState.empty()) {
+      const ir::Slot* s = L.find(ir::Role::State, cfg_.omegaState);
+      if (!s) throw std::invalid_argument("omega: the cell has no state '" + cfg_.omegaState + "'");
+      slot = static_cast<int>(s - L.states.data());
+    }
+    bptt.setOmega({cfg_.omega, slot});
+  }
   auto t0 = Clock::now();
   int64_t startStep = step;
   double lastVal = NAN;

@@ -55,6 +55,8 @@ struct TrainConfig {
   DropoutSpec dropout;
   std::vector<std::string> frozen; // params that do not train
   int64_t segment = 0;             // BPTT segment length; 0: automatic
+  double omega = 0;                // weight of pycog's vanishing-gradient regularizer; 0: off
+  std::string omegaState;          // the state it regularizes; empty: the first
   std::string checkpointPath;      // empty: no checkpoints
   int64_t checkpointEvery = 1000;  // steps
   std::string metricsPath;         // learning curve CSV; empty: none

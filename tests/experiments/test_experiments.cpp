@@ -168,3 +168,15 @@ TEST_CASE("every experiment in experiments/ loads, with each of its profiles", "
     }
   }
 }
+
+TEST_CASE("an experiment can train with the vanishing-gradient regularizer", "[experiments][omega]") {
+  fs::path run = freshDir("omega");
+  Experiment e = loadExperiment(kTiny, {"train.omega=2", "train.max_steps=5", "train.validate_every=5"});
+  RunOptions opt;
+  opt.outDir = run.string();
+  opt.plot = false;
+  std::ostringstream log;
+  runExperiment(e, opt, log);
+  CHECK(fs::exists(run / "done-train.ckpt"));
+  CHECK_THROWS_WITH(loadExperiment(kTiny, {"train.omega=-1"}), Contains("out of range"));
+}

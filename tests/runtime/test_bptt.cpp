@@ -173,3 +173,38 @@ TEST_CASE("PBRC n=256, batch 64, T=500: one training step within 2 GB", "[bptt][
   CHECK(ru.ru_maxrss * 1024.0 < 2e9);
   CHECK(std::isfinite(r.loss));
 }
+
+TEST_CASE("Omega: the regularizer enters the loss and the gradient", "[bptt][omega]") {
+  std::mt19937_64 rng(23);
+  StepIR ir = lowerCell("dale_rnn.cell", {{"n", 6}, {"n_out", 3}, {"n_in", 2}});
+  auto k = compileCell<double>(ir, true);
+  const int64_t B = 3, T = 12;
+  TrialBatch b = randomBatch(ir.layout, B, T, rng, true);
+  std::vector<double> params = randomParams(ir.layout.paramSize, rng, 0.4);
+  Bptt<double> bptt(*k, B, T, 4);
+  BpttResult<double> plain = bptt.lossAndGradient(params, b, {}, {}, {});
+  CHECK(plain.omega == 0);
+  bptt.setOmega({2.0, 0});
+  BpttResult<double> reg = bptt.lossAndGradient(params, b, {}, {}, {});
+  INFO("Omega = " << reg.omega);
+  CHECK(reg.omega > 0);
+  CHECK(std::isfinite(reg.omega));
+  CHECK(reg.loss == Approx(plain.loss + 2.0 * reg.omega).epsilon(1e-12));
+  double diff = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    REQUIRE(std::isfinite(reg.dParams[i]));
+    diff += std::fabs(reg.dParams[i] - plain.dParams[i]);
+  }
+  CHECK(diff > 0);
+  // Segmenting stays exact with the regularizer on.
+  Bptt<double> whole(*k, B, T, T);
+  whole.setOmega({2.0, 0});
+  BpttResult<double> w = whole.lossAndGradient(params, b, {}, {}, {});
+  CHECK(w.loss == Approx(reg.loss).epsilon(1e-12));
+  for (size_t i = 0; i < params.size(); ++i) CHECK(w.dParams[i] == Approx(reg.dParams[i]).epsilon(1e-10).margin(1e-14));
+  // A kernel compiled without the Omega function says so.
+  auto plainKernel = compileCell<double>(ir);
+  Bptt<double> noOmega(*plainKernel, B, T, 4);
+  noOmega.setOmega({2.0, 0});
+  CHECK_THROWS_WITH(noOmega.lossAndGradient(params, b, {}, {}, {}), Catch::Contains("without the Omega function"));
+}
