@@ -102,9 +102,9 @@ constexpr codegen::Precision precisionOf() {
 }  // namespace
 
 template <class T>
-CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omega,
+CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omegaFn,
                               ir::Layout layout, codegen::Plan plan)
-    : session_(std::move(session)), fwd_(fwd), bwd_(bwd), omega_(omega), layout_(std::move(layout)),
+    : session_(std::move(session)), fwd_(fwd), bwd_(bwd), omega_(omegaFn), layout_(std::move(layout)),
       plan_(std::move(plan)) {}
 
 template <class T>

@@ -26,7 +26,7 @@ template <class T>
 class CompiledCell final : public StepKernel<T> {
  public:
   using Fn = void (*)(T* const* bufs, int64_t batch);
-  CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omega, ir::Layout layout,
+  CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omegaFn, ir::Layout layout,
                codegen::Plan plan);
   ~CompiledCell() override;
 
