@@ -124,19 +124,26 @@ T* CompiledCell<T>::scratch(int64_t batch) {
 }
 
 template <class T>
+typename CompiledCell<T>::Bufs CompiledCell<T>::bufs(const T* params, const T* state, const T* input,
+                                                     const T* noise, int64_t batch) {
+  Bufs b{};
+  set(b, codegen::Buf::Params, params);
+  set(b, codegen::Buf::State, state);
+  set(b, codegen::Buf::Input, input);
+  set(b, codegen::Buf::Noise, noise);
+  b[static_cast<int>(codegen::Buf::Scratch)] = scratch(batch);
+  return b;
+}
+
+template <class T>
 void CompiledCell<T>::forward(const T* params, const T* state, const T* input, const T* noise,
                               T* stateNext, T* output, T* tape, int64_t batch) {
   using codegen::Buf;
-  T* bufs[static_cast<int>(Buf::kCount)] = {};
-  bufs[int(Buf::Params)] = const_cast<T*>(params);
-  bufs[int(Buf::State)] = const_cast<T*>(state);
-  bufs[int(Buf::Input)] = const_cast<T*>(input);
-  bufs[int(Buf::Noise)] = const_cast<T*>(noise);
-  bufs[int(Buf::StateNext)] = stateNext;
-  bufs[int(Buf::Output)] = output;
-  bufs[int(Buf::Tape)] = tape;
-  bufs[int(Buf::Scratch)] = scratch(batch);
-  fwd_(bufs, batch);
+  Bufs b = bufs(params, state, input, noise, batch);
+  set(b, Buf::StateNext, stateNext);
+  set(b, Buf::Output, output);
+  set(b, Buf::Tape, tape);
+  fwd_(b.data(), batch);
 }
 
 template <class T>
@@ -144,19 +151,14 @@ void CompiledCell<T>::backward(const T* params, const T* state, const T* input, 
                                const T* tape, const T* dStateNext, const T* dOutput, T* dState,
                                T* dInput, T* dParams, int64_t batch) {
   using codegen::Buf;
-  T* bufs[static_cast<int>(Buf::kCount)] = {};
-  bufs[int(Buf::Params)] = const_cast<T*>(params);
-  bufs[int(Buf::State)] = const_cast<T*>(state);
-  bufs[int(Buf::Input)] = const_cast<T*>(input);
-  bufs[int(Buf::Noise)] = const_cast<T*>(noise);
-  bufs[int(Buf::Tape)] = const_cast<T*>(tape);
-  bufs[int(Buf::AdjState)] = const_cast<T*>(dStateNext);
-  bufs[int(Buf::AdjOutput)] = const_cast<T*>(dOutput);
-  bufs[int(Buf::DState)] = dState;
-  bufs[int(Buf::DInput)] = dInput;
-  bufs[int(Buf::DParams)] = dParams;
-  bufs[int(Buf::Scratch)] = scratch(batch);
-  bwd_(bufs, batch);
+  Bufs b = bufs(params, state, input, noise, batch);
+  set(b, Buf::Tape, tape);
+  set(b, Buf::AdjState, dStateNext);
+  set(b, Buf::AdjOutput, dOutput);
+  set(b, Buf::DState, dState);
+  set(b, Buf::DInput, dInput);
+  set(b, Buf::DParams, dParams);
+  bwd_(b.data(), batch);
 }
 
 template <class T>
@@ -164,16 +166,11 @@ void CompiledCell<T>::omega(const T* params, const T* state, const T* input, con
                             const T* v, const T* cotangent, T* dParams, int64_t batch) {
   if (!omega_) StepKernel<T>::omega(params, state, input, noise, v, cotangent, dParams, batch);
   using codegen::Buf;
-  T* bufs[static_cast<int>(Buf::kCount)] = {};
-  bufs[int(Buf::Params)] = const_cast<T*>(params);
-  bufs[int(Buf::State)] = const_cast<T*>(state);
-  bufs[int(Buf::Input)] = const_cast<T*>(input);
-  bufs[int(Buf::Noise)] = const_cast<T*>(noise);
-  bufs[int(Buf::AdjState)] = const_cast<T*>(v);
-  bufs[int(Buf::Cotangent)] = const_cast<T*>(cotangent);
-  bufs[int(Buf::DParams)] = dParams;
-  bufs[int(Buf::Scratch)] = scratch(batch);
-  omega_(bufs, batch);
+  Bufs b = bufs(params, state, input, noise, batch);
+  set(b, Buf::AdjState, v);
+  set(b, Buf::Cotangent, cotangent);
+  set(b, Buf::DParams, dParams);
+  omega_(b.data(), batch);
 }
 
 template <class T>

@@ -2,6 +2,7 @@
 // host CPU. No LLVM header leaks out of here.
 #pragma once
 
+#include <array>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -43,6 +44,13 @@ class CompiledCell final : public StepKernel<T> {
 
  private:
   T* scratch(int64_t batch);
+  // The table of buffer pointers a generated function takes (codegen::Buf order): the step's
+  // params, state, input, noise and scratch set, the rest null until a caller sets them.
+  using Bufs = std::array<T*, static_cast<size_t>(codegen::Buf::kCount)>;
+  Bufs bufs(const T* params, const T* state, const T* input, const T* noise, int64_t batch);
+  static void set(Bufs& b, codegen::Buf which, const T* p) {
+    b[static_cast<size_t>(which)] = const_cast<T*>(p);  // the generated code only reads inputs
+  }
 
   std::shared_ptr<JitSession> session_;
   Fn fwd_, bwd_, omega_;  // omega_ is null unless compiled with it
