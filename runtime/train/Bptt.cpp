@@ -187,7 +187,7 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
         for (int64_t i = 0; i < S; ++i) in[i] *= m[i];
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
-      if (omega_.lambda > 0) omegaStep(params, in, b, nz, segTapes[k].data(), dState, dParams, res);
+      if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes[k].data(), dState, dParams, res);
       kernel_.backward(params.data(), in.data(), inputBuf_.data(), nz, segTapes[k].data(),
                        dState.data(), adjOut.data(), dIn.data(), dInput.data(), dParams.data(), batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
@@ -209,8 +209,8 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
 }
 
 template <class T>
-void Bptt<T>::omegaStep(const std::vector<T>& params, const std::vector<T>& in, const TrialBatch& b,
-                        const T* noise, const T* tape, const std::vector<T>& dState,
+void Bptt<T>::omegaStep(const std::vector<T>& params, const std::vector<T>& in, const T* noise,
+                        const T* tape, const std::vector<T>& dState,
                         std::vector<T>& dParams, BpttResult<T>& res) {
   const ir::Layout& L = kernel_.layout();
   if (omega_.stateSlot < 0 || omega_.stateSlot >= static_cast<int>(L.states.size()))
@@ -240,7 +240,6 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const std::vector<T>& in, 
   }
   kernel_.omega(params.data(), in.data(), inputBuf_.data(), noise, v.data(), cot.data(), dParams.data(),
                 batch_);
-  (void)b;
 }
 
 template <class T>

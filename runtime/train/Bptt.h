@@ -101,8 +101,8 @@ class Bptt {
   const T* maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const;
 
   // Adds lambda * Omega's term of step t to res and dParams; v is the adjoint of state t + 1.
-  void omegaStep(const std::vector<T>& params, const std::vector<T>& in, const TrialBatch& b,
-                 const T* noise, const T* tape, const std::vector<T>& v, std::vector<T>& dParams,
+  void omegaStep(const std::vector<T>& params, const std::vector<T>& in, const T* noise,
+                 const T* tape, const std::vector<T>& v, std::vector<T>& dParams,
                  BpttResult<T>& res);
 
   StepKernel<T>& kernel_;
