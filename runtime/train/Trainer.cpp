@@ -9,11 +9,13 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "params/Init.h"
 #include "random/Normals.h"
 #include "train/Checkpoint.h"
+#include "train/Metrics.h"
 
 namespace cellc::runtime {
 
@@ -28,6 +30,16 @@ bool allFinite(const std::vector<double>& v) {
 }
 
 std::vector<float> toFloat(const std::vector<double>& v) { return {v.begin(), v.end()}; }
+
+}  // namespace
+
+std::string milestoneKey(double loss) {
+  std::ostringstream os;
+  os << loss;
+  return os.str();
+}
+
+namespace {
 
 std::string duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -56,8 +68,10 @@ std::unique_ptr<Optimizer> makeOptimizer(const TrainConfig& cfg, const ir::Layou
   throw std::invalid_argument("unknown optimizer '" + cfg.optimizer + "' (sgd or adam)");
 }
 
-void handleSigint(int) {
-  if (Trainer::interruptFlag().exchange(true)) std::_Exit(130);  // second Ctrl-C: now
+// Ctrl-C and SIGTERM (what a cluster scheduler sends before it kills a job) only raise the flag;
+// the loop checkpoints and stops. A second signal ends the process at once.
+void handleStop(int sig) {
+  if (Trainer::interruptFlag().exchange(true)) std::_Exit(128 + sig);
 }
 
 }  // namespace
@@ -67,7 +81,10 @@ std::atomic<bool>& Trainer::interruptFlag() {
   return flag;
 }
 
-void installInterruptHandler() { std::signal(SIGINT, handleSigint); }
+void installInterruptHandler() {
+  std::signal(SIGINT, handleStop);
+  std::signal(SIGTERM, handleStop);
+}
 
 Trainer::Trainer(const StepIR& ir, StepKernel<float>& kernel, ModelInfo info, TrainConfig cfg,
                  std::ostream& log)
@@ -109,6 +126,7 @@ std::vector<double> Trainer::fisher(const Task& task, int64_t trials) {
   std::mt19937_64& rng = streams_[Stream::Data];
   std::vector<float> p = toFloat(params_);
   for (int64_t i = 0; i < trials; ++i) {
+    if (interruptFlag()) throw Interrupted("interrupted while computing the Fisher information");
     TrialBatch b = task.sample(1, rng);
     Bptt<float> bptt(kernel_, 1, b.steps, cfg_.segment);
     BpttResult<float> r = bptt.lossAndGradient(p, b, task.loss(), drawNoise(1, b.steps, streams_[Stream::Noise]), {});
@@ -118,7 +136,10 @@ std::vector<double> Trainer::fisher(const Task& task, int64_t trials) {
 }
 
 void Trainer::saveCheckpoint(int64_t step, const Optimizer& opt, double best,
-                             const std::vector<double>& bestParams) const {
+                             const std::vector<double>& bestParams, double seconds,
+                             const std::string& diverged) {
+  // The curve reaches the disk first: the file never holds less than the checkpoint says.
+  if (metrics_) metrics_->flush();
   if (cfg_.checkpointPath.empty()) return;
   Checkpoint c;
   c.cellSource = info_.cellSource;
@@ -139,10 +160,14 @@ void Trainer::saveCheckpoint(int64_t step, const Optimizer& opt, double best,
   c.ewcState = es.str();
   c.extra["phase"] = cfg_.phase;
   c.extra["since_best"] = std::to_string(sinceBest_);
+  c.extra["seconds"] = std::to_string(seconds);
+  for (auto& [k, v] : milestones_) c.extra["milestone " + k] = std::to_string(v);
+  if (!diverged.empty()) c.extra["diverged"] = diverged;
   writeCheckpoint(cfg_.checkpointPath, c);
 }
 
-bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector<double>& bestParams) {
+bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector<double>& bestParams,
+                        double& seconds) {
   if (cfg_.checkpointPath.empty() || !std::filesystem::exists(cfg_.checkpointPath)) return false;
   Checkpoint c = readCheckpoint(cfg_.checkpointPath);
   checkCompatible(c, info_.cellSource, info_.overrides, ir_.layout.paramSize);
@@ -156,7 +181,14 @@ bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector
   bestParams = c.bestParams;
   best = c.bestValidation;
   step = c.step;
+  if (auto it = c.extra.find("diverged"); it != c.extra.end())
+    throw Diverged("training phase '" + cfg_.phase + "' diverged in an earlier run: " + it->second +
+                   " (" + cfg_.checkpointPath + " keeps its last good parameters). Lower the "
+                   "learning rate or clip the gradient, and start again in a fresh folder");
   if (auto it = c.extra.find("since_best"); it != c.extra.end()) sinceBest_ = std::stoll(it->second);
+  if (auto it = c.extra.find("seconds"); it != c.extra.end()) seconds = std::stod(it->second);
+  for (auto& [k, v] : c.extra)
+    if (k.rfind("milestone ", 0) == 0) milestones_[k.substr(10)] = std::stoll(v);
   std::istringstream os(c.optimizerState);
   opt.load(os);
   streams_.load(c.randomState);
@@ -173,19 +205,25 @@ TrainResult Trainer::run(const Task& task) {
   double best = INFINITY;
   std::vector<double> bestParams;
   sinceBest_ = 0;
-  res.resumed = tryResume(step, *opt, best, bestParams);
+  milestones_.clear();
+  double secondsBefore = 0;  // training time of earlier sittings (the curve's clock continues)
+  res.resumed = tryResume(step, *opt, best, bestParams, secondsBefore);
   if (res.resumed)
     log_ << "resuming " << (cfg_.phase.empty() ? "" : cfg_.phase + " ") << "from step " << step
          << " (" << cfg_.checkpointPath << ")\n";
 
-  std::ofstream metrics;
+  // Phases of one run share a curve: this phase's rows after the checkpoint go (a crash may have
+  // left some, or torn ones); other phases' rows stay.
+  std::optional<MetricsLog> metricsLog;
   if (!cfg_.metricsPath.empty()) {
-    // Appends: phases of one run share a curve; the caller starts a fresh file for a fresh run.
-    bool fresh = !std::filesystem::exists(cfg_.metricsPath) || std::filesystem::file_size(cfg_.metricsPath) == 0;
-    metrics.open(cfg_.metricsPath, std::ios::app);
-    if (!metrics) throw std::runtime_error("cannot write " + cfg_.metricsPath);
-    if (fresh) metrics << "phase,step,loss,val_error,grad_norm,seconds\n";
+    metricsLog.emplace(cfg_.metricsPath, cfg_.phase);
+    metricsLog->keepUpTo(step);
   }
+  metrics_ = metricsLog ? &*metricsLog : nullptr;
+  struct Reset {
+    MetricsLog*& m;
+    ~Reset() { m = nullptr; }
+  } reset{metrics_};
   const bool tty = cfg_.progress && isatty(fileno(stderr));
   const int64_t steps = task.steps();
   Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment);
@@ -202,7 +240,8 @@ TrainResult Trainer::run(const Task& task) {
   int64_t startStep = step;
   double lastVal = NAN;
   std::vector<double> lastGood = params_;
-  interruptFlag() = false;
+  // A Ctrl-C that came before (during compilation or initialization) is honoured here.
+  auto elapsed = [&] { return secondsBefore + std::chrono::duration<double>(Clock::now() - t0).count(); };
 
   auto progress = [&](bool final) {
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -223,7 +262,7 @@ TrainResult Trainer::run(const Task& task) {
     }
     if (interruptFlag()) {
       res.stopReason = "interrupted";
-      saveCheckpoint(step, *opt, best, bestParams);
+      saveCheckpoint(step, *opt, best, bestParams, elapsed());
       break;
     }
     TrialBatch b = task.sample(cfg_.batch, streams_[Stream::Data]);
@@ -236,12 +275,13 @@ TrainResult Trainer::run(const Task& task) {
     ewc_.addGradient(params_, r.dParams);
     if (!std::isfinite(loss) || !allFinite(r.dParams)) {
       res.stopReason = "diverged";
-      log_ << (tty ? "\n" : "") << "training diverged at step " << step + 1 << ": the "
-           << (std::isfinite(loss) ? "gradient" : "loss") << " is not finite; keeping the "
+      res.diverged = "at step " + std::to_string(step + 1) + ": the " +
+                     (std::isfinite(loss) ? "gradient" : "loss") + " was not finite";
+      log_ << (tty ? "\n" : "") << "training diverged " << res.diverged << "; keeping the "
            << "parameters of step " << step;
       if (!cfg_.checkpointPath.empty()) log_ << " (saved in " << cfg_.checkpointPath << ")";
       log_ << "\n";
-      saveCheckpoint(step, *opt, best, bestParams);
+      saveCheckpoint(step, *opt, best, bestParams, elapsed(), res.diverged);
       break;
     }
     double gradNorm = 0;
@@ -252,13 +292,17 @@ TrainResult Trainer::run(const Task& task) {
     if (!allFinite(params_)) {
       params_ = lastGood;
       res.stopReason = "diverged";
-      log_ << "training diverged at step " << step + 1 << ": an update made parameters non-finite; "
-           << "keeping the parameters of step " << step << "\n";
-      saveCheckpoint(step, *opt, best, bestParams);
+      res.diverged = "at step " + std::to_string(step + 1) + ": an update made parameters non-finite";
+      log_ << "training diverged " << res.diverged << "; keeping the parameters of step " << step << "\n";
+      saveCheckpoint(step, *opt, best, bestParams, elapsed(), res.diverged);
       break;
     }
     ++step;
     res.lastLoss = loss;
+    for (double m : cfg_.lossMilestones) {
+      std::string key = milestoneKey(m);
+      if (loss < m && !milestones_.count(key)) milestones_[key] = step;
+    }
     const bool validate = cfg_.validateEvery > 0 && step % cfg_.validateEvery == 0;
     if (validate) {
       std::mt19937_64 vr = validationRng(cfg_.seed, step);
@@ -271,13 +315,11 @@ TrainResult Trainer::run(const Task& task) {
         ++sinceBest_;
       }
     }
-    if (metrics.is_open() && (validate || step % 10 == 0 || step == 1))
-      metrics << cfg_.phase << "," << step << "," << std::setprecision(9) << loss << ","
-              << (validate ? std::to_string(lastVal) : "") << "," << gradNorm << ","
-              << std::chrono::duration<double>(Clock::now() - t0).count() << "\n";
+    if (metrics_ && (validate || step % 10 == 0 || step == 1))
+      metrics_->add({cfg_.phase, step, loss, validate ? lastVal : NAN, gradNorm, elapsed()});
     if (cfg_.progress && (tty ? step % 10 == 0 || validate : validate)) progress(false);
     if (!cfg_.checkpointPath.empty() && cfg_.checkpointEvery > 0 && step % cfg_.checkpointEvery == 0)
-      saveCheckpoint(step, *opt, best, bestParams);
+      saveCheckpoint(step, *opt, best, bestParams, elapsed());
     if (validate && cfg_.targetError >= 0 && lastVal <= cfg_.targetError) {
       res.stopReason = "target";
       break;
@@ -293,8 +335,11 @@ TrainResult Trainer::run(const Task& task) {
   }
   // The last line, unless a validation just printed this very step (a log, not a terminal).
   if (cfg_.progress && (tty || cfg_.validateEvery <= 0 || step % cfg_.validateEvery != 0)) progress(true);
-  if (res.stopReason != "interrupted") saveCheckpoint(step, *opt, best, bestParams);
+  if (res.stopReason != "interrupted" && res.stopReason != "diverged")
+    saveCheckpoint(step, *opt, best, bestParams, elapsed());
   res.steps = step;
+  res.seconds = elapsed();
+  res.milestones = milestones_;
   res.bestError = best;
   res.params = bestParams.empty() ? params_ : bestParams;
   return res;

@@ -21,6 +21,8 @@
 
 namespace cellc::runtime {
 
+class MetricsLog;
+
 // A task makes batches of trials; the trainer never looks inside them.
 class Task {
  public:
@@ -28,6 +30,10 @@ class Task {
   virtual int64_t steps() const = 0;
   virtual TrialBatch sample(int64_t batch, std::mt19937_64& rng) const = 0;
   virtual LossSpec loss() const { return {}; }
+  // Sizes of one trial's input and target per step (per trial of the batch); -1: not known, and
+  // not checked against the cell.
+  virtual int64_t inputDim() const { return -1; }
+  virtual int64_t outputDim() const { return -1; }
 };
 
 // What identifies the model in checkpoints (a resumed run must be the same cell and sizes).
@@ -62,6 +68,19 @@ struct TrainConfig {
   std::string metricsPath;         // learning curve CSV; empty: none
   bool progress = true;
   std::string phase;               // a name for this training phase (multi-phase runs)
+  std::vector<double> lossMilestones;  // record the first step whose minibatch loss is below each
+};
+
+// The key of a loss milestone in TrainResult::milestones ("0.5", "0.1").
+std::string milestoneKey(double loss);
+
+// Thrown when Ctrl-C or SIGTERM stops work that cannot checkpoint midway (the Fisher).
+struct Interrupted : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Thrown on resuming a phase that diverged: training it again would diverge again.
+struct Diverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 struct TrainResult {
@@ -70,6 +89,9 @@ struct TrainResult {
   double lastLoss = NAN;
   std::string stopReason;          // target, loss-target, patience, max-steps, diverged, interrupted
   bool resumed = false;
+  std::string diverged;            // how it diverged (stopReason "diverged")
+  double seconds = 0;              // training time over every sitting of this phase
+  std::map<std::string, int64_t> milestones;  // milestoneKey(loss) -> first step below it
   std::vector<double> params;      // the best parameters (or the last good ones)
 };
 
@@ -103,8 +125,10 @@ class Trainer {
  private:
   std::vector<std::vector<float>> drawNoise(int64_t batch, int64_t steps, std::mt19937_64& rng) const;
   void saveCheckpoint(int64_t step, const Optimizer& opt, double best,
-                      const std::vector<double>& bestParams) const;
-  bool tryResume(int64_t& step, Optimizer& opt, double& best, std::vector<double>& bestParams);
+                      const std::vector<double>& bestParams, double seconds,
+                      const std::string& diverged = "");
+  bool tryResume(int64_t& step, Optimizer& opt, double& best, std::vector<double>& bestParams,
+                 double& seconds);
 
   const StepIR& ir_;
   StepKernel<float>& kernel_;
@@ -115,9 +139,12 @@ class Trainer {
   RandomStreams streams_;
   Ewc ewc_;
   int64_t sinceBest_ = 0;  // validations since the best one (patience)
+  std::map<std::string, int64_t> milestones_;
+  MetricsLog* metrics_ = nullptr;  // the curve of the phase in training
 };
 
-// Installs a SIGINT handler that sets Trainer::interruptFlag() (a second Ctrl-C kills at once).
+// Installs SIGINT and SIGTERM handlers that set Trainer::interruptFlag() (a second signal ends
+// the process at once).
 void installInterruptHandler();
 
 }  // namespace cellc::runtime
