@@ -1,5 +1,7 @@
 #include "analysis/ColumnShift.h"
 
+#include "analysis/Analysis.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -51,6 +53,9 @@ ColumnShiftResult columnShift(StepKernel<double>& kernel, const std::vector<doub
     throw std::invalid_argument("column_shift: columns " + std::to_string(spec.colFirst) + ".." +
                                 std::to_string(spec.colLast) + " or rows out of range for " +
                                 matrix.name + " " + matrix.shape.str());
+  if (spec.exampleColumn < 0 || spec.exampleColumn >= cols)
+    throw std::invalid_argument("column_shift: example column " + std::to_string(spec.exampleColumn) +
+                                " out of range for " + matrix.name + " " + matrix.shape.str());
   ColumnShiftResult r;
   TrialBatch trial = trialTask.trial(spec.onset);
   const int64_t T = trial.steps;
@@ -76,6 +81,7 @@ ColumnShiftResult columnShift(StepKernel<double>& kernel, const std::vector<doub
   r.example = edited(spec.exampleColumn, spec.exampleValue);
   r.values = spec.values;
   for (int64_t c = spec.colFirst; c <= spec.colLast; ++c) {
+    throwIfInterrupted("the column_shift analysis");
     r.columns.push_back(static_cast<double>(c));
     for (double v : spec.values) {
       std::vector<double> y = edited(c, v);

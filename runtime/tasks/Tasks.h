@@ -43,6 +43,8 @@ class SequenceTask : public Task {
   explicit SequenceTask(SequenceSpec s) : s_(s) {}
   int64_t steps() const override { return s_.in.steps(); }
   TrialBatch sample(int64_t batch, std::mt19937_64& rng) const override;
+  int64_t inputDim() const override { return 1; }
+  int64_t outputDim() const override { return s_.outputs; }
   // One trial with a given onset and no input noise (the analyses use it).
   TrialBatch trial(double onset) const;
   const SequenceSpec& spec() const { return s_; }
@@ -69,6 +71,8 @@ class MultiSequenceTask : public Task {
   explicit MultiSequenceTask(MultiSequenceSpec s) : s_(s) {}
   int64_t steps() const override { return s_.in.steps(); }
   TrialBatch sample(int64_t batch, std::mt19937_64& rng) const override;
+  int64_t inputDim() const override { return 1; }
+  int64_t outputDim() const override { return s_.tasks * s_.perTask; }
   TrialBatch trial(int64_t task, double onset) const;
   const MultiSequenceSpec& spec() const { return s_; }
 
@@ -90,6 +94,9 @@ class CopyFirstTask : public Task {
   int64_t steps() const override { return s_.steps; }
   TrialBatch sample(int64_t batch, std::mt19937_64& rng) const override;
   LossSpec loss() const override { return {LossKind::MseLast, 0}; }
+  int64_t inputDim() const override { return s_.dim; }
+  int64_t outputDim() const override { return s_.dim; }
+  const CopyFirstSpec& spec() const { return s_; }
 
  private:
   CopyFirstSpec s_;

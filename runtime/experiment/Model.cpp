@@ -1,0 +1,42 @@
+#include "experiment/Model.h"
+
+#include <filesystem>
+#include <sstream>
+
+namespace cellc::runtime {
+
+namespace fs = std::filesystem;
+
+Model loadModel(const Experiment& e) {
+  fs::path cellPath = fs::path(e.path).parent_path() / e.str("cell.file");
+  if (!fs::exists(cellPath) && fs::exists(e.str("cell.file"))) cellPath = e.str("cell.file");
+  Model m;
+  m.cellPath = cellPath.string();
+  std::string err;
+  SourceFile file = SourceFile::load(m.cellPath, &err);
+  if (!err.empty()) throw ExperimentError(e.path + ": cell.file: " + err);
+  m.source = file.text();
+  for (auto& [k, v] : e.dims) m.overrides[k] = v;
+  for (auto& [k, v] : e.consts) m.overrides[k] = v;
+  DiagnosticSink diags;
+  m.prog = loadCell(file, m.overrides, diags);
+  if (!m.prog) {
+    std::ostringstream os;
+    diags.render(os, file);
+    throw ExperimentError(e.path + ": the cell " + m.cellPath + " has errors:\n" + os.str());
+  }
+  m.ir = lower(*m.prog);
+  // The Omega function is compiled only when a phase uses the regularizer.
+  bool omega = false;
+  for (const PhaseSpec& p : e.phases) omega = omega || phaseNum(e, p, "train.omega") > 0;
+  m.kernel = compileCell<float>(m.ir, omega);
+  return m;
+}
+
+std::map<std::string, int64_t> modelDims(const Model& m) {
+  std::map<std::string, int64_t> dims;
+  for (const Symbol* s : m.prog->ofKind(SymKind::Dim)) dims[s->name] = s->dimValue;
+  return dims;
+}
+
+}  // namespace cellc::runtime

@@ -1,0 +1,121 @@
+#include "experiment/TaskTable.h"
+
+#include <sstream>
+
+#include "tasks/Tasks.h"
+
+namespace cellc::runtime {
+
+namespace {
+
+[[noreturn]] void fail(const Experiment& e, const PhaseSpec& p, const std::string& key,
+                       const std::string& msg) {
+  throw ExperimentError(keyWhere(e, p, key) + ": error: key '" + key + "': " + msg);
+}
+
+// pycog's input and trial timing, shared by the sequence tasks.
+PycogInput pycogInput(const Experiment& e, const PhaseSpec& p) {
+  auto num = [&](const char* k) { return phaseNum(e, p, k); };
+  PycogInput in{num("task.dt"), num("task.baseline"), num("task.tau_in"), num("task.sigma_in"),
+                num("task.duration"), num("task.onset_min"), num("task.onset_max")};
+  if (in.onsetMin > in.onsetMax) {
+    std::ostringstream os;
+    os << "task.onset_min = " << in.onsetMin << " is after task.onset_max = " << in.onsetMax;
+    fail(e, p, "task.onset_min", os.str());
+  }
+  if (in.onsetMax > in.duration) {
+    std::ostringstream os;
+    os << "task.onset_max = " << in.onsetMax << " is after the end of the trial (task.duration = "
+       << in.duration << ")";
+    fail(e, p, "task.onset_max", os.str());
+  }
+  const double steps = in.duration / in.dt;
+  if (steps < 1 || steps > static_cast<double>(kMaxTrialSteps)) {
+    std::ostringstream os;
+    os << "task.duration / task.dt = " << in.duration << " / " << in.dt << " = " << steps
+       << " steps: a trial takes 1 to " << kMaxTrialSteps << " steps";
+    fail(e, p, steps < 1 ? "task.duration" : "task.dt", os.str());
+  }
+  return in;
+}
+
+std::unique_ptr<Task> sequence(const Experiment& e, const PhaseSpec& p) {
+  auto num = [&](const char* k) { return phaseNum(e, p, k); };
+  SequenceSpec s;
+  s.in = pycogInput(e, p);
+  s.inputAmp = num("task.input_amp"), s.inputDecay = num("task.input_decay");
+  s.inputSign = num("task.input_sign"), s.period = num("task.period");
+  s.outputs = phaseInt(e, p, "task.outputs");
+  s.height = num("task.height"), s.offset = num("task.offset"), s.spacing = num("task.spacing");
+  s.width = num("task.width"), s.reverse = phaseFlag(e, p, "task.reverse");
+  return std::make_unique<SequenceTask>(s);
+}
+
+std::unique_ptr<Task> multiSequence(const Experiment& e, const PhaseSpec& p) {
+  auto num = [&](const char* k) { return phaseNum(e, p, k); };
+  MultiSequenceSpec s;
+  s.in = pycogInput(e, p);
+  s.tasks = phaseInt(e, p, "task.tasks"), s.perTask = phaseInt(e, p, "task.per_task");
+  s.inputDecay = num("task.input_decay"), s.height = num("task.height");
+  s.offset = num("task.offset"), s.spacing = num("task.spacing"), s.width = num("task.width");
+  return std::make_unique<MultiSequenceTask>(s);
+}
+
+std::unique_ptr<Task> copyFirst(const Experiment& e, const PhaseSpec& p) {
+  const int64_t steps = phaseInt(e, p, "task.steps");
+  if (steps > kMaxTrialSteps)
+    fail(e, p, "task.steps", "task.steps = " + std::to_string(steps) + ": a trial takes at most " +
+                                 std::to_string(kMaxTrialSteps) + " steps");
+  return std::make_unique<CopyFirstTask>(CopyFirstSpec{steps, phaseInt(e, p, "task.dim")});
+}
+
+const std::vector<TaskDef> kTasks = {
+    {"sequence", sequence},
+    {"multi_sequence", multiSequence},
+    {"copy_first", copyFirst},
+};
+
+}  // namespace
+
+const std::vector<TaskDef>& taskTable() { return kTasks; }
+
+std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key) {
+  if (auto it = p.values.find(key); it != p.values.end()) return it->second.where;
+  if (auto it = e.values.find(key); it != e.values.end()) return it->second.where;
+  return e.path + " (" + key + " at its default)";
+}
+
+std::unique_ptr<Task> makeTask(const Experiment& e, const PhaseSpec& p) {
+  const std::string kind = phaseStr(e, p, "task.kind");
+  for (const TaskDef& d : kTasks)
+    if (kind == d.kind) return d.make(e, p);
+  fail(e, p, "task.kind", "no task '" + kind + "'");
+}
+
+void checkTaskFits(const Experiment& e, const PhaseSpec& p, const Task& task, const ir::Layout& L,
+                   int64_t batch) {
+  const std::string kind = phaseStr(e, p, "task.kind");
+  const std::string ph = e.phases.size() > 1 ? " (phase " + p.name + ")" : "";
+  if (L.inputs.empty() || L.outputs.empty())
+    fail(e, p, "task.kind", "task " + kind + " needs a cell with an input and an output" + ph);
+  // The size of a key's owner in this task, for the message.
+  const char* outKey = kind == "copy_first" ? "task.dim" : kind == "multi_sequence" ? "task.tasks" : "task.outputs";
+  const char* inKey = kind == "copy_first" ? "task.dim" : "task.kind";
+  if (task.outputDim() >= 0 && task.outputDim() != L.outputs[0].size)
+    fail(e, p, outKey, "task " + kind + " has " + std::to_string(task.outputDim()) +
+                           " outputs per step, the cell's output " + L.outputs[0].name + " has " +
+                           std::to_string(L.outputs[0].size) + ph);
+  if (task.inputDim() >= 0 && task.inputDim() != L.inputSize)
+    fail(e, p, inKey, "task " + kind + " has " + std::to_string(task.inputDim()) +
+                          " inputs per step, the cell takes " + std::to_string(L.inputSize) + ph);
+  const double bytes = static_cast<double>(task.steps()) * static_cast<double>(batch) *
+                       static_cast<double>(L.inputSize + 2 * L.outputs[0].size) * sizeof(double);
+  if (bytes > kMaxBatchBytes) {
+    std::ostringstream os;
+    os << "a batch of " << batch << " trials of " << task.steps() << " steps takes " << bytes / 1e9
+       << " GB, more than " << kMaxBatchBytes / 1e9 << " GB: shorten the trial or the batch" << ph;
+    fail(e, p, "train.batch", os.str());
+  }
+}
+
+}  // namespace cellc::runtime

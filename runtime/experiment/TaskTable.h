@@ -1,0 +1,37 @@
+// The tasks an experiment can name (`task.kind`), one row each: the kind and a factory that reads
+// the phase's keys and checks the ones that are valid alone but impossible together. Adding a
+// task is a class in runtime/tasks/, its keys in the schema (Spec.cpp) and one row here.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "experiment/Spec.h"
+#include "ir/Step.h"
+#include "train/Trainer.h"
+
+namespace cellc::runtime {
+
+struct TaskDef {
+  const char* kind;
+  std::unique_ptr<Task> (*make)(const Experiment& e, const PhaseSpec& p);
+};
+const std::vector<TaskDef>& taskTable();
+
+// The task of a phase. Throws ExperimentError naming the key and where it was set.
+std::unique_ptr<Task> makeTask(const Experiment& e, const PhaseSpec& p);
+
+// Where a phase key was set: "file:line:col", "command line: --set ...", or the file (a default).
+std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key);
+
+// The longest trial any task may have, in steps, and the most memory one batch of trials may take.
+inline constexpr int64_t kMaxTrialSteps = 1'000'000;
+inline constexpr double kMaxBatchBytes = 4e9;
+
+// Before any training: the task's input and target sizes match the cell's first input and first
+// output, and a batch of `batch` trials fits in memory. Throws ExperimentError naming the key.
+void checkTaskFits(const Experiment& e, const PhaseSpec& p, const Task& task, const ir::Layout& L,
+                   int64_t batch);
+
+}  // namespace cellc::runtime
