@@ -21,7 +21,7 @@ const std::vector<KeySpec> kKeys = {
     {"cell.dims.*", "int", "", "dim overrides, like -D", 1, 1 << 28},
     {"cell.consts.*", "float", "", "scalar const overrides, like -D"},
     {"params.*.value", "string", "", "set a param after initialization", 0, 0,
-     {"partial_identity", "identity", "zeros"}},
+     {"partial_identity", "identity", "zeros", "initialized"}},
     {"params.*.fill", "float", "", "set every entry of a param after initialization"},
     {"params.*.frozen", "bool", "false", "the param does not train"},
     {"task.kind", "string", "", "the task (required)", 0, 0,
@@ -67,10 +67,15 @@ const std::vector<KeySpec> kKeys = {
     {"train.omega", "float", "0", "weight of pycog's vanishing-gradient regularizer Omega (pycog: 2); 0: off", 0},
     {"train.omega_state", "string", "\"\"", "the state Omega regularizes (default: the first)"},
     {"train.checkpoint_every", "int", "1000", "checkpoint every this many steps", 1, 1e12},
+    {"train.loss_milestones", "floats", "[]", "record the first step whose minibatch loss is below each of these"},
+    {"test.trials", "int", "0", "after training, the loss on this many fresh trials of each phase's task (summary.json test); 0: none", 0, 1e8},
     {"ewc.lambda", "float", "0", "after this phase, consolidate it with EWC of this strength", 0},
     {"ewc.fisher_trials", "int", "200", "trials for the diagonal Fisher", 1, 1e9},
     {"phase[].name", "string", "", "phase name; a [[phase]] may set task.*, train.* and ewc.*"},
-    {"analysis[].kind", "string", "", "the analysis", 0, 0, {"column_shift"}},
+    {"analysis[].kind", "string", "", "the analysis", 0, 0,
+     {"column_shift", "trace", "ei_rates", "weight_histogram", "readout_activity"}},
+    {"analysis[].name", "string", "", "the analysis' name in summary.json and its arrays' prefix (default: the kind; unique)"},
+    {"analysis[].after", "string", "", "run on the params after this phase (default: the last)"},
     {"analysis[].dt", "float", "0.5", "column_shift: time step of the analysis (ms)", 1e-9},
     {"analysis[].tau", "float", "50", "column_shift: the cell's time constant (ms): alpha = dt/tau", 1e-9},
     {"analysis[].alpha", "string", "\"alpha\"", "column_shift: the const that holds dt/tau"},
@@ -78,11 +83,17 @@ const std::vector<KeySpec> kKeys = {
     {"analysis[].columns", "floats", "[80, 99]", "column_shift: first and last column"},
     {"analysis[].rows", "floats", "[0, 79]", "column_shift: first and last row edited"},
     {"analysis[].values", "floats", "[-0.2, 0.2, 21]", "column_shift: lo, hi, count of edits v"},
-    {"analysis[].onset", "float", "150", "column_shift: onset of the fixed trial (ms)"},
+    {"analysis[].onset", "float", "150", "column_shift, trace: onset of the fixed trial (ms)"},
     {"analysis[].example_column", "int", "86", "column_shift: the edit shown in the heatmap"},
     {"analysis[].example_value", "float", "0.04", "column_shift: see example_column"},
     {"analysis[].plot_values", "floats", "[-0.12, -0.04, 0.04, 0.12]", "column_shift: v per curve"},
     {"analysis[].plot_columns", "floats", "[84, 88, 92, 96]", "column_shift: column per curve"},
+    {"analysis[].trials", "int", "", "trace (1; one per sequence for multi_sequence), ei_rates, readout_activity (100): trials", 1, 10000},
+    {"analysis[].states", "strings", "", "trace: the states to record (default: every state)"},
+    {"analysis[].state", "string", "\"x\"", "ei_rates: the state whose relu is the rate"},
+    {"analysis[].excitatory", "float", "0.8", "ei_rates, weight_histogram: fraction of excitatory units (the first ones)", 0, 1},
+    {"analysis[].bins", "int", "100", "weight_histogram: number of bins", 1, 100000},
+    {"analysis[].threshold", "float", "0.1", "readout_activity: an output is active above this fraction of the largest target", 0, 1},
     {"output.plot", "bool", "true", "draw the figures at the end (python3 + matplotlib)"},
 };
 
@@ -175,6 +186,9 @@ Value readValue(const KeySpec& spec, const std::string& path, const toml::node& 
     for (const toml::node& e : *a) {
       if (!e.is_number()) wrongType("an array of numbers");
       v.nums.push_back(*e.value<double>());
+      if (!std::isfinite(v.nums.back()))
+        fail(at, "key '" + path + "': element " + std::to_string(v.nums.size() - 1) +
+                     " is not a finite number");
     }
   } else if (spec.type == "strings") {
     const toml::array* a = node.as_array();
@@ -204,14 +218,18 @@ Value readValue(const KeySpec& spec, const std::string& path, const toml::node& 
 
 // Walks a table, validating every leaf against the schema into `out` (keyed by path without
 // the "phase[]." prefix for phases, so phases and the top level share lookups).
+// Values set on the command line (--set) are located there, not in the file.
+using Origins = std::map<const toml::node*, std::string>;
+
 void walk(const std::string& file, const toml::table& t, const std::string& prefix,
-          std::map<std::string, Value>& out) {
+          std::map<std::string, Value>& out, const Origins& origins) {
   for (auto&& [k, node] : t) {
     std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    std::string at = where(file, k.source());
+    auto origin = origins.find(&node);
+    std::string at = origin != origins.end() ? origin->second : where(file, k.source());
     if (const toml::table* sub = node.as_table()) {
       if (findKey(path)) fail(at, "key '" + path + "' takes a value, not a table");
-      walk(file, *sub, path, out);
+      walk(file, *sub, path, out, origins);
       continue;
     }
     const KeySpec* spec = findKey(path);
@@ -221,7 +239,7 @@ void walk(const std::string& file, const toml::table& t, const std::string& pref
 }
 
 // Sets `path` (dotted) in `root` to the TOML value text `value` (a --set or a profile entry).
-void setPath(toml::table& root, const std::string& path, const toml::node& value) {
+const toml::node* setPath(toml::table& root, const std::string& path, const toml::node& value) {
   toml::table* t = &root;
   size_t start = 0;
   while (true) {
@@ -229,7 +247,7 @@ void setPath(toml::table& root, const std::string& path, const toml::node& value
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (dot == std::string::npos) {
       t->insert_or_assign(part, value);
-      return;
+      return t->get(part);
     }
     toml::node* next = t->get(part);
     if (!next || !next->is_table()) {
@@ -248,6 +266,47 @@ void flatten(const toml::table& t, const std::string& prefix,
     if (const toml::table* sub = node.as_table()) flatten(*sub, path, out);
     else out.push_back({path, &node});
   }
+}
+
+// The name of the i-th [[phase]] table: its `name`, or "phaseN" (1-based) when it has none.
+std::string phaseName(const toml::table& t, size_t i) {
+  if (auto n = t["name"].value<std::string>()) return *n;
+  return "phase" + std::to_string(i + 1);
+}
+
+std::string elide(const std::string& s, size_t max) {
+  return s.size() <= max ? s : s.substr(0, max) + "... (" + std::to_string(s.size()) + " characters)";
+}
+
+// Applies one edit (a profile entry or --set) to the tree. "phase.NAME.KEY" edits KEY (task.*,
+// train.*, ewc.*) of the [[phase]] named NAME; any other key edits the top level.
+const toml::node* applyEdit(toml::table& root, const std::string& key, const toml::node& value,
+                            const std::string& at) {
+  if (key.rfind("phase.", 0) == 0) {
+    size_t dot = key.find('.', 6);
+    std::string name = key.substr(6, dot == std::string::npos ? std::string::npos : dot - 6);
+    std::string rest = dot == std::string::npos ? "" : key.substr(dot + 1);
+    if (name.empty() || rest.empty())
+      fail(at, "key '" + key + "': expected phase.NAME.KEY, e.g. phase.task2.ewc.lambda");
+    if (!findKey("phase[]." + rest) || rest == "name")
+      fail(at, "key '" + key + "': '" + rest + "' is not a phase key (task.*, train.*, ewc.*)" +
+                   suggest(rest));
+    toml::array* phases = root["phase"].as_array();
+    std::string names;
+    if (phases)
+      for (size_t i = 0; i < phases->size(); ++i) {
+        toml::table* t = (*phases)[i].as_table();
+        if (!t) continue;
+        if (phaseName(*t, i) == name) return setPath(*t, rest, value);
+        names += (names.empty() ? "" : ", ") + phaseName(*t, i);
+      }
+    fail(at, "key '" + key + "': the experiment has no [[phase]] named '" + name + "'" +
+                 (names.empty() ? " (it has no [[phase]] tables)" : " (it has: " + names + ")"));
+  }
+  const KeySpec* spec = findKey(key);
+  if (!spec || key.rfind("phase[]", 0) == 0 || key.rfind("analysis[]", 0) == 0)
+    fail(at, "unknown key '" + key + "'" + suggest(key));
+  return setPath(root, key, value);
 }
 
 const KeySpec& keySpec(const std::string& path) {
@@ -274,6 +333,16 @@ std::string defaultStr(const std::string& path) {
 }
 
 }  // namespace
+
+const char* const kPlainName =
+    "a name must be 1 to 100 letters, digits, '_', '-' or '.', not start with '.' (no '/', no '..')";
+
+bool isPlainName(const std::string& s) {
+  if (s.empty() || s.size() > 100 || s[0] == '.') return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') return false;
+  return true;
+}
 
 const std::vector<KeySpec>& experimentKeys() { return kKeys; }
 
@@ -329,6 +398,11 @@ std::vector<std::string> phaseStrs(const Experiment& e, const PhaseSpec& p, cons
   if (const Value* v = lookup(e.values, path)) return v->strs;
   return {};
 }
+std::vector<double> phaseNums(const Experiment& e, const PhaseSpec& p, const std::string& path) {
+  if (const Value* v = lookup(p.values, path)) return v->nums;
+  if (const Value* v = lookup(e.values, path)) return v->nums;
+  return {};
+}
 std::vector<double> analysisNums(const std::map<std::string, Value>& a, const std::string& key,
                                  std::vector<double> fallback) {
   auto it = a.find(key);
@@ -346,6 +420,7 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
          std::string(e.description()));
   }
   // A profile, then --set overrides, are applied onto the file before validation.
+  Origins origins;
   toml::table profiles;
   if (toml::node* p = root.get("profiles")) {
     if (!p->is_table()) fail(where(path, p->source()), "key 'profiles' must be a table of tables");
@@ -362,12 +437,17 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
     }
     std::vector<std::pair<std::string, const toml::node*>> leaves;
     flatten(*chosen, "", leaves);
-    for (auto& [k, v] : leaves) setPath(root, k, *v);
+    for (auto& [k, v] : leaves) {
+      std::string at = where(path, v->source()) + " (profile " + profile + ")";
+      const toml::node* n = applyEdit(root, k, *v, at);
+      origins[n] = at;
+    }
   }
   for (const std::string& s : sets) {
     auto eq = s.find('=');
+    const std::string at = "command line: --set " + elide(s, 80);
     if (eq == std::string::npos || eq == 0)
-      throw ExperimentError("--set " + s + ": expected key=value, e.g. train.batch=64");
+      throw ExperimentError(at + ": error: expected key=value, e.g. train.batch=64");
     std::string key = s.substr(0, eq), value = s.substr(eq + 1);
     toml::table parsed;
     try {
@@ -375,8 +455,8 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
     } catch (const toml::parse_error&) {
       parsed = toml::table{{"v", value}};  // a bare word is a string: --set train.optimizer=adam
     }
-    if (!findKey(key)) throw ExperimentError("--set " + key + ": unknown key" + suggest(key));
-    setPath(root, key, *parsed.get("v"));
+    const toml::node* n = applyEdit(root, key, *parsed.get("v"), at);
+    origins[n] = at;
   }
 
   Experiment e;
@@ -394,11 +474,17 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
       fail(where(path, n->source()), "key '" + key + "' must be an array of tables: [[" + key + "]]");
     for (const toml::node& item : *a) {
       std::map<std::string, Value> vals;
-      walk(path, *item.as_table(), schema, vals);
+      walk(path, *item.as_table(), schema, vals, origins);
       if (key == "phase") {
         PhaseSpec ph;
         auto it = vals.find("phase[].name");
         ph.name = it != vals.end() ? it->second.str : "phase" + std::to_string(e.phases.size() + 1);
+        const std::string at = it != vals.end() ? it->second.where : where(path, item.source());
+        if (!isPlainName(ph.name))
+          fail(at, "phase name '" + elide(ph.name, 40) + "': " + kPlainName);
+        for (const PhaseSpec& other : e.phases)
+          if (other.name == ph.name)
+            fail(at, "two [[phase]] tables are named '" + ph.name + "': phase names must be unique");
         vals.erase("phase[].name");
         ph.values = std::move(vals);
         e.phases.push_back(std::move(ph));
@@ -412,7 +498,7 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
     }
     root.erase(key);
   }
-  walk(path, root, "", e.values);
+  walk(path, root, "", e.values, origins);
   if (e.phases.empty()) e.phases.push_back({"train", {}});
   for (auto& [k, v] : e.values) {
     if (k.rfind("cell.dims.", 0) == 0) e.dims[k.substr(10)] = v.num;
@@ -426,6 +512,9 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
       if (field == "frozen") ps.frozen = v.flag;
     }
   }
+  if (auto it = e.values.find("experiment.name"); it != e.values.end() && !isPlainName(it->second.str))
+    fail(it->second.where, "experiment.name '" + elide(it->second.str, 40) + "': " + kPlainName +
+                               " (choose the folder with --out)");
   if (!e.values.count("cell.file")) throw ExperimentError(path + ": key 'cell.file' is required");
   bool anyKind = e.values.count("task.kind") > 0;
   for (const PhaseSpec& p : e.phases) anyKind = anyKind || p.values.count("task.kind");
