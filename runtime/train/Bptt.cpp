@@ -117,15 +117,18 @@ template <class T>
 void Bptt<T>::forward(const std::vector<T>& params, const TrialBatch& b,
                       const std::vector<std::vector<T>>& noise,
                       const std::vector<std::vector<T>>& masks,
-                      std::vector<std::vector<T>>& outputs, std::vector<T>* finalState) {
+                      std::vector<std::vector<T>>& outputs, std::vector<T>* finalState,
+                      std::vector<std::vector<T>>* states) {
   const ir::Layout& L = kernel_.layout();
   checkBatch(L, b, batch_, steps_);
   std::vector<T> state = initialState(params), next(state.size()), in;
   std::vector<T> tape(kernel_.tapeSize(batch_) + 1);
   outputs.assign(steps_, std::vector<T>(L.outputSize * batch_));
+  if (states) states->assign(steps_, {});
   for (int64_t t = 0; t < steps_; ++t) {
     step(params, state, b, noise, masks, t, next, outputs[t], tape.data(), in);
     std::swap(state, next);
+    if (states) (*states)[t] = state;
   }
   if (finalState) *finalState = state;
 }

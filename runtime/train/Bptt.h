@@ -77,10 +77,12 @@ class Bptt {
   // batch.
   std::vector<T> initialState(const std::vector<T>& params) const;
 
-  // Forward only (validation, analysis): outputs of every step and the final state.
+  // Forward only (validation, analysis): outputs of every step and the final state; `states`,
+  // when given, receives the state after every step ([T][stateSize * B]).
   void forward(const std::vector<T>& params, const TrialBatch& batch,
                const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
-               std::vector<std::vector<T>>& outputs, std::vector<T>* finalState = nullptr);
+               std::vector<std::vector<T>>& outputs, std::vector<T>* finalState = nullptr,
+               std::vector<std::vector<T>>* states = nullptr);
 
   // Loss and its gradient w.r.t. the params. noise: [T][noiseSize * B] or empty (zeros); masks:
   // dropout masks over the state buffer, none, one (per trial) or T (per step).

@@ -1,0 +1,27 @@
+// The test stage: after training, the loss of the trained params on N fresh trials of a task
+// (E5's test MSE on 10,000 sequences), beside the chance loss of predicting zeros on the same
+// trials. With several phases, every phase's task is tested after every phase: the forgetting
+// matrix of a continual-learning run (E3).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "train/Trainer.h"
+
+namespace cellc::runtime {
+
+struct TestResult {
+  int64_t trials = 0;
+  double loss = 0;        // the task's loss, averaged over the trials
+  double chanceLoss = 0;  // the same loss for outputs that are all zero
+};
+
+// Tests `params` on `trials` fresh trials of `task` drawn from a stream seeded by `seed` (the same
+// trials for any params), in chunks of at most `chunk` trials. noise: draw the cell's noise.
+TestResult testOnFreshTrials(StepKernel<float>& kernel, const Task& task,
+                             const std::vector<double>& params, int64_t trials, uint64_t seed,
+                             bool noise, int64_t chunk = 500);
+
+}  // namespace cellc::runtime
