@@ -79,7 +79,7 @@ TEST_CASE("experiment format errors name the file, line and key", "[experiments]
     CHECK_THROWS_WITH(loadExperiment(path), Contains(path + ":1:"));
   }
   SECTION("--set of an unknown key, and a missing profile") {
-    CHECK_THROWS_WITH(loadExperiment(kTiny, {"train.bach=3"}), Contains("unknown key (did you mean 'train.batch'?)"));
+    CHECK_THROWS_WITH(loadExperiment(kTiny, {"train.bach=3"}), Contains("command line: --set train.bach=3: error: unknown key 'train.bach' (did you mean 'train.batch'?)"));
     CHECK_THROWS_WITH(loadExperiment(kTiny, {}, "fast"), Contains("no profile 'fast'"));
     CHECK_THROWS_WITH(loadExperiment(kTiny, {"train.batch=0"}), Contains("out of range"));
   }
