@@ -318,8 +318,9 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   json analysisResults = json::object();
   for (size_t k = 0; k < e.analyses.size(); ++k) {
     throwIfInterrupted("the analyses");
-    analysisResults[analysisName(e.analyses[k])] =
-        analyses[k]->run({e, e.analyses[k], m, phaseParams[analysisPhase[k]], run / "arrays", log});
+    json r = analyses[k]->run({e, e.analyses[k], m, phaseParams[analysisPhase[k]], run / "arrays", log});
+    r["kind"] = e.analyses[k].at("kind").str;
+    analysisResults[analysisName(e.analyses[k])] = r;
   }
   json summary = {
       {"experiment", {{"name", name}, {"file", e.path}, {"description", e.values.count("experiment.description") ? e.str("experiment.description") : ""}, {"seed", e.integer("experiment.seed")}}},
