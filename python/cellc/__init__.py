@@ -52,12 +52,13 @@ class Layout:
         lines = []
         for role in ("params", "states", "inputs", "noises", "outputs"):
             for s in getattr(self, role):
-                extra = f" ~ {s.init}" if role == "params" and s.init else (
-                    f" = {s.init}" if role == "states" else "")
+                init = f"{s.init:g}" if isinstance(s.init, float) else s.init
+                extra = f" ~ {init}" if role == "params" and init else (
+                    f" = {init}" if role == "states" else "")
                 lead = {"params": "", "states": "B, ", "inputs": "T, B, ", "noises": "T, B, ",
                         "outputs": "T, B, "}[role]
                 dims = ", ".join(str(d) for d in s.shape)
-                lines.append(f"{role[:-1]:6} {s.name}[{lead}{dims}]".replace(", ]", "]") + extra)
+                lines.append(f"{role[:-1]} {s.name}[{lead}{dims}]".replace(", ]", "]") + extra)
         return "\n".join(lines)
 
 

@@ -69,7 +69,6 @@ class CellFunction(torch.autograd.Function):
         d_final = {s.name: _numpy(g, "d_final " + s.name) for s, g in zip(L.states, grads[n_out:])
                    if g is not None}
         g = cell.backward(ctx.tape, d_outputs, d_final)
-        ctx.tape = None  # the tape's memory goes as soon as it is used
         result = [None, None]
         result += [torch.from_numpy(g[n]) for n in p_names]
         result += [torch.from_numpy(g[n]) for n in i_names]

@@ -33,7 +33,7 @@ Shape withLeading(const Shape& leading, const ir::Slot& slot) {
 }
 
 template <class T>
-py::array_t<T, py::array::c_style> floatArray(py::handle obj, const std::string& what) {
+py::array_t<T, py::array::c_style | py::array::forcecast> floatArray(py::handle obj, const std::string& what) {
   if (obj.is_none()) throw py::value_error(what + " is None; it needs an array");
   py::array a = py::module_::import("numpy").attr("asarray")(obj);
   const char kind = a.dtype().kind();
@@ -41,13 +41,15 @@ py::array_t<T, py::array::c_style> floatArray(py::handle obj, const std::string&
     throw py::value_error(what + " has dtype " + py::str(a.dtype()).cast<std::string>() +
                           "; it needs float32 or float64");
   // No copy when it is already T and C-contiguous.
-  return py::array_t<T, py::array::c_style>::ensure(a);
+  auto out = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!out) throw py::error_already_set();
+  return out;
 }
 
 template <class T>
-py::array_t<T, py::array::c_style> shapedArray(py::handle obj, const std::string& what,
+py::array_t<T, py::array::c_style | py::array::forcecast> shapedArray(py::handle obj, const std::string& what,
                                                const Shape& need, const std::string& needText) {
-  py::array_t<T, py::array::c_style> a = floatArray<T>(obj, what);
+  py::array_t<T, py::array::c_style | py::array::forcecast> a = floatArray<T>(obj, what);
   Shape got(a.shape(), a.shape() + a.ndim());
   if (got != need)
     throw py::value_error(what + " has shape " + shapeStr(got) + " but needs " + needText);
@@ -82,11 +84,11 @@ void checkNames(py::handle d, const std::vector<ir::Slot>& allowed, const std::s
   }
 }
 
-template py::array_t<float, py::array::c_style> floatArray<float>(py::handle, const std::string&);
-template py::array_t<double, py::array::c_style> floatArray<double>(py::handle, const std::string&);
-template py::array_t<float, py::array::c_style> shapedArray<float>(py::handle, const std::string&,
+template py::array_t<float, py::array::c_style | py::array::forcecast> floatArray<float>(py::handle, const std::string&);
+template py::array_t<double, py::array::c_style | py::array::forcecast> floatArray<double>(py::handle, const std::string&);
+template py::array_t<float, py::array::c_style | py::array::forcecast> shapedArray<float>(py::handle, const std::string&,
                                                                    const Shape&, const std::string&);
-template py::array_t<double, py::array::c_style> shapedArray<double>(py::handle,
+template py::array_t<double, py::array::c_style | py::array::forcecast> shapedArray<double>(py::handle,
                                                                      const std::string&,
                                                                      const Shape&,
                                                                      const std::string&);

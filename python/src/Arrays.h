@@ -28,12 +28,12 @@ std::string needStr(const std::vector<std::string>& leading, const Shape& leadin
 // when it is not T: one copy); anything else (ints, complex, objects) is a ValueError naming
 // `what`. Arrays of dtype T that are already C-contiguous are used as they are, without a copy.
 template <class T>
-py::array_t<T, py::array::c_style> floatArray(py::handle obj, const std::string& what);
+py::array_t<T, py::array::c_style | py::array::forcecast> floatArray(py::handle obj, const std::string& what);
 
 // floatArray, and its shape must be exactly `need` (ValueError: "<what> has shape (..) but needs
 // <needText>").
 template <class T>
-py::array_t<T, py::array::c_style> shapedArray(py::handle obj, const std::string& what,
+py::array_t<T, py::array::c_style | py::array::forcecast> shapedArray(py::handle obj, const std::string& what,
                                                const Shape& need, const std::string& needText);
 
 // A new array of T with the given shape (uninitialized).

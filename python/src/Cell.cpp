@@ -342,6 +342,8 @@ py::dict Cell::vjp(py::handle tape, py::handle dOutputs, py::handle dFinal) {
 template <class T>
 py::dict Cell::vjpT(StepKernel<T>& k, py::handle tapeObj, py::handle dOutputs, py::handle dFinal) {
   const ir::Layout& L = layout();
+  if (tapeObj.is_none() || !py::isinstance<Tape>(tapeObj))
+    throw py::value_error("tape: needs the tape of a forward run (unroll_with_tape)");
   auto tape = tapeObj.cast<std::shared_ptr<Tape>>();
   if (tape->src != src_ || tape->dtype != dtype_)
     throw py::value_error("this tape was made by another cell or dtype");
