@@ -7,7 +7,10 @@ pkgs=(cmake ninja-build g++ pkg-config
       llvm-19-dev libzstd-dev
       libeigen3-dev catch2 libbenchmark-dev
       libtomlplusplus-dev nlohmann-json3-dev
-      python3 python3-numpy python3-matplotlib)
+      python3 python3-numpy python3-matplotlib
+      python3-dev pybind11-dev python3-pytest python3-venv)   # the Python package (python/)
+# python3-torch (cellc.torch and its tests) is optional and large (~140 MB): `--torch` adds it.
+if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torch); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

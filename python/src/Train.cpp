@@ -1,0 +1,417 @@
+// cellc.train: the Trainer (runtime/train/Trainer.h) on a built-in task (runtime/tasks/Tasks.h)
+// or on a Python callable returning (inputs, targets, mask) numpy batches. Ctrl-C: the tasks poll
+// Python's signal handlers (PyErr_CheckSignals) before each batch and set
+// Trainer::interruptFlag(); the trainer saves its checkpoint and stops, and the call raises
+// KeyboardInterrupt.
+#include "Train.h"
+
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+
+#include "Arrays.h"
+#include "PyLog.h"
+#include "diag/Text.h"
+#include "tasks/Tasks.h"
+#include "train/Trainer.h"
+
+namespace cellc::python {
+
+namespace {
+
+using runtime::LossKind;
+using runtime::LossSpec;
+using runtime::Task;
+using runtime::TrialBatch;
+
+std::string nearest(const std::string& key, const std::vector<std::string>& names) {
+  std::string best;
+  size_t bestDist = std::numeric_limits<size_t>::max();
+  for (const std::string& n : names) {
+    size_t d = editDistance(key, n);
+    if (d < bestDist) bestDist = d, best = n;
+  }
+  if (best.empty() || bestDist > std::max<size_t>(2, key.size() / 4)) return "";
+  return " (did you mean '" + best + "'?)";
+}
+
+// Named settings of a C++ struct, each parsed from a Python value: one table per struct, so that
+// an unknown or mistyped key is an error naming it and listing the keys there are.
+class Settings {
+ public:
+  explicit Settings(std::string what) : what_(std::move(what)) {}
+  void num(const std::string& key, double* p) { add(key, [=, this](py::handle v) { *p = toNum(key, v); }); }
+  void integer(const std::string& key, int64_t* p) {
+    add(key, [=, this](py::handle v) {
+      double d = toNum(key, v);
+      if (d != static_cast<double>(static_cast<int64_t>(d)))
+        throw py::value_error(what_ + " '" + key + "' must be an integer, got " + repr(v));
+      *p = static_cast<int64_t>(d);
+    });
+  }
+  void flag(const std::string& key, bool* p) {
+    add(key, [=, this](py::handle v) {
+      if (!py::isinstance<py::bool_>(v))
+        throw py::value_error(what_ + " '" + key + "' must be True or False, got " + repr(v));
+      *p = v.cast<bool>();
+    });
+  }
+  void str(const std::string& key, std::string* p) {
+    add(key, [=, this](py::handle v) {
+      if (!py::isinstance<py::str>(v))
+        throw py::value_error(what_ + " '" + key + "' must be a string, got " + repr(v));
+      *p = v.cast<std::string>();
+    });
+  }
+  void strs(const std::string& key, std::vector<std::string>* p) {
+    add(key, [=, this](py::handle v) {
+      if (py::isinstance<py::str>(v)) {
+        p->push_back(v.cast<std::string>());
+        return;
+      }
+      try {
+        *p = v.cast<std::vector<std::string>>();
+      } catch (const py::cast_error&) {
+        throw py::value_error(what_ + " '" + key + "' must be a list of names, got " + repr(v));
+      }
+    });
+  }
+  void apply(py::handle options) {
+    if (options.is_none()) return;
+    for (auto kv : py::reinterpret_borrow<py::dict>(options)) {
+      std::string key = py::str(kv.first).cast<std::string>();
+      auto it = setters_.find(key);
+      if (it == setters_.end()) {
+        std::string all;
+        for (const std::string& k : keys_) all += (all.empty() ? "" : ", ") + k;
+        throw py::value_error("unknown " + what_ + " '" + key + "'" + nearest(key, keys_) +
+                              "; the " + what_ + "s: " + all);
+      }
+      it->second(kv.second);
+    }
+  }
+
+ private:
+  void add(const std::string& key, std::function<void(py::handle)> f) {
+    keys_.push_back(key);
+    setters_[key] = std::move(f);
+  }
+  static std::string repr(py::handle v) { return py::repr(v).cast<std::string>(); }
+  double toNum(const std::string& key, py::handle v) const {
+    if (py::isinstance<py::bool_>(v) || !(py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v) ||
+                                          py::hasattr(v, "__float__")))
+      throw py::value_error(what_ + " '" + key + "' must be a number, got " + repr(v));
+    return v.cast<double>();
+  }
+
+  std::string what_;
+  std::vector<std::string> keys_;
+  std::map<std::string, std::function<void(py::handle)>> setters_;
+};
+
+// The built-in tasks, with the keys of the experiment format's [task] table (docs/experiments.md).
+std::unique_ptr<Task> builtinTask(const std::string& kind, py::handle options) {
+  auto pycog = [](Settings& s, runtime::PycogInput& in) {
+    s.num("dt", &in.dt), s.num("baseline", &in.baseline), s.num("tau_in", &in.tauIn);
+    s.num("sigma_in", &in.sigmaIn), s.num("duration", &in.duration);
+    s.num("onset_min", &in.onsetMin), s.num("onset_max", &in.onsetMax);
+  };
+  Settings s("option of task " + kind);
+  if (kind == "sequence") {
+    runtime::SequenceSpec spec;
+    pycog(s, spec.in);
+    s.num("input_amp", &spec.inputAmp), s.num("input_decay", &spec.inputDecay);
+    s.num("input_sign", &spec.inputSign), s.num("period", &spec.period);
+    s.integer("outputs", &spec.outputs), s.num("height", &spec.height);
+    s.num("offset", &spec.offset), s.num("spacing", &spec.spacing), s.num("width", &spec.width);
+    s.flag("reverse", &spec.reverse);
+    s.apply(options);
+    return std::make_unique<runtime::SequenceTask>(spec);
+  }
+  if (kind == "multi_sequence") {
+    runtime::MultiSequenceSpec spec;
+    pycog(s, spec.in);
+    s.integer("tasks", &spec.tasks), s.integer("per_task", &spec.perTask);
+    s.num("input_decay", &spec.inputDecay), s.num("height", &spec.height);
+    s.num("offset", &spec.offset), s.num("spacing", &spec.spacing), s.num("width", &spec.width);
+    s.apply(options);
+    return std::make_unique<runtime::MultiSequenceTask>(spec);
+  }
+  if (kind == "copy_first") {
+    runtime::CopyFirstSpec spec;
+    s.integer("steps", &spec.steps), s.integer("dim", &spec.dim);
+    s.apply(options);
+    return std::make_unique<runtime::CopyFirstTask>(spec);
+  }
+  throw py::value_error("unknown task '" + kind + "'" +
+                        nearest(kind, {"sequence", "multi_sequence", "copy_first"}) +
+                        "; the built-in tasks: sequence, multi_sequence, copy_first (or pass a "
+                        "Python callable)");
+}
+
+// A task written in Python: fn(batch, rng) -> (inputs, targets[, mask]), rng a numpy Generator
+// seeded from the trainer's data stream (so a seed gives the same run, and a resumed run continues
+// with the same trials).
+class CallableTask : public Task {
+ public:
+  CallableTask(py::object fn, const ir::Layout& L, LossSpec loss)
+      : fn_(std::move(fn)), L_(L), loss_(loss), out_(L.outputs.at(static_cast<size_t>(loss.outputSlot))) {
+    // One probe trial tells the number of steps and checks the shapes before training starts.
+    TrialBatch b = call(1, 0);
+    steps_ = b.steps;
+  }
+  int64_t steps() const override { return steps_; }
+  LossSpec loss() const override { return loss_; }
+  TrialBatch sample(int64_t batch, std::mt19937_64& rng) const override {
+    uint64_t seed = rng();
+    py::gil_scoped_acquire gil;
+    TrialBatch b = call(batch, seed);
+    if (b.steps != steps_)
+      throw py::value_error("the task returned " + std::to_string(b.steps) +
+                            " steps, but its first batch had " + std::to_string(steps_) +
+                            "; every batch needs the same number of steps");
+    return b;
+  }
+
+ private:
+  TrialBatch call(int64_t batch, uint64_t seed) const {
+    py::object rng = py::module_::import("numpy").attr("random").attr("default_rng")(seed);
+    py::object r = fn_(batch, rng);
+    if (!py::isinstance<py::tuple>(r) && !py::isinstance<py::list>(r))
+      throw py::value_error("the task must return (inputs, targets) or (inputs, targets, mask), "
+                            "got " + py::repr(r).cast<std::string>());
+    py::sequence seq = r;
+    if (seq.size() != 2 && seq.size() != 3)
+      throw py::value_error("the task must return (inputs, targets) or (inputs, targets, mask), "
+                            "got a tuple of " + std::to_string(seq.size()));
+    py::object inputs = seq[0];
+    // inputs: an array for a one-input cell, else a dict name -> array.
+    py::dict byName;
+    if (py::isinstance<py::dict>(inputs)) {
+      byName = inputs;
+      checkNames(byName, L_.inputs, "input");
+    } else if (L_.inputs.size() == 1) {
+      byName[py::str(L_.inputs[0].name)] = inputs;
+    } else {
+      throw py::value_error("the task's inputs must be a dict name -> [T, B, ...] array: the cell "
+                            "has " + std::to_string(L_.inputs.size()) + " inputs");
+    }
+    if (L_.inputs.empty()) throw py::value_error("train: the cell has no inputs");
+    const ir::Slot& first = L_.inputs[0];
+    if (!byName.contains(first.name))
+      throw py::value_error("the task's inputs miss input " + first.name);
+    auto a0 = floatArray<double>(byName[py::str(first.name)], "the task's input " + first.name);
+    if (a0.ndim() != static_cast<py::ssize_t>(first.shape.dims.size()) + 2)
+      throw py::value_error("the task's input " + first.name + " has shape " +
+                            shapeStr(Shape(a0.shape(), a0.shape() + a0.ndim())) + " but needs " +
+                            needStr({"T", "B"}, {}, first));
+    const int64_t T = a0.shape(0), B = batch;
+    TrialBatch b;
+    b.batch = B;
+    b.steps = T;
+    const std::string tb = " (B = " + std::to_string(B) + " asked for, T = " + std::to_string(T) +
+                           " from input " + first.name + ")";
+    b.inputs.assign(static_cast<size_t>(T), std::vector<double>(static_cast<size_t>(L_.inputSize * B)));
+    for (const ir::Slot& s : L_.inputs) {
+      if (!byName.contains(s.name)) throw py::value_error("the task's inputs miss input " + s.name);
+      auto a = shapedArray<double>(byName[py::str(s.name)], "the task's input " + s.name,
+                                   withLeading({T, B}, s), needStr({"T", "B"}, {T, B}, s) + tb);
+      for (int64_t t = 0; t < T; ++t)
+        std::memcpy(b.inputs[t].data() + B * s.offset, a.data() + t * B * s.size,
+                    sizeof(double) * static_cast<size_t>(B * s.size));
+    }
+    const bool last = loss_.kind == LossKind::MseLast;
+    py::object targets = seq[1];
+    auto ta = floatArray<double>(targets, "the task's targets");
+    const size_t per = static_cast<size_t>(B * out_.size);
+    b.targets.assign(static_cast<size_t>(T), std::vector<double>(per, 0.0));
+    if (last && ta.ndim() == static_cast<py::ssize_t>(out_.shape.dims.size()) + 1) {
+      auto t1 = shapedArray<double>(targets, "the task's targets", withLeading({B}, out_),
+                                    needStr({"B"}, {B}, out_) + " or " +
+                                        needStr({"T", "B"}, {T, B}, out_) + tb);
+      std::memcpy(b.targets.back().data(), t1.data(), sizeof(double) * per);
+    } else {
+      auto tt = shapedArray<double>(targets, "the task's targets", withLeading({T, B}, out_),
+                                    needStr({"T", "B"}, {T, B}, out_) + " for output " +
+                                        out_.name + tb);
+      for (int64_t t = 0; t < T; ++t)
+        std::memcpy(b.targets[t].data(), tt.data() + t * per, sizeof(double) * per);
+    }
+    if (seq.size() == 3 && !py::object(seq[2]).is_none()) {
+      if (last) throw py::value_error("the task returned a mask, but loss 'mse_last' takes none");
+      auto m = shapedArray<double>(seq[2], "the task's mask", withLeading({T, B}, out_),
+                                   needStr({"T", "B"}, {T, B}, out_) + tb);
+      b.masks.assign(static_cast<size_t>(T), std::vector<double>(per));
+      for (int64_t t = 0; t < T; ++t)
+        std::memcpy(b.masks[t].data(), m.data() + t * per, sizeof(double) * per);
+    }
+    return b;
+  }
+
+  py::object fn_;
+  const ir::Layout& L_;
+  LossSpec loss_;
+  const ir::Slot& out_;
+  int64_t steps_ = 0;
+};
+
+// Any task, polling Python's signal handlers before each batch: a Ctrl-C (KeyboardInterrupt, or
+// whatever a handler raised) sets the trainer's interrupt flag; the trainer then checkpoints and
+// stops, and train() raises it. A KeyboardInterrupt raised inside a Python task is caught the same
+// way; that batch is replaced by the last one of its size (the trainer stops after that step).
+class Interruptible : public Task {
+ public:
+  explicit Interruptible(const Task& inner) : inner_(inner) {}
+  ~Interruptible() override {
+    py::gil_scoped_acquire gil;
+    pending_.reset();
+  }
+  int64_t steps() const override { return inner_.steps(); }
+  LossSpec loss() const override { return inner_.loss(); }
+  TrialBatch sample(int64_t batch, std::mt19937_64& rng) const override {
+    {
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() != 0) stash();
+    }
+    try {
+      TrialBatch b = inner_.sample(batch, rng);
+      last_[batch] = b;
+      return b;
+    } catch (py::error_already_set& e) {
+      auto it = last_.find(batch);
+      if (!e.matches(PyExc_KeyboardInterrupt) || it == last_.end()) throw;
+      py::gil_scoped_acquire gil;
+      e.restore();
+      stash();
+      return it->second;
+    }
+  }
+  bool interrupted() const { return pending_.has_value(); }
+
+ private:
+  void stash() const {  // with the GIL held and a Python error set
+    pending_.emplace();
+    runtime::Trainer::interruptFlag() = true;
+  }
+
+  const Task& inner_;
+  mutable std::map<int64_t, TrialBatch> last_;
+  mutable std::optional<py::error_already_set> pending_;
+};
+
+runtime::TrainConfig makeConfig(py::handle options) {
+  runtime::TrainConfig c;
+  c.progress = true;
+  Settings s("train option");
+  int64_t seed = static_cast<int64_t>(c.seed);
+  s.str("optimizer", &c.optimizer), s.num("learning_rate", &c.learningRate);
+  s.num("clip_norm", &c.clipNorm), s.integer("batch", &c.batch);
+  s.integer("max_steps", &c.maxSteps), s.integer("validate_every", &c.validateEvery);
+  s.integer("validation_batch", &c.validationBatch), s.str("metric", &c.metric);
+  s.num("target_error", &c.targetError), s.num("target_loss", &c.targetLoss);
+  s.integer("patience", &c.patience), s.integer("seed", &seed), s.flag("noise", &c.noise);
+  s.num("dropout", &c.dropout.p), s.flag("dropout_per_step", &c.dropout.perStep);
+  s.strs("frozen", &c.frozen), s.integer("segment", &c.segment), s.num("omega", &c.omega);
+  s.str("omega_state", &c.omegaState), s.str("checkpoint", &c.checkpointPath);
+  s.integer("checkpoint_every", &c.checkpointEvery), s.str("metrics", &c.metricsPath);
+  s.flag("progress", &c.progress);
+  s.apply(options);
+  if (seed < 0) throw py::value_error("train option 'seed' must be >= 0");
+  c.seed = static_cast<uint64_t>(seed);
+  if (c.batch < 1) throw py::value_error("train option 'batch' must be >= 1");
+  if (c.validationBatch < 1) throw py::value_error("train option 'validation_batch' must be >= 1");
+  if (c.maxSteps < 0) throw py::value_error("train option 'max_steps' must be >= 0");
+  if (c.metric != "rmse" && c.metric != "loss")
+    throw py::value_error("train option 'metric' is '" + c.metric + "'; it must be rmse or loss");
+  if (c.dropout.p < 0 || c.dropout.p >= 1)
+    throw py::value_error("train option 'dropout' must be in [0, 1)");
+  return c;
+}
+
+}  // namespace
+
+py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object params,
+               const std::string& lossName, const std::string& output, py::object options,
+               bool verbose) {
+  const ir::Layout& L = cell.layout();
+  runtime::TrainConfig cfg = makeConfig(options);
+  if (cfg.omega > 0)
+    throw py::value_error("train option 'omega' needs the Omega kernel, which cellc.train does "
+                          "not compile yet; use an experiment file (cellc.run)");
+
+  std::unique_ptr<Task> owned;
+  if (py::isinstance<py::str>(task)) {
+    if (lossName != "auto" || !output.empty())
+      throw py::value_error("loss and output belong to a Python task; a built-in task sets its own");
+    owned = builtinTask(task.cast<std::string>(), taskOptions);
+  } else if (PyCallable_Check(task.ptr())) {
+    if (!taskOptions.is_none() && py::len(taskOptions) > 0)
+      throw py::value_error("task_options are for built-in tasks; a Python task takes its own");
+    LossSpec loss;
+    if (lossName == "mse_last") loss.kind = LossKind::MseLast;
+    else if (lossName != "mse" && lossName != "auto")
+      throw py::value_error("loss '" + lossName + "': it must be mse or mse_last");
+    if (L.outputs.empty()) throw py::value_error("train: the cell has no outputs to fit");
+    if (!output.empty()) {
+      const ir::Slot* s = L.find(ir::Role::Output, output);
+      if (!s) {
+        py::dict asked;
+        asked[py::str(output)] = py::none();
+        checkNames(asked, L.outputs, "output");  // raises, naming the outputs there are
+      }
+      loss.outputSlot = static_cast<int>(s - L.outputs.data());
+    }
+    owned = std::make_unique<CallableTask>(task, L, loss);
+  } else {
+    throw py::value_error("task must be a built-in task's name or a callable (batch, rng) -> "
+                          "(inputs, targets[, mask]), got " + py::repr(task).cast<std::string>());
+  }
+
+  const CellSource& src = cell.source();
+  runtime::ModelInfo info{src.path, src.text, src.overrides, ""};
+  StepKernel<float>& kernel = cell.trainingKernel();
+  std::vector<double> start;
+  if (!params.is_none()) start = cell.flatParams<double>(params);
+
+  PyLog log(!verbose);
+  Interruptible wrapped(*owned);
+  runtime::TrainResult r;
+  {
+    runtime::Trainer trainer(src.ir, kernel, info, cfg, log);
+    if (start.empty()) trainer.initialize();
+    else trainer.setParams(start);
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(cell.mutex());
+    r = trainer.run(wrapped);
+  }
+  log.flush();
+  if (r.stopReason == "interrupted") {
+    std::string msg = "training interrupted at step " + std::to_string(r.steps);
+    msg += cfg.checkpointPath.empty()
+               ? " (no checkpoint: pass checkpoint=PATH to resume)"
+               : "; checkpoint saved in " + cfg.checkpointPath + " (train again to resume)";
+    PyErr_SetString(PyExc_KeyboardInterrupt, msg.c_str());
+    throw py::error_already_set();
+  }
+  py::dict result;
+  result["params"] = cell.isDouble() ? cell.paramDict<double>(r.params)
+                                     : cell.paramDict<float>(r.params);
+  result["steps"] = r.steps;
+  result["best_error"] = r.bestError;
+  result["last_loss"] = r.lastLoss;
+  result["stop_reason"] = r.stopReason;
+  result["resumed"] = r.resumed;
+  return result;
+}
+
+void bindTrain(py::module_& m) {
+  m.def("train", &train, py::arg("cell"), py::arg("task"), py::arg("task_options"),
+        py::arg("params"), py::arg("loss"), py::arg("output"), py::arg("options"),
+        py::arg("verbose"));
+}
+
+}  // namespace cellc::python

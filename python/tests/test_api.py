@@ -1,0 +1,197 @@
+"""The numpy API: compile, layout, init_params, unroll, vjp, and the errors."""
+import numpy as np
+import pytest
+
+import cellc
+from conftest import SMALL, cell_path
+
+
+def random_params(cell, rng, scale=0.5):
+    return {s.name: rng.normal(0, scale, s.shape).astype(cell.dtype) for s in cell.layout.params}
+
+
+def test_compile_layout_and_dims(gru64):
+    L = gru64.layout
+    assert gru64.name == "gru" and gru64.dtype == np.float64
+    assert gru64.dims["n"] == 3 and gru64.dims["n_in"] == 2
+    assert [s.name for s in L.inputs] == ["x"] and L.inputs[0].shape == (2,)
+    assert [s.name for s in L.states] == ["h"] and L.states[0].shape == (3,) and L.states[0].init == 0
+    assert [s.name for s in L.outputs] == ["y"] and L.outputs[0].shape == (2,)
+    w = {s.name: s for s in L.params}
+    assert w["W_hh"].shape == (3, 3) and w["W_hh"].init.startswith("orthogonal")
+    assert "param W_hh[3, 3] ~ orthogonal" in str(L)
+
+
+def test_init_params_seeded_and_typed():
+    cell = cellc.compile(cell_path("gru"), dims=SMALL["gru"], dtype="float32")
+    a, b, c = cell.init_params(seed=1), cell.init_params(seed=1), cell.init_params(seed=2)
+    assert set(a) == {s.name for s in cell.layout.params}
+    assert all(a[k].dtype == np.float32 and a[k].shape == s.shape
+               for k, s in zip(a, cell.layout.params))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["W_hh"], c["W_hh"])
+    q = a["W_hh"].astype(np.float64)  # orthogonal()
+    np.testing.assert_allclose(q @ q.T, np.eye(3), atol=1e-5)
+
+
+def test_unroll_shapes_and_state0(gru64):
+    rng = np.random.default_rng(0)
+    p = random_params(gru64, rng)
+    X = rng.normal(size=(7, 4, 2))
+    y, final = gru64.unroll(p, x=X)
+    assert y.shape == (7, 4, 2) and y.dtype == np.float64 and final["h"].shape == (4, 3)
+    # Two halves with the state carried over equal the whole.
+    y1, f1 = gru64.unroll(p, x=X[:3])
+    y2, f2 = gru64.unroll(p, x=X[3:], state0=f1["h"])
+    np.testing.assert_allclose(np.concatenate([y1, y2]), y, rtol=1e-12)
+    np.testing.assert_allclose(f2["h"], final["h"], rtol=1e-12)
+    # inputs= as an array and as a dict are the same as x=.
+    np.testing.assert_array_equal(gru64.unroll(p, X)[0], y)
+    np.testing.assert_array_equal(gru64.unroll(p, inputs={"x": X})[0], y)
+
+
+def test_float32_accepts_float64_inputs():
+    cell = cellc.compile(cell_path("gru"), dims=SMALL["gru"], dtype="float32")
+    p = cell.init_params(0)
+    X = np.random.default_rng(0).normal(size=(5, 2, 2))
+    y64, _ = cell.unroll(p, x=X)
+    y32, _ = cell.unroll(p, x=X.astype(np.float32))
+    assert y64.dtype == np.float32
+    np.testing.assert_array_equal(y64, y32)
+
+
+def loss_of(cell, p, X, G, GF, h0=None):
+    y, final = cell.unroll(p, x=X, state0=h0)
+    return float(np.sum(G * y) + np.sum(GF * final["h"]))
+
+
+def test_vjp_matches_finite_differences(gru64):
+    rng = np.random.default_rng(1)
+    p = random_params(gru64, rng)
+    X, G = rng.normal(size=(6, 2, 2)), rng.normal(size=(6, 2, 2))
+    GF, h0 = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
+    g = gru64.vjp(p, x=X, state0=h0, d_y=G, d_final=GF)
+    assert set(g) == {s.name for s in gru64.layout.params} | {"x", "h"}
+    eps = 1e-6
+
+    def fd(perturb):
+        plus, minus = perturb(eps), perturb(-eps)
+        return (plus - minus) / (2 * eps)
+
+    for name in ("W_hh", "b_z", "W_out"):
+        idx = (0,) * p[name].ndim
+        def f(e, name=name, idx=idx):
+            q = {k: v.copy() for k, v in p.items()}
+            q[name][idx] += e
+            return loss_of(gru64, q, X, G, GF, h0)
+        assert g[name][idx] == pytest.approx(fd(f), rel=1e-6, abs=1e-9)
+    def fx(e):
+        X2 = X.copy(); X2[2, 1, 0] += e
+        return loss_of(gru64, p, X2, G, GF, h0)
+    assert g["x"][2, 1, 0] == pytest.approx(fd(fx), rel=1e-6, abs=1e-9)
+    def fh(e):
+        h2 = h0.copy(); h2[1, 2] += e
+        return loss_of(gru64, p, X, G, GF, h2)
+    assert g["h"][1, 2] == pytest.approx(fd(fh), rel=1e-6, abs=1e-9)
+
+
+def test_vjp_state_from_param_includes_its_gradient():
+    cell = cellc.compile(cell_path("dale_rnn"), dims=SMALL["dale_rnn"], dtype="float64")
+    rng = np.random.default_rng(2)
+    p = cell.init_params(3)
+    U, G = rng.normal(size=(5, 3, 2)), rng.normal(size=(5, 3, 2))
+    g = cell.vjp(p, u=U, d_z=G)
+    # Without state0 the state starts from x0: x0's gradient is the batch-summed state gradient.
+    g2 = cell.vjp(p, u=U, d_z=G, state0=np.broadcast_to(p["x0"], (3, 5)))
+    np.testing.assert_allclose(g["x0"], g2["x0"] + g2["x"].sum(0), rtol=1e-10)
+
+
+def test_noise_changes_the_output():
+    cell = cellc.compile(cell_path("dale_rnn"), dims=SMALL["dale_rnn"], dtype="float64")
+    p = cell.init_params(0)
+    U = np.ones((4, 2, 2))
+    z0, _ = cell.unroll(p, u=U)
+    z1, _ = cell.unroll(p, u=U, noise=np.full((4, 2, 5), 3.0))
+    assert not np.allclose(z0, z1)
+
+
+def test_zero_copy_input_is_not_copied_but_not_written(gru64):
+    X = np.random.default_rng(0).normal(size=(3, 2, 2))
+    before = X.copy()
+    gru64.unroll(gru64.init_params(0), x=X)
+    np.testing.assert_array_equal(X, before)
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+def test_wrong_input_shape_names_array_and_needed_shape(gru64):
+    p = gru64.init_params(0)
+    with pytest.raises(ValueError, match=r"input x has shape \(5, 3, 1\) but needs \(T, B, 2\)"):
+        gru64.unroll(p, x=np.zeros((5, 3, 1)))
+    with pytest.raises(ValueError, match=r"state0 h has shape \(3, 4\) but needs \(B, 3\) = \(2, 3\)"):
+        gru64.unroll(p, x=np.zeros((5, 2, 2)), state0=np.zeros((3, 4)))
+
+
+def test_wrong_param_shape_and_missing_and_unknown(gru64):
+    p = gru64.init_params(0)
+    X = np.zeros((2, 1, 2))
+    bad = dict(p, W_hh=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"param W_hh has shape \(3, 4\) but needs \(3, 3\)"):
+        gru64.unroll(bad, x=X)
+    missing = {k: v for k, v in p.items() if k != "b_h"}
+    with pytest.raises(ValueError, match=r"missing b_h \(3,\)"):
+        gru64.unroll(missing, x=X)
+    with pytest.raises(ValueError, match=r"unknown param 'W_hhh' \(did you mean 'W_hh'\?\)"):
+        gru64.unroll(dict(p, W_hhh=p["W_hh"]), x=X)
+    with pytest.raises(ValueError, match=r"unknown input 'u'"):
+        gru64.unroll(p, u=X)
+    with pytest.raises(ValueError, match=r"missing input x"):
+        gru64.unroll(p)
+
+
+def test_wrong_dtype_names_array(gru64):
+    p = gru64.init_params(0)
+    with pytest.raises(ValueError, match=r"input x has dtype int64; it needs float32 or float64"):
+        gru64.unroll(p, x=np.zeros((2, 1, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"param b_z has dtype complex128"):
+        gru64.unroll(dict(p, b_z=np.zeros(3, dtype=complex)), x=np.zeros((2, 1, 2)))
+
+
+def test_wrong_adjoint_shape_and_name(gru64):
+    p = gru64.init_params(0)
+    X = np.zeros((4, 2, 2))
+    with pytest.raises(ValueError, match=r"d_y has shape \(4, 2, 3\) but needs \(T, B, 2\) = \(4, 2, 2\)"):
+        gru64.vjp(p, x=X, d_y=np.zeros((4, 2, 3)))
+    with pytest.raises(ValueError, match=r"unknown adjoint d_z; the cell's output adjoints: d_y"):
+        gru64.vjp(p, x=X, d_z=np.zeros((4, 2, 2)))
+    with pytest.raises(ValueError, match=r"d_final h has shape \(2,\) but needs \(B, 3\) = \(2, 3\)"):
+        gru64.vjp(p, x=X, d_final=np.zeros(2))
+
+
+def test_compile_error_carries_located_diagnostic(tmp_path):
+    bad = tmp_path / "bad.cell"
+    bad.write_text("cell bad {\n  dim n = 4\n  input x[n]\n  state h[n] = 0\n"
+                   "  param W[n, 2] ~ zeros()\n  h' = tanh(W @ h + x)\n  output y = h'\n}\n")
+    with pytest.raises(cellc.CompileError) as e:
+        cellc.compile(bad)
+    msg = str(e.value)
+    assert f"{bad}:6:" in msg and "error[E301]" in msg and "^" in msg
+    assert isinstance(e.value, ValueError)
+
+
+def test_compile_unknown_dim_missing_file_and_dtype(tmp_path):
+    with pytest.raises(cellc.CompileError, match="nope"):
+        cellc.compile(cell_path("gru"), dims={"nope": 3})
+    with pytest.raises(FileNotFoundError, match="missing.cell"):
+        cellc.compile(tmp_path / "missing.cell")
+    with pytest.raises(ValueError, match="float16"):
+        cellc.compile(cell_path("gru"), dtype="float16")
+
+
+def test_astype_shares_the_cell():
+    c32 = cellc.compile(cell_path("gru"), dims=SMALL["gru"])
+    c64 = c32.astype("float64")
+    assert c64.dtype == np.float64 and c32.astype(np.float32) is c32
+    p = c64.init_params(0)
+    X = np.random.default_rng(0).normal(size=(3, 2, 2))
+    np.testing.assert_allclose(c32.unroll(p, x=X)[0], c64.unroll(p, x=X)[0], rtol=1e-4, atol=1e-6)

@@ -1,0 +1,85 @@
+"""cellc.torch.CellModule: gradcheck in float64 for every cell, training in a torch loop."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import cellc
+import cellc.torch
+from conftest import all_cells, cell_path, small_dims
+
+
+@pytest.mark.parametrize("name", all_cells())
+def test_gradcheck_every_cell(name):
+    cell = cellc.compile(cell_path(name), dims=small_dims(name), dtype="float64")
+    module = cellc.torch.CellModule(cell, seed=1)
+    L = cell.layout
+    g = torch.Generator().manual_seed(0)
+    T, B = 4, 2
+    x = {s.name: torch.randn((T, B) + s.shape, generator=g, dtype=torch.float64, requires_grad=True)
+         for s in L.inputs}
+    h0 = {s.name: (0.3 * torch.randn((B,) + s.shape, generator=g, dtype=torch.float64)).requires_grad_()
+          for s in L.states}
+    n_in, n_st = len(x), len(h0)
+    spec = ([s.name for s in L.params], list(x), list(h0), [])
+
+    # Params, inputs and initial states all as gradcheck's inputs, through the autograd Function.
+    def f(*args):
+        xs, s0, ps = args[:n_in], args[n_in:n_in + n_st], args[n_in + n_st:]
+        return cellc.torch.CellFunction.apply(cell, spec, *ps, *xs, *s0)
+
+    ps = [module.get_parameter(s.name).detach().clone().requires_grad_() for s in L.params]
+    assert torch.autograd.gradcheck(f, (*x.values(), *h0.values(), *ps), eps=1e-6, atol=1e-5,
+                                    rtol=1e-4)
+    # The module computes the same outputs.
+    out, final = module(x, state0=h0)
+    outs = list(out.values()) if isinstance(out, dict) else [out]
+    for a, b in zip(outs + list(final.values()), f(*x.values(), *h0.values(), *ps)):
+        torch.testing.assert_close(a, b)
+
+
+def test_module_grads_match_numpy_vjp():
+    cell = cellc.compile(cell_path("gru"), dims=small_dims("gru"), dtype="float64")
+    module = cellc.torch.CellModule(cell, seed=3)
+    x = torch.randn(5, 2, 2, dtype=torch.float64)
+    y, final = module(x)
+    G = torch.randn_like(y)
+    (y * G).sum().backward()
+    p = {k: v.detach().numpy() for k, v in module.named_parameters()}
+    g = cell.vjp(p, x=x.numpy(), d_y=G.numpy())
+    for k, v in module.named_parameters():
+        np.testing.assert_allclose(v.grad.numpy(), g[k], rtol=1e-12)
+
+
+def test_double_switches_precision_and_errors():
+    cell = cellc.compile(cell_path("gru"), dims=small_dims("gru"))  # float32
+    module = cellc.torch.CellModule(cell)
+    y32, _ = module(torch.zeros(3, 1, 2))
+    assert y32.dtype == torch.float32
+    module.double()
+    y64, _ = module(torch.zeros(3, 1, 2, dtype=torch.float64))
+    assert y64.dtype == torch.float64
+    with pytest.raises(ValueError, match=r"input x has dtype torch.float32 but the module's params are torch.float64"):
+        module(torch.zeros(3, 1, 2))
+    with pytest.raises(ValueError, match=r"input x has shape \(3, 1, 5\) but needs \(T, B, 2\)"):
+        module(torch.zeros(3, 1, 5, dtype=torch.float64))
+
+
+def test_trains_in_a_torch_loop():
+    torch.manual_seed(0)
+    cell = cellc.compile(cell_path("gru"), dims={"n": 8, "n_in": 1, "n_out": 1})
+    rnn = cellc.torch.CellModule(cell, seed=0)
+    head = torch.nn.Linear(1, 1)
+    opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=0.03)
+    # Output the running mean of the input: a memory task.
+    x = torch.randn(20, 16, 1)
+    target = torch.cumsum(x, 0) / torch.arange(1, 21).view(20, 1, 1)
+    losses = []
+    for _ in range(150):
+        opt.zero_grad()
+        y, _ = rnn(x)
+        loss = torch.nn.functional.mse_loss(head(y), target)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.25 * losses[0]

@@ -1,0 +1,121 @@
+"""cellc.train on a Python task and on a built-in one; Ctrl-C; cellc.run on an experiment file."""
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import cellc
+from conftest import ROOT, cell_path
+
+
+def memory_task(batch, rng):
+    """Output the input seen 3 steps ago, with the first 3 steps masked out."""
+    T = 15
+    x = rng.normal(size=(T, batch, 1))
+    target = np.zeros_like(x)
+    target[3:] = x[:-3]
+    mask = np.ones_like(x)
+    mask[:3] = 0
+    return x, target, mask
+
+
+@pytest.fixture(scope="module")
+def gru():
+    return cellc.compile(cell_path("gru"), dims={"n": 16})
+
+
+def test_train_on_a_python_task_learns(gru):
+    before = None
+    def task(batch, rng):
+        return memory_task(batch, rng)
+    r0 = cellc.train(gru, task, optimizer="adam", learning_rate=0.01, batch=16, max_steps=0,
+                     validate_every=1, verbose=False)
+    r = cellc.train(gru, task, optimizer="adam", learning_rate=0.01, batch=16, max_steps=300,
+                    validate_every=100, validation_batch=64, seed=2, verbose=False)
+    assert r["stop_reason"] == "max-steps" and r["steps"] == 300
+    assert set(r["params"]) == {s.name for s in gru.layout.params}
+    # The trained params do the task on fresh data: compare with the untrained error.
+    x, target, mask = memory_task(64, np.random.default_rng(99))
+    def err(p):
+        y, _ = gru.unroll(p, x=x)
+        return float(np.sqrt(np.sum(mask * (y - target) ** 2) / mask.sum()))
+    assert r0["params"].keys() == r["params"].keys()
+    assert err(r["params"]) < 0.5 * err(gru.init_params(2))
+    assert r["best_error"] < 0.5
+
+
+def test_train_is_seeded(gru):
+    kw = dict(optimizer="adam", learning_rate=0.01, batch=4, max_steps=5, validate_every=0,
+              seed=5, verbose=False)
+    a, b = cellc.train(gru, memory_task, **kw), cellc.train(gru, memory_task, **kw)
+    assert all(np.array_equal(a["params"][k], b["params"][k]) for k in a["params"])
+
+
+def test_train_on_a_builtin_task():
+    cell = cellc.compile(cell_path("gru"), dims={"n": 8})
+    r = cellc.train(cell, "copy_first", task_options={"steps": 10}, optimizer="adam",
+                    learning_rate=0.01, batch=8, max_steps=20, validate_every=10, verbose=False)
+    assert r["steps"] == 20 and np.isfinite(r["last_loss"])
+
+
+def test_train_errors(gru):
+    with pytest.raises(ValueError, match=r"unknown train option 'learning_rat' \(did you mean 'learning_rate'\?\)"):
+        cellc.train(gru, memory_task, learning_rat=0.1, verbose=False)
+    with pytest.raises(ValueError, match=r"unknown task 'copy_frist' \(did you mean 'copy_first'\?\)"):
+        cellc.train(gru, "copy_frist", verbose=False)
+    with pytest.raises(ValueError, match=r"unknown option of task copy_first 'step'"):
+        cellc.train(gru, "copy_first", task_options={"step": 3}, verbose=False)
+    bad = lambda batch, rng: (np.zeros((5, batch, 2)), np.zeros((5, batch, 1)))
+    with pytest.raises(ValueError, match=r"the task's input x has shape \(5, 1, 2\) but needs \(T, B, 1\) = \(5, 1, 1\)"):
+        cellc.train(gru, bad, verbose=False)
+    bad_t = lambda batch, rng: (np.zeros((5, batch, 1)), np.zeros((4, batch, 1)))
+    with pytest.raises(ValueError, match=r"the task's targets has shape \(4, 1, 1\) but needs \(T, B, 1\) = \(5, 1, 1\) for output y"):
+        cellc.train(gru, bad_t, verbose=False)
+    with pytest.raises(ValueError, match=r"train option 'batch' must be an integer"):
+        cellc.train(gru, memory_task, batch=2.5, verbose=False)
+
+
+def test_python_exception_in_task_propagates(gru):
+    calls = []
+    def task(batch, rng):
+        calls.append(batch)
+        if len(calls) > 3:
+            raise RuntimeError("the task broke")
+        return memory_task(batch, rng)
+    with pytest.raises(RuntimeError, match="the task broke"):
+        cellc.train(gru, task, max_steps=100, verbose=False)
+
+
+@pytest.mark.parametrize("how", ["signal", "raise"])
+def test_ctrl_c_checkpoints_then_raises_and_resumes(gru, tmp_path, how):
+    ckpt = tmp_path / "run.ckpt"
+    calls = []
+    def task(batch, rng):
+        calls.append(batch)
+        if len(calls) == 6:
+            if how == "signal":
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+            else:
+                raise KeyboardInterrupt
+        return memory_task(batch, rng)
+    kw = dict(batch=4, max_steps=50, validate_every=0, checkpoint=str(ckpt), verbose=False)
+    with pytest.raises(KeyboardInterrupt, match=r"training interrupted at step \d+; checkpoint saved"):
+        cellc.train(gru, task, **kw)
+    assert ckpt.exists()
+    r = cellc.train(gru, memory_task, **kw)
+    assert r["resumed"] and r["steps"] == 50
+
+
+def test_run_experiment_returns_summary(tmp_path):
+    s = cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "run",
+                  set={"train.max_steps": 10}, verbose=False)
+    assert s["run_folder"] == str(tmp_path / "run")
+    assert (tmp_path / "run" / "summary.json").exists()
+    assert s["training"]["steps"] == 10  # one phase: its summary
+
+
+def test_run_experiment_errors(tmp_path):
+    with pytest.raises(ValueError, match="train.max_step"):
+        cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "r",
+                  set={"train.max_step": 10}, verbose=False)
