@@ -7,6 +7,7 @@ pkgs=(cmake ninja-build g++ pkg-config
       llvm-19-dev libzstd-dev
       libeigen3-dev catch2 libbenchmark-dev
       libtomlplusplus-dev nlohmann-json3-dev
+      libopenmpi-dev openmpi-bin
       python3 python3-numpy python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
