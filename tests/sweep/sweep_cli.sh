@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `cellc sweep` end to end, one case per ctest entry:
 #   sweep_cli.sh CELLC SOURCE_DIR CASE
-# Cases: dry_run, errors, failing_run, lock, resume, example, mpi.
+# Cases: dry_run, errors, failing_run, lock, interrupt, resume, example, mpi.
 set -uo pipefail
 CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -100,14 +100,18 @@ resume)
   # Kill the driver (SIGKILL) mid-sweep; a rerun finishes it, with the numbers of an
   # uninterrupted sweep. Longer runs, so that the kill lands while one is training.
   small_sweep "$WORK/s.toml" "../cells/gru.cell" "../cells/nbrc.cell"
-  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/ref" --set train.max_steps=200 > /dev/null 2> "$WORK/ref.log" \
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/ref" --set train.max_steps=400 > /dev/null 2> "$WORK/ref.log" \
     || fail "the reference sweep failed: $(cat "$WORK/ref.log")"
-  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=200 > /dev/null 2> "$WORK/killed.log" &
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/killed.log" &
   driver=$!
-  # Wait for a run with a checkpoint of its training.
+  # Wait for a finished run and one with a checkpoint of its training, unfinished.
   for _ in $(seq 1200); do
-    ls "$WORK"/out/*/train-train.ckpt > /dev/null 2>&1 && break
-    sleep 0.05
+    if grep -qs ',finished,' "$WORK/out/sweep.csv"; then
+      for d in "$WORK"/out/*/; do
+        [ -f "$d/train-train.ckpt" ] && [ ! -f "$d/summary.json" ] && break 2
+      done
+    fi
+    sleep 0.02
   done
   kill -KILL $driver
   wait $driver 2> /dev/null
@@ -115,12 +119,34 @@ resume)
   flock -w 60 "$WORK/out/.lock" true || fail "the lock was not released"
   grep -q ",finished," "$WORK/out/sweep.csv" && [ "$(grep -c ',finished,' "$WORK/out/sweep.csv")" = 4 ] \
     && fail "the sweep finished before the kill; nothing to resume"
-  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=200 > /dev/null 2> "$WORK/rerun.log" \
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun.log" \
     || fail "the rerun failed: $(cat "$WORK/rerun.log")"
   cat "$WORK/rerun.log"
-  grep -q "already finished" "$WORK/rerun.log" || fail "no rerun summary"
+  grep -Eq "4 runs in .*, [123] already finished" "$WORK/rerun.log" || fail "the rerun did not skip the finished runs"
   grep -qs '"resumed": true' "$WORK"/out/*/summary.json || fail "no run resumed from a checkpoint"
   "$PY" "$SRC/tests/sweep/compare_csv.py" "$WORK/ref/sweep.csv" "$WORK/out/sweep.csv" || fail "numbers differ"
+  ;;
+interrupt)
+  # SIGTERM to the driver: the running runs checkpoint and stop, their statuses say so, the exit
+  # status is 143; a rerun finishes the sweep.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/log" &
+  driver=$!
+  for _ in $(seq 1200); do
+    ls "$WORK"/out/*/train-train.ckpt > /dev/null 2>&1 && break
+    sleep 0.02
+  done
+  kill -TERM $driver
+  wait $driver
+  rc=$?
+  cat "$WORK/log"
+  [ $rc = 143 ] || fail "exit status $rc, expected 143"
+  check_contains "$WORK/log" "interrupted: run the same command again to resume"
+  grep -qs '"state": "interrupted"' "$WORK"/out/*/sweep-status.json || fail "no run recorded as interrupted"
+  ! grep -qs '"state": "running"' "$WORK"/out/*/sweep-status.json || fail "a run is still recorded as running"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
+    || fail "the rerun failed: $(cat "$WORK/rerun")"
+  check_contains "$WORK/rerun" "2 finished, 0 failed"
   ;;
 example)
   # The example sweep (2 cells x 3 sizes x 2 seeds) with --jobs 2, and its figure.
