@@ -7,7 +7,13 @@ CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cellc-sweep-$CASE-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-fail() { echo "FAIL ($CASE): $*"; exit 1; }
+fail() {
+  echo "FAIL ($CASE): $*"
+  for f in "$WORK"/*.log "$WORK"/*/*/sweep-status.json "$WORK"/*/*/log.txt; do
+    [ -f "$f" ] && { echo "--- $f"; tail -n 12 "$f"; }
+  done
+  exit 1
+}
 check_contains() {  # FILE TEXT
   grep -qF -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "expected '$2' in $1"; }
 }

@@ -92,6 +92,14 @@ TEST_CASE("axes keep the file's order; [set] and --set reach every run", "[sweep
   CHECK(loadSweep(path, {}, "quick").profile == "quick");  // the command line's profile wins
 }
 
+TEST_CASE("a phase key is a --set edit of that phase", "[sweep]") {
+  // `--set phase.NAME.KEY=VALUE` sets KEY in the [[phase]] named NAME (runtime/experiment/Spec.cpp).
+  Sweep s = loadSweep(writeSweep("phase", kHeader + "[axes]\nphase.second.ewc.lambda = [0, 10.5]\n"));
+  REQUIRE(s.runs.size() == 2);
+  CHECK(s.runs[1].name == "second.ewc.lambda=10.5");
+  CHECK(s.runs[1].sets == std::vector<std::string>{"phase.second.ewc.lambda=10.5"});
+}
+
 TEST_CASE("run names are plain, unique file names", "[sweep]") {
   CHECK(sanitizeName("cell=a b/c,n=1") == "cell=a_b_c,n=1");
   CHECK(sanitizeName(".hidden") == "_.hidden");
