@@ -35,7 +35,7 @@ EOT
 
 case $CASE in
 dry_run)
-  "$CELLC" sweep "$SRC/experiments/sweep_example.toml" --dry-run --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr" \
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --dry-run --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr" \
     || fail "dry run exited $?"
   check_contains "$WORK/stdout" "12 runs of $SRC/experiments/copy_first_tiny.toml"
   check_contains "$WORK/stdout" "cell=gru,dim=1,dims.n_in=1,dims.n_out=1,seed=1"
@@ -44,7 +44,7 @@ dry_run)
   [ "$(grep -c -- '--set' "$WORK/stdout")" = 12 ] || fail "expected 12 runs listed"
   [ ! -e "$WORK/out" ] || fail "a dry run created $WORK/out"
   # --set and --profile of the command line reach every run.
-  "$CELLC" sweep "$SRC/experiments/sweep_example.toml" --dry-run --set train.batch=8 > "$WORK/stdout2" || fail "dry run with --set"
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --dry-run --set train.batch=8 > "$WORK/stdout2" || fail "dry run with --set"
   [ "$(grep -c -- '--set train.batch=8' "$WORK/stdout2")" = 12 ] || fail "--set not in every run"
   ;;
 errors)
@@ -156,7 +156,7 @@ interrupt)
   ;;
 example)
   # The example sweep (2 cells x 3 sizes x 2 seeds) with --jobs 2, and its figure.
-  "$CELLC" sweep "$SRC/experiments/sweep_example.toml" --jobs 2 --out "$WORK/out" > /dev/null 2> "$WORK/log" \
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --jobs 2 --out "$WORK/out" > /dev/null 2> "$WORK/log" \
     || fail "the example sweep failed: $(cat "$WORK/log")"
   check_contains "$WORK/log" "12 finished, 0 failed"
   [ "$(grep -c ',finished,0,' "$WORK/out/sweep.csv")" = 12 ] || fail "sweep.csv lacks 12 finished rows"
