@@ -7,6 +7,7 @@ pkgs=(cmake ninja-build g++ pkg-config
       llvm-19-dev libzstd-dev
       libeigen3-dev catch2 libbenchmark-dev
       libtomlplusplus-dev nlohmann-json3-dev
+      libopenmpi-dev openmpi-bin                                 # cellc sweep under mpirun
       python3 python3-numpy python3-matplotlib
       python3-dev pybind11-dev python3-pytest python3-venv)   # the Python package (python/)
 # python3-torch (cellc.torch and its tests) is optional and large (~140 MB): `--torch` adds it.

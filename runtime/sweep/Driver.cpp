@@ -1,0 +1,183 @@
+#include "sweep/Driver.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+#include "sweep/Spawn.h"
+#include "sweep/Status.h"
+#include "sweep/Table.h"
+
+namespace cellc::runtime {
+
+namespace fs = std::filesystem;
+
+SweepLock::SweepLock(const fs::path& outDir) {
+  fs::create_directories(outDir);
+  std::string path = (outDir / ".lock").string();
+  // Not close-on-exec: the runs keep the folder locked until the last of them has stopped.
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (fd_ < 0) throw SweepError("cannot open " + path + ": " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    throw SweepError(outDir.string() + " is in use by another sweep (or by the runs of one that was killed, "
+                     "which stop within seconds); the lock is " + path +
+                     ". Wait for it, or give another --out.");
+  }
+}
+
+SweepLock::~SweepLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+SweepDriver::SweepDriver(const Sweep& s, const SweepOptions& opt, std::ostream& log)
+    : s_(s), opt_(opt), log_(log) {
+  out_ = opt.outDir.empty() ? fs::path("sweeps") / s.name : fs::path(opt.outDir);
+  out_ = fs::absolute(out_).lexically_normal();
+}
+
+std::vector<std::string> SweepDriver::command(size_t i) const {
+  std::vector<std::string> argv = {selfExecutable(), "run", s_.base, "--out", runDir(i).string(), "--no-plot"};
+  if (!s_.profile.empty()) argv.insert(argv.end(), {"--profile", s_.profile});
+  for (const std::string& set : s_.runs[i].sets) argv.insert(argv.end(), {"--set", set});
+  return argv;
+}
+
+std::vector<size_t> SweepDriver::prepare() {
+  std::vector<size_t> todo;
+  std::string clashes;
+  for (size_t i = 0; i < s_.runs.size(); ++i) {
+    RunStatus st = readStatus(runDir(i));
+    if (st.state != "pending" && (st.sets != s_.runs[i].sets || st.profile != s_.profile))
+      clashes += "\n  " + runDir(i).string();
+    else if (!runDone(runDir(i)))
+      todo.push_back(i);
+  }
+  if (!clashes.empty())
+    throw SweepError("these run folders were made with other settings (--set edits or profile) than the sweep "
+                     "now gives them; delete them or give another --out:" + clashes);
+  writeSweepManifest(s_, out_);
+  writeSweepTable(s_, out_);
+  todo_ = todo.size();
+  log_ << "sweep " << s_.name << ": " << s_.runs.size() << " runs in " << out_.string() << ", "
+       << s_.runs.size() - todo.size() << " already finished, " << todo.size() << " to run\n";
+  return todo;
+}
+
+void SweepDriver::started(size_t i) {
+  fs::create_directories(runDir(i));
+  RunStatus st;
+  st.state = "running";
+  st.sets = s_.runs[i].sets;
+  st.profile = s_.profile;
+  writeStatus(runDir(i), st);
+  std::ofstream logFile(runDir(i) / "log.txt", std::ios::app);
+  std::time_t now = std::time(nullptr);
+  char when[64];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", std::localtime(&now));
+  logFile << "=== cellc sweep " << s_.path << ", " << when << ":";
+  std::vector<std::string> argv = command(i);
+  argv[0] = "cellc";
+  for (const std::string& a : argv) logFile << " " << a;
+  logFile << "\n";
+}
+
+void SweepDriver::ended(size_t i, int exitCode, double seconds) {
+  RunStatus st;
+  st.exitCode = exitCode;
+  st.state = stateOfExit(exitCode, fs::exists(runDir(i) / "summary.json"));
+  st.seconds = seconds;
+  st.sets = s_.runs[i].sets;
+  st.profile = s_.profile;
+  if (st.state == "failed") st.error = tailLines(runDir(i) / "log.txt", 5);
+  writeStatus(runDir(i), st);
+  writeSweepTable(s_, out_);
+  ++ended_;
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f", seconds);
+  log_ << "[" << ended_ << "/" << todo_ << "] " << st.state << " " << s_.runs[i].name << " (" << secs << " s";
+  if (st.state != "finished") log_ << ", exit status " << exitCode;
+  log_ << ")\n";
+  if (st.state == "failed") {
+    std::string last = tailLines(runDir(i) / "log.txt", 1);
+    log_ << "    " << last << "\n";
+  }
+}
+
+void SweepDriver::list(std::ostream& os) const {
+  os << s_.runs.size() << " runs of " << s_.base;
+  if (!s_.profile.empty()) os << " (profile " << s_.profile << ")";
+  os << " into " << out_.string() << ":\n";
+  for (size_t i = 0; i < s_.runs.size(); ++i) {
+    os << "  " << s_.runs[i].name << (runDone(runDir(i)) ? "  [finished]" : "") << "\n     ";
+    for (const std::string& set : s_.runs[i].sets) os << " --set " << set;
+    os << "\n";
+  }
+}
+
+int SweepDriver::report(int signal) {
+  int finished = 0, failed = 0, interrupted = 0, notRun = 0;
+  std::string failures;
+  for (size_t i = 0; i < s_.runs.size(); ++i) {
+    RunStatus st = readStatus(runDir(i));
+    if (st.state == "finished" && runDone(runDir(i))) ++finished;
+    else if (st.state == "failed") {
+      ++failed;
+      failures += "  " + s_.runs[i].name + " (exit status " + std::to_string(st.exitCode) + ", log " +
+                  (runDir(i) / "log.txt").string() + "):\n";
+      std::string err = st.error;
+      for (size_t p = 0; (p = err.find('\n', p)) != std::string::npos; p += 6) err.replace(p, 1, "\n     ");
+      failures += "     " + err + "\n";
+    } else if (st.state == "interrupted" || st.state == "running") ++interrupted;
+    else ++notRun;
+  }
+  writeSweepTable(s_, out_);
+  log_ << "sweep " << s_.name << ": " << finished << " finished, " << failed << " failed, " << interrupted
+       << " interrupted, " << notRun << " not run; table " << (out_ / "sweep.csv").string() << "\n";
+  if (!failures.empty()) log_ << "failed runs:\n" << failures;
+  if (signal == 0 && opt_.plot && finished > 0) drawFigures();
+  if (finished == static_cast<int>(s_.runs.size())) return 0;
+  if (signal != 0) {
+    log_ << "interrupted: run the same command again to resume\n";
+    return 128 + signal;
+  }
+  return 1;
+}
+
+void SweepDriver::drawFigures() {
+  if (s_.plots.empty()) return;
+  fs::path script = opt_.plotScript;
+  if (script.empty()) script = fs::path(s_.path).parent_path() / "plot_sweep.py";
+  if (!fs::exists(script)) script = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot_sweep.py";
+  const std::string python = "/usr/bin/python3";
+  int code = 1;
+  if (fs::exists(python)) {
+    pid_t p = spawnChild({python, "-c", "import numpy, matplotlib"}, "/dev/null");
+    waitChild(p, &code);
+  }
+  for (const SweepPlot& pl : s_.plots) {
+    std::vector<std::string> argv = {python, script.string(), out_.string(), "--metric", pl.metric, "--x", pl.x};
+    if (!pl.group.empty()) argv.insert(argv.end(), {"--group", pl.group});
+    if (pl.log) argv.push_back("--log");
+    if (code != 0 || !fs::exists(script)) {
+      log_ << "figures: " << (code != 0 ? python + " with numpy and matplotlib not found" : "no " + script.string())
+           << "; draw them later with\n  " << python;
+      for (size_t k = 1; k < argv.size(); ++k) log_ << " " << argv[k];
+      log_ << "\n";
+      continue;
+    }
+    int rc = 1;
+    waitChild(spawnChild(argv, ""), &rc);
+    if (rc != 0) log_ << "figures: plot_sweep.py failed for metric " << pl.metric << " (exit status " << rc << ")\n";
+  }
+}
+
+}  // namespace cellc::runtime

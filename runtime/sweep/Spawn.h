@@ -1,0 +1,35 @@
+// Child processes of the sweep driver: each run is `cellc run ...` started from an argument vector
+// (fork + execv, never a shell), so that a crash in a run cannot take the driver down.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace cellc::runtime {
+
+// This executable (/proc/self/exe resolved), to start `cellc run` children with.
+std::string selfExecutable();
+
+// Starts argv (argv[0] a path) with stdin from /dev/null and stdout and stderr appended to
+// `logPath` (empty: inherited). The child runs in its own process group, so a terminal's Ctrl-C
+// reaches only the driver, which forwards it once; and it gets SIGINT if the driver dies (SIGKILL
+// included), so a run checkpoints and stops rather than outliving its sweep. Descriptors other
+// than 0-2 and `keepFd` are closed. Throws SweepError if it cannot start.
+pid_t spawnChild(const std::vector<std::string>& argv, const std::string& logPath, int keepFd = -1);
+
+// The exit status of a finished child: its exit code, or 128 + the signal that ended it.
+int exitCodeOf(int waitStatus);
+
+// Waits for `pid` (or any child if -1) to end, retrying on EINTR. Returns the pid and sets *code.
+pid_t waitChild(pid_t pid, int* code);
+
+// SIGINT, SIGTERM and SIGHUP to the driver: remembered, and forwarded as SIGINT (the signal on
+// which `cellc run` checkpoints and exits 130) to every registered child.
+void installSweepSignals();
+int sweepSignal();  // the first signal received, 0 if none
+void registerChild(pid_t pid);
+void unregisterChild(pid_t pid);
+
+}  // namespace cellc::runtime

@@ -1,0 +1,71 @@
+#include "sweep/Status.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "sweep/SweepFile.h"
+
+namespace cellc::runtime {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+void writeAtomic(const fs::path& p, const std::string& text) {
+  fs::path tmp = p;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw SweepError("cannot write " + p.string());
+    out << text;
+    if (!out.flush()) throw SweepError("cannot write " + p.string());
+  }
+  fs::rename(tmp, p);
+}
+
+RunStatus readStatus(const fs::path& runDir) {
+  RunStatus s;
+  std::ifstream in(runDir / "sweep-status.json");
+  if (!in) return s;
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return s;  // a torn or foreign file: the run is simply not done
+  s.state = j.value("state", "pending");
+  s.exitCode = j.value("exit_code", -1);
+  s.seconds = j.value("seconds", 0.0);
+  s.error = j.value("error", "");
+  s.profile = j.value("profile", "");
+  if (j.contains("sets") && j["sets"].is_array())
+    for (const json& x : j["sets"])
+      if (x.is_string()) s.sets.push_back(x.get<std::string>());
+  return s;
+}
+
+void writeStatus(const fs::path& runDir, const RunStatus& s) {
+  json j = {{"state", s.state}, {"exit_code", s.exitCode}, {"seconds", s.seconds},
+            {"error", s.error}, {"sets", s.sets},          {"profile", s.profile}};
+  writeAtomic(runDir / "sweep-status.json", j.dump(2) + "\n");
+}
+
+bool runDone(const fs::path& runDir) {
+  RunStatus s = readStatus(runDir);
+  return s.state == "finished" && s.exitCode == 0 && fs::exists(runDir / "summary.json");
+}
+
+std::string stateOfExit(int exitCode, bool summaryExists) {
+  if (exitCode == 0) return summaryExists ? "finished" : "failed";
+  if (exitCode == 130 || exitCode == 143 || exitCode == 128 + 9) return "interrupted";
+  return "failed";
+}
+
+std::string tailLines(const fs::path& file, int lines) {
+  std::ifstream in(file);
+  std::vector<std::string> all;
+  for (std::string l; std::getline(in, l);)
+    if (l.find_first_not_of(" \t\r") != std::string::npos) all.push_back(l);
+  std::string out;
+  for (size_t i = all.size() > static_cast<size_t>(lines) ? all.size() - lines : 0; i < all.size(); ++i)
+    out += (out.empty() ? "" : "\n") + all[i];
+  return out;
+}
+
+}  // namespace cellc::runtime

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# `cellc sweep` end to end, one case per ctest entry:
+#   sweep_cli.sh CELLC SOURCE_DIR CASE
+# Cases: dry_run, errors, failing_run, lock, interrupt, resume, example, mpi.
+set -uo pipefail
+CELLC=$1 SRC=$2 CASE=$3
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cellc-sweep-$CASE-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+fail() {
+  echo "FAIL ($CASE): $*"
+  for f in "$WORK"/*.log "$WORK"/*/*/sweep-status.json "$WORK"/*/*/log.txt; do
+    [ -f "$f" ] && { echo "--- $f"; tail -n 12 "$f"; }
+  done
+  exit 1
+}
+check_contains() {  # FILE TEXT
+  grep -qF -- "$2" "$1" || { echo "--- $1:"; cat "$1"; fail "expected '$2' in $1"; }
+}
+
+# A tiny sweep beside the example's base: two cells x two seeds, or with a broken cell.
+small_sweep() {  # FILE CELLS...
+  local file=$1; shift
+  local list=""
+  for c in "$@"; do list+="${list:+, }\"$c\""; done
+  cat > "$file" <<EOT
+[sweep]
+base = "$SRC/experiments/copy_first_tiny.toml"
+seeds = [1, 2]
+
+[axes]
+cell.file = [$list]
+EOT
+}
+
+case $CASE in
+dry_run)
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --dry-run --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr" \
+    || fail "dry run exited $?"
+  check_contains "$WORK/stdout" "12 runs of $SRC/experiments/copy_first_tiny.toml"
+  check_contains "$WORK/stdout" "cell=gru,dim=1,dims.n_in=1,dims.n_out=1,seed=1"
+  check_contains "$WORK/stdout" "cell=nbrc,dim=4,dims.n_in=4,dims.n_out=4,seed=2"
+  check_contains "$WORK/stdout" '--set train.max_steps=60 --set cell.file="../cells/nbrc.cell" --set task.dim=4 --set cell.dims.n_in=4 --set cell.dims.n_out=4 --set experiment.seed=2'
+  [ "$(grep -c -- '--set' "$WORK/stdout")" = 12 ] || fail "expected 12 runs listed"
+  [ ! -e "$WORK/out" ] || fail "a dry run created $WORK/out"
+  # --set and --profile of the command line reach every run.
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --dry-run --set train.batch=8 > "$WORK/stdout2" || fail "dry run with --set"
+  [ "$(grep -c -- '--set train.batch=8' "$WORK/stdout2")" = 12 ] || fail "--set not in every run"
+  ;;
+errors)
+  # An error in one point is found before anything runs, with the sweep file, line and key.
+  cat > "$WORK/bad.toml" <<EOT
+[sweep]
+base = "$SRC/experiments/copy_first_tiny.toml"
+
+[axes]
+train.batch = [4, 0]
+EOT
+  "$CELLC" sweep "$WORK/bad.toml" --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr"
+  rc=$?
+  [ $rc = 1 ] || fail "exit status $rc, expected 1"
+  check_contains "$WORK/stderr" "$WORK/bad.toml:5:7: error: axis 'train.batch' = 0: key 'train.batch' = 0 is out of range"
+  check_contains "$WORK/stderr" "nothing was run"
+  [ ! -e "$WORK/out" ] || fail "a sweep with errors created its folder"
+  "$CELLC" sweep "$WORK/bad.toml" --jobs 0 2> "$WORK/stderr"; rc=$?
+  [ $rc = 2 ] || fail "--jobs 0: exit status $rc, expected 2"
+  check_contains "$WORK/stderr" "--jobs expects a whole number"
+  ;;
+failing_run)
+  # One point's cell does not compile: its runs fail, the others finish, the failure is reported.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell" "../tests/fixtures/invalid/E200_unknown_name.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr"
+  rc=$?
+  cat "$WORK/stderr"
+  [ $rc = 1 ] || fail "exit status $rc, expected 1 (a run failed)"
+  for s in 1 2; do
+    [ -f "$WORK/out/cell=gru,seed=$s/summary.json" ] || fail "the good run seed=$s did not finish"
+    check_contains "$WORK/out/cell=E200_unknown_name,seed=$s/sweep-status.json" '"state": "failed"'
+  done
+  check_contains "$WORK/stderr" "2 finished, 2 failed"
+  check_contains "$WORK/stderr" "cell=E200_unknown_name,seed=1 (exit status 1"
+  check_contains "$WORK/stderr" "error[E200]"
+  check_contains "$WORK/out/sweep.csv" '"cell=gru,seed=1",gru,1,finished,0,'
+  check_contains "$WORK/out/sweep.csv" '"cell=E200_unknown_name,seed=2",E200_unknown_name,2,failed,1' 
+  # A rerun skips the finished runs and tries the failed ones again.
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" > /dev/null 2> "$WORK/stderr2"
+  check_contains "$WORK/stderr2" "4 runs in $WORK/out, 2 already finished, 2 to run"
+  ;;
+lock)
+  # Two sweeps on one folder: the second refuses, naming the lock.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" > /dev/null 2> "$WORK/first" &
+  first=$!
+  for _ in $(seq 600); do
+    grep -qs '"state": "running"' "$WORK"/out/*/sweep-status.json && break
+    sleep 0.05
+  done
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" > /dev/null 2> "$WORK/second"
+  rc=$?
+  wait $first || fail "the first sweep failed: $(cat "$WORK/first")"
+  [ $rc = 1 ] || fail "the second sweep exited $rc, expected 1"
+  check_contains "$WORK/second" "$WORK/out is in use by another sweep"
+  check_contains "$WORK/second" "$WORK/out/.lock"
+  ;;
+resume)
+  # Kill the driver (SIGKILL) mid-sweep; a rerun finishes it, with the numbers of an
+  # uninterrupted sweep. Longer runs, so that the kill lands while one is training.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell" "../cells/nbrc.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/ref" --set train.max_steps=400 > /dev/null 2> "$WORK/ref.log" \
+    || fail "the reference sweep failed: $(cat "$WORK/ref.log")"
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/killed.log" &
+  driver=$!
+  # Wait for a finished run and one with a checkpoint of its training, unfinished.
+  for _ in $(seq 1200); do
+    if grep -qs ',finished,' "$WORK/out/sweep.csv"; then
+      for d in "$WORK"/out/*/; do
+        [ -f "$d/train-train.ckpt" ] && [ ! -f "$d/summary.json" ] && break 2
+      done
+    fi
+    sleep 0.02
+  done
+  kill -KILL $driver
+  wait $driver 2> /dev/null
+  # The killed driver's runs get SIGINT, checkpoint and stop; they hold the lock until then.
+  flock -w 60 "$WORK/out/.lock" true || fail "the lock was not released"
+  grep -q ",finished," "$WORK/out/sweep.csv" && [ "$(grep -c ',finished,' "$WORK/out/sweep.csv")" = 4 ] \
+    && fail "the sweep finished before the kill; nothing to resume"
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun.log" \
+    || fail "the rerun failed: $(cat "$WORK/rerun.log")"
+  cat "$WORK/rerun.log"
+  grep -Eq "4 runs in .*, [123] already finished" "$WORK/rerun.log" || fail "the rerun did not skip the finished runs"
+  grep -qs '"resumed": true' "$WORK"/out/*/summary.json || fail "no run resumed from a checkpoint"
+  "$PY" "$SRC/tests/sweep/compare_csv.py" "$WORK/ref/sweep.csv" "$WORK/out/sweep.csv" || fail "numbers differ"
+  ;;
+interrupt)
+  # SIGTERM to the driver: the running runs checkpoint and stop, their statuses say so, the exit
+  # status is 143; a rerun finishes the sweep.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/log" &
+  driver=$!
+  for _ in $(seq 1200); do
+    ls "$WORK"/out/*/train-train.ckpt > /dev/null 2>&1 && break
+    sleep 0.02
+  done
+  kill -TERM $driver
+  wait $driver
+  rc=$?
+  cat "$WORK/log"
+  [ $rc = 143 ] || fail "exit status $rc, expected 143"
+  check_contains "$WORK/log" "interrupted: run the same command again to resume"
+  grep -qs '"state": "interrupted"' "$WORK"/out/*/sweep-status.json || fail "no run recorded as interrupted"
+  ! grep -qs '"state": "running"' "$WORK"/out/*/sweep-status.json || fail "a run is still recorded as running"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
+    || fail "the rerun failed: $(cat "$WORK/rerun")"
+  check_contains "$WORK/rerun" "2 finished, 0 failed"
+  ;;
+example)
+  # The example sweep (2 cells x 3 sizes x 2 seeds) with --jobs 2, and its figure.
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --jobs 2 --out "$WORK/out" > /dev/null 2> "$WORK/log" \
+    || fail "the example sweep failed: $(cat "$WORK/log")"
+  check_contains "$WORK/log" "12 finished, 0 failed"
+  [ "$(grep -c ',finished,0,' "$WORK/out/sweep.csv")" = 12 ] || fail "sweep.csv lacks 12 finished rows"
+  head -1 "$WORK/out/sweep.csv" | grep -q "^run,cell.file,task.dim,cell.dims.n_in,cell.dims.n_out,experiment.seed,status,exit_code,.*training.best_validation_error" \
+    || fail "sweep.csv header: $(head -1 "$WORK/out/sweep.csv")"
+  if "$PY" -c "import numpy, matplotlib" 2> /dev/null; then
+    [ -s "$WORK/out/figures/training.best_validation_error_vs_task.dim_by_cell.file.png" ] \
+      || fail "no figure: $(ls "$WORK/out/figures" 2>&1)"
+  fi
+  ;;
+mpi)
+  # Under mpirun -n 3 (rank 0 hands out runs to two workers): the numbers of --jobs 2.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell" "../cells/nbrc.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/jobs" > /dev/null 2> "$WORK/jobs.log" \
+    || fail "the --jobs 2 sweep failed: $(cat "$WORK/jobs.log")"
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  mpirun --oversubscribe -n 3 "$CELLC" sweep "$WORK/s.toml" --out "$WORK/mpi" > "$WORK/mpi.out" 2> "$WORK/mpi.log" \
+    || fail "the MPI sweep failed: $(cat "$WORK/mpi.out" "$WORK/mpi.log")"
+  cat "$WORK/mpi.log"
+  check_contains "$WORK/mpi.log" "2 MPI workers"
+  check_contains "$WORK/mpi.log" "4 finished, 0 failed"
+  "$PY" "$SRC/tests/sweep/compare_csv.py" "$WORK/jobs/sweep.csv" "$WORK/mpi/sweep.csv" || fail "numbers differ"
+  ;;
+*)
+  fail "unknown case"
+  ;;
+esac
+echo "ok ($CASE)"

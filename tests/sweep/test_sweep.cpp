@@ -1,0 +1,237 @@
+// Sweep files: expansion (product, zipped groups, seeds, names), errors that name the sweep file,
+// the line and the key, validation of every point before anything runs, and sweep.csv.
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "sweep/Status.h"
+#include "sweep/SweepFile.h"
+#include "sweep/Table.h"
+
+using namespace cellc::runtime;
+using Catch::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kBase = CELLC_SOURCE_DIR "/experiments/copy_first_tiny.toml";
+const std::string kHeader = "[sweep]\nbase = \"" + kBase + "\"\n";  // lines 1-2
+
+fs::path scratch() {
+  fs::path d = fs::temp_directory_path() / ("cellc-sweep-tests-" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+std::string writeSweep(const std::string& name, const std::string& text) {
+  fs::path p = scratch() / (name + ".toml");
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+std::string errorOf(const std::string& path) {
+  try {
+    loadSweep(path);
+  } catch (const SweepError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("a sweep expands to the product of its axes, zipped groups and seeds", "[sweep]") {
+  std::string path = writeSweep("product", kHeader +
+                                               "seeds = [1, 2]\n"
+                                               "[axes]\n"
+                                               "cell.file = [\"../cells/gru.cell\", \"../cells/nbrc.cell\"]\n"
+                                               "[[zip]]\n"
+                                               "task.dim = [1, 2, 4]\n"
+                                               "cell.dims.n_in = [1, 2, 4]\n");
+  Sweep s = loadSweep(path);
+  REQUIRE(s.runs.size() == 12);
+  CHECK(s.axisKeys() == std::vector<std::string>{"cell.file", "task.dim", "cell.dims.n_in", "experiment.seed"});
+  CHECK(s.base == kBase);
+  CHECK(s.name == "product");
+  // First axis outermost, the seeds innermost; zipped keys advance together.
+  CHECK(s.runs[0].name == "cell=gru,dim=1,dims.n_in=1,seed=1");
+  CHECK(s.runs[1].name == "cell=gru,dim=1,dims.n_in=1,seed=2");
+  CHECK(s.runs[2].name == "cell=gru,dim=2,dims.n_in=2,seed=1");
+  CHECK(s.runs[11].name == "cell=nbrc,dim=4,dims.n_in=4,seed=2");
+  for (const SweepRun& r : s.runs) {
+    REQUIRE(r.point.size() == 4);
+    CHECK(r.point[1].toml == r.point[2].toml);
+  }
+  // A point is a list of --set edits: TOML values, strings quoted.
+  CHECK(s.runs[11].sets == std::vector<std::string>{"cell.file=\"../cells/nbrc.cell\"", "task.dim=4",
+                                                    "cell.dims.n_in=4", "experiment.seed=2"});
+  CHECK(s.runs[11].point[0].shown == "nbrc");
+}
+
+TEST_CASE("axes keep the file's order; [set] and --set reach every run", "[sweep]") {
+  std::string path = writeSweep("order", kHeader +
+                                             "profile = \"none\"\n"
+                                             "name = \"lr_n\"\n"
+                                             "[set]\n"
+                                             "train.max_steps = 5\n"
+                                             "[axes]\n"
+                                             "train.learning_rate = [0.01, 0.1]\n"
+                                             "cell.dims.n = [4]\n"
+                                             "train.optimizer = [\"sgd\"]\n");
+  Sweep s = loadSweep(path, {"train.batch=4"});
+  REQUIRE(s.runs.size() == 2);
+  CHECK(s.name == "lr_n");
+  CHECK(s.profile == "none");
+  CHECK(s.runs[0].name == "learning_rate=0.01,dims.n=4,optimizer=sgd");
+  CHECK(s.runs[1].sets == std::vector<std::string>{"train.max_steps=5", "train.batch=4", "train.learning_rate=0.1",
+                                                   "cell.dims.n=4", "train.optimizer=\"sgd\""});
+  CHECK(loadSweep(path, {}, "quick").profile == "quick");  // the command line's profile wins
+}
+
+TEST_CASE("a phase key is a --set edit of that phase", "[sweep]") {
+  // `--set phase.NAME.KEY=VALUE` sets KEY in the [[phase]] named NAME (runtime/experiment/Spec.cpp).
+  Sweep s = loadSweep(writeSweep("phase", kHeader + "[axes]\nphase.second.ewc.lambda = [0, 10.5]\n"));
+  REQUIRE(s.runs.size() == 2);
+  CHECK(s.runs[1].name == "second.ewc.lambda=10.5");
+  CHECK(s.runs[1].sets == std::vector<std::string>{"phase.second.ewc.lambda=10.5"});
+}
+
+TEST_CASE("run names are plain, unique file names", "[sweep]") {
+  CHECK(sanitizeName("cell=a b/c,n=1") == "cell=a_b_c,n=1");
+  CHECK(sanitizeName(".hidden") == "_.hidden");
+  std::string path = writeSweep("unique", kHeader + "[axes]\ncell.file = [\"a/gru.cell\", \"b/gru.cell\"]\n"
+                                                    "train.frozen = [[\"W_out\"], []]\n");
+  Sweep s = loadSweep(path);
+  REQUIRE(s.runs.size() == 4);
+  CHECK(s.runs[0].name == "cell=gru,frozen=__W_out__");
+  CHECK(s.runs[2].name == "cell=gru,frozen=__W_out__-2");
+  CHECK(s.runs[0].sets[1] == "train.frozen=[\"W_out\"]");
+  // Labels that would collide fall back to the whole key.
+  Sweep t = loadSweep(writeSweep("labels", kHeader + "[axes]\ntask.dim = [1]\nother.dim = [2]\n"));
+  CHECK(t.runs[0].name == "task.dim=1,other.dim=2");
+  // No axes: one run.
+  Sweep u = loadSweep(writeSweep("single", kHeader));
+  REQUIRE(u.runs.size() == 1);
+  CHECK(u.runs[0].name == "run");
+}
+
+TEST_CASE("sweep file errors name the file, the line and the key", "[sweep]") {
+  struct Case {
+    std::string what, text, where, message;
+  };
+  const std::vector<Case> cases = {
+      {"no [sweep]", "[axes]\nx = [1]\n", "", "a sweep needs a [sweep] table"},
+      {"no base", "[sweep]\nname = \"x\"\n", ":1:", "[sweep] needs a key 'base'"},
+      {"missing base", "[sweep]\nbase = \"nope.toml\"\n", ":2:", "key 'sweep.base': no such experiment file"},
+      {"unknown key", kHeader + "sedes = [1]\n", ":3:", "unknown key 'sweep.sedes'"},
+      {"unknown table", kHeader + "[axis]\nx = [1]\n", ":3:", "unknown key 'axis'"},
+      {"not a list", kHeader + "[axes]\ntrain.batch = 4\n", ":4:", "axis 'train.batch': expected a list of values"},
+      {"empty list", kHeader + "[axes]\ntrain.batch = []\n", ":4:", "axis 'train.batch': the list of values is empty"},
+      {"twice", kHeader + "[axes]\ntask.dim = [1]\n[[zip]]\ntask.dim = [1, 2]\ncell.dims.n_in = [1, 2]\n", ":6:",
+       "key 'task.dim' is swept twice"},
+      {"zip lengths", kHeader + "[[zip]]\ntask.dim = [1, 2]\ncell.dims.n_in = [1, 2, 4]\n", ":5:",
+       "[[zip]] key 'cell.dims.n_in' has 3 values but 'task.dim' has 2"},
+      {"seeds twice", kHeader + "seeds = [1]\n[axes]\nexperiment.seed = [1]\n", ":3:",
+       "key 'sweep.seeds' and an axis on 'experiment.seed'"},
+      {"seeds not ints", kHeader + "seeds = [1.5]\n", ":3:", "key 'sweep.seeds': expected a list of integers"},
+      {"plot axis", kHeader + "[axes]\ntask.dim = [1]\n[[plot]]\nmetric = \"m\"\nx = \"cell.dims.n\"\n", ":7:",
+       "[[plot]] axis 'cell.dims.n' is not an axis of the sweep (it has: task.dim)"},
+      {"TOML syntax", kHeader + "[axes\n", ":3:", ""},
+  };
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.what) {
+      std::string path = writeSweep("bad", c.text);
+      std::string err = errorOf(path);
+      CHECK_THAT(err, Contains(path + c.where));
+      CHECK_THAT(err, Contains(c.message));
+    }
+  }
+}
+
+TEST_CASE("every point is checked before anything runs, errors at the axis key's line", "[sweep]") {
+  SECTION("a valid sweep has no errors") {
+    Sweep s = loadSweep(writeSweep("valid", kHeader + "seeds = [1, 2]\n[axes]\ntrain.batch = [4, 8]\n"));
+    CHECK(validateSweep(s).empty());
+  }
+  SECTION("an unknown key, a value out of range and a missing cell: one error each") {
+    std::string path = writeSweep("points", kHeader +
+                                                "[axes]\n"
+                                                "train.learnig_rate = [0.1]\n"   // line 4
+                                                "train.batch = [4, 0]\n"         // line 5
+                                                "cell.file = [\"../cells/gru.cell\", \"../cells/nope.cell\"]\n");
+    std::vector<std::string> errors = validateSweep(loadSweep(path));
+    REQUIRE(errors.size() == 3);
+    CHECK_THAT(errors[0], Contains(path + ":4:7: error: axis 'train.learnig_rate' = 0.1: --set train.learnig_rate: unknown key (did you mean 'train.learning_rate'?)"));
+    CHECK_THAT(errors[1], Contains(path + ":5:7: error: axis 'train.batch' = 0: key 'train.batch' = 0 is out of range: at least 1"));
+    CHECK_THAT(errors[1], !Contains(kBase + ":"));  // not the bogus location of the parsed edit
+    CHECK_THAT(errors[2], Contains(path + ":6:6: error: axis 'cell.file' = \"../cells/nope.cell\": no such cell file '../cells/nope.cell'"));
+  }
+  SECTION("a zipped group names the key that is wrong") {
+    std::string path = writeSweep("zipbad", kHeader + "[[zip]]\ntask.dim = [1, 2]\ntrain.optimizer = [\"adam\", \"rmsprop\"]\n");
+    std::vector<std::string> errors = validateSweep(loadSweep(path));
+    REQUIRE(errors.size() == 1);
+    CHECK_THAT(errors[0], Contains(path + ":5:7: error: axis 'train.optimizer' = \"rmsprop\""));
+    CHECK_THAT(errors[0], Contains("expected one of sgd, adam"));
+  }
+  SECTION("the sweep's own settings break the base") {
+    Sweep s = loadSweep(writeSweep("setbad", kHeader + "[set]\ntrain.batch = -1\n[axes]\ntask.dim = [1]\n"));
+    std::vector<std::string> errors = validateSweep(s);
+    REQUIRE(errors.size() == 1);
+    CHECK_THAT(errors[0], Contains("the base experiment " + kBase + " with the sweep's settings"));
+    CHECK_THAT(errors[0], Contains("key 'train.batch' = -1 is out of range"));
+  }
+  SECTION("a --set of the command line with an unknown key") {
+    Sweep s = loadSweep(writeSweep("cliset", kHeader), {"train.bach=3"});
+    std::vector<std::string> errors = validateSweep(s);
+    REQUIRE(errors.size() == 1);
+    CHECK_THAT(errors[0], Contains("--set train.bach: unknown key (did you mean 'train.batch'?)"));
+  }
+}
+
+TEST_CASE("summary.json numbers flatten with dotted names", "[sweep]") {
+  std::string long_array = "[";
+  for (size_t i = 0; i <= kMaxArray; ++i) long_array += (i ? "," : "") + std::to_string(i);
+  long_array += "]";
+  auto flat = flattenSummary(R"({"training": {"steps": 60, "stop_reason": "max-steps", "resumed": false,
+      "target_error": null, "phases": [{"loss": 0.5}, {"loss": 0.25}]}, "seconds": 1.5,
+      "range": [1, 2], "long": )" + long_array + "}");
+  std::map<std::string, double> m(flat.begin(), flat.end());
+  CHECK(m.size() == 7);
+  CHECK(m.at("training.steps") == 60);
+  CHECK(m.at("training.resumed") == 0);
+  CHECK(m.at("training.phases.0.loss") == 0.5);
+  CHECK(m.at("training.phases.1.loss") == 0.25);
+  CHECK(m.at("range.1") == 2);
+  CHECK(m.at("seconds") == 1.5);
+  CHECK(!m.count("training.stop_reason"));
+  CHECK(!m.count("long.0"));
+  CHECK(numberText(0.1) == "0.1");
+  CHECK(numberText(1.0 / 3) == "0.3333333333333333");
+}
+
+TEST_CASE("sweep.csv holds each run's point, status and numbers", "[sweep]") {
+  fs::path out = scratch() / "table";
+  fs::remove_all(out);
+  Sweep s = loadSweep(writeSweep("table", kHeader + "seeds = [1, 2]\n[axes]\ncell.file = [\"../cells/gru.cell\"]\n"));
+  REQUIRE(s.runs.size() == 2);
+  fs::create_directories(out / s.runs[0].name);
+  RunStatus st;
+  st.state = "finished", st.exitCode = 0;
+  writeStatus(out / s.runs[0].name, st);
+  std::ofstream(out / s.runs[0].name / "summary.json") << R"({"cell": {"name": "gru", "dims": {"n": 16}},
+      "training": {"best_validation_error": 0.125}, "experiment": {"seed": 3}})";
+  writeSweepTable(s, out);
+  std::ifstream in(out / "sweep.csv");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  // experiment.seed is an axis: the summary's number of that name is not repeated.
+  CHECK(ss.str() == "run,cell.file,experiment.seed,status,exit_code,cell.dims.n,training.best_validation_error\n"
+                    "\"cell=gru,seed=1\",gru,1,finished,0,16,0.125\n"
+                    "\"cell=gru,seed=2\",gru,2,pending,,,\n");
+  CHECK(runDone(out / s.runs[0].name));
+  CHECK(!runDone(out / s.runs[1].name));
+}

@@ -1,0 +1,88 @@
+// `cellc sweep`: a sweep file to a folder of runs (runtime/sweep/), locally or under MPI.
+#include <charconv>
+#include <iostream>
+
+#include "Cli.h"
+#include "sweep/Driver.h"
+#include "sweep/Mpi.h"
+#include "sweep/Spawn.h"
+#include "sweep/SweepFile.h"
+
+namespace cellc::cli {
+
+namespace {
+
+using namespace runtime;
+
+// Rank 0 (or the only process): validate, lock, run, report. Never throws: under MPI the workers
+// wait for it to say stop.
+int coordinate(const Args& a, int jobs, int ranks) {
+  try {
+    std::vector<std::string> sets = a.multi("set");
+    Sweep s = loadSweep(a.positional[0], sets, a.get("profile", ""));
+    SweepOptions opt;
+    opt.outDir = a.get("out", "");
+    opt.jobs = jobs;
+    opt.plot = !a.flag("no-plot");
+    SweepDriver d(s, opt, std::cerr);
+    std::vector<std::string> errors = validateSweep(s);
+    for (const std::string& e : errors) std::cerr << e << "\n";
+    if (!errors.empty()) {
+      std::cerr << "cellc sweep: " << errors.size() << (errors.size() == 1 ? " error" : " errors")
+                << " in the sweep; nothing was run\n";
+      return 1;
+    }
+    if (a.flag("dry-run")) {
+      d.list(std::cout);
+      return 0;
+    }
+    SweepLock lock(d.out());
+    std::vector<size_t> todo = d.prepare();
+    installSweepSignals();
+    if (ranks > 1) {
+      std::cerr << "sweep: " << ranks - 1 << " MPI workers\n";
+      mpiCoordinate(d, todo);
+    } else {
+      runLocal(d, todo, jobs, lock.fd());
+    }
+    return d.report(sweepSignal());
+  } catch (const std::exception& e) {
+    std::cerr << "cellc sweep: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace
+
+int runSweep(const Args& a) {
+  if (a.positional.empty()) throw UsageError("missing the sweep file");
+  int jobs = 1;
+  if (a.flag("jobs")) {
+    std::string j = a.get("jobs", "");
+    auto [end, ec] = std::from_chars(j.data(), j.data() + j.size(), jobs);
+    if (ec != std::errc() || end != j.data() + j.size() || jobs < 1 || jobs > 1024)
+      throw UsageError("--jobs expects a whole number from 1 to 1024, got '" + j + "'");
+  }
+  bool mpi = mpiLaunched();
+  if (mpi && !mpiBuilt()) {
+    std::cerr << "cellc sweep: started by an MPI launcher, but this cellc was built without MPI "
+                 "(install libopenmpi-dev and rebuild); every rank would run the whole sweep. "
+                 "Use --jobs N instead.\n";
+    return 1;
+  }
+  int rank = 0, ranks = 1;
+  if (mpi) mpiStart(&rank, &ranks);
+  if (rank > 0) {
+    int rc = mpiWorker();
+    mpiEnd();
+    return rc;
+  }
+  int rc = coordinate(a, jobs, ranks);
+  if (mpi) {
+    mpiStopWorkers();
+    mpiEnd();
+  }
+  return rc;
+}
+
+}  // namespace cellc::cli
