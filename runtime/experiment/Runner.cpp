@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "analysis/ColumnShift.h"
+#include "io/AtomicFile.h"
 #include "io/npy.h"
 #include "jit/Jit.h"
 #include "params/Init.h"
@@ -28,14 +29,11 @@ using json = nlohmann::json;
 namespace {
 
 void writeFile(const fs::path& p, const std::string& text) {
-  fs::path tmp = p;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw ExperimentError("cannot write " + p.string());
-    out << text;
+  try {
+    io::writeFileAtomic(p.string(), text);
+  } catch (const io::WriteError& e) {
+    throw ExperimentError(e.what());
   }
-  fs::rename(tmp, p);
 }
 
 // The task of a phase, from its keys.
