@@ -50,7 +50,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   int err = errno;
   std::string tmp = tmp_;
   tmp_.clear();  // nothing of ours to remove
-  throw WriteError(path_, "cannot create the temp file " + tmp + ": " + std::strerror(err));
+  throw WriteError(path_, "cannot open the temp file " + tmp + " for writing: " + std::strerror(err));
 }
 
 AtomicFile::~AtomicFile() { discard(); }
