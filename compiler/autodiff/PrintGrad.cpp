@@ -120,16 +120,17 @@ class GradPrinter {
   }
 
   // The statement text of a source line, trimmed, for the trailing comment.
-  std::string sourceLine(int line) const {
-    for (const Stmt& s : prog_.ast.stmts)
-      if (s.loc.line == line) {
-        std::string lhs = s.name + (s.primed ? "'" : "");
-        if (s.kind == Stmt::Kind::Output) lhs = "output " + s.name;
-        if (s.kind == Stmt::Kind::Equation || s.kind == Stmt::Kind::Output)
-          return lhs + " = " + printExpr(*s.value);
-        return std::string(stmtKindName(s.kind)) + " " + s.name;
-      }
-    return "";
+  std::string sourceLine(int line) {
+    if (stmtAt_.empty())  // one lookup table, not a scan of every statement per printed line
+      for (const Stmt& s : prog_.ast.stmts) stmtAt_.emplace(s.loc.line, &s);
+    auto it = stmtAt_.lower_bound(line);  // the first statement on the line
+    if (it == stmtAt_.end() || it->first != line) return "";
+    const Stmt& s = *it->second;
+    std::string lhs = s.name + (s.primed ? "'" : "");
+    if (s.kind == Stmt::Kind::Output) lhs = "output " + s.name;
+    if (s.kind == Stmt::Kind::Equation || s.kind == Stmt::Kind::Output)
+      return lhs + " = " + printExpr(*s.value);
+    return std::string(stmtKindName(s.kind)) + " " + s.name;
   }
 
   std::pair<std::string, int> expr(NodeId id, bool top = false) {
@@ -207,6 +208,7 @@ class GradPrinter {
   const ir::Graph& g_;
   std::set<NodeId> fwdSet_;
   std::map<NodeId, std::string> names_;
+  std::multimap<int, const Stmt*> stmtAt_;  // source line -> statements on it, in order
 };
 
 }  // namespace
