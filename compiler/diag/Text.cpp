@@ -55,9 +55,10 @@ std::string printableExcerpt(std::string_view text, size_t limit) {
 
 std::string resolvedPath(const std::string& path) {
   std::error_code ec;
-  std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
-  if (ec) p = std::filesystem::absolute(path, ec);
-  return ec ? path : p.string();
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  std::filesystem::path p = std::filesystem::weakly_canonical(abs, ec);
+  return ec ? abs.string() : p.string();
 }
 
 std::string quotedPath(const std::string& path) {

@@ -6,6 +6,7 @@
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -74,6 +75,9 @@ std::string excerpt(std::string_view text, size_t limit = 60) { return printable
 
 // Shortest text that reads back as the same double.
 std::string num(double v) {
+  // Dims are whole numbers: "10", not the shortest %g form "1e+01".
+  if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 1e15)
+    return std::to_string(static_cast<long long>(v));
   char buf[32];
   for (int prec = 1; prec <= 17; ++prec) {
     std::snprintf(buf, sizeof buf, "%.*g", prec, v);
