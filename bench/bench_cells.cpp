@@ -1,6 +1,9 @@
 // Benchmarks of cellc (Google Benchmark 1.7):
 //   BM_Compile/<cell>           lower + compileCell<float> (forward and backward) of every cell in
 //                               cells/ at its default dims; goal < 100 ms per cell.
+//   BM_CompileChain/<k>         the same for a generated cell of k chained statements
+//                               (a_i = a_{i-1} * 0.5 + tanh(a_{i-1}), n = 16): how compile time
+//                               grows with the length of a cell.
 //   BM_Generated/<cell>/n/B     one forward + one backward step of the generated code (dParams
 //                               accumulating), for gru (n_in, n_out as in the file) and dale_rnn
 //                               (n_in = 1, n_out = 10).
@@ -243,6 +246,33 @@ void BM_Compile(benchmark::State& state, const std::string& path) {
   }
 }
 
+void BM_CompileChain(benchmark::State& state, int k) {
+  std::string text = "cell chain {\n  dim n = 16\n  input x[n]\n  state h[n] = 0\n"
+                     "  param W[n, n] ~ glorot()\n  a0 = tanh(W @ h + x)\n";
+  // Appended piecewise: `"a" + std::to_string(i)` trips GCC 12's -Wrestrict false positive.
+  for (int i = 1; i < k; ++i) {
+    std::string prev = "a", cur = "a";
+    prev += std::to_string(i - 1);
+    cur += std::to_string(i);
+    text += "  " + cur + " = " + prev + " * 0.5 + tanh(" + prev + ")\n";
+  }
+  text += "  h' = a";
+  text += std::to_string(k - 1);
+  text += "\n  output y = h'\n}\n";
+  SourceFile file("chain.cell", text);
+  DiagnosticSink diags;
+  std::optional<Program> prog = loadCell(file, {}, diags);
+  if (!prog) die("the chain cell does not check");
+  for (auto _ : state) {
+    StepIR ir = lower(*prog);
+    std::unique_ptr<CompiledCell<float>> kernel = compileCell<float>(ir);
+    benchmark::DoNotOptimize(kernel.get());
+    state.PauseTiming();
+    kernel.reset();
+    state.ResumeTiming();
+  }
+}
+
 void BM_Generated(benchmark::State& state, const std::string& cell, int64_t n, int64_t B) {
   CompiledCell<float>& k = kernelFor(cell, n);
   std::mt19937 rng(42);
@@ -291,6 +321,13 @@ void registerAll() {
     std::string name = "BM_Compile/" + p.stem().string();
     benchmark::RegisterBenchmark(name.c_str(), BM_Compile, p.string())
         ->Unit(benchmark::kMillisecond);
+  }
+  for (int k : {25, 50, 100, 200}) {
+    std::string name = "BM_CompileChain/";
+    name += std::to_string(k);
+    benchmark::RegisterBenchmark(name.c_str(), BM_CompileChain, k)
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(1);
   }
   for (int64_t n : kSizes)
     for (int64_t B : kBatches) {

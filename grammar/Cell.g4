@@ -9,11 +9,28 @@ grammar Cell;
   // A newline inside brackets continues the statement, unless the next line plainly starts a new
   // one (a declaration keyword, '}', or a primed equation `h' = ...`): then a bracket was left
   // unclosed, and ending the statement here keeps the error on its own line.
+  //
+  // Every newline of a run of blank lines would rescan the rest of the run (quadratic in the run's
+  // length); the answer only depends on the first non-blank character after it, so it is kept for
+  // the run: [scanFrom, scanTo] is the last run scanned, scanResult its answer.
+  size_t scanFrom = 1, scanTo = 0, scanResult = 0;
+
   bool nextLineStartsStatement() {
+    const size_t here = _input->index();
+    if (here >= scanFrom && here <= scanTo) return scanResult != 0;
     size_t k = 1;
     auto la = [&](size_t i) { return _input->LA(static_cast<ssize_t>(i)); };
     auto blank = [&](size_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f'; };
     while (blank(la(k)) || la(k) == '\n') ++k;
+    scanFrom = here;
+    scanTo = here + k - 1;  // the index of the first non-blank character
+    scanResult = startsStatementAt(k);
+    return scanResult != 0;
+  }
+
+  bool startsStatementAt(size_t k) {
+    auto la = [&](size_t i) { return _input->LA(static_cast<ssize_t>(i)); };
+    auto blank = [&](size_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f'; };
     if (la(k) == '}') return true;
     std::string word;
     while (std::isalnum(static_cast<int>(la(k))) || la(k) == '_') word += static_cast<char>(la(k++));

@@ -1,5 +1,6 @@
 #include "autodiff/PrintGrad.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -14,6 +15,9 @@ using ir::NodeId;
 using ir::Op;
 
 enum Prec { kAdd = 1, kMul = 2, kNeg = 3, kPow = 4, kAtom = 5 };
+
+// The deepest expression printed on one line; deeper subexpressions get a temp of their own.
+constexpr int kMaxInlineDepth = 40;
 
 class GradPrinter {
  public:
@@ -40,11 +44,21 @@ class GradPrinter {
        << "# (of each output y). Param gradients accumulate (+=) over time steps and are summed\n"
        << "# over the batch (sum_batch). [a < b] is 1 where a < b, else 0.\n";
     std::vector<std::pair<std::string, NodeId>> lines;
+    // How deep expr() recurses to print each node inline. A long chain of single-use adjoints
+    // (a 10,000-line cell) would nest as deep as the chain: past kMaxInlineDepth a node gets its
+    // own temp line, which keeps both the recursion and each printed line bounded.
+    std::map<NodeId, int> depth;
     for (NodeId id : order) {
-      if (fwdSet_.count(id) || names_.count(id)) continue;
+      if (names_.count(id)) continue;
       const Node& n = g_[id];
+      int d = 1;
+      for (NodeId i : n.in)
+        if (auto it = depth.find(i); it != depth.end() && !names_.count(i)) d = std::max(d, it->second + 1);
+      depth[id] = d;
+      bool deep = d > kMaxInlineDepth;
+      if (fwdSet_.count(id) && !deep) continue;
       bool constant = n.op == Op::Const || (n.op == Op::Broadcast && g_[n.in[0]].op == Op::Const);
-      bool own = !constant && (ir::opKind(n.op) == ir::OpKind::Contract || uses[id] >= 2);
+      bool own = !constant && (ir::opKind(n.op) == ir::OpKind::Contract || uses[id] >= 2 || deep);
       if (!own || roots.count(id)) continue;
       names_[id] = "t" + std::to_string(++temp);
       lines.push_back({names_[id] + " = ", id});
@@ -106,16 +120,17 @@ class GradPrinter {
   }
 
   // The statement text of a source line, trimmed, for the trailing comment.
-  std::string sourceLine(int line) const {
-    for (const Stmt& s : prog_.ast.stmts)
-      if (s.loc.line == line) {
-        std::string lhs = s.name + (s.primed ? "'" : "");
-        if (s.kind == Stmt::Kind::Output) lhs = "output " + s.name;
-        if (s.kind == Stmt::Kind::Equation || s.kind == Stmt::Kind::Output)
-          return lhs + " = " + printExpr(*s.value);
-        return std::string(stmtKindName(s.kind)) + " " + s.name;
-      }
-    return "";
+  std::string sourceLine(int line) {
+    if (stmtAt_.empty())  // one lookup table, not a scan of every statement per printed line
+      for (const Stmt& s : prog_.ast.stmts) stmtAt_.emplace(s.loc.line, &s);
+    auto it = stmtAt_.lower_bound(line);  // the first statement on the line
+    if (it == stmtAt_.end() || it->first != line) return "";
+    const Stmt& s = *it->second;
+    std::string lhs = s.name + (s.primed ? "'" : "");
+    if (s.kind == Stmt::Kind::Output) lhs = "output " + s.name;
+    if (s.kind == Stmt::Kind::Equation || s.kind == Stmt::Kind::Output)
+      return lhs + " = " + printExpr(*s.value);
+    return std::string(stmtKindName(s.kind)) + " " + s.name;
   }
 
   std::pair<std::string, int> expr(NodeId id, bool top = false) {
@@ -193,6 +208,7 @@ class GradPrinter {
   const ir::Graph& g_;
   std::set<NodeId> fwdSet_;
   std::map<NodeId, std::string> names_;
+  std::multimap<int, const Stmt*> stmtAt_;  // source line -> statements on it, in order
 };
 
 }  // namespace

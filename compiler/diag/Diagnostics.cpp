@@ -1,7 +1,13 @@
 #include "diag/Diagnostics.h"
+#include "diag/Text.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
+#include <cerrno>
+#include <cstring>
 #include <ostream>
 #include <sstream>
 
@@ -26,14 +32,46 @@ SourceFile::SourceFile(std::string path, std::string text)
 }
 
 SourceFile SourceFile::load(const std::string& path, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot open '" + path + "'";
+  auto fail = [&](const std::string& why) {
+    *error = "cannot read " + quotedPath(path) + ": " + why;
     return SourceFile(path, "");
+  };
+  // O_NONBLOCK so that opening a FIFO does not wait for a writer; the type check comes from the
+  // open descriptor (fstat), so the file cannot be swapped between the check and the read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return fail(std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail(std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return fail("it is a directory, not a .cell file");
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISFIFO(st.st_mode)  ? "a FIFO"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "a special file";
+    return fail(std::string("it is ") + kind + ", not a regular file");
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return SourceFile(path, ss.str());
+  const auto tooLarge = [&] {
+    return fail("the file is larger than " + std::to_string(kMaxLoadBytes >> 20) +
+                " MiB; a cell is a few dozen lines");
+  };
+  if (static_cast<uint64_t>(st.st_size) > kMaxLoadBytes) return tooLarge();
+  // Read to the end, but never past the cap (the file may grow while we read).
+  std::string text;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(std::strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxLoadBytes) return tooLarge();
+  }
+  return SourceFile(path, std::move(text));
 }
 
 std::string_view SourceFile::line(int lineNo) const {

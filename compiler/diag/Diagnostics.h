@@ -2,6 +2,7 @@
 // source line and a caret under the column (as Brian2 and rustc do).
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <string_view>
@@ -41,10 +42,17 @@ struct Diagnostic {
   Severity severity() const { return codeInfo(code).severity; }
 };
 
+// The most load() reads: far above the parser's own limit (kMaxSourceBytes, which reports E102 on
+// the text), it only keeps a huge file or an endless device from being read at all.
+inline constexpr uint64_t kMaxLoadBytes = 16u << 20;
+
 // A source file kept in memory so diagnostics can quote its lines.
 class SourceFile {
  public:
   SourceFile(std::string path, std::string text);
+  // Reads a regular file of at most kMaxLoadBytes. On failure sets *error to a message naming
+  // the path as given and resolved (absolute) and the reason (the OS error, a directory, a FIFO or
+  // device, too large), and returns an empty file.
   static SourceFile load(const std::string& path, std::string* error);
   const std::string& path() const { return path_; }
   const std::string& text() const { return text_; }

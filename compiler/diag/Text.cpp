@@ -1,7 +1,14 @@
 #include "diag/Text.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 namespace cellc {
 
@@ -44,6 +51,34 @@ std::string printableExcerpt(std::string_view text, size_t limit) {
   }
   if (text.size() > limit) out += "...";
   return out;
+}
+
+std::string resolvedPath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  std::filesystem::path p = std::filesystem::weakly_canonical(abs, ec);
+  return ec ? abs.string() : p.string();
+}
+
+std::string quotedPath(const std::string& path) {
+  std::string resolved = resolvedPath(path);
+  return "'" + path + "'" + (resolved != path ? " (" + resolved + ")" : "");
+}
+
+std::string unreadableFileReason(const std::string& path) {
+  auto fail = [&](const std::string& why) { return "cannot read " + quotedPath(path) + ": " + why; };
+  // O_NONBLOCK: opening a FIFO must not wait for a writer.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return fail(std::strerror(errno));
+  struct stat st {};
+  int rc = ::fstat(fd, &st);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return fail(std::strerror(err));
+  if (S_ISDIR(st.st_mode)) return fail("it is a directory");
+  if (!S_ISREG(st.st_mode)) return fail("it is not a regular file (a FIFO, device or socket)");
+  return "";
 }
 
 }  // namespace cellc

@@ -17,4 +17,15 @@ std::string closestName(std::string_view name, const std::vector<std::string>& c
 // `text` with non-printable bytes as \xNN, cut at `limit` characters with "...".
 std::string printableExcerpt(std::string_view text, size_t limit);
 
+// `path` made absolute, with symlinks resolved where they exist (the path itself if that fails).
+std::string resolvedPath(const std::string& path);
+
+// A path for a message: quoted as given, then the absolute path it resolves to when that differs
+// ("'x.cell' (/home/me/x.cell)"), so that a user can see which file was tried.
+std::string quotedPath(const std::string& path);
+
+// "" when `path` is a regular file that can be opened for reading, else a message naming the
+// path (quotedPath) and why not: the OS error, or that it is a directory or a special file.
+std::string unreadableFileReason(const std::string& path);
+
 }  // namespace cellc

@@ -320,6 +320,13 @@ class Checker {
     std::optional<Shape> v = infer(*s.value, Ctx::Const);
     contextShape_.reset();
     if (!v) poisoned_.insert(s.name);
+    // 1/0 or 10^400 would reach the kernel as inf or NaN: refused here, as -D refuses them.
+    if (std::optional<double> x = v ? constValue(*s.value) : std::nullopt; x && !std::isfinite(*x)) {
+      error(Code::E403, s.value->loc,
+            "const " + s.name + " = " + shortExpr(*s.value) + " is " + printNumber(*x) +
+                ", not a finite number");
+      poisoned_.insert(s.name);
+    }
     if (v) {
       if (!s.shape) {
         c->shape = *v;

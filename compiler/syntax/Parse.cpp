@@ -7,6 +7,7 @@
 #include "CellLexer.h"
 #include "CellParser.h"
 #include "antlr4-runtime.h"
+#include "diag/Text.h"
 
 // The else-if chains of dynamic_casts below re-declare `c` in each branch by design.
 #pragma GCC diagnostic ignored "-Wshadow"
@@ -21,17 +22,20 @@ SourceLoc locOf(const Token* t) {
   return {static_cast<int>(t->getLine()), static_cast<int>(t->getCharPositionInLine()) + 1};
 }
 
+// Token text for a message: a 100,000-digit literal is quoted by its start, not in full.
+std::string clipped(const std::string& text) { return printableExcerpt(text, 40); }
+
 // A token as the user would name it.
 std::string describeToken(const Token* t) {
   switch (t->getType()) {
     case Token::EOF: return "end of statement";  // statements are parsed one at a time
     case P::NEWLINE: return "end of line";
-    case P::IDENT: return "name '" + t->getText() + "'";
-    case P::NUMBER: return "number " + t->getText();
+    case P::IDENT: return "name '" + clipped(t->getText()) + "'";
+    case P::NUMBER: return "number " + clipped(t->getText());
     case P::CELL: case P::DIM: case P::INPUT: case P::NOISE: case P::STATE: case P::PARAM:
     case P::CONST: case P::OUTPUT:
       return "keyword '" + t->getText() + "'";
-    default: return "'" + t->getText() + "'";
+    default: return "'" + clipped(t->getText()) + "'";
   }
 }
 
@@ -341,7 +345,7 @@ class Builder {
     double v = 0;
     auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || !std::isfinite(v))
-      diags_.report(Code::E402, locOf(t), "number " + s + " is out of range");
+      diags_.report(Code::E402, locOf(t), "number " + clipped(s) + " is out of range");
     return v;
   }
 

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "experiment/Spec.h"
+#include "io/AtomicFile.h"
 
 namespace cellc::runtime {
 
@@ -78,36 +79,10 @@ void RunFolder::write(const std::string& name, const std::string& text) const {
 }
 
 void writeFileAtomic(const fs::path& path, const std::string& text) {
-  std::string tmpl = (path.parent_path() / ("." + path.filename().string() + ".XXXXXX")).string();
-  int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) throw ExperimentError(osError("write", path));
-  auto failWith = [&](const char* what) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmpl.c_str());
-    errno = err;
-    throw ExperimentError(osError(what, path));
-  };
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) failWith("write");
-    p += n, left -= static_cast<size_t>(n);
-  }
-  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) failWith("write");
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmpl.c_str());
-    errno = err;
-    throw ExperimentError(osError("write", path));
-  }
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmpl.c_str());
-    errno = err;
-    throw ExperimentError(osError("replace", path));
+  try {
+    io::writeFileAtomic(path.string(), text);
+  } catch (const io::WriteError& e) {
+    throw ExperimentError(e.what());
   }
 }
 

@@ -412,6 +412,7 @@ std::vector<double> analysisNums(const std::map<std::string, Value>& a, const st
 Experiment loadExperiment(const std::string& path, const std::vector<std::string>& sets,
                           const std::string& profile) {
   toml::table root;
+  if (std::string why = unreadableFileReason(path); !why.empty()) throw ExperimentError(why);
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {

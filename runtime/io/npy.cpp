@@ -5,6 +5,7 @@
 // 'descr', 'fortran_order' and 'shape', padded with spaces and ended by '\n'. The raw data follows.
 #include "diag/Text.h"
 #include "io/npy.h"
+#include "io/AtomicFile.h"
 
 #include <array>
 #include <bit>
@@ -344,51 +345,30 @@ void write_impl(const std::string& path, const std::vector<int64_t>& shape, cons
   if (n > 0 && data == nullptr) fail(path, "cannot write: data is null");
 
   const std::string header = make_header(as_float32 ? "<f4" : "<f8", shape);
-  const std::string tmp = path + ".tmp";
-  // Removes the temporary file on every failure path, exceptions included. Declared before the
-  // file so that the file is closed first.
-  struct TmpGuard {
-    const std::string& tmp;
-    bool keep = false;
-    ~TmpGuard() {
-      if (!keep) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
-      }
-    }
-  } guard{tmp};
-  File f(std::fopen(tmp.c_str(), "wb"));
-  if (!f) fail(path, "cannot open '" + tmp + "' for writing: " + errno_text());
+  try {
+    io::AtomicFile f(path);
+    f.write(header);
 
-  auto put = [&](const void* p, size_t bytes) {
-    if (std::fwrite(p, 1, bytes, f.get()) != bytes)
-      fail(path, "cannot write '" + tmp + "': " + errno_text());
-  };
-  put(header.data(), header.size());
-
-  const size_t item = as_float32 ? 4 : 8;
-  std::vector<unsigned char> buf(kChunkElems * 8);
-  for (int64_t done = 0; done < n;) {
-    size_t count = static_cast<size_t>(std::min<int64_t>(n - done, kChunkElems));
-    unsigned char* p = buf.data();
-    for (size_t i = 0; i < count; ++i, p += item) {
-      T x = data[done + static_cast<int64_t>(i)];
-      if (as_float32) {
-        store_le(p, std::bit_cast<uint32_t>(static_cast<float>(x)));
-      } else {
-        store_le(p, std::bit_cast<uint64_t>(static_cast<double>(x)));
+    const size_t item = as_float32 ? 4 : 8;
+    std::vector<unsigned char> buf(kChunkElems * 8);
+    for (int64_t done = 0; done < n;) {
+      size_t count = static_cast<size_t>(std::min<int64_t>(n - done, kChunkElems));
+      unsigned char* p = buf.data();
+      for (size_t i = 0; i < count; ++i, p += item) {
+        T x = data[done + static_cast<int64_t>(i)];
+        if (as_float32) {
+          store_le(p, std::bit_cast<uint32_t>(static_cast<float>(x)));
+        } else {
+          store_le(p, std::bit_cast<uint64_t>(static_cast<double>(x)));
+        }
       }
+      f.write(buf.data(), count * item);
+      done += static_cast<int64_t>(count);
     }
-    put(buf.data(), count * item);
-    done += static_cast<int64_t>(count);
+    f.commit();
+  } catch (const io::WriteError& e) {
+    fail(path, "cannot write: " + e.reason());
   }
-  // fclose flushes: its failure (e.g. disk full) means the file is incomplete.
-  if (std::fclose(f.release()) != 0) fail(path, "cannot write '" + tmp + "': " + errno_text());
-
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail(path, "cannot rename '" + tmp + "' to it: " + ec.message());
-  guard.keep = true;
 }
 
 }  // namespace
@@ -398,8 +378,9 @@ int64_t Array::size() const { return checked_size(shape); }
 Array read(const std::string& path) {
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
-  if (st.type() == fs::file_type::not_found) fail(path, "file does not exist");
-  if (ec) fail(path, "cannot access file: " + ec.message());
+  if (st.type() == fs::file_type::not_found)
+    fail(path, "file does not exist (tried " + resolvedPath(path) + ": " + ec.message() + ")");
+  if (ec) fail(path, "cannot access file (" + resolvedPath(path) + "): " + ec.message());
   if (fs::is_directory(st)) fail(path, "is a directory, not an .npy file");
   if (!fs::is_regular_file(st)) fail(path, "not a regular file");
   const uint64_t file_size = fs::file_size(path, ec);

@@ -31,7 +31,8 @@ struct Error : std::runtime_error {
 // the file's size justifies.
 Array read(const std::string& path);
 
-// Writes a version 1.0 .npy file atomically (PATH.tmp, then rename over PATH). `data` holds
+// Writes a version 1.0 .npy file atomically (io::AtomicFile: a unique temp, fsync, rename over
+// PATH; a failed write names the OS reason and leaves PATH as it was). `data` holds
 // product(shape) values in C order; it may be null when that product is 0. as_float32 stores
 // '<f4' (values rounded to float), otherwise '<f8'.
 void write(const std::string& path, const std::vector<int64_t>& shape, const double* data,

@@ -1,18 +1,17 @@
 // Checkpoint files: a checksummed container of named sections (see Checkpoint.h for the layout).
 #include "diag/Text.h"
+#include "io/AtomicFile.h"
 #include "train/Checkpoint.h"
 
 #include <array>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace cellc::runtime {
 namespace {
@@ -76,6 +75,9 @@ std::string excerpt(std::string_view text, size_t limit = 60) { return printable
 
 // Shortest text that reads back as the same double.
 std::string num(double v) {
+  // Dims are whole numbers: "10", not the shortest %g form "1e+01".
+  if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 1e15)
+    return std::to_string(static_cast<long long>(v));
   char buf[32];
   for (int prec = 1; prec <= 17; ++prec) {
     std::snprintf(buf, sizeof buf, "%.*g", prec, v);
@@ -307,42 +309,10 @@ Checkpoint decodeCheckpoint(std::string_view bytes, const std::string& path) {
 
 void writeCheckpoint(const std::string& path, const Checkpoint& ckpt) {
   const std::string bytes = encodeCheckpoint(ckpt);
-  const std::string tmp = path + ".tmp";
-  auto fail = [&](const std::string& what) {
-    std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw CheckpointError("checkpoint " + path + ": " + what + ": " + why);
-  };
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create " + tmp);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      errno = e;
-      fail("cannot write " + tmp);
-    }
-    done += static_cast<size_t>(w);
-  }
-  if (::fsync(fd) != 0) {
-    int e = errno;
-    ::close(fd);
-    errno = e;
-    fail("cannot sync " + tmp);
-  }
-  if (::close(fd) != 0) fail("cannot close " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename " + tmp + " to " + path);
-  // Make the rename itself durable; a directory that cannot be opened or synced is not an error
-  // (the data is in place).
-  fs::path dir = fs::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
+  try {
+    io::writeFileAtomic(path, bytes);
+  } catch (const io::WriteError& e) {
+    throw CheckpointError("checkpoint " + path + ": " + e.reason());
   }
 }
 

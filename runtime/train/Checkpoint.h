@@ -50,8 +50,9 @@ struct CheckpointError : std::runtime_error {
 
 inline constexpr std::string_view kCheckpointMagic = "CELLC-CHECKPOINT 1\n";
 
-// Writes PATH.tmp, fsyncs it, renames it over PATH and fsyncs the directory: a crash leaves either
-// the old file or the new one. Throws CheckpointError on any I/O failure (removing PATH.tmp).
+// Writes through io::AtomicFile (a unique temp next to PATH, fsync, rename, fsync of the directory):
+// a crash leaves either the old file or the new one. Throws CheckpointError naming PATH and the OS
+// reason on any I/O failure (removing the temp).
 void writeCheckpoint(const std::string& path, const Checkpoint& ckpt);
 
 // Reads and validates a checkpoint. Refuses (CheckpointError "checkpoint PATH: why"): a missing or

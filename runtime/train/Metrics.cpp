@@ -1,5 +1,7 @@
 #include "train/Metrics.h"
 
+#include "io/AtomicFile.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -103,17 +105,7 @@ void MetricsLog::keepUpTo(int64_t step) {
       if (parseMetricsRow(line, r) && (r.phase != phase_ || r.step <= step)) kept += line + "\n";
     }
   in.close();
-  std::string tmp = path_ + ".XXXXXX";
-  int fd = ::mkstemp(tmp.data());
-  if (fd < 0) throw std::runtime_error(osError("write", path_));
-  bool ok = writeAll(fd, kept) && ::fchmod(fd, 0644) == 0 && ::fsync(fd) == 0;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok || ::rename(tmp.c_str(), path_.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    errno = err;
-    throw std::runtime_error(osError("write", path_));
-  }
+  io::writeFileAtomic(path_, kept);
 }
 
 void MetricsLog::flush() {

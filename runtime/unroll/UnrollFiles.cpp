@@ -3,7 +3,8 @@
 // The run has three phases, so that a failure never leaves a half-written output folder:
 //   1. read: scan the folder, resolve the loss, read and check every array (shape, T and B, finite);
 //   2. compute: forwardSequence, the loss and its output adjoints, backwardSequence;
-//   3. write: every result file through npy::write (each atomic).
+//   3. write: every result file through npy::write into a staging folder, then all moved into place
+//      together (io::StagedFiles), never over one of the input files.
 #include "unroll/UnrollFiles.h"
 
 #include "diag/Text.h"
@@ -18,6 +19,8 @@
 #include <system_error>
 #include <type_traits>
 
+#include "io/AtomicFile.h"
+#include "io/StagedFiles.h"
 #include "io/npy.h"
 #include "unroll/Unroll.h"
 
@@ -136,7 +139,8 @@ class Run {
     std::error_code ec;
     fs::file_status st = fs::status(inDir_, ec);
     if (st.type() == fs::file_type::not_found)
-      throw UnrollError(inDir_ + ": no such directory");
+      throw UnrollError(inDir_ + ": no such directory (tried " + resolvedPath(inDir_) + ": " +
+                        ec.message() + ")");
     if (ec) throw UnrollError(inDir_ + ": cannot access: " + ec.message());
     if (!fs::is_directory(st)) throw UnrollError(inDir_ + ": not a directory");
   }
@@ -624,22 +628,43 @@ class Run {
                           p.what + "; rename one of them in the cell");
     }
 
-    std::error_code ec;
-    fs::create_directories(outDir_, ec);
-    if (ec) throw UnrollError(outDir_ + ": cannot create the output directory: " + ec.message());
-    if (!fs::is_directory(outDir_, ec)) throw UnrollError(outDir_ + ": not a directory");
+    refuseOverwritingInputs(files);
+
+    // Staged, then moved into place together: an error leaves outDir as it was.
     try {
+      io::StagedFiles stage(outDir_);
+      std::vector<std::string> names;
       for (const Pending& p : files) {
-        const std::string path = outPath(p.file);
+        const std::string staged = stage.stagedPath(p.file);
         if constexpr (std::is_same_v<T, float>) {
-          npy::write(path, p.shape, p.data.data());
+          npy::write(staged, p.shape, p.data.data());
         } else {
-          npy::write(path, p.shape, p.data.data(), false);
+          npy::write(staged, p.shape, p.data.data(), false);
         }
-        summary_.written.push_back({path, p.shape});
+        names.push_back(p.file);
       }
+      stage.commit(names);
     } catch (const npy::Error& e) {
       throw UnrollError(e.what());
+    } catch (const io::WriteError& e) {
+      throw UnrollError(e.what());
+    }
+    for (const Pending& p : files) summary_.written.push_back({outPath(p.file), p.shape});
+  }
+
+  // An output must never replace one of the files it was computed from: the same path, or the
+  // same file through a symlink or a hard link (fs::equivalent compares device and inode).
+  void refuseOverwritingInputs(const std::vector<Pending>& files) const {
+    for (const Pending& p : files) {
+      const std::string out = outPath(p.file);
+      std::error_code ec;
+      if (!fs::exists(out, ec)) continue;
+      for (const auto& [file, values] : data_) {
+        const std::string in = inPath(file);
+        if (fs::equivalent(out, in, ec))
+          throw UnrollError(out + " would overwrite the input file " + in +
+                            " (the same file); choose another output directory");
+      }
     }
   }
 

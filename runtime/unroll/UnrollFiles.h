@@ -15,14 +15,16 @@
 //                        loss = sum over outputs with a target of sum(mask (y - target)^2) / (T B units)
 //   loss mse_last:       target_<output>.npy [B, dims...] against the last step;
 //                        loss = sum over outputs with a target of sum((y_T - target)^2) / (B units)
-// Output folder (created if missing; every file written atomically, in the precision's dtype):
+// Output folder (created if missing; the files appear together or not at all, in the precision's
+// dtype; an output that is one of the input files read, also through a link, is refused):
 //   <output>.npy [T, B, dims...], final_<state>.npy [B, dims...]; with a loss also loss.npy (0-d),
 //   grad_<param>.npy, grad_<input>.npy [T, B, dims...], grad_init_<state>.npy [B, dims...]. A param
 //   that a state starts from (when no <state>.npy overrides it) gets the batch-summed gradient of
 //   that initial state added to its own.
 //
 // Every problem (a missing or malformed array, a wrong shape, NaN or Inf, ...) is an UnrollError
-// whose message names the file and says why. Every check happens before the first file is written.
+// whose message names the file and says why. Every check happens before the first file is written,
+// and a failed write (a full disk) leaves the output folder exactly as it was.
 #pragma once
 
 #include <cstdint>
