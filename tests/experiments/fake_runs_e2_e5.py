@@ -36,7 +36,7 @@ def metrics(run, rng, phases, steps, start, floor, val_every=0, every=10):
                 f.write(f"{ph},{s},{loss:.6g},{val},{min(1.0, loss):.4g},{sec:.3f}\n")
 
 
-def training(phase, steps, batch, last, stop="max steps", best=None, target=None, **extra):
+def training(phase, steps, batch, last, stop="max-steps", best=None, target=None, **extra):
     t = {"phase": phase, "steps": steps, "stop_reason": stop, "best_validation_error": best,
          "target_error": target, "seconds": 12.5, "resumed": False, "samples": steps * batch,
          "last_loss": last}
@@ -69,20 +69,24 @@ PLASTIC = {"plastic_gru": "square", "plastic_gru_clip": "square", "pbrc": "squar
 
 
 def copy_first(run, seed=1, cell="nbrc", T=30, D=4, H=8):
+    """summary.json records the setting (D, H) as given; the arrays stay small (T, D, H capped)."""
     rng = np.random.default_rng(seed)
+    n_in, H_given = D, H
+    T, D, H = min(T, 40), min(D, 6), min(H, 8)
     os.makedirs(run, exist_ok=True)
     quality = {"gru": 0.3, "brc": 0.05, "nbrc": 0.01, "pbrc": 0.008}.get(cell, 0.02)
     test = quality * math.exp(0.3 * rng.standard_normal())
     steps, batch = 400, 128
-    stop = "target loss reached" if test < 0.02 else "max steps"
+    stop = "loss-target" if test < 0.02 else "max-steps"
     states = ["h"] + (["hebb"] if cell in PLASTIC else [])
+    H_dims = H_given
     n_params = PARAMS.get(cell, 3) * H * (H + D + 1) + D * (H + 1)
     s05 = int(rng.integers(40, 120))
     write_json(os.path.join(run, "summary.json"), {
         "experiment": {"name": "copy_first", "file": "experiments/copy_first.toml",
                        "description": "E5 (fake)", "seed": seed},
         "cell": {"file": f"../cells/{cell}.cell", "name": cell,
-                 "dims": {"n_in": D, "n_out": D, "n": H}, "params": n_params},
+                 "dims": {"n_in": n_in, "n_out": n_in, "n": H_dims}, "params": n_params},
         "training": training("train", steps, batch, test, stop,
                               first_step_loss={"below_0.5": s05,
                                                "below_0.1": s05 * 2 if test < 0.1 else None}),
@@ -133,7 +137,7 @@ def multi_sequence(run, seed=1, K=2, N=40, T=100):
                        "description": "E2 (fake)", "seed": seed},
         "cell": {"file": "../cells/dale_rnn.cell", "name": "dale_rnn",
                  "dims": {"n": N, "n_in": 1, "n_out": 5 * K}, "params": N * N + 5 * K * N + N},
-        "training": training("train", 2000, 20, test, "target error reached",
+        "training": training("train", 2000, 20, test, "target",
                              math.sqrt(test), 0.1),
         "analyses": {
             "weight_histogram": {"kind": "weight_histogram", "matrix": "W_rec",
@@ -227,7 +231,7 @@ def readout(run, seed=1, fixed=True, N=30, T=100):
                        "description": "E4 (fake)", "seed": seed},
         "cell": {"file": "../cells/dale_rnn.cell", "name": "dale_rnn",
                  "dims": {"n": N, "n_in": 1, "n_out": n}, "params": N * N + 11 * N},
-        "training": training("train", 200, 20, val ** 2, "max steps", val, 0.1),
+        "training": training("train", 200, 20, val ** 2, "max-steps", val, 0.1),
         "analyses": {
             "readout_activity": {"kind": "readout_activity", "trials": 200, "silent": silent,
                                  "measured": {"silent_outputs": len(silent), "outputs": n,
@@ -266,8 +270,7 @@ def sweep_points(experiment):
                     pts.append((f"cell={cell},steps={T},dim={D},n={H},seed={seed}",
                                 {"cell.file": cell, "task.steps": str(T), "task.dim": str(D),
                                  "cell.dims.n": str(H), "experiment.seed": str(seed)},
-                                {"cell": cell, "T": min(T, 40), "D": min(D, 6), "H": min(H, 8),
-                                 "seed": seed}))
+                                {"cell": cell, "T": T, "D": D, "H": H, "seed": seed}))
     elif experiment == "multi_sequence":
         for K in (1, 2, 4):
             for seed in (1, 2):
