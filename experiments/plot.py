@@ -1,25 +1,41 @@
 #!/usr/bin/python3
 """Draw the figures of a finished (or partial) cellc experiment run folder.
 
-    python3 experiments/plot.py RUN_DIR [--only NAME ...]
+    python3 experiments/plot.py RUN_DIR [--only NAME ...] [--log-counts]
 
 Reads RUN_DIR/summary.json, RUN_DIR/metrics.csv and RUN_DIR/arrays/*.npy, writes one PNG per figure
 into RUN_DIR/figures/ and prints the files written, one per line, on stdout.
 
-A figure whose inputs are missing (or malformed) is skipped with a one-line note on stderr. An
-analysis kind in summary.json that this script does not know is skipped with a note. Exit status:
+A figure whose inputs are missing (or malformed) is skipped with a one-line note on stderr; so is
+a malformed metrics.csv row (a field count other than the header's, a non-numeric value), named by
+its line. An analysis kind that this script does not know is skipped with a note. Exit status:
 0 if at least one figure was drawn or nothing was drawable, 1 only if summary.json is unreadable,
 2 on a usage error (unknown --only name).
 
+Each entry of summary.json "analyses" is drawn by its "kind" (the key when the entry has none). A
+named analysis (key != kind) reads its arrays as NAME_<array>.npy and writes NAME_<figure>.png,
+e.g. the forgetting experiment's task1_after_trace.png.
+
 Figures:
-  learning_curve    (always)          training loss and validation error vs step
+  learning_curve    (always)          training loss and validation error vs step; without
+                                      validation (copy_first), the minibatch loss vs samples seen
+                                      (step x batch) with the first steps below the milestones
   sequence_heatmap  (column_shift)    outputs over time before/after the example edit
   traces            (column_shift)    input, outputs and targets of the original trial
   shift_vs_column   (column_shift)    sequence shift vs edited column, one line per edit value v
   shift_vs_value    (column_shift)    sequence shift vs edit value v, one line per column
   shift_map         (column_shift)    mean peak shift over every (column, v), failures marked
+  trace             (trace)           per trial (up to 8): outputs vs targets, input; copy-first
+                                      trials (target at the last step only): first input vs last
+                                      output per dimension
+  plastic           (trace)           a matrix-shaped state (the Hebbian trace): its norm, a few
+                                      entries, heatmaps at 3 times, the hidden state over time
+  weight_histogram  (weight_histogram) E and I entries of W_rec,eff on shared bins (--log-counts)
+  ei_rates          (ei_rates)        mean E and I rates over time and their ratio
+  readout_activity  (readout_activity) peak per output vs the threshold, silent outputs marked
 
---only takes figure names (with or without .png) or analysis kinds (all of that kind's figures).
+--only takes figure names (with or without .png), file names of named analyses' figures, analysis
+names or analysis kinds.
 Only the standard library, numpy and matplotlib are used.
 """
 

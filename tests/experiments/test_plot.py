@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """ctest driver for experiments/plot.py on synthetic run folders (no training needed).
 
-    python3 tests/experiments/test_plot.py SOURCE_DIR
+    python3 tests/experiments/test_plot.py SOURCE_DIR [plot|summarize|all]
+
+plot: checks 1-7 (experiments/plot.py); summarize: check 8 (experiments/summarize.py); all (the
+default): both.
 
 Checks, each in a fresh temporary folder:
   1. a full fake E1 run: exit 0, every expected PNG written, non-empty, a real PNG, and listed on
@@ -181,15 +184,22 @@ def check_summarize(fake, summarize, tmp):
     check(rc == 2, f"summarize.py with an unknown experiment: usage error (rc={rc})")
 
 
+PARTS = ("plot", "summarize", "all")
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in PARTS):
         print(__doc__, file=sys.stderr)
         return 1
+    part = sys.argv[2] if len(sys.argv) == 3 else "all"
     src = os.path.abspath(sys.argv[1])
     fake = os.path.join(src, "tests", "experiments", "make_fake_run.py")
     plot = os.path.join(src, "experiments", "plot.py")
     tmp = tempfile.mkdtemp(prefix="cellc_plot_test_")
     try:
+        if part == "summarize":
+            check_summarize(fake, os.path.join(src, "experiments", "summarize.py"), tmp)
+            return finish()
         # 1. full fake run
         d = os.path.join(tmp, "full")
         rc, _, err = run([fake, d])
@@ -247,10 +257,14 @@ def main():
 
         check_e2_e5(fake, plot, tmp)
         check_malformed_metrics(fake, plot, tmp)
-        check_summarize(fake, os.path.join(src, "experiments", "summarize.py"), tmp)
+        if part == "all":
+            check_summarize(fake, os.path.join(src, "experiments", "summarize.py"), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return finish()
 
+
+def finish():
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
         return 1
