@@ -572,12 +572,18 @@ def e3_lambda(r):
 
 
 def e3_dropout(r):
+    """The task-1 dropout of the sweep's axis; None when no axis sets it (the base file's)."""
     v = r.axis("dropout")
-    return as_float(v) if v is not None else math.nan
+    v = as_float(v) if v is not None else math.nan
+    return v if math.isfinite(v) else None
+
+
+def dropout_order(p):
+    return -p if p is not None else 0.0
 
 
 def dropout_label(p):
-    return "dropout: as in the base file" if not math.isfinite(p) else (
+    return "dropout: as in the base file" if p is None else (
         "no dropout" if p == 0 else f"dropout p = {p:g}")
 
 
@@ -592,7 +598,7 @@ def summarize_forgetting(sw, out, args):
           "1 (1: nothing forgotten, 0: back to chance). Each number: mean [min, max] (n seeds).\n\n"]
     rows, comps = [], []
     by = group(runs, lambda r: (e3_dropout(r), e3_lambda(r)))
-    keys = sorted(by, key=lambda k: (-k[0] if math.isfinite(k[0]) else 0, k[1]))
+    keys = sorted(by, key=lambda k: (dropout_order(k[0]), k[1]))
     for k in keys:
         rs = by[k]
         t1, t2 = phase_names(rs[0])[0], phase_names(rs[0])[-1]
@@ -609,11 +615,9 @@ def summarize_forgetting(sw, out, args):
     md.append(table(["dropout (task 1)", "EWC lambda", "task 1 before", "task 1 after",
                      "task 2 before", "task 2 after", "retention of task 1", "task-1 chance"],
                     rows))
-    for p in sorted({k[0] for k in keys}, key=lambda x: -x if math.isfinite(x) else 0):
-        lams = sorted(k[1] for k in keys if k[0] == p or (math.isnan(p) and math.isnan(k[0])))
-        for lam in lams:
-            rs = by.get((p, lam)) or [r for (pp, ll), v in by.items() for r in v
-                                      if ll == lam and math.isnan(pp) and math.isnan(p)]
+    for p in sorted({k[0] for k in keys}, key=dropout_order):
+        for lam in sorted(k[1] for k in keys if k[0] == p):
+            rs = by[(p, lam)]
             t1, t2 = phase_names(rs[0])[0], phase_names(rs[0])[-1]
             comps.append(f"{dropout_label(p)}, lambda {g(lam)}: retention "
                          f"{spread([r.get(f'test.retention.{t1}') for r in rs])}, task-2 MSE "
@@ -645,8 +649,7 @@ def e3_traces_figure(runs, out):
     if ewc is None:
         raise plot.Missing("no run with EWC (lambda > 0)")
     no = pick(lambda r: e3_lambda(r) == 0 and r.seed == ewc.seed
-              and (e3_dropout(r) == e3_dropout(ewc) or (math.isnan(e3_dropout(r))
-                                                        and math.isnan(e3_dropout(ewc)))))
+              and e3_dropout(r) == e3_dropout(ewc))
     panels = [("task 1 before task 2", ewc, "task1_before"),
               (f"after task 2, EWC lambda = {g(e3_lambda(ewc))}", ewc, "task1_after")]
     panels.append(("after task 2, no EWC", no, "task1_after") if no else
@@ -678,11 +681,10 @@ def e3_lambda_figure(by, keys, out):
     if not keys:
         raise plot.Missing("no finished run")
     fig, (ax_r, ax_2) = plt.subplots(1, 2, figsize=(11.5, 4.2), constrained_layout=True)
-    drops = sorted({k[0] for k in keys}, key=lambda x: -x if math.isfinite(x) else 0)
+    drops = sorted({k[0] for k in keys}, key=dropout_order)
     for i, p in enumerate(drops):
         c = f"C{i}"
-        ks = sorted([k for k in keys if k[0] == p or (math.isnan(k[0]) and math.isnan(p))],
-                    key=lambda k: k[1])
+        ks = sorted([k for k in keys if k[0] == p], key=lambda k: k[1])
         for ax, metric in ((ax_r, "retention"), (ax_2, "task2")):
             xs, ms = [], []
             for k in ks:

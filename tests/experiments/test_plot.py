@@ -177,6 +177,19 @@ def check_summarize(fake, summarize, tmp):
         for want in SUMMARY_TEXT[exp] + ["## Missing runs", "## Verdict", "2 run(s) not finished"]:
             where = text if not want.endswith("not finished") else err
             check(want in where, f"summarize.py {exp}: summary says {want!r}")
+    # Run folders without sweep.csv or sweep.json (and so without the dropout axis): the runs are
+    # found by their summary.json, lambda comes from the training summary, and the runs of one
+    # lambda are pooled.
+    bare = os.path.join(tmp, "bare_forgetting")
+    shutil.copytree(os.path.join(tmp, "sweep_forgetting"), bare,
+                    ignore=shutil.ignore_patterns("sweep.csv", "sweep.json"))
+    out = os.path.join(tmp, "results_bare")
+    rc, _, err = run([summarize, bare, "--experiment", "forgetting", "--out", out])
+    text = open(os.path.join(out, "summary.md")).read() if rc == 0 else ""
+    check(rc == 0 and "| dropout: as in the base file | 500 |" in text
+          and "| 0.786 [0.714, 0.857] (n=4) |" in text,
+          f"summarize.py on bare run folders pools by lambda (rc={rc}) {err.strip()}")
+
     rc, _, err = run([summarize, os.path.join(tmp, "no_such_sweep"), "--experiment", "readout",
                       "--out", os.path.join(tmp, "r")])
     check(rc == 1 and "no_such_sweep" in err, f"summarize.py on a missing folder: exit 1 ({rc})")
