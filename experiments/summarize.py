@@ -967,6 +967,7 @@ def e4_figure(by, labels, out):
             ax.set_yscale("log")
         else:
             ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
+            ax.yaxis.set_major_locator(plot.MaxNLocator(integer=True))
         ax.set_title(name, fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("E4: fixed vs learned readout (dots: seeds; bars: mean)")
