@@ -1,25 +1,41 @@
 #!/usr/bin/python3
 """Draw the figures of a finished (or partial) cellc experiment run folder.
 
-    python3 experiments/plot.py RUN_DIR [--only NAME ...]
+    python3 experiments/plot.py RUN_DIR [--only NAME ...] [--log-counts]
 
 Reads RUN_DIR/summary.json, RUN_DIR/metrics.csv and RUN_DIR/arrays/*.npy, writes one PNG per figure
 into RUN_DIR/figures/ and prints the files written, one per line, on stdout.
 
-A figure whose inputs are missing (or malformed) is skipped with a one-line note on stderr. An
-analysis kind in summary.json that this script does not know is skipped with a note. Exit status:
+A figure whose inputs are missing (or malformed) is skipped with a one-line note on stderr; so is
+a malformed metrics.csv row (a field count other than the header's, a non-numeric value), named by
+its line. An analysis kind that this script does not know is skipped with a note. Exit status:
 0 if at least one figure was drawn or nothing was drawable, 1 only if summary.json is unreadable,
 2 on a usage error (unknown --only name).
 
+Each entry of summary.json "analyses" is drawn by its "kind" (the key when the entry has none). A
+named analysis (key != kind) reads its arrays as NAME_<array>.npy and writes NAME_<figure>.png,
+e.g. the forgetting experiment's task1_after_trace.png.
+
 Figures:
-  learning_curve    (always)          training loss and validation error vs step
+  learning_curve    (always)          training loss and validation error vs step; without
+                                      validation (copy_first), the minibatch loss vs samples seen
+                                      (step x batch) with the first steps below the milestones
   sequence_heatmap  (column_shift)    outputs over time before/after the example edit
   traces            (column_shift)    input, outputs and targets of the original trial
   shift_vs_column   (column_shift)    sequence shift vs edited column, one line per edit value v
   shift_vs_value    (column_shift)    sequence shift vs edit value v, one line per column
   shift_map         (column_shift)    mean peak shift over every (column, v), failures marked
+  trace             (trace)           per trial (up to 8): outputs vs targets, input; copy-first
+                                      trials (target at the last step only): first input vs last
+                                      output per dimension
+  plastic           (trace)           a matrix-shaped state (the Hebbian trace): its norm, a few
+                                      entries, heatmaps at 3 times, the hidden state over time
+  weight_histogram  (weight_histogram) E and I entries of W_rec,eff on shared bins (--log-counts)
+  ei_rates          (ei_rates)        mean E and I rates over time and their ratio
+  readout_activity  (readout_activity) peak per output vs the threshold, silent outputs marked
 
---only takes figure names (with or without .png) or analysis kinds (all of that kind's figures).
+--only takes figure names (with or without .png), file names of named analyses' figures, analysis
+names or analysis kinds.
 Only the standard library, numpy and matplotlib are used.
 """
 
@@ -120,6 +136,43 @@ class Run:
         return path
 
 
+class AnalysisView:
+    """One entry of summary.json "analyses": its key (the analysis' name), its kind, and its arrays.
+
+    A named analysis (key != kind) saves its arrays as NAME_<array>.npy and its figures are written
+    as NAME_<figure>.png, so two analyses of one kind keep theirs apart."""
+
+    def __init__(self, run, key, kind, entry):
+        self.run, self.key, self.kind = run, key, kind
+        self.entry = entry if isinstance(entry, dict) else {}
+        self.named = key != kind
+
+    def array(self, name, ndim=None):
+        if self.named:
+            return self.run.array(f"{self.key}_{name}", ndim)
+        try:
+            return self.run.array(name, ndim)
+        except Missing as plain:
+            # An analysis whose name equals its kind was still named: its arrays are prefixed.
+            if not os.path.isfile(os.path.join(self.run.dir, "arrays", f"{self.key}_{name}.npy")):
+                raise plain
+            return self.run.array(f"{self.key}_{name}", ndim)
+
+    def has(self, name):
+        base = os.path.join(self.run.dir, "arrays")
+        return any(os.path.isfile(os.path.join(base, f + ".npy"))
+                   for f in ((f"{self.key}_{name}",) if self.named else (name, f"{self.key}_{name}")))
+
+    def fig(self, name):
+        return f"{self.key}_{name}" if self.named else name
+
+
+def analysis_kind(key, entry):
+    """The kind the runner records in each entry; the key itself for older summaries."""
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    return kind if isinstance(kind, str) and kind else key
+
+
 def need_same_length(what, *arrays):
     n = {a.shape[0] for a in arrays}
     if len(n) != 1:
@@ -148,28 +201,63 @@ def _float(s):
         return math.nan
 
 
+MAX_ROW_NOTES = 5  # malformed rows named one by one; the rest counted
+
+
 def read_metrics(run):
+    """metrics.csv as (phases, step, loss, val_error). A malformed row (a field count other than
+    the header's, or a non-numeric value in a numeric column) is skipped with a note naming its
+    line; an empty numeric field is a missing value (val_error between validations)."""
     path = os.path.join(run.dir, "metrics.csv")
     if not os.path.isfile(path):
         raise Missing("metrics.csv missing")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "step" not in reader.fieldnames:
-            raise Missing("metrics.csv has no header with a 'step' column")
-        rows = [r for r in reader]
-    if not rows:
-        raise Missing("metrics.csv has no rows")
     phases, step, loss, val = [], [], [], []
-    for r in rows:
-        s = _float(r.get("step"))
-        if not math.isfinite(s):
-            continue
-        phases.append((r.get("phase") or "").strip())
-        step.append(s)
-        loss.append(_float(r.get("loss")))
-        val.append(_float(r.get("val_error")))
+    bad = []
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or "step" not in [h.strip() for h in header]:
+            raise Missing("metrics.csv has no header with a 'step' column")
+        header = [h.strip() for h in header]
+        col = {h: i for i, h in enumerate(header)}
+        for fields in reader:
+            line = reader.line_num
+            if not fields or all(not x.strip() for x in fields):
+                continue  # a blank line (e.g. the file's end)
+            if len(fields) != len(header):
+                bad.append(f"line {line}: {len(fields)} fields, the header has {len(header)}")
+                continue
+            values, why = {}, None
+            for h, i in col.items():
+                if h == "phase":
+                    continue
+                txt = fields[i].strip()
+                if txt == "":
+                    if h == "step":
+                        why = "no step"
+                        break
+                    values[h] = math.nan
+                    continue
+                try:
+                    values[h] = float(txt)
+                except ValueError:
+                    why = f"{h} is not a number ({txt[:20]!r})"
+                    break
+            if why is None and not math.isfinite(values["step"]):
+                why = f"step is not finite ({fields[col['step']].strip()!r})"
+            if why is not None:
+                bad.append(f"line {line}: {why}")
+                continue
+            phases.append(fields[col["phase"]].strip() if "phase" in col else "")
+            step.append(values["step"])
+            loss.append(values.get("loss", math.nan))
+            val.append(values.get("val_error", math.nan))
+    for b in bad[:MAX_ROW_NOTES]:
+        note(f"metrics.csv {b}: row skipped")
+    if len(bad) > MAX_ROW_NOTES:
+        note(f"metrics.csv: {len(bad) - MAX_ROW_NOTES} more malformed row(s) skipped")
     if not step:
-        raise Missing("metrics.csv has no row with a step")
+        raise Missing("metrics.csv has no well-formed row with a step")
     return phases, np.array(step), np.array(loss), np.array(val)
 
 
@@ -195,6 +283,44 @@ def readable_log_ticks(ax):
         fmt = FuncFormatter(lambda y, _: f"{y:g}")
         ax.yaxis.set_major_formatter(fmt)
         ax.yaxis.set_minor_formatter(fmt)
+
+
+def multi_phase(training):
+    return isinstance(training.get("phases"), list)
+
+
+def samples_per_step(training):
+    """The batch: training.samples / training.steps, or None when either is missing."""
+    samples, steps = training.get("samples"), training.get("steps")
+    if isinstance(samples, (int, float)) and isinstance(steps, (int, float)) and steps > 0 \
+            and samples > 0:
+        return float(samples) / float(steps)
+    return None
+
+
+def milestones(training):
+    """[(loss level, first step below it or None)] from training.first_step_loss, by level."""
+    ms = training.get("first_step_loss")
+    out = []
+    if isinstance(ms, dict):
+        for k, v in ms.items():
+            level = _float(k[len("below_"):]) if k.startswith("below_") else math.nan
+            if math.isfinite(level):
+                out.append((level, v if isinstance(v, (int, float)) else None))
+    return sorted(out, reverse=True)
+
+
+def mark_milestones(ax, training, batch):
+    for k, (level, s) in enumerate(milestones(training)):
+        c = plt.get_cmap("Dark2")(k % 8)
+        ax.axhline(level, color=c, lw=0.8, ls=":")
+        if s is None:
+            ax.text(0.01, level, f" never below {level:g}", color=c, fontsize=8, va="bottom",
+                    transform=ax.get_yaxis_transform())
+            continue
+        ax.axvline(s * batch, color=c, lw=0.9, ls="--")
+        ax.plot([s * batch], [level], marker="o", ms=6, mfc="none", mec=c, mew=1.5, ls="none",
+                label=f"first below {level:g}: step {int(s)} ({s * batch:.3g} samples)")
 
 
 def draw_learning_curve(run):
@@ -224,6 +350,14 @@ def draw_learning_curve(run):
     has_val = np.any(np.isfinite(val))
     if not has_loss and not has_val:
         raise Missing("metrics.csv has neither a positive loss nor a validation error")
+
+    # Fresh data every step and no validation (copy_first): the minibatch loss against the samples
+    # seen (step x batch), with the first steps below the loss milestones marked.
+    batch = samples_per_step(training)
+    per_sample = not has_val and not multi_phase(training) and batch is not None
+    if per_sample:
+        x = x * batch
+        boundaries = [b * batch for b in boundaries]
 
     nrows = int(has_loss) + int(has_val)
     fig, axes = plt.subplots(nrows, 1, figsize=(7.0, 2.6 * nrows + 0.6), sharex=True,
@@ -258,7 +392,9 @@ def draw_learning_curve(run):
                         label=phase_label(ph) if multi else "training loss")
         ax.set_yscale("log")
         readable_log_ticks(ax)
-        ax.set_ylabel("training loss (MSE)")
+        ax.set_ylabel("minibatch loss (MSE)" if per_sample else "training loss (MSE)")
+        if per_sample:
+            mark_milestones(ax, training, batch)
         ax.legend(loc="upper right", frameon=False)
         ax.grid(True, which="major", alpha=0.3)
 
@@ -299,7 +435,10 @@ def draw_learning_curve(run):
     for ax in axes:
         for b in boundaries:
             ax.axvline(b, color="0.5", lw=0.8, ls=":")
-    axes[-1].set_xlabel("training step" + (" (phases laid end to end)" if cumulative else ""))
+    if per_sample:
+        axes[-1].set_xlabel(f"samples seen (step x batch {batch:g})")
+    else:
+        axes[-1].set_xlabel("training step" + (" (phases laid end to end)" if cumulative else ""))
 
     steps = training.get("steps")
     stop = training.get("stop_reason")
@@ -323,15 +462,15 @@ def draw_learning_curve(run):
 # column_shift (E1)
 # --------------------------------------------------------------------------------------------
 
-def cs_time(run, n):
+def cs_time(an, n):
     """trial_time.npy, or n samples at the analysis dt if the time array is missing."""
     try:
-        t = run.array("trial_time", 1)
+        t = an.array("trial_time", 1)
         if t.shape[0] != n:
             raise Missing(f"arrays/trial_time.npy has {t.shape[0]} samples, the outputs {n}")
         return t
     except Missing:
-        dt = run.analysis("column_shift").get("dt")
+        dt = an.entry.get("dt")
         if isinstance(dt, (int, float)) and dt > 0:
             return np.arange(n) * float(dt)
         raise
@@ -349,13 +488,13 @@ def peak_shifts(t, y0, y1, max_shift):
     return s
 
 
-def draw_sequence_heatmap(run):
-    a = run.analysis("column_shift")
-    y0 = as_2d(run.array("trial_output"))
-    y1 = as_2d(run.array("edit_example_output"))
+def draw_sequence_heatmap(run, an):
+    a = an.entry
+    y0 = as_2d(an.array("trial_output"))
+    y1 = as_2d(an.array("edit_example_output"))
     if y0.ndim != 2 or y0.shape != y1.shape:
         raise Missing(f"trial_output {y0.shape} and edit_example_output {y1.shape} differ in shape")
-    t = cs_time(run, y0.shape[0])
+    t = cs_time(an, y0.shape[0])
     ex = a.get("example") if isinstance(a.get("example"), dict) else {}
     # {"example": {"column", "value"}}; the TOML's flat example_column / example_value also do
     col = ex.get("column", a.get("example_column"))
@@ -412,7 +551,7 @@ def draw_sequence_heatmap(run):
     ax.barh(rows[~excluded], shifts[~excluded], height=0.7, color=colors[~excluded])
     if excluded.any():
         ax.plot(np.zeros(excluded.sum()), rows[excluded], ls="none", marker="x", color="k",
-                ms=6, label=f"excluded ({_tau_text(run)})")
+                ms=6, label=f"excluded ({_tau_text(an)})")
         ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), fontsize=7, frameon=False)
     ax.axvline(0, color="0.3", lw=0.8)
     lim = float(np.max(np.abs(shifts[~excluded]))) if (~excluded).any() else 1.0
@@ -430,30 +569,30 @@ def draw_sequence_heatmap(run):
         if (~ok).any():
             sup += f", {int((~ok).sum())} output(s) excluded"
     fig.suptitle(sup)
-    return run.save(fig, "sequence_heatmap")
+    return run.save(fig, an.fig("sequence_heatmap"))
 
 
-def draw_traces(run):
-    return _draw_traces(run, "trial", "original trial at the analysis dt, no noise", "traces")
+def draw_traces(run, an):
+    return _draw_traces(run, an, "trial", "original trial at the analysis dt, no noise", "traces")
 
 
-def draw_traces_trained(run):
-    return _draw_traces(run, "trained", "the same trial at the training dt, no noise",
+def draw_traces_trained(run, an):
+    return _draw_traces(run, an, "trained", "the same trial at the training dt, no noise",
                         "traces_trained")
 
 
-def _draw_traces(run, prefix, what, name):
-    y = as_2d(run.array(f"{prefix}_output"))
-    z = as_2d(run.array(f"{prefix}_target"))
-    u = run.array(f"{prefix}_input")
+def _draw_traces(run, an, prefix, what, name):
+    y = as_2d(an.array(f"{prefix}_output"))
+    z = as_2d(an.array(f"{prefix}_target"))
+    u = an.array(f"{prefix}_input")
     if y.shape != z.shape:
         raise Missing(f"{prefix}_output {y.shape} and {prefix}_target {z.shape} differ in shape")
     u = as_2d(u)
     need_same_length(name, y, u)
     if prefix == "trial":
-        t = cs_time(run, y.shape[0])
+        t = cs_time(an, y.shape[0])
     else:
-        t = run.array(f"{prefix}_time", 1)
+        t = an.array(f"{prefix}_time", 1)
         need_same_length(name, y, t)
     n_out = y.shape[1]
 
@@ -492,20 +631,20 @@ def _draw_traces(run, prefix, what, name):
     cb.update_ticks()
     rmse = float(np.sqrt(np.nanmean((y - z) ** 2)))
     ax_y.set_title(f"outputs (solid) vs targets (dashed): RMSE {rmse:.3g}", fontsize=10)
-    return run.save(fig, name)
+    return run.save(fig, an.fig(name))
 
 
-def _shift_arrays(run):
-    cols = run.array("shift_columns", 1)
-    vals = run.array("shift_values", 1)
-    peak = run.array("peak_shift", 2)
+def _shift_arrays(an):
+    cols = an.array("shift_columns", 1)
+    vals = an.array("shift_values", 1)
+    peak = an.array("peak_shift", 2)
     C, V = cols.shape[0], vals.shape[0]
     if peak.shape != (C, V):
         raise Missing(f"arrays/peak_shift.npy has shape {peak.shape}, expected ({C}, {V})")
     optional = {}
     for name in ("centroid_shift", "failures"):  # optional: the figures do without them
         try:
-            arr = run.array(name, 2)
+            arr = an.array(name, 2)
             if arr.shape != (C, V):
                 raise Missing(f"arrays/{name}.npy has shape {arr.shape}, expected ({C}, {V})")
             optional[name] = arr
@@ -533,8 +672,8 @@ def _pick(requested, available, count_default=4):
     return sorted(set(np.linspace(0, n - 1, min(count_default, n)).round().astype(int).tolist()))
 
 
-def _tau_text(run):
-    tau = run.analysis("column_shift").get("tau")
+def _tau_text(an):
+    tau = an.entry.get("tau")
     if isinstance(tau, (int, float)):
         return f"|shift| > 0.5 tau = {0.5 * tau:g} ms"
     return "|shift| too large"
@@ -564,7 +703,7 @@ def _draw_shift_lines(ax, x, series, labels, colors):
     return any_fail, all_fail
 
 
-def _style_legend(ax, have_centroid, fails, run, title):
+def _style_legend(ax, have_centroid, fails, an, title):
     any_fail, all_fail = fails
     h, _ = ax.get_legend_handles_labels()
     blank = Line2D([], [], ls="none", label=" ")
@@ -574,7 +713,7 @@ def _style_legend(ax, have_centroid, fails, run, title):
         extra.append(Line2D([], [], color="0.3", lw=1.3, ls="--", label="centroid shift"))
     if any_fail:
         extra.append(Line2D([], [], color="0.3", ls="none", marker="x", ms=8, mew=1.8,
-                            label=f"some outputs excluded\n({_tau_text(run)})"))
+                            label=f"some outputs excluded\n({_tau_text(an)})"))
     if all_fail:
         extra.append(Line2D([], [], ls="none", marker="v", ms=8, mew=1.5, mfc="none",
                             mec="0.3", label="on the x axis: every output\nexcluded, no mean"))
@@ -582,9 +721,9 @@ def _style_legend(ax, have_centroid, fails, run, title):
               frameon=False, alignment="left")
 
 
-def draw_shift_vs_column(run):
-    a = run.analysis("column_shift")
-    cols, vals, peak, cent, fail = _shift_arrays(run)
+def draw_shift_vs_column(run, an):
+    a = an.entry
+    cols, vals, peak, cent, fail = _shift_arrays(an)
     picks = _pick(a.get("plot_values"), vals)
 
     vmax = max(float(np.nanmax(np.abs(vals[picks]))), 1e-12)
@@ -607,13 +746,13 @@ def draw_shift_vs_column(run):
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{run.name}: shift vs edited column (W_rec,eff[E rows, c] -= v)\n"
                  "positive: the sequence comes earlier")
-    _style_legend(ax, cent is not None, fails, run, "edit value")
-    return run.save(fig, "shift_vs_column")
+    _style_legend(ax, cent is not None, fails, an, "edit value")
+    return run.save(fig, an.fig("shift_vs_column"))
 
 
-def draw_shift_vs_value(run):
-    a = run.analysis("column_shift")
-    cols, vals, peak, cent, fail = _shift_arrays(run)
+def draw_shift_vs_value(run, an):
+    a = an.entry
+    cols, vals, peak, cent, fail = _shift_arrays(an)
     picks = _pick(a.get("plot_columns"), cols)
 
     cmap = plt.get_cmap("viridis")
@@ -633,12 +772,12 @@ def draw_shift_vs_value(run):
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{run.name}: shift vs edit value, per edited column\n"
                  "positive: the sequence comes earlier")
-    _style_legend(ax, cent is not None, fails, run, "edited column")
-    return run.save(fig, "shift_vs_value")
+    _style_legend(ax, cent is not None, fails, an, "edited column")
+    return run.save(fig, an.fig("shift_vs_value"))
 
 
-def draw_shift_map(run):
-    cols, vals, peak, cent, fail = _shift_arrays(run)
+def draw_shift_map(run, an):
+    cols, vals, peak, cent, fail = _shift_arrays(an)
     fin = peak[np.isfinite(peak)]
     if fin.size == 0:
         raise Missing("arrays/peak_shift.npy has no finite value")
@@ -660,7 +799,7 @@ def draw_shift_map(run):
         ci, vi = np.nonzero(np.isfinite(fail) & (fail > 0))
         if ci.size:
             handles += ax.plot(vals[vi], cols[ci], ls="none", marker="x", ms=5, mew=1.1,
-                               color="k", label=f"some outputs excluded ({_tau_text(run)})")
+                               color="k", label=f"some outputs excluded ({_tau_text(an)})")
     if not np.all(np.isfinite(peak)):
         from matplotlib.patches import Patch
         handles.append(Patch(facecolor="0.75", edgecolor="0.5",
@@ -674,7 +813,325 @@ def draw_shift_map(run):
     ax.set_title(f"{run.name}: mean peak shift over all edits (W_rec,eff[E rows, c] -= v)")
     cb = fig.colorbar(mesh, ax=ax, pad=0.02)
     cb.set_label("mean peak shift (ms), >0: earlier")
-    return run.save(fig, "shift_map")
+    return run.save(fig, an.fig("shift_map"))
+
+
+# --------------------------------------------------------------------------------------------
+# trace (E2 trained trials, E3 before/after, E4, E5's plastic cell)
+# --------------------------------------------------------------------------------------------
+
+MAX_TRIALS = 8
+
+
+def trace_arrays(an):
+    """trace_input, trace_target, trace_output as [B, T, size], checked against each other."""
+    u = an.array("trace_input", 3)
+    z = an.array("trace_target", 3)
+    y = an.array("trace_output", 3)
+    if y.shape != z.shape:
+        raise Missing(f"trace_output {y.shape} and trace_target {z.shape} differ in shape")
+    if u.shape[:2] != y.shape[:2]:
+        raise Missing(f"trace_input {u.shape} and trace_output {y.shape} differ in trials or steps")
+    if y.shape[1] < 1:
+        raise Missing("the trace has no time step")
+    return u, z, y
+
+
+def asked_at_last_step_only(z):
+    """A copy-first trial: the target is zero everywhere but the last step."""
+    return z.shape[1] > 1 and not np.any(z[:, :-1]) and np.any(z[:, -1])
+
+
+def draw_trace(run, an):
+    u, z, y = trace_arrays(an)
+    if asked_at_last_step_only(z):
+        return _draw_trace_last_step(run, an, u, z, y)
+    B, T, n_out = y.shape
+    shown = min(B, MAX_TRIALS)
+    ncols = 1 if shown == 1 else 2
+    nrows = math.ceil(shown / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 2.5 * nrows + 0.8),
+                             squeeze=False, sharex=True, constrained_layout=True)
+    t = np.arange(T)
+    cmap = plt.get_cmap("viridis")
+    lw = 1.2 if n_out <= 20 else 0.8
+    for b in range(nrows * ncols):
+        ax = axes[b // ncols, b % ncols]
+        if b >= shown:
+            ax.axis("off")
+            continue
+        for i in range(n_out):
+            c = cmap(0.92 * i / max(n_out - 1, 1))
+            ax.plot(t, z[b, :, i], color=c, lw=lw, ls="--", alpha=0.9)
+            ax.plot(t, y[b, :, i], color=c, lw=lw)
+        ax.grid(True, alpha=0.3)
+        axu = ax.twinx()  # the input on its own scale, in grey, behind
+        for j in range(u.shape[2]):
+            axu.plot(t, u[b, :, j], color="0.55", lw=0.9, alpha=0.8)
+        axu.set_ylabel("input", color="0.45", fontsize=8)
+        axu.tick_params(axis="y", colors="0.45", labelsize=7)
+        axu.spines["right"].set_visible(True)
+        rmse = float(np.sqrt(np.nanmean((y[b] - z[b]) ** 2)))
+        ax.set_title(f"trial {b}: RMSE {rmse:.3g}", fontsize=9)
+        if b % ncols == 0:
+            ax.set_ylabel("output")
+        if b // ncols == nrows - 1 or b + ncols >= shown:
+            ax.set_xlabel("time step")
+    axes[0, 0].legend(handles=[Line2D([], [], color="0.3", lw=1.3, label="output"),
+                               Line2D([], [], color="0.3", lw=1.3, ls="--", label="target"),
+                               Line2D([], [], color="0.55", lw=0.9, label="input (right axis)")],
+                      loc="upper right", frameon=False, fontsize=7.5)
+    more = f" (first {shown} of {B})" if B > shown else ""
+    fig.suptitle(f"{run.name}: {an.key}: outputs (solid, colour = output index) vs targets "
+                 f"(dashed){more}")
+    return run.save(fig, an.fig("trace"))
+
+
+def _draw_trace_last_step(run, an, u, z, y):
+    """Copy-first: the output only matters at the last step, so plot what it should copy (the
+    first input) against what it gives (the last output), one point per trial and dimension."""
+    B, T, D = y.shape
+    first = u[:, 0, :D] if u.shape[2] >= D else z[:, -1, :]
+    final = y[:, -1, :]
+    mse = float(np.mean((final - z[:, -1, :]) ** 2))
+    fig, (ax_s, ax_t) = plt.subplots(1, 2, figsize=(11.0, 4.4), constrained_layout=True,
+                                     gridspec_kw={"width_ratios": [1, 1.5]})
+    lim = float(np.nanmax(np.abs(np.concatenate([first.ravel(), final.ravel()])))) * 1.08 or 1.0
+    ax_s.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.9, ls="--", label="perfect copy")
+    for b in range(min(B, MAX_TRIALS)):
+        ax_s.plot(first[b], final[b], ls="none", marker="o", ms=4, alpha=0.8,
+                  label=f"trial {b}" if B > 1 else f"{D} dimension(s)")
+    ax_s.set_xlim(-lim, lim)
+    ax_s.set_ylim(-lim, lim)
+    ax_s.set_aspect("equal")
+    ax_s.set_xlabel("first input x_1 (the target)")
+    ax_s.set_ylabel(f"output at the last step t = {T}")
+    ax_s.set_title(f"one point per dimension: MSE {mse:.3g}", fontsize=10)
+    ax_s.grid(True, alpha=0.3)
+    ax_s.legend(frameon=False, fontsize=7.5)
+    # the output over the sequence, for a few dimensions of trial 0; the target asked at the end
+    t = np.arange(1, T + 1)
+    for i in range(min(D, 4)):
+        c = f"C{i}"
+        ax_t.plot(t, y[0, :, i], color=c, lw=1.0, label=f"output {i}")
+        ax_t.plot([T], [z[0, -1, i]], marker="*", ms=12, color=c, mec="k", mew=0.5, ls="none")
+        ax_t.axhline(first[0, i], color=c, lw=0.6, ls=":")
+    ax_t.set_xlabel("time step")
+    ax_t.set_ylabel("output")
+    ax_t.set_title("trial 0 over the sequence (star: the target, asked at the last step; "
+                   "dotted: x_1)", fontsize=9)
+    ax_t.grid(True, alpha=0.3)
+    ax_t.legend(frameon=False, fontsize=7.5, ncol=2)
+    fig.suptitle(f"{run.name}: {an.key}: copy the first input over {T} steps")
+    return run.save(fig, an.fig("trace"))
+
+
+def trace_states(an):
+    """{name: array [B, T, ...]} of the recorded states (entry "states", else every file)."""
+    names = an.entry.get("states")
+    if not isinstance(names, list):
+        prefix = (f"{an.key}_" if an.named else "") + "trace_state_"
+        d = os.path.join(an.run.dir, "arrays")
+        names = sorted(f[len(prefix):-4] for f in (os.listdir(d) if os.path.isdir(d) else [])
+                       if f.startswith(prefix) and f.endswith(".npy"))
+    out = {}
+    for n in names:
+        if isinstance(n, str):
+            a = an.array(f"trace_state_{n}")
+            if a.ndim < 3:
+                raise Missing(f"trace_state_{n} has shape {a.shape}, expected [trials, steps, ...]")
+            out[n] = a
+    return out
+
+
+def draw_plastic(run, an):
+    """What a plastic cell does over one sequence: its matrix-shaped state (the Hebbian trace) and
+    the hidden state it acts on. One figure per matrix state."""
+    states = trace_states(an)
+    mats = {k: v for k, v in states.items() if v.ndim == 4}
+    if not mats:  # not a plastic cell, or its trace not recorded: nothing to draw, no note
+        return []
+    vecs = {k: v for k, v in states.items() if v.ndim == 3}
+    hname = "h" if "h" in vecs else (next(iter(vecs)) if vecs else None)
+    paths = []
+    for mname, M in mats.items():
+        name = "plastic" if len(mats) == 1 else f"plastic_{mname}"
+        paths.append(_draw_plastic_one(run, an, name, mname, M[0],
+                                       None if hname is None else (hname, vecs[hname][0])))
+    return paths
+
+
+def _draw_plastic_one(run, an, figname, mname, M, hstate):
+    T, r, c = M.shape
+    t = np.arange(1, T + 1)
+    fig = plt.figure(figsize=(12.0, 9.6), constrained_layout=True)
+    grid = fig.add_gridspec(3, 6, height_ratios=[1, 1.1, 1.1])
+    ax_n = fig.add_subplot(grid[0, 0:3])
+    ax_e = fig.add_subplot(grid[0, 3:6], sharex=ax_n)
+    norm = np.sqrt((M ** 2).sum(axis=(1, 2)))
+    ax_n.plot(t, norm, color="C3", lw=1.4, label=f"||{mname}_t|| (Frobenius)")
+    ax_n.plot(t, np.abs(M).max(axis=(1, 2)), color="C7", lw=0.9, ls="--", label="max |entry|")
+    ax_n.set_xlabel("time step")
+    ax_n.set_title(f"the trace {mname} [{r} x {c}] over the sequence", fontsize=10)
+    ax_n.grid(True, alpha=0.3)
+    ax_n.legend(frameon=False)
+    # the entries with the largest final magnitude
+    flat = M.reshape(T, -1)
+    top = np.argsort(-np.abs(flat[-1]))[:6]
+    for k, j in enumerate(top):
+        ax_e.plot(t, flat[:, j], lw=1.1, color=f"C{k}", label=f"[{j // c}, {j % c}]")
+    ax_e.axhline(0, color="0.5", lw=0.7)
+    ax_e.set_xlabel("time step")
+    ax_e.set_title("six entries (the largest at the end)", fontsize=10)
+    ax_e.grid(True, alpha=0.3)
+    ax_e.legend(frameon=False, fontsize=7.5, ncol=2)
+    # the trace as a matrix at three times
+    times = sorted({max(0, T // 10 - 1), T // 2 - 1 if T > 1 else 0, T - 1})
+    lim = float(np.max(np.abs(M))) or 1.0
+    im = None
+    for k, ti in enumerate(times):
+        ax = fig.add_subplot(grid[1, 2 * k:2 * k + 2])
+        im = ax.imshow(M[ti], cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto",
+                       interpolation="nearest")
+        ax.set_title(f"{mname} after step {ti + 1}", fontsize=10)
+        ax.set_xlabel("column")
+        if k == 0:
+            ax.set_ylabel("row")
+    if im is not None:
+        fig.colorbar(im, ax=fig.axes[-len(times):], shrink=0.9, pad=0.01).set_label(mname)
+    ax_h = fig.add_subplot(grid[2, :])
+    if hstate is not None:
+        hname, H = hstate
+        hl = float(np.max(np.abs(H))) or 1.0
+        im = ax_h.imshow(H.T, cmap="RdBu_r", vmin=-hl, vmax=hl, aspect="auto",
+                         interpolation="nearest", extent=[0.5, T + 0.5, H.shape[1] - 0.5, -0.5])
+        fig.colorbar(im, ax=ax_h, pad=0.01).set_label(hname)
+        ax_h.set_ylabel("unit")
+        ax_h.set_title(f"the hidden state {hname} over the sequence", fontsize=10)
+    else:
+        ax_h.text(0.5, 0.5, "no vector state recorded", ha="center", va="center",
+                  transform=ax_h.transAxes)
+    ax_h.set_xlabel("time step")
+    fig.suptitle(f"{run.name}: {an.key}: what the plastic cell does over one sequence (trial 0)")
+    return run.save(fig, an.fig(figname))
+
+
+# --------------------------------------------------------------------------------------------
+# weight_histogram, ei_rates (E2); readout_activity (E4)
+# --------------------------------------------------------------------------------------------
+
+LOG_COUNTS = False  # --log-counts
+
+
+def weight_hist_arrays(an):
+    edges = an.array("weight_edges", 1)
+    he = an.array("weight_hist_e", 1)
+    hi = an.array("weight_hist_i", 1)
+    if not (he.shape == hi.shape and edges.shape[0] == he.shape[0] + 1):
+        raise Missing(f"weight_edges {edges.shape}, weight_hist_e {he.shape} and weight_hist_i "
+                      f"{hi.shape} do not fit (edges = bins + 1)")
+    return edges, he, hi
+
+
+def draw_weight_histogram(run, an):
+    edges, he, hi = weight_hist_arrays(an)
+    m = an.entry.get("measured") if isinstance(an.entry.get("measured"), dict) else {}
+    fig, ax = plt.subplots(figsize=(7.6, 4.2), constrained_layout=True)
+    draw_ei_hist(ax, edges, he, hi, m, LOG_COUNTS)
+    mat = an.entry.get("matrix")
+    ax.set_title(f"{run.name}: trained {mat + ' ' if isinstance(mat, str) else ''}(effective) "
+                 f"entries, E and I columns apart")
+    return run.save(fig, an.fig("weight_histogram"))
+
+
+def draw_ei_hist(ax, edges, he, hi, measured, log_counts):
+    """The E and I histograms on shared bins; the legend gives each side's mean and zeros."""
+    for h, lab, c in ((he, "excitatory columns", "#c0392b"), (hi, "inhibitory columns", "#2471a3")):
+        st = measured.get("excitatory" if lab[0] == "e" else "inhibitory") or {}
+        extra = []
+        if isinstance(st.get("mean"), (int, float)):
+            extra.append(f"mean {st['mean']:.3g}")
+        if isinstance(st.get("zero_fraction"), (int, float)):
+            extra.append(f"{100 * st['zero_fraction']:.0f}% zero")
+        ax.stairs(h, edges, color=c, lw=1.3, fill=False,
+                  label=lab + (f" ({', '.join(extra)})" if extra else ""))
+        ax.stairs(h, edges, color=c, alpha=0.18, fill=True)
+    if log_counts:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.8)
+    ax.axvline(0, color="0.4", lw=0.7)
+    ax.set_xlabel("entry of W_rec,eff")
+    ax.set_ylabel("count" + (" (log)" if log_counts else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+
+
+def draw_ei_rates(run, an):
+    e = an.array("ei_rate_e", 1)
+    i = an.array("ei_rate_i", 1)
+    ratio = an.array("ei_ratio", 1)
+    try:
+        t = an.array("ei_step", 1)
+    except Missing:
+        t = np.arange(e.shape[0], dtype=float)
+    need_same_length("ei_rates", e, i, ratio, t)
+    m = an.entry.get("measured") if isinstance(an.entry.get("measured"), dict) else {}
+    fig, (ax_r, ax_q) = plt.subplots(2, 1, figsize=(7.6, 5.6), sharex=True,
+                                     constrained_layout=True)
+    ax_r.plot(t, e, color="#c0392b", lw=1.4, label="mean excitatory rate")
+    ax_r.plot(t, i, color="#2471a3", lw=1.4, label="mean inhibitory rate")
+    ax_r.set_ylabel("rate relu(x)")
+    ax_r.grid(True, alpha=0.3)
+    ax_r.legend(frameon=False)
+    ax_q.plot(t, ratio, color="k", lw=1.3, label="E / I per step")
+    rom = m.get("ratio_of_means")
+    if isinstance(rom, (int, float)) and math.isfinite(rom):
+        ax_q.axhline(rom, color="C1", ls="--", lw=1.1, label=f"over the trial: {rom:.3g}")
+    ax_q.set_xlabel("time step")
+    ax_q.set_ylabel("E / I rate ratio")
+    ax_q.grid(True, alpha=0.3)
+    ax_q.legend(frameon=False)
+    trials = an.entry.get("trials")
+    ax_r.set_title(f"{run.name}: mean E and I rates"
+                   + (f" over {trials} trials" if isinstance(trials, int) else ""))
+    return run.save(fig, an.fig("ei_rates"))
+
+
+def draw_readout_activity(run, an):
+    peak = an.array("readout_peak", 1)
+    try:
+        tpeak = an.array("readout_target_peak", 1)
+        need_same_length("readout_activity", peak, tpeak)
+    except Missing as e:
+        note(f"readout_activity drawn without the target peaks: {e}")
+        tpeak = None
+    m = an.entry.get("measured") if isinstance(an.entry.get("measured"), dict) else {}
+    th = m.get("threshold")
+    if not isinstance(th, (int, float)):
+        th = 0.1 * float(np.nanmax(tpeak)) if tpeak is not None else None
+    silent = peak < th if th is not None else np.zeros(peak.shape, bool)
+    n = peak.shape[0]
+    fig, ax = plt.subplots(figsize=(max(6.0, min(14.0, 0.35 * n + 3)), 4.0),
+                           constrained_layout=True)
+    idx = np.arange(n)
+    ax.bar(idx[~silent], peak[~silent], color="C0", width=0.7, label="peak output (active)")
+    ax.bar(idx[silent], peak[silent], color="0.6", width=0.7, label="peak output (silent)")
+    if silent.any():
+        ax.plot(idx[silent], np.zeros(silent.sum()), ls="none", marker="x", ms=9, mew=2,
+                color="#c0392b", label="silent: never above the threshold", zorder=5,
+                clip_on=False)
+    if tpeak is not None:
+        ax.plot(idx, tpeak, ls="none", marker="_", ms=14, mew=2, color="k", label="target peak")
+    if th is not None:
+        ax.axhline(th, color="#c0392b", ls="--", lw=1.0, label=f"threshold {th:.3g}")
+    ax.axhline(0, color="0.4", lw=0.7)
+    ax.set_xlabel("output unit")
+    ax.set_ylabel("largest value over steps and trials")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(f"{run.name}: {int(silent.sum())} of {n} outputs silent")
+    return run.save(fig, an.fig("readout_activity"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,7 +1141,8 @@ def draw_shift_map(run):
 # Figures drawn for every run, whatever its analyses.
 COMMON = [("learning_curve", draw_learning_curve)]
 
-# One entry per analysis kind found under summary.json "analyses": its figures, in order.
+# One entry per analysis kind (summary.json "analyses".NAME.kind): its figures, in order. A figure
+# function takes (run, AnalysisView) and returns the file written, or a list of them.
 ANALYSES = {
     "column_shift": [
         ("sequence_heatmap", draw_sequence_heatmap),
@@ -694,6 +1152,13 @@ ANALYSES = {
         ("shift_vs_value", draw_shift_vs_value),
         ("shift_map", draw_shift_map),
     ],
+    "trace": [
+        ("trace", draw_trace),
+        ("plastic", draw_plastic),
+    ],
+    "weight_histogram": [("weight_histogram", draw_weight_histogram)],
+    "ei_rates": [("ei_rates", draw_ei_rates)],
+    "readout_activity": [("readout_activity", draw_readout_activity)],
 }
 
 
@@ -705,20 +1170,30 @@ def all_names():
     return names
 
 
+def plan(summary):
+    """[(analysis key, kind, figure name, file name, function, AnalysisView or None)], in order."""
+    todo = [("", "", name, name, fn, None) for name, fn in COMMON]
+    analyses = summary.get("analyses")
+    if analyses is not None and not isinstance(analyses, dict):
+        note("summary.json 'analyses' is not an object: no analysis figures")
+        analyses = {}
+    return todo, analyses or {}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog=PROG, description="Draw the figures of a cellc run folder.")
     p.add_argument("run_dir", help="run folder (with summary.json)")
     p.add_argument("--only", nargs="+", action="extend", metavar="NAME", default=None,
                    help="draw only these figures (names, with or without .png) or analysis kinds")
+    p.add_argument("--log-counts", action="store_true",
+                   help="weight histograms with a log count axis")
     args = p.parse_args(argv)
+    global LOG_COUNTS
+    LOG_COUNTS = args.log_counts
 
     only = None
     if args.only:
         only = {n[:-4] if n.endswith(".png") else n for n in args.only}
-        unknown = sorted(only - all_names())
-        if unknown:
-            p.error(f"unknown figure or analysis name(s): {', '.join(unknown)} "
-                    f"(known: {', '.join(sorted(all_names()))})")
 
     summary_path = os.path.join(args.run_dir, "summary.json")
     try:
@@ -731,29 +1206,34 @@ def main(argv=None):
         return 1
 
     run = Run(args.run_dir, summary)
-    todo = [("", name, fn) for name, fn in COMMON]
-    analyses = summary.get("analyses")
-    if analyses is not None and not isinstance(analyses, dict):
-        note("summary.json 'analyses' is not an object: no analysis figures")
-        analyses = {}
-    for kind in (analyses or {}):
+    todo, analyses = plan(summary)
+    for key, entry in analyses.items():
+        kind = analysis_kind(key, entry)
         if kind not in ANALYSES:
-            note(f"skipped analysis '{kind}': no figures known for this kind")
+            note(f"skipped analysis '{key}': no figures known for the kind '{kind}'")
             continue
-        todo.extend((kind, name, fn) for name, fn in ANALYSES[kind])
+        an = AnalysisView(run, key, kind, entry)
+        todo.extend((key, kind, name, an.fig(name), fn, an) for name, fn in ANALYSES[kind])
     if only is not None:
-        todo = [(k, n, fn) for k, n, fn in todo if n in only or k in only]
-        for n in sorted(only - {n for _, n, _ in todo} - {k for k, _, _ in todo}):
+        known = all_names() | {x for t in todo for x in t[:4] if x}
+        unknown = sorted(only - known)
+        if unknown:  # a usage error, as argparse reports them (exit 2)
+            p.error(f"unknown figure or analysis name(s): {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(known))})")
+        todo = [t for t in todo if only & {t[0], t[1], t[2], t[3]}]
+        found = {x for t in todo for x in t[:4]}
+        for n in sorted(only - found):
             note(f"skipped {n}: its analysis is not in summary.json")
 
     written = []
-    for _, name, fn in todo:
+    for _, _, _, fname, fn, an in todo:
         try:
-            written.append(fn(run))
+            out = fn(run) if an is None else fn(run, an)
+            written.extend(out if isinstance(out, list) else [out])
         except Missing as e:
-            note(f"skipped {name}: {e}")
+            note(f"skipped {fname}: {e}")
         except Exception as e:  # never crash on an odd run folder; say what went wrong
-            note(f"skipped {name}: {type(e).__name__}: {e}")
+            note(f"skipped {fname}: {type(e).__name__}: {e}")
         finally:
             plt.close("all")
     for w in written:

@@ -12,6 +12,14 @@ counted in failures and left out of the means. A few (column, v) pairs fail on s
 
 --phases writes metrics.csv with several phases whose steps restart at 0 (as E3 might).
 --summary-only writes summary.json alone (no metrics.csv, no arrays).
+
+    python3 tests/experiments/make_fake_run.py OUT_DIR --experiment EXP [--cell C] [--seed N]
+    python3 tests/experiments/make_fake_run.py OUT_DIR --experiment EXP --sweep
+
+--experiment copy_first|multi_sequence|forgetting|readout writes a run of E5/E2/E3/E4 instead
+(fake_runs_e2_e5.py: the arrays and summary keys their analyses write); --cell picks the
+copy_first cell (a plastic one records the Hebbian trace). --sweep writes a sweep folder of such
+runs (sweep.json, sweep.csv, run folders) with its last two runs unfinished.
 """
 
 import argparse
@@ -37,7 +45,22 @@ def main():
     p.add_argument("--summary-only", action="store_true")
     p.add_argument("--n-out", type=int, default=10,
                    help="10: E1 case i (bumps 80 ms apart); 100: case ii (8 ms apart)")
+    p.add_argument("--experiment", default="e1",
+                   choices=["e1", "copy_first", "multi_sequence", "forgetting", "readout"])
+    p.add_argument("--cell", default="pbrc", help="copy_first: the cell file's stem")
+    p.add_argument("--sweep", action="store_true", help="a fake sweep folder of --experiment")
     a = p.parse_args()
+    if a.experiment != "e1":
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import fake_runs_e2_e5 as fr
+        if a.sweep:
+            fr.make_sweep(a.out, a.experiment)
+        elif a.experiment == "copy_first":
+            fr.copy_first(a.out, seed=a.seed, cell=a.cell)
+        else:
+            fr.MAKERS[a.experiment](a.out, seed=a.seed)
+        return 0
     rng = np.random.default_rng(a.seed)
     N_OUT = a.n_out
     spacing = 80.0 if N_OUT <= 10 else 800.0 / N_OUT

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """ctest driver for experiments/plot.py on synthetic run folders (no training needed).
 
-    python3 tests/experiments/test_plot.py SOURCE_DIR
+    python3 tests/experiments/test_plot.py SOURCE_DIR [plot|summarize|all]
+
+plot: checks 1-7 (experiments/plot.py); summarize: check 8 (experiments/summarize.py); all (the
+default): both.
 
 Checks, each in a fresh temporary folder:
   1. a full fake E1 run: exit 0, every expected PNG written, non-empty, a real PNG, and listed on
@@ -9,10 +12,16 @@ Checks, each in a fresh temporary folder:
   2. --only: only the named figures are drawn;
   3. metrics.csv with two phases whose steps restart: learning_curve.png is drawn;
   4. a folder with only summary.json: exit 0, no PNG, stderr says what is missing;
-  5. an unreadable summary.json: exit 1.
+  5. an unreadable summary.json: exit 1;
+  6. fake E2-E5 runs (make_fake_run.py --experiment ...): every figure of their analyses drawn,
+     dispatched on each entry's kind, named analyses' figures prefixed with their name, no note;
+  7. a malformed metrics.csv row is skipped with a note naming its line;
+  8. summarize.py on a fake sweep of each experiment, with two runs unfinished: summary.md with
+     the seed spreads, the published numbers and the missing runs named, the figures, no arrays.
 Exit status 0 if all pass, 1 otherwise.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -47,15 +56,163 @@ def is_png(path):
         return False
 
 
+E2_E5_FIGURES = {
+    "copy_first": ["learning_curve.png", "trace.png", "plastic.png"],
+    "multi_sequence": ["learning_curve.png", "weight_histogram.png", "ei_rates.png", "trace.png"],
+    "forgetting": ["learning_curve.png", "task1_before_trace.png", "task1_after_trace.png"],
+    "readout": ["learning_curve.png", "readout_activity.png", "trace.png"],
+}
+
+
+def figures_in(d):
+    f = os.path.join(d, "figures")
+    return sorted(os.listdir(f)) if os.path.isdir(f) else []
+
+
+def check_e2_e5(fake, plot, tmp):
+    for exp, expected in E2_E5_FIGURES.items():
+        d = os.path.join(tmp, exp)
+        rc, _, err = run([fake, d, "--experiment", exp])
+        check(rc == 0, f"make_fake_run.py --experiment {exp} (rc={rc}) {err.strip()}")
+        rc, out, err = run([plot, d])
+        drawn = figures_in(d)
+        check(rc == 0 and drawn == sorted(expected) and not err.strip(),
+              f"{exp}: exactly {expected} drawn, no note (rc={rc}, drawn={drawn}) {err.strip()}")
+        for name in expected:
+            check(is_png(os.path.join(d, "figures", name)), f"{exp}: {name} is a PNG")
+
+    # A non-plastic copy_first cell: no Hebbian trace, so no plastic figure and no note about it.
+    d = os.path.join(tmp, "copy_first_nbrc")
+    run([fake, d, "--experiment", "copy_first", "--cell", "nbrc"])
+    rc, _, err = run([plot, d])
+    check(rc == 0 and "plastic.png" not in figures_in(d) and not err.strip(),
+          f"copy_first with nbrc: no plastic figure, no note (drawn={figures_in(d)}) {err}")
+    # pbrc_split records a non-square trace [T, n, n/2]: still drawn
+    d = os.path.join(tmp, "copy_first_split")
+    run([fake, d, "--experiment", "copy_first", "--cell", "pbrc_split"])
+    rc, _, err = run([plot, d, "--only", "plastic"])
+    check(rc == 0 and figures_in(d) == ["plastic.png"],
+          f"pbrc_split's [n, n/2] trace is drawn (drawn={figures_in(d)}) {err}")
+
+    # --only takes a named analysis' figure name, or the analysis' name
+    d = os.path.join(tmp, "forgetting")
+    shutil.rmtree(os.path.join(d, "figures"))
+    rc, _, err = run([plot, d, "--only", "task1_after_trace.png"])
+    check(rc == 0 and figures_in(d) == ["task1_after_trace.png"],
+          f"--only task1_after_trace.png (rc={rc}, drawn={figures_in(d)}) {err}")
+    shutil.rmtree(os.path.join(d, "figures"))
+    rc, _, err = run([plot, d, "--only", "task1_before"])
+    check(rc == 0 and figures_in(d) == ["task1_before_trace.png"],
+          f"--only task1_before (rc={rc}, drawn={figures_in(d)}) {err}")
+
+    # The figure follows the entry's kind, not its key: an analysis named "w" of kind
+    # weight_histogram, arrays prefixed w_, draws w_weight_histogram.png.
+    d = os.path.join(tmp, "multi_sequence")
+    shutil.rmtree(os.path.join(d, "figures"))
+    with open(os.path.join(d, "summary.json")) as f:
+        summary = json.load(f)
+    summary["analyses"]["w"] = summary["analyses"].pop("weight_histogram")
+    with open(os.path.join(d, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    for a in ("weight_edges", "weight_hist_e", "weight_hist_i", "weight_matrix"):
+        os.rename(os.path.join(d, "arrays", a + ".npy"), os.path.join(d, "arrays", f"w_{a}.npy"))
+    rc, _, err = run([plot, d, "--only", "weight_histogram", "--log-counts"])
+    check(rc == 0 and figures_in(d) == ["w_weight_histogram.png"],
+          f"kind dispatch with a named analysis (rc={rc}, drawn={figures_in(d)}) {err}")
+
+
+def check_malformed_metrics(fake, plot, tmp):
+    d = os.path.join(tmp, "malformed")
+    run([fake, d, "--experiment", "readout"])
+    path = os.path.join(d, "metrics.csv")
+    with open(path) as f:
+        n = sum(1 for _ in f)
+    with open(path, "a") as f:
+        f.write("train,210,0.5\n")             # line n+1: too few fields
+        f.write("train,220,abc,,0.1,9.0\n")    # line n+2: loss not a number
+        f.write("train,230,0.4,,0.1,9.5\n")    # well formed
+    rc, _, err = run([plot, d, "--only", "learning_curve"])
+    check(rc == 0 and is_png(os.path.join(d, "figures", "learning_curve.png")),
+          f"malformed rows: the learning curve is still drawn (rc={rc})")
+    check(f"metrics.csv line {n + 1}: 3 fields, the header has 6" in err
+          and f"metrics.csv line {n + 2}: loss is not a number ('abc')" in err
+          and f"line {n + 3}" not in err,
+          f"malformed rows are named by line, the good one is kept: {err.strip()}")
+
+
+SUMMARY_FIGURES = {
+    "copy_first": ["test_mse.png", "learning_curves.png", "plastic_trace.png"],
+    "multi_sequence": ["weight_histograms.png", "ei_ratio_vs_k.png", "trained_trials.png"],
+    "forgetting": ["task1_before_after.png", "retention_vs_lambda.png"],
+    "readout": ["readout_comparison.png", "readout_peaks.png"],
+}
+# numbers the fake sweeps make, as summary.md must show them (mean [min, max] (n))
+SUMMARY_TEXT = {
+    "copy_first": ["| nbrc T=300 D=32 H=48 | 0.0072 |", "| pbrc_split T=300 D=32 H=48 | 0.0075 |",
+                   "cell=pbrc_split,steps=100,dim=1,n=8,seed=1` | interrupted"],
+    "multi_sequence": ["| 1 | 2 |", "| 2 | 2 |", "tasks=4,seed=2"],
+    "forgetting": ["| dropout p = 0.5 | 500 |", "| 0.857 [0.857, 0.857] (n=2) |",
+                   "dropout=0,lambda=10000,seed=1"],
+    "readout": ["| fixed | 3 |", "| 1.67 [1, 2] (n=3) |", "| learned | 1 |",
+                "frozen=false,seed=3"],
+}
+
+
+def check_summarize(fake, summarize, tmp):
+    for exp, figs in SUMMARY_FIGURES.items():
+        sweep = os.path.join(tmp, "sweep_" + exp)
+        out = os.path.join(tmp, "results_" + exp)
+        rc, _, err = run([fake, sweep, "--experiment", exp, "--sweep"])
+        check(rc == 0, f"make_fake_run.py --sweep {exp} (rc={rc}) {err.strip()}")
+        rc, stdout, err = run([summarize, sweep, "--experiment", exp, "--out", out])
+        check(rc == 0, f"summarize.py {exp}: exit 0 on a partial sweep (rc={rc}) {err.strip()}")
+        files = sorted(os.listdir(out)) if os.path.isdir(out) else []
+        check(files == sorted(figs + ["summary.md", "sweep.csv"]),
+              f"summarize.py {exp}: writes {sorted(figs)}, summary.md, sweep.csv ({files})")
+        for name in figs:
+            check(is_png(os.path.join(out, name))
+                  and os.path.getsize(os.path.join(out, name)) < 400_000,
+                  f"summarize.py {exp}: {name} is a small PNG")
+        text = open(os.path.join(out, "summary.md")).read() if "summary.md" in files else ""
+        for want in SUMMARY_TEXT[exp] + ["## Missing runs", "## Verdict", "2 run(s) not finished"]:
+            where = text if not want.endswith("not finished") else err
+            check(want in where, f"summarize.py {exp}: summary says {want!r}")
+    # Run folders without sweep.csv or sweep.json (and so without the dropout axis): the runs are
+    # found by their summary.json, lambda comes from the training summary, and the runs of one
+    # lambda are pooled.
+    bare = os.path.join(tmp, "bare_forgetting")
+    shutil.copytree(os.path.join(tmp, "sweep_forgetting"), bare,
+                    ignore=shutil.ignore_patterns("sweep.csv", "sweep.json"))
+    out = os.path.join(tmp, "results_bare")
+    rc, _, err = run([summarize, bare, "--experiment", "forgetting", "--out", out])
+    text = open(os.path.join(out, "summary.md")).read() if rc == 0 else ""
+    check(rc == 0 and "| dropout: as in the base file | 500 |" in text
+          and "| 0.786 [0.714, 0.857] (n=4) |" in text,
+          f"summarize.py on bare run folders pools by lambda (rc={rc}) {err.strip()}")
+
+    rc, _, err = run([summarize, os.path.join(tmp, "no_such_sweep"), "--experiment", "readout",
+                      "--out", os.path.join(tmp, "r")])
+    check(rc == 1 and "no_such_sweep" in err, f"summarize.py on a missing folder: exit 1 ({rc})")
+    rc, _, _ = run([summarize, tmp, "--experiment", "nope", "--out", os.path.join(tmp, "r")])
+    check(rc == 2, f"summarize.py with an unknown experiment: usage error (rc={rc})")
+
+
+PARTS = ("plot", "summarize", "all")
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in PARTS):
         print(__doc__, file=sys.stderr)
         return 1
+    part = sys.argv[2] if len(sys.argv) == 3 else "all"
     src = os.path.abspath(sys.argv[1])
     fake = os.path.join(src, "tests", "experiments", "make_fake_run.py")
     plot = os.path.join(src, "experiments", "plot.py")
     tmp = tempfile.mkdtemp(prefix="cellc_plot_test_")
     try:
+        if part == "summarize":
+            check_summarize(fake, os.path.join(src, "experiments", "summarize.py"), tmp)
+            return finish()
         # 1. full fake run
         d = os.path.join(tmp, "full")
         rc, _, err = run([fake, d])
@@ -110,9 +267,17 @@ def main():
         check(rc == 1, f"unreadable summary.json: exit 1 (rc={rc})")
         rc, _, _ = run([plot, os.path.join(tmp, "does_not_exist")])
         check(rc == 1, f"missing run folder: exit 1 (rc={rc})")
+
+        check_e2_e5(fake, plot, tmp)
+        check_malformed_metrics(fake, plot, tmp)
+        if part == "all":
+            check_summarize(fake, os.path.join(src, "experiments", "summarize.py"), tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return finish()
 
+
+def finish():
     if failures:
         print(f"{len(failures)} check(s) failed", file=sys.stderr)
         return 1
