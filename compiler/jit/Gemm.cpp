@@ -1,8 +1,13 @@
 // The matrix-product kernel that generated code calls: C = op(A) op(B) + beta C on row-major
 // buffers with leading dimensions, through Eigen's GEMM/GEMV. Kept out of the LLVM translation
-// units; the JIT resolves these symbols to this process.
+// units; the JIT resolves these symbols to this process. Built with OpenMP, Eigen splits large
+// products between threads (jit/Threads.h).
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
+#include <thread>
+
+#include "jit/Threads.h"
 
 namespace {
 
@@ -34,6 +39,14 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
 }
 
 }  // namespace
+
+namespace cellc {
+
+int hardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+void setThreads(int n) { Eigen::setNbThreads(n > 0 ? n : hardwareThreads()); }
+int threads() { return Eigen::nbThreads(); }
+
+}  // namespace cellc
 
 extern "C" {
 // beta is 0 (overwrite) or 1 (accumulate): that is all the code generator emits.
