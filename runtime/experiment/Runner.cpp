@@ -13,6 +13,7 @@
 #include "analysis/ColumnShift.h"
 #include "io/npy.h"
 #include "jit/Jit.h"
+#include "jit/Threads.h"
 #include "params/Init.h"
 #include "sema/Bind.h"
 #include "tasks/Tasks.h"
@@ -86,6 +87,8 @@ TrainConfig makeConfig(const Experiment& e, const PhaseSpec& p, const fs::path& 
   for (auto& [name, ps] : e.params)
     if (ps.frozen) c.frozen.push_back(name);
   c.segment = phaseInt(e, p, "train.segment");
+  c.memoryBudgetMb = phaseInt(e, p, "train.memory_budget_mb");
+  c.threads = static_cast<int>(phaseInt(e, p, "train.threads"));
   c.omega = phaseNum(e, p, "train.omega");
   c.omegaState = phaseStr(e, p, "train.omega_state");
   c.checkpointPath = (run / ("train-" + p.name + ".ckpt")).string();
@@ -356,6 +359,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   for (size_t i = 0; i < e.phases.size(); ++i) {
     const PhaseSpec& ph = e.phases[i];
     TrainConfig cfg = makeConfig(e, ph, run);
+    setThreads(cfg.threads);
     fs::path done = run / ("done-" + ph.name + ".ckpt");
     std::unique_ptr<Task> task = makeTask(e, ph);
     Trainer trainer(m.ir, *m.kernel, info, cfg, log);
