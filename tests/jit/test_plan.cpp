@@ -56,7 +56,8 @@ TEST_CASE("a Hebbian trace streams: no per-step copy of the [B, n, n] state", "[
 }
 
 TEST_CASE("GEMM on several threads: deterministic for a thread count, close across counts", "[gemm][threads]") {
-  const int64_t m = 256, k = 300, p = 200;
+  const int64_t m = 256, k = 512, p = 256;  // above kParallelWork: split between threads
+  REQUIRE(m * k * p >= kParallelWork);
   std::mt19937 rng(3);
   std::normal_distribution<float> d;
   std::vector<float> a(m * k), b(k * p);
