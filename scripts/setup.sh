@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       antlr4 libantlr4-runtime-dev uuid-dev
       llvm-19-dev libzstd-dev
-      libeigen3-dev catch2 libbenchmark-dev
+      libeigen3-dev liblapack-dev catch2 libbenchmark-dev
       libtomlplusplus-dev nlohmann-json3-dev
       libopenmpi-dev openmpi-bin                                 # cellc sweep under mpirun
       python3 python3-numpy python3-matplotlib

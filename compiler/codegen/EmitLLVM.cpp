@@ -321,8 +321,40 @@ class Emitter {
     });
   }
 
+  // y_b = M_b v_b (or v_b M_b) with the matrix computed inline (codegen::isBatchedMatVec). The
+  // loops follow the matrix's storage (the transposed operand's source when it is a transpose),
+  // so the inner loop reads contiguously.
+  void batchedMatVec(const Kernel& k) {
+    const Node& n = g_[k.node];
+    const Shape& out = n.shape;
+    const bool matLeft = g_[n.in[0]].shape.rank() == 2;
+    const NodeId M = matLeft ? n.in[0] : n.in[1], v = matLeft ? n.in[1] : n.in[0];
+    const bool viaTranspose = g_[M].op == Op::Transpose && g_[M].shape.rank() == 2;
+    const Shape& ms = g_[M].shape;
+    const Shape& vs = g_[v].shape;
+    // Storage loop extents: the transpose's source is [d1, d0] of M.
+    const int64_t outer = viaTranspose ? ms.dims[1] : ms.dims[0];
+    const int64_t inner = viaTranspose ? ms.dims[0] : ms.dims[1];
+    if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });
+    loop(batch_, [&](Value* b) {
+      loop(c64(outer), [&](Value* r) {
+        loop(c64(inner), [&](Value* c) {
+          memo_.clear();
+          Value* row = viaTranspose ? c : r;  // M's own indices
+          Value* col = viaTranspose ? r : c;
+          Value* m = value(M, Index{b, {row, col}});
+          Value* i = matLeft ? row : col;     // the output index; the other is contracted
+          Value* kk = matLeft ? col : row;
+          Value* x = value(v, Index{vs.batched ? b : nullptr, {kk}});
+          store(k.out, out, Index{b, {i}}, b_.CreateFMul(m, x), true);
+        }, "k");
+      }, "r");
+    }, "b");
+  }
+
   void reduce(const Kernel& k) {
     const Node& n = g_[k.node];
+    if (n.op == Op::MatMul) return batchedMatVec(k);
     const Shape& out = n.shape;
     const Shape& in = g_[n.in[0]].shape;
     if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });

@@ -18,6 +18,14 @@ bool isInlineMatMul(const Graph& g, NodeId id) {
   return n.op == Op::MatMul && g[n.in[0]].shape.dims.back() <= kInlineContraction;
 }
 
+bool isBatchedMatVec(const Graph& g, NodeId id) {
+  const Node& n = g[id];
+  if (n.op != Op::MatMul || isInlineMatMul(g, id)) return false;
+  const auto& a = g[n.in[0]].shape;
+  const auto& b = g[n.in[1]].shape;
+  return (a.batched && a.rank() == 2 && b.rank() == 1) || (b.batched && b.rank() == 2 && a.rank() == 1);
+}
+
 const char* bufName(Buf b) {
   static const char* names[] = {"params", "state", "input", "noise", "adj_state", "adj_output",
                                 "state_next", "output", "tape", "d_state", "d_input", "d_params",
@@ -91,7 +99,8 @@ class FunctionPlanner {
       bool m = isContract(g_, id) || force.count(id) > 0;
       if (users[id] >= 2 && !isView(id)) m = true;
       if (m) mat.insert(id);
-      if ((n.op == Op::MatMul && !isInlineMatMul(g_, id)) || n.op == Op::BatchOuterSum)
+      if ((n.op == Op::MatMul && !isInlineMatMul(g_, id) && !isBatchedMatVec(g_, id)) ||
+          n.op == Op::BatchOuterSum)
         for (NodeId operand : n.in) {
           NodeId base = g_[operand].op == Op::Transpose ? g_[operand].in[0] : operand;
           if (!out_.placed.count(base) && !isConstantLike(g_[base].op)) mat.insert(base);
@@ -130,6 +139,7 @@ class FunctionPlanner {
 
   Kernel::Kind kindOf(NodeId id) const {
     if (isInlineMatMul(g_, id)) return Kernel::Kind::Pointwise;
+    if (isBatchedMatVec(g_, id)) return Kernel::Kind::Reduce;
     switch (g_[id].op) {
       case Op::MatMul: case Op::BatchOuterSum: return Kernel::Kind::Gemm;
       case Op::Sum: case Op::SumBatch: return Kernel::Kind::Reduce;

@@ -74,6 +74,12 @@ Plan makePlan(const StepIR& ir, bool withOmega = false);
 inline constexpr int64_t kInlineContraction = 8;
 bool isInlineMatMul(const ir::Graph& g, ir::NodeId id);
 
+// A product of a per-batch matrix with a vector (a Hebbian trace times the state, and the
+// transposed product of its backward): each matrix element is used once, so a GEMM has no reuse to
+// exploit. It is a reduction of its own (Kernel::Kind::Reduce) that computes the matrix operand
+// inline, so that [B, n, n] operand is never stored, nor taped: the trace streams once per use.
+bool isBatchedMatVec(const ir::Graph& g, ir::NodeId id);
+
 // Human-readable plan, for `cellc emit-llvm --plan` and debugging.
 std::string printPlan(const StepIR& ir, const Plan& plan);
 

@@ -1,8 +1,16 @@
 // The matrix-product kernel that generated code calls: C = op(A) op(B) + beta C on row-major
 // buffers with leading dimensions, through Eigen's GEMM/GEMV. Kept out of the LLVM translation
-// units; the JIT resolves these symbols to this process.
+// units; the JIT resolves these symbols to this process. Built with OpenMP, Eigen splits large
+// products between threads (jit/Threads.h).
+#include <omp.h>
+
 #include <Eigen/Core>
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <thread>
+
+#include "jit/Threads.h"
 
 namespace {
 
@@ -18,6 +26,10 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
+  // Threads only for large products: a fork and join costs microseconds on an idle machine and
+  // milliseconds on a busy one, more than a small product takes. The count is this thread's
+  // OpenMP setting, which Eigen reads (it never gets a global one: jit/Threads.h).
+  omp_set_num_threads(M * N * K >= cellc::kParallelWork ? cellc::threads() : 1);
   CMap a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
   CMap b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
   if (beta == T(0)) {
@@ -34,6 +46,20 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
 }
 
 }  // namespace
+
+namespace cellc {
+
+namespace {
+std::atomic<int> gThreads{0};  // 0: not set, all cores
+}
+int hardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+void setThreads(int n) { gThreads = n > 0 ? n : hardwareThreads(); }
+int threads() {
+  int n = gThreads;
+  return n > 0 ? n : hardwareThreads();
+}
+
+}  // namespace cellc
 
 extern "C" {
 // beta is 0 (overwrite) or 1 (accumulate): that is all the code generator emits.

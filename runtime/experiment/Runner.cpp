@@ -15,6 +15,7 @@
 #include "experiment/TestStage.h"
 #include "io/Spawn.h"
 #include "io/npy.h"
+#include "jit/Threads.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
 
@@ -46,6 +47,8 @@ TrainConfig makeConfig(const Experiment& e, const PhaseSpec& p, const fs::path& 
   for (auto& [name, ps] : e.params)
     if (ps.frozen) c.frozen.push_back(name);
   c.segment = phaseInt(e, p, "train.segment");
+  c.memoryBudgetMb = phaseInt(e, p, "train.memory_budget_mb");
+  c.threads = static_cast<int>(phaseInt(e, p, "train.threads"));
   c.omega = phaseNum(e, p, "train.omega");
   c.omegaState = phaseStr(e, p, "train.omega_state");
   c.lossMilestones = phaseNums(e, p, "train.loss_milestones");
@@ -225,6 +228,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     const PhaseSpec& ph = e.phases[i];
     const Task& task = *tasks[i];
     TrainConfig cfg = makeConfig(e, ph, runPath);
+    setThreads(cfg.threads);
     fs::path done = run / ("done-" + ph.name + ".ckpt");
     Trainer trainer(m.ir, *m.kernel, info, cfg, log);
     if (fs::exists(done)) {

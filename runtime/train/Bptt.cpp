@@ -65,16 +65,32 @@ void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t
 
 }  // namespace
 
+int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN, int64_t outputN,
+                  int64_t elementBytes) {
+  const int64_t nSeg = (steps + segment - 1) / segment;
+  return elementBytes * ((nSeg - 1) * stateN + (segment + 1) * stateN + segment * (tapeN + outputN));
+}
+
 template <class T>
-Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment)
+Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment,
+              int64_t memoryBudgetBytes)
     : kernel_(kernel), batch_(batch), steps_(steps), segment_(segment) {
   if (batch <= 0 || steps <= 0) throw std::invalid_argument("BPTT needs a positive batch and step count");
   const ir::Layout& L = kernel.layout();
   if (segment_ <= 0) {
-    // Minimize (T / K) s + K (s + tape + out) over K.
-    double s = static_cast<double>(L.stateSize * batch);
-    double perStep = s + static_cast<double>(kernel.tapeSize(batch) + L.outputSize * batch);
-    segment_ = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(steps) * s / perStep)));
+    const int64_t S = L.stateSize * batch, tapeN = kernel.tapeSize(batch), O = L.outputSize * batch;
+    auto bytes = [&](int64_t k) { return bpttBytes(steps, k, S, tapeN, O, sizeof(T)); };
+    // The least memory: about sqrt(T s / (s + tape + out)). Then the longest segment within the
+    // budget, if any is longer: each step more in a segment is one less to recompute.
+    const double s = static_cast<double>(S), perStep = s + static_cast<double>(tapeN + O);
+    const int64_t least = std::clamp<int64_t>(
+        static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(steps) * s / perStep))), 1, steps);
+    segment_ = least;
+    for (int64_t k = steps; k > least; --k)
+      if (bytes(k) <= memoryBudgetBytes) {
+        segment_ = k;
+        break;
+      }
   }
   segment_ = std::clamp<int64_t>(segment_, 1, steps);
   zerosNoise_.assign(L.noiseSize * batch, T(0));
@@ -101,16 +117,22 @@ const T* Bptt<T>::maskAt(const std::vector<std::vector<T>>& masks, int64_t t) co
 }
 
 template <class T>
-void Bptt<T>::step(const std::vector<T>& params, const std::vector<T>& state, const TrialBatch& b,
+const T* Bptt<T>::maskedState(const T* state, const T* mask) {
+  if (!mask) return state;  // read in place: no per-step copy of the state
+  const size_t n = static_cast<size_t>(kernel_.layout().stateSize * batch_);
+  in_.resize(n);
+  for (size_t i = 0; i < n; ++i) in_[i] = state[i] * mask[i];
+  return in_.data();
+}
+
+template <class T>
+void Bptt<T>::step(const std::vector<T>& params, const T* state, const TrialBatch& b,
                    const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
-                   int64_t t, std::vector<T>& next, std::vector<T>& output, T* tape,
-                   std::vector<T>& in) {
-  in = state;
-  if (const T* m = maskAt(masks, t))
-    for (size_t i = 0; i < in.size(); ++i) in[i] *= m[i];
+                   int64_t t, T* next, T* output, T* tape) {
+  const T* in = maskedState(state, maskAt(masks, t));
   inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
   const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
-  kernel_.forward(params.data(), in.data(), inputBuf_.data(), nz, next.data(), output.data(), tape, batch_);
+  kernel_.forward(params.data(), in, inputBuf_.data(), nz, next, output, tape, batch_);
 }
 
 template <class T>
@@ -121,12 +143,12 @@ void Bptt<T>::forward(const std::vector<T>& params, const TrialBatch& b,
                       std::vector<std::vector<T>>* states) {
   const ir::Layout& L = kernel_.layout();
   checkBatch(L, b, batch_, steps_);
-  std::vector<T> state = initialState(params), next(state.size()), in;
+  std::vector<T> state = initialState(params), next(state.size());
   std::vector<T> tape(kernel_.tapeSize(batch_) + 1);
   outputs.assign(steps_, std::vector<T>(L.outputSize * batch_));
   if (states) states->assign(steps_, {});
   for (int64_t t = 0; t < steps_; ++t) {
-    step(params, state, b, noise, masks, t, next, outputs[t], tape.data(), in);
+    step(params, state.data(), b, noise, masks, t, next.data(), outputs[t].data(), tape.data());
     std::swap(state, next);
     if (states) (*states)[t] = state;
   }
@@ -150,51 +172,62 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
   const int64_t S = L.stateSize * batch_, O = L.outputSize * batch_, tapeN = kernel_.tapeSize(batch_);
   BpttResult<T> res;
   res.segment = segment_;
+  const int64_t K = segment_, nSeg = (steps_ + K - 1) / K, lastStart = (nSeg - 1) * K;
+  auto size = [](std::vector<std::vector<T>>& v, int64_t count, int64_t n) {
+    v.resize(static_cast<size_t>(count));
+    for (auto& x : v) x.resize(static_cast<size_t>(n));
+  };
+  size(boundary_, nSeg - 1, S);
+  size(segStates_, K + 1, S);
+  size(segTapes_, K, tapeN + 1);
+  size(segOutputs_, K, O);
+  res.peakBytes = bpttBytes(steps_, K, S, tapeN, O, sizeof(T));
 
-  // Forward: keep the states at segment boundaries; the loss accumulates on the way.
-  const int64_t nSeg = (steps_ + segment_ - 1) / segment_;
-  std::vector<std::vector<T>> boundary(nSeg);
-  std::vector<T> state = initialState(params), next(S), output(O), in;
-  std::vector<T> tape(tapeN + 1);
+  // Forward. Before the last segment, states ping-pong in segStates_[0..1] (tape and output go to
+  // the slots of step 0, overwritten later) and each segment's first state is kept; the last
+  // segment's states, tapes and outputs are kept for the backward.
+  std::vector<T> init = initialState(params);
+  std::copy(init.begin(), init.end(), segStates_[0].begin());
   if (keepOutputs) res.outputs.assign(steps_, {});
   for (int64_t t = 0; t < steps_; ++t) {
-    if (t % segment_ == 0) boundary[t / segment_] = state;
-    step(params, state, b, noise, masks, t, next, output, tape.data(), in);
-    res.loss += stepLoss<T>(spec, L, b, t, output.data(), denom, nullptr);
-    if (keepOutputs) res.outputs[t] = output;
-    std::swap(state, next);
+    const bool last = t >= lastStart;
+    const int64_t k = last ? t - lastStart : 0;
+    if (!last && t % K == 0) boundary_[t / K] = segStates_[0];
+    step(params, segStates_[k].data(), b, noise, masks, t, segStates_[k + 1].data(),
+         segOutputs_[k].data(), segTapes_[k].data());
+    res.loss += stepLoss<T>(spec, L, b, t, segOutputs_[k].data(), denom, nullptr);
+    if (keepOutputs) res.outputs[t] = segOutputs_[k];
+    if (!last) std::swap(segStates_[0], segStates_[1]);
   }
 
-  // Backward, one segment at a time from the last: recompute its states, tapes and outputs.
-  std::vector<std::vector<T>> segStates(segment_ + 1, std::vector<T>(S));
-  std::vector<std::vector<T>> segTapes(segment_, std::vector<T>(tapeN + 1));
-  std::vector<std::vector<T>> segOutputs(segment_, std::vector<T>(O));
+  // Backward, one segment at a time from the last; the others are recomputed from their boundary.
   std::vector<T> dState(S, T(0)), dIn(S), dInput(L.inputSize * batch_), adjOut(O);
   std::vector<T> dParams(L.paramSize, T(0));
-  res.peakBytes = static_cast<int64_t>(sizeof(T)) *
-                  (nSeg * S + (segment_ + 1) * S + segment_ * (tapeN + O));
   for (int64_t seg = nSeg - 1; seg >= 0; --seg) {
-    const int64_t t0 = seg * segment_, t1 = std::min(steps_, t0 + segment_);
-    segStates[0] = boundary[seg];
-    for (int64_t t = t0; t < t1; ++t) {
-      int64_t k = t - t0;
-      step(params, segStates[k], b, noise, masks, t, segStates[k + 1], segOutputs[k],
-           segTapes[k].data(), in);
+    const int64_t t0 = seg * K, t1 = std::min(steps_, t0 + K);
+    if (seg != nSeg - 1) {
+      std::swap(segStates_[0], boundary_[seg]);
+      for (int64_t t = t0; t < t1; ++t) {
+        int64_t k = t - t0;
+        step(params, segStates_[k].data(), b, noise, masks, t, segStates_[k + 1].data(),
+             segOutputs_[k].data(), segTapes_[k].data());
+      }
     }
     for (int64_t t = t1 - 1; t >= t0; --t) {
       int64_t k = t - t0;
-      stepLoss<T>(spec, L, b, t, segOutputs[k].data(), denom, adjOut.data());
-      in = segStates[k];
+      stepLoss<T>(spec, L, b, t, segOutputs_[k].data(), denom, adjOut.data());
       const T* m = maskAt(masks, t);
-      if (m)
-        for (int64_t i = 0; i < S; ++i) in[i] *= m[i];
+      const T* in = maskedState(segStates_[k].data(), m);
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
-      if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes[k].data(), dState, dParams, res);
-      kernel_.backward(params.data(), in.data(), inputBuf_.data(), nz, segTapes[k].data(),
-                       dState.data(), adjOut.data(), dIn.data(), dInput.data(), dParams.data(), batch_);
+      if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
+      kernel_.backward(params.data(), in, inputBuf_.data(), nz, segTapes_[k].data(), dState.data(),
+                       adjOut.data(), dIn.data(), dInput.data(), dParams.data(), batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
-      for (int64_t i = 0; i < S; ++i) dState[i] = m ? dIn[i] * m[i] : dIn[i];
+      if (m)
+        for (int64_t i = 0; i < S; ++i) dState[i] = dIn[i] * m[i];
+      else
+        std::swap(dState, dIn);
     }
   }
 
@@ -212,9 +245,8 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
 }
 
 template <class T>
-void Bptt<T>::omegaStep(const std::vector<T>& params, const std::vector<T>& in, const T* noise,
-                        const T* tape, const std::vector<T>& dState,
-                        std::vector<T>& dParams, BpttResult<T>& res) {
+void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* noise, const T* tape,
+                        const std::vector<T>& dState, std::vector<T>& dParams, BpttResult<T>& res) {
   const ir::Layout& L = kernel_.layout();
   if (omega_.stateSlot < 0 || omega_.stateSlot >= static_cast<int>(L.states.size()))
     throw std::invalid_argument("Omega: the cell has no state number " + std::to_string(omega_.stateSlot));
@@ -224,7 +256,7 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const std::vector<T>& in, 
   std::vector<T> v(S, T(0)), w(S), dx(L.inputSize * batch_), scratch(L.paramSize, T(0));
   std::copy(dState.begin() + off, dState.begin() + off + batch_ * n, v.begin() + off);
   std::vector<T> noOut(L.outputSize * batch_, T(0));
-  kernel_.backward(params.data(), in.data(), inputBuf_.data(), noise, tape, v.data(), noOut.data(),
+  kernel_.backward(params.data(), in, inputBuf_.data(), noise, tape, v.data(), noOut.data(),
                    w.data(), dx.data(), scratch.data(), batch_);
   const double scale = omega_.lambda / static_cast<double>(steps_ * batch_);
   std::vector<T> cot(S, T(0));
@@ -241,7 +273,7 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const std::vector<T>& in, 
     double k = scale * 4 * (r - 1) / vv;  // d/dw of scale (|w|^2/|v|^2 - 1)^2
     for (int64_t i = 0; i < n; ++i) cot[off + bb * n + i] = static_cast<T>(k * w[off + bb * n + i]);
   }
-  kernel_.omega(params.data(), in.data(), inputBuf_.data(), noise, v.data(), cot.data(), dParams.data(),
+  kernel_.omega(params.data(), in, inputBuf_.data(), noise, v.data(), cot.data(), dParams.data(),
                 batch_);
 }
 

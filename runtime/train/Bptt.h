@@ -1,11 +1,16 @@
 // Backpropagation through time with bounded memory, for any compiled cell.
 //
-// Memory: storing every step's state and tape costs T * (state + tape); for a plastic cell's
-// [B, n, n] trace that is prohibitive (PBRC n = 256, B = 64, T = 500: 8.4 GB per copy). Instead the
-// forward keeps only the states at segment boundaries (every K steps); the backward recomputes
-// one segment's states and tapes at a time from its boundary and walks it in reverse. Memory is
-// (T / K) * state + K * (state + tape + output); K defaults to the value that minimizes it,
-// about sqrt(T * state / (state + tape)), and the cost is one extra forward pass.
+// Memory: storing every step's state and tape costs T * (state + tape + output). When that fits in
+// the memory budget (kDefaultMemoryBudgetMb unless set), the forward keeps all of it and the
+// backward recomputes nothing. Beyond the budget (a plastic cell's [B, n, n] trace: PBRC n = 256,
+// B = 64, T = 500 needs 8.4 GB per copy) the forward keeps only the states at segment boundaries
+// (every K steps) and the last segment's tapes; the backward recomputes the other segments one at a
+// time from their boundaries and walks each in reverse. Memory is about (T / K) * state +
+// K * (state + tape + output); K is the largest that fits the budget (fewer segments, less to
+// recompute), or the one that minimizes memory, about sqrt(T * state / (state + tape)), when none
+// does. The recomputation costs (1 - K / T) of a forward pass.
+//
+// The buffers live as long as the Bptt object, so that repeated calls reuse their pages.
 //
 // Dropout on recurrent units is generic: a mask multiplies the chosen state slots before each step
 // (inverted dropout: kept units scaled by 1 / (1 - p)); the backward multiplies their adjoints by
@@ -67,11 +72,16 @@ struct BpttResult {
   int64_t peakBytes = 0;         // bytes held for states, tapes and outputs at the peak
 };
 
+// The default memory budget of BPTT's states, tapes and outputs (TrainConfig::memoryBudgetMb,
+// train.memory_budget_mb).
+inline constexpr int64_t kDefaultMemoryBudgetMb = 1024;
+
 template <class T>
 class Bptt {
  public:
-  // segment 0: choose it to minimize memory.
-  Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment = 0);
+  // segment 0: the largest that fits memoryBudgetBytes (all T steps when they fit); else as given.
+  Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment = 0,
+       int64_t memoryBudgetBytes = kDefaultMemoryBudgetMb << 20);
 
   // The state at t = 0 for these params: each state's number, or its param broadcast over the
   // batch.
@@ -97,21 +107,30 @@ class Bptt {
   StepKernel<T>& kernel() { return kernel_; }
 
  private:
-  void step(const std::vector<T>& params, const std::vector<T>& state, const TrialBatch& b,
+  // One forward step from state (read in place, or through its masked copy in in_ when dropout
+  // masks it).
+  void step(const std::vector<T>& params, const T* state, const TrialBatch& b,
             const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
-            int64_t t, std::vector<T>& next, std::vector<T>& output, T* tape, std::vector<T>& in);
+            int64_t t, T* next, T* output, T* tape);
   const T* maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const;
+  const T* maskedState(const T* state, const T* mask);
 
   // Adds lambda * Omega's term of step t to res and dParams; v is the adjoint of state t + 1.
-  void omegaStep(const std::vector<T>& params, const std::vector<T>& in, const T* noise,
-                 const T* tape, const std::vector<T>& v, std::vector<T>& dParams,
-                 BpttResult<T>& res);
+  void omegaStep(const std::vector<T>& params, const T* in, const T* noise, const T* tape,
+                 const std::vector<T>& v, std::vector<T>& dParams, BpttResult<T>& res);
 
   StepKernel<T>& kernel_;
   int64_t batch_, steps_, segment_;
   OmegaSpec omega_;
-  std::vector<T> zerosNoise_, inputBuf_;
+  std::vector<T> zerosNoise_, inputBuf_, in_;
+  // Kept between calls: boundary states, the current segment's states, tapes and outputs.
+  std::vector<std::vector<T>> boundary_, segStates_, segTapes_, segOutputs_;
 };
+
+// Bytes BPTT holds for a segment length K (the states at boundaries, one segment's states, tapes
+// and outputs), given per-step sizes in elements.
+int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN, int64_t outputN,
+                  int64_t elementBytes);
 
 // Dropout masks over a state buffer: 1 for units kept and slots not masked, 0 for dropped units
 // scaled so that kept ones are 1 / (1 - p). One mask, or one per step.

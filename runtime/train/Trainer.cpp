@@ -112,7 +112,7 @@ std::vector<std::vector<float>> Trainer::drawNoise(int64_t batch, int64_t steps,
 double Trainer::evaluate(const Task& task, const std::vector<double>& params, int64_t trials,
                          std::mt19937_64& rng) {
   TrialBatch b = task.sample(trials, rng);
-  Bptt<float> bptt(kernel_, trials, b.steps, cfg_.segment);
+  Bptt<float> bptt(kernel_, trials, b.steps, cfg_.segment, cfg_.memoryBudgetMb << 20);
   std::vector<std::vector<float>> outputs;
   bptt.forward(toFloat(params), b, drawNoise(trials, b.steps, rng), {}, outputs);
   std::vector<std::vector<double>> out64;
@@ -128,7 +128,7 @@ std::vector<double> Trainer::fisher(const Task& task, int64_t trials) {
   for (int64_t i = 0; i < trials; ++i) {
     if (interruptFlag()) throw Interrupted("interrupted while computing the Fisher information");
     TrialBatch b = task.sample(1, rng);
-    Bptt<float> bptt(kernel_, 1, b.steps, cfg_.segment);
+    Bptt<float> bptt(kernel_, 1, b.steps, cfg_.segment, cfg_.memoryBudgetMb << 20);
     BpttResult<float> r = bptt.lossAndGradient(p, b, task.loss(), drawNoise(1, b.steps, streams_[Stream::Noise]), {});
     acc.addTrialGradient(r.dParams);
   }
@@ -226,7 +226,7 @@ TrainResult Trainer::run(const Task& task) {
   } reset{metrics_};
   const bool tty = cfg_.progress && isatty(fileno(stderr));
   const int64_t steps = task.steps();
-  Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment);
+  Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment, cfg_.memoryBudgetMb << 20);
   if (cfg_.omega > 0) {
     int slot = 0;
     if (!cfg_.omegaState.empty()) {

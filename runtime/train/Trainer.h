@@ -60,7 +60,9 @@ struct TrainConfig {
   bool noise = true;               // draw the cell's noise inputs (N(0, 1)); off: zeros
   DropoutSpec dropout;
   std::vector<std::string> frozen; // params that do not train
-  int64_t segment = 0;             // BPTT segment length; 0: automatic
+  int64_t segment = 0;             // BPTT segment length; 0: automatic (within memoryBudgetMb)
+  int64_t memoryBudgetMb = kDefaultMemoryBudgetMb;  // BPTT keeps every step's tape within it
+  int threads = 0;                 // threads of the matrix products (jit/Threads.h); 0: all cores
   double omega = 0;                // weight of pycog's vanishing-gradient regularizer; 0: off
   std::string omegaState;          // the state it regularizes; empty: the first
   std::string checkpointPath;      // empty: no checkpoints

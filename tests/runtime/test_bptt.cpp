@@ -1,6 +1,6 @@
 // BPTT with segment recomputation: gradients against finite differences in double, the same
-// gradient for every segment length, dropout masks in forward and backward, and the memory bound
-// for a plastic cell.
+// gradient for every segment length, dropout masks in forward and backward, the memory bound
+// for a plastic cell, and no recomputation within the memory budget.
 #include <catch2/catch.hpp>
 #include <sys/resource.h>
 
@@ -207,4 +207,67 @@ TEST_CASE("Omega: the regularizer enters the loss and the gradient", "[bptt][ome
   Bptt<double> noOmega(*plainKernel, B, T, 4);
   noOmega.setOmega({2.0, 0});
   CHECK_THROWS_WITH(noOmega.lossAndGradient(params, b, {}, {}, {}), Catch::Contains("without the Omega function"));
+}
+
+namespace {
+
+// Counts the forward steps a kernel is asked for.
+class CountingKernel : public StepKernel<double> {
+ public:
+  explicit CountingKernel(StepKernel<double>& k) : k_(k) {}
+  const ir::Layout& layout() const override { return k_.layout(); }
+  int64_t tapeSize(int64_t b) const override { return k_.tapeSize(b); }
+  void forward(const double* p, const double* s, const double* x, const double* n, double* sn,
+               double* o, double* t, int64_t b) override {
+    ++forwards;
+    k_.forward(p, s, x, n, sn, o, t, b);
+  }
+  void backward(const double* p, const double* s, const double* x, const double* n, const double* t,
+                const double* ds, const double* dout, double* dS, double* dX, double* dP,
+                int64_t b) override {
+    k_.backward(p, s, x, n, t, ds, dout, dS, dX, dP, b);
+  }
+  int64_t forwards = 0;
+
+ private:
+  StepKernel<double>& k_;
+};
+
+}  // namespace
+
+TEST_CASE("BPTT recomputes only when the memory budget says so", "[bptt][memory]") {
+  std::mt19937_64 rng(5);
+  StepIR ir = lowerCell("gru.cell", {{"n", 8}, {"n_in", 2}});
+  auto k = compileCell<double>(ir);
+  const int64_t B = 3, T = 20;
+  TrialBatch b = randomBatch(ir.layout, B, T, rng, false);
+  std::vector<double> params = randomParams(ir.layout.paramSize, rng, 0.4);
+  const int64_t S = ir.layout.stateSize * B, tapeN = k->tapeSize(B), O = ir.layout.outputSize * B;
+  const int64_t all = 8 * ((T + 1) * S + T * (tapeN + O));
+
+  // Within the budget: every step's tape is kept, and the forward runs once.
+  CountingKernel kept(*k);
+  Bptt<double> whole(kept, B, T, 0, all);
+  CHECK(whole.segment() == T);
+  auto r1 = whole.lossAndGradient(params, b, {}, {}, {});
+  CHECK(kept.forwards == T);
+  CHECK(r1.peakBytes == all);
+
+  // Below it: segments, the longest that fit; only the steps before the last segment are redone.
+  CountingKernel cut(*k);
+  Bptt<double> pieces(cut, B, T, 0, all / 2);
+  const int64_t K = pieces.segment();
+  CHECK(K > 1);
+  CHECK(K < T);
+  auto r2 = pieces.lossAndGradient(params, b, {}, {}, {});
+  CHECK(r2.peakBytes <= all / 2);
+  CHECK(bpttBytes(T, K + 1, S, tapeN, O, 8) > all / 2);  // K is the longest within the budget
+  CHECK(cut.forwards == T + K * ((T + K - 1) / K - 1));
+  // The same gradient either way, and on a second call with the buffers reused.
+  auto r3 = pieces.lossAndGradient(params, b, {}, {}, {});
+  CHECK(r1.loss == r2.loss);
+  for (size_t i = 0; i < r1.dParams.size(); ++i) {
+    CHECK(r1.dParams[i] == Approx(r2.dParams[i]).epsilon(1e-12));
+    CHECK(r2.dParams[i] == r3.dParams[i]);
+  }
 }

@@ -1,0 +1,79 @@
+// Properties of the kernel plans and the GEMM kernel that speed depends on: a plastic cell's
+// [B, n, n] trace streams (its products are computed inline, nothing of that size is stored or
+// taped besides the next trace), and matrix products on several threads are deterministic.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "codegen/Plan.h"
+#include "jit/Threads.h"
+#include "sema/Program.h"
+
+extern "C" void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                               const float*, int64_t, float, float*, int64_t);
+
+using namespace cellc;
+
+namespace {
+
+StepIR lowerCell(const std::string& name, const Overrides& o) {
+  std::string err;
+  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name, &err);
+  DiagnosticSink d;
+  std::optional<Program> p = loadCell(f, o, d);
+  REQUIRE(p);
+  return lower(*p);
+}
+
+}  // namespace
+
+TEST_CASE("a Hebbian trace streams: no per-step copy of the [B, n, n] state", "[plan][hebbian]") {
+  const int64_t n = 64;
+  StepIR ir = lowerCell("pbrc.cell", {{"n", static_cast<double>(n)}});
+  codegen::Plan plan = codegen::makePlan(ir);
+  INFO(codegen::printPlan(ir, plan));
+  // The tape holds vectors per batch element, not the trace or A * trace.
+  CHECK(plan.tape.perBatch < n * n);
+  // The forward writes exactly one [n, n] batched value: the next trace, straight into its state.
+  int big = 0;
+  for (const codegen::Kernel& k : plan.forward.kernels) {
+    const ir::Node& node = ir.g[k.node];
+    if (node.shape.batched && node.shape.numel() == n * n) {
+      ++big;
+      CHECK(k.out.buf == codegen::Buf::StateNext);
+    }
+  }
+  CHECK(big == 1);
+  // The products with the trace are reductions of their own, in both directions.
+  int matVecs = 0;
+  for (const codegen::FunctionPlan* fp : {&plan.forward, &plan.backward})
+    for (const codegen::Kernel& k : fp->kernels)
+      if (codegen::isBatchedMatVec(ir.g, k.node)) {
+        ++matVecs;
+        CHECK(k.kind == codegen::Kernel::Kind::Reduce);
+      }
+  CHECK(matVecs >= 2);
+}
+
+TEST_CASE("GEMM on several threads: deterministic for a thread count, close across counts", "[gemm][threads]") {
+  const int64_t m = 256, k = 512, p = 256;  // above kParallelWork: split between threads
+  REQUIRE(m * k * p >= kParallelWork);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d;
+  std::vector<float> a(m * k), b(k * p);
+  for (float& x : a) x = d(rng);
+  for (float& x : b) x = d(rng);
+  auto product = [&](int threads) {
+    setThreads(threads);
+    std::vector<float> c(m * p);
+    cellc_gemm_f32(0, 0, m, p, k, a.data(), k, b.data(), p, 0.f, c.data(), p);
+    return c;
+  };
+  const int all = hardwareThreads();
+  std::vector<float> one = product(1), many = product(all), again = product(all);
+  CHECK(threads() == all);
+  CHECK(many == again);
+  for (size_t i = 0; i < one.size(); ++i) CHECK(many[i] == Approx(one[i]).margin(1e-3));
+  setThreads(0);
+  CHECK(threads() == all);
+}
