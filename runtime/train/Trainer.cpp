@@ -317,7 +317,10 @@ TrainResult Trainer::run(const Task& task) {
     }
     if (metrics_ && (validate || step % 10 == 0 || step == 1))
       metrics_->add({cfg_.phase, step, loss, validate ? lastVal : NAN, gradNorm, elapsed()});
-    if (cfg_.progress && (tty ? step % 10 == 0 || validate : validate)) progress(false);
+    // A log (not a terminal) gets a line per validation, or per checkpoint when nothing validates.
+    const bool checkpointStep = cfg_.checkpointEvery > 0 && step % cfg_.checkpointEvery == 0;
+    if (cfg_.progress && (tty ? step % 10 == 0 || validate : validate || (cfg_.validateEvery <= 0 && checkpointStep)))
+      progress(false);
     if (!cfg_.checkpointPath.empty() && cfg_.checkpointEvery > 0 && step % cfg_.checkpointEvery == 0)
       saveCheckpoint(step, *opt, best, bestParams, elapsed());
     if (validate && cfg_.targetError >= 0 && lastVal <= cfg_.targetError) {
