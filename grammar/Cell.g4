@@ -57,7 +57,7 @@ sep       : NEWLINE | SEMI ;
 stmt
   : DIM name=IDENT ASSIGN value=expr                                    # dimDecl
   | INPUT name=IDENT shape?                                             # inputDecl
-  | NOISE name=IDENT shape?                                             # noiseDecl
+  | NOISE name=IDENT shape? (TILDE initSpec)?                           # noiseDecl
   | STATE name=IDENT shape? (ASSIGN init=expr)?                         # stateDecl
   | PARAM name=IDENT shape? (TILDE initSpec)?                           # paramDecl
   | CONST name=IDENT shape? ASSIGN value=expr                           # constDecl

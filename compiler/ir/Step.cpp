@@ -35,6 +35,12 @@ const Slot* Layout::find(Role r, const std::string& name) const {
   return nullptr;
 }
 
+bool Layout::hasDropout() const {
+  for (const Slot& s : noises)
+    if (s.dropout) return true;
+  return false;
+}
+
 std::vector<NodeId> Step::forwardRoots() const {
   std::vector<NodeId> roots = stateNext;
   roots.insert(roots.end(), outputs.begin(), outputs.end());
@@ -86,7 +92,7 @@ class Builder {
   void makeSlots() {
     Layout& L = step_.layout;
     auto add = [&](std::vector<Slot>& v, int64_t& total, Role role, Op op, const Symbol& sym) {
-      Slot s{sym.name, role, sym.shape, total, sym.shape.numel(), sym.stmt->loc, {}, 0, -1};
+      Slot s{sym.name, role, sym.shape, total, sym.shape.numel(), sym.stmt->loc, {}, 0, -1, false};
       total += s.size;
       v.push_back(s);
       if (op != Op::Const) {
@@ -105,6 +111,10 @@ class Builder {
       }
     }
     for (size_t i = 0; i < L.params.size(); ++i) L.params[i].init = initSteps(*prog_.find(L.params[i].name)->stmt);
+    for (Slot& s : L.noises) {
+      const Stmt& st = *prog_.find(s.name)->stmt;
+      s.dropout = !st.init.empty() && st.init[0].fn == "dropout";
+    }
     for (Slot& s : L.states) {
       const Stmt& st = *prog_.find(s.name)->stmt;
       if (!st.value) continue;

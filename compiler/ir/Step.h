@@ -3,6 +3,7 @@
 // holds [B, dims...] contiguously at offset B * slot.offset, so one layout serves every batch size.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct Slot {
   std::vector<InitStep> init;  // params
   double initValue = 0;        // states starting from a number
   int initParam = -1;          // states starting from a param: its slot index
+  bool dropout = false;        // noise `~ dropout()`: a mask of 0 and 1 / (1 - p); default 1
 };
 
 struct Layout {
@@ -40,6 +42,17 @@ struct Layout {
 
   const std::vector<Slot>& of(Role r) const;
   const Slot* find(Role r, const std::string& name) const;
+  bool hasDropout() const;
+
+  // The noise buffer of one step when nothing is drawn (noise off, evaluation): 0 for normal
+  // noise, 1 for a dropout mask (every unit kept).
+  template <class T>
+  std::vector<T> defaultNoise(int64_t batch) const {
+    std::vector<T> v(static_cast<size_t>(noiseSize * batch), T(0));
+    for (const Slot& s : noises)
+      if (s.dropout) std::fill_n(v.begin() + batch * s.offset, batch * s.size, T(1));
+    return v;
+  }
 };
 
 struct Step {

@@ -33,7 +33,9 @@ std::string printProgram(const Program& prog) {
         line("dim " + s.name + " = " + std::to_string(sym->dimValue), "");
         break;
       case Stmt::Kind::Input: line("input " + name, shape); break;
-      case Stmt::Kind::Noise: line("noise " + name, shape); break;
+      case Stmt::Kind::Noise:  // normal() is the default and goes unsaid
+        line("noise " + name + (!s.init.empty() && s.init[0].fn == "dropout" ? " ~ dropout()" : ""), shape);
+        break;
       case Stmt::Kind::State:
         line("state " + name + " = " + (s.value ? printExpr(*s.value) : "0"), shape);
         break;

@@ -300,6 +300,7 @@ class Checker {
       switch (s.kind) {
         case Stmt::Kind::Const: checkConst(s); break;
         case Stmt::Kind::Param: checkParam(s); break;
+        case Stmt::Kind::Noise: checkNoise(s); break;
         case Stmt::Kind::State: checkState(s); break;
         case Stmt::Kind::Output: checkOutput(s); break;
         case Stmt::Kind::Equation: checkEquation(s); break;
@@ -358,6 +359,25 @@ class Checker {
         error(Code::E210, call.loc, "only one base initializer; transforms follow '|'");
       sawBase = sawBase || !info.transform;
       checkInitArgs(s, *p, call, info);
+    }
+  }
+
+  // `noise xi[n]` is standard normal; `noise keep[n] ~ dropout()` is an inverted-dropout mask
+  // whose probability the trainer sets. Neither takes arguments: a scale belongs in the equations
+  // (sigma * xi), the dropout probability in the experiment (train.dropout).
+  void checkNoise(const Stmt& s) {
+    if (s.init.empty()) return;
+    const InitCall& call = s.init[0];
+    if (s.init.size() > 1) {
+      error(Code::E215, s.init[1].loc, "noise " + s.name + " takes one distribution; nothing follows '|'");
+    } else if (call.fn != "normal" && call.fn != "dropout") {
+      error(Code::E215, call.loc,
+            "unknown noise distribution '" + call.fn + "' (known: normal(), dropout())");
+    } else if (!call.args.empty()) {
+      error(Code::E215, call.args[0].loc,
+            call.fn == "normal"
+                ? std::string("normal() takes no arguments: noise is N(0, 1); scale it in the equations (sigma * ") + s.name + ")"
+                : std::string("dropout() takes no arguments: its probability is the experiment's train.dropout"));
     }
   }
 

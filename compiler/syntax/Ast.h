@@ -70,7 +70,7 @@ struct Stmt {
   SourceLoc loc;              // of the name
   std::optional<std::vector<ExprPtr>> shape;  // declared shape, if written
   ExprPtr value;              // dim/const/output/equation value, state initial value
-  std::vector<InitCall> init; // param initializer and its transforms
+  std::vector<InitCall> init; // param initializer and its transforms; noise distribution
 };
 
 struct CellAst {

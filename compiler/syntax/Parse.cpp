@@ -298,6 +298,8 @@ class Builder {
       decl(Stmt::Kind::Input, c->name, c->shape());
     } else if (auto* c = dynamic_cast<P::NoiseDeclContext*>(ctx)) {
       decl(Stmt::Kind::Noise, c->name, c->shape());
+      if (c->initSpec())
+        for (P::CallContext* cc : c->initSpec()->call()) s.init.push_back(call(cc));
     } else if (auto* c = dynamic_cast<P::StateDeclContext*>(ctx)) {
       decl(Stmt::Kind::State, c->name, c->shape());
       if (c->init) s.value = expr(c->init);

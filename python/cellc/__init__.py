@@ -128,7 +128,7 @@ class Cell:
         params: dict name -> array (every param). Inputs by name (`x=X`, [T, B, ...]) or as
         `inputs=` (an array when the cell has one input, else a dict). state0: initial states
         [B, ...] (an array for a one-state cell, else a dict; default: the declared initial values).
-        noise: [T, B, ...] (default zeros). Returns (outputs, final): outputs [T, B, ...] (an array
+        noise: [T, B, ...] (default zeros; ones for a ~ dropout() mask). Returns (outputs, final): outputs [T, B, ...] (an array
         when the cell has one output, else a dict by name) and the final states (a dict by name).
         """
         given = self._split(inputs, named_inputs, "unroll")

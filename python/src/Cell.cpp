@@ -299,8 +299,7 @@ py::tuple Cell::runT(StepKernel<T>& k, py::handle params, py::handle inputs, py:
   bool anyNoise = false;
   for (const ir::Slot& s : L.noises) anyNoise = anyNoise || item(noise, s.name);
   if (anyNoise) {
-    seq.noise.assign(static_cast<size_t>(steps),
-                     std::vector<T>(static_cast<size_t>(L.noiseSize * B), T(0)));
+    seq.noise.assign(static_cast<size_t>(steps), L.defaultNoise<T>(B));  // 1 for dropout masks
     for (const ir::Slot& s : L.noises)
       if (py::handle v = item(noise, s.name)) {
         auto a = shapedArray<T>(v, "noise " + s.name, withLeading({steps, B}, s),

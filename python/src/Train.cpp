@@ -386,10 +386,12 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
     else trainer.setParams(start);
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(cell.mutex());
+    runtime::Trainer::interruptFlag() = false;  // an interrupt of an earlier call is not this one's
     r = trainer.run(wrapped);
   }
   log.flush();
   if (r.stopReason == "interrupted") {
+    runtime::Trainer::interruptFlag() = false;  // handled here: the next call trains again
     std::string msg = "training interrupted at step " + std::to_string(r.steps);
     msg += cfg.checkpointPath.empty()
                ? " (no checkpoint: pass checkpoint=PATH to resume)"

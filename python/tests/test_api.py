@@ -111,8 +111,22 @@ def test_noise_changes_the_output():
     p = cell.init_params(0)
     U = np.ones((4, 2, 2))
     z0, _ = cell.unroll(p, u=U)
-    z1, _ = cell.unroll(p, u=U, noise=np.full((4, 2, 5), 3.0))
+    z1, _ = cell.unroll(p, u=U, noise={"xi": np.full((4, 2, 5), 3.0)})
     assert not np.allclose(z0, z1)
+
+
+def test_a_dropout_mask_defaults_to_ones():
+    # dale_rnn's `noise keep[n] ~ dropout()`: left out, every unit is kept (not dropped as zeros).
+    cell = cellc.compile(cell_path("dale_rnn"), dims=SMALL["dale_rnn"], dtype="float64")
+    p = cell.init_params(0)
+    U = np.ones((4, 2, 2))
+    z0, _ = cell.unroll(p, u=U)
+    z1, _ = cell.unroll(p, u=U, noise={"keep": np.ones((4, 2, 5))})
+    z2, _ = cell.unroll(p, u=U, noise={"xi": np.zeros((4, 2, 5))})
+    np.testing.assert_array_equal(z0, z1)
+    np.testing.assert_array_equal(z0, z2)
+    dropped, _ = cell.unroll(p, u=U, noise={"keep": np.zeros((4, 2, 5))})
+    assert not np.allclose(z0, dropped)
 
 
 def test_zero_copy_input_is_not_copied_but_not_written(gru64):

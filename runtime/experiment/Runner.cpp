@@ -191,6 +191,11 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     tasks.push_back(makeTask(e, ph));
     checkTaskFits(e, ph, *tasks.back(), m.ir.layout,
                   std::max(phaseInt(e, ph, "train.batch"), phaseInt(e, ph, "train.validation_batch")));
+    try {  // dropout fills the cell's `~ dropout()` noise: a cell without one has nowhere to put it
+      checkDropoutFits(m.ir, {phaseNum(e, ph, "train.dropout"), false});
+    } catch (const std::invalid_argument& err) {
+      throw ExperimentError(keyWhere(e, ph, "train.dropout") + ": error: " + err.what());
+    }
   }
   const std::vector<double> noParams;
   std::vector<std::unique_ptr<Analysis>> analyses;

@@ -1,7 +1,7 @@
 #include "experiment/TestStage.h"
 
-#include "random/Normals.h"
 #include "train/Bptt.h"
+#include "train/NoiseDraw.h"
 
 namespace cellc::runtime {
 
@@ -18,11 +18,8 @@ TestResult testOnFreshTrials(StepKernel<float>& kernel, const Task& task,
     if (Trainer::interruptFlag()) throw Interrupted("interrupted during the test stage");
     const int64_t B = std::min(chunk, trials - done);
     TrialBatch b = task.sample(B, rng);
-    std::vector<std::vector<float>> noiseBuf;
-    if (noise && L.noiseSize > 0) {
-      noiseBuf.assign(b.steps, std::vector<float>(L.noiseSize * B));
-      for (auto& n : noiseBuf) fillNormals(rng, n.data(), n.size());
-    }
+    // Normal noise as in training; dropout masks keep every unit (testing is evaluation).
+    std::vector<std::vector<float>> noiseBuf = drawNoise<float>(L, B, b.steps, noise ? &rng : nullptr, {}, nullptr);
     Bptt<float> bptt(kernel, B, b.steps, 0);
     std::vector<std::vector<float>> outs;
     bptt.forward(p, b, noiseBuf, {}, outs);

@@ -93,7 +93,7 @@ Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segme
       }
   }
   segment_ = std::clamp<int64_t>(segment_, 1, steps);
-  zerosNoise_.assign(L.noiseSize * batch, T(0));
+  zerosNoise_ = L.defaultNoise<T>(batch);  // 0 for normal noise, 1 for dropout masks
 }
 
 template <class T>

@@ -13,7 +13,6 @@
 #include <sstream>
 
 #include "params/Init.h"
-#include "random/Normals.h"
 #include "train/Checkpoint.h"
 #include "train/Metrics.h"
 
@@ -91,6 +90,16 @@ Trainer::Trainer(const StepIR& ir, StepKernel<float>& kernel, ModelInfo info, Tr
     : ir_(ir), kernel_(kernel), info_(std::move(info)), cfg_(std::move(cfg)), log_(log),
       params_(ir.layout.paramSize, 0.0), streams_(cfg_.seed) {}
 
+void checkDropoutFits(const StepIR& ir, const RecurrentDropout& dropout) {
+  if (dropout.p <= 0 || ir.layout.hasDropout()) return;
+  std::ostringstream os;
+  os << "train.dropout = " << dropout.p << ", but cell " << ir.cellName
+     << " declares no dropout mask. Declare one and multiply what the recurrence reads by it, e.g. "
+        "`noise keep[n] ~ dropout()` and `r = relu(x) * keep` (masking a state itself would rescale "
+        "a leaky or gated state at every step)";
+  throw std::invalid_argument(os.str());
+}
+
 void Trainer::initialize() { initParams(ir_, params_, streams_[Stream::Init]); }
 
 void Trainer::setParams(std::vector<double> params) {
@@ -100,13 +109,10 @@ void Trainer::setParams(std::vector<double> params) {
   params_ = std::move(params);
 }
 
-std::vector<std::vector<float>> Trainer::drawNoise(int64_t batch, int64_t steps,
-                                                   std::mt19937_64& rng) const {
-  const int64_t n = ir_.layout.noiseSize * batch;
-  if (!cfg_.noise || n == 0) return {};
-  std::vector<std::vector<float>> noise(steps, std::vector<float>(n));
-  for (auto& step : noise) fillNormals(rng, step.data(), step.size());
-  return noise;
+std::vector<std::vector<float>> Trainer::noiseFor(int64_t batch, int64_t steps,
+                                                  std::mt19937_64& rng, bool train) {
+  return drawNoise<float>(ir_.layout, batch, steps, cfg_.noise ? &rng : nullptr, cfg_.dropout,
+                          train ? &streams_[Stream::Dropout] : nullptr);
 }
 
 double Trainer::evaluate(const Task& task, const std::vector<double>& params, int64_t trials,
@@ -114,7 +120,7 @@ double Trainer::evaluate(const Task& task, const std::vector<double>& params, in
   TrialBatch b = task.sample(trials, rng);
   Bptt<float> bptt(kernel_, trials, b.steps, cfg_.segment, cfg_.memoryBudgetMb << 20);
   std::vector<std::vector<float>> outputs;
-  bptt.forward(toFloat(params), b, drawNoise(trials, b.steps, rng), {}, outputs);
+  bptt.forward(toFloat(params), b, noiseFor(trials, b.steps, rng, false), {}, outputs);
   std::vector<std::vector<double>> out64;
   for (auto& o : outputs) out64.emplace_back(o.begin(), o.end());
   double loss = lossValue(task.loss(), ir_.layout, b, out64);
@@ -129,7 +135,7 @@ std::vector<double> Trainer::fisher(const Task& task, int64_t trials) {
     if (interruptFlag()) throw Interrupted("interrupted while computing the Fisher information");
     TrialBatch b = task.sample(1, rng);
     Bptt<float> bptt(kernel_, 1, b.steps, cfg_.segment, cfg_.memoryBudgetMb << 20);
-    BpttResult<float> r = bptt.lossAndGradient(p, b, task.loss(), drawNoise(1, b.steps, streams_[Stream::Noise]), {});
+    BpttResult<float> r = bptt.lossAndGradient(p, b, task.loss(), noiseFor(1, b.steps, streams_[Stream::Noise], false), {});
     acc.addTrialGradient(r.dParams);
   }
   return acc.fisher();
@@ -199,6 +205,7 @@ bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector
 
 TrainResult Trainer::run(const Task& task) {
   const ir::Layout& L = ir_.layout;
+  checkDropoutFits(ir_, cfg_.dropout);
   std::unique_ptr<Optimizer> opt = makeOptimizer(cfg_, L);
   TrainResult res;
   int64_t step = 0;
@@ -266,11 +273,8 @@ TrainResult Trainer::run(const Task& task) {
       break;
     }
     TrialBatch b = task.sample(cfg_.batch, streams_[Stream::Data]);
-    auto noise = drawNoise(cfg_.batch, steps, streams_[Stream::Noise]);
-    std::uniform_real_distribution<double> u01(0, 1);
-    auto masks = dropoutMasks<float>(L, cfg_.dropout, cfg_.batch, steps,
-                                     [&] { return u01(streams_[Stream::Dropout]); });
-    BpttResult<float> r = bptt.lossAndGradient(toFloat(params_), b, task.loss(), noise, masks);
+    auto noise = noiseFor(cfg_.batch, steps, streams_[Stream::Noise], true);
+    BpttResult<float> r = bptt.lossAndGradient(toFloat(params_), b, task.loss(), noise, {});
     double loss = r.loss + ewc_.penalty(params_);
     ewc_.addGradient(params_, r.dParams);
     if (!std::isfinite(loss) || !allFinite(r.dParams)) {

@@ -17,6 +17,7 @@
 #include "random/Streams.h"
 #include "train/Bptt.h"
 #include "train/Ewc.h"
+#include "train/NoiseDraw.h"
 #include "train/Optimizer.h"
 
 namespace cellc::runtime {
@@ -57,8 +58,8 @@ struct TrainConfig {
   double targetLoss = -1;          // stop when a minibatch loss is below it; < 0: off
   int64_t patience = 0;            // stop after this many validations without improvement; 0: off
   uint64_t seed = 1;
-  bool noise = true;               // draw the cell's noise inputs (N(0, 1)); off: zeros
-  DropoutSpec dropout;
+  bool noise = true;               // draw the cell's normal noise (N(0, 1)); off: zeros
+  RecurrentDropout dropout;        // fills the cell's `~ dropout()` noise while training; needs one
   std::vector<std::string> frozen; // params that do not train
   int64_t segment = 0;             // BPTT segment length; 0: automatic (within memoryBudgetMb)
   int64_t memoryBudgetMb = kDefaultMemoryBudgetMb;  // BPTT keeps every step's tape within it
@@ -116,7 +117,7 @@ class Trainer {
                   std::mt19937_64& rng);
 
   // EWC: the diagonal Fisher of `task`'s loss at the current parameters from per-trial gradients
-  // (batch 1), and its consolidation with strength lambda.
+  // (batch 1), without dropout (every unit kept), and its consolidation with strength lambda.
   std::vector<double> fisher(const Task& task, int64_t trials);
   Ewc& ewc() { return ewc_; }
   RandomStreams& streams() { return streams_; }
@@ -125,7 +126,10 @@ class Trainer {
   static std::atomic<bool>& interruptFlag();
 
  private:
-  std::vector<std::vector<float>> drawNoise(int64_t batch, int64_t steps, std::mt19937_64& rng) const;
+  // A batch's noise: normal slots from `rng` (when cfg.noise); dropout slots get masks from the
+  // Dropout stream when `train` (training steps), else ones.
+  std::vector<std::vector<float>> noiseFor(int64_t batch, int64_t steps, std::mt19937_64& rng,
+                                           bool train);
   void saveCheckpoint(int64_t step, const Optimizer& opt, double best,
                       const std::vector<double>& bestParams, double seconds,
                       const std::string& diverged = "");
@@ -144,6 +148,10 @@ class Trainer {
   std::map<std::string, int64_t> milestones_;
   MetricsLog* metrics_ = nullptr;  // the curve of the phase in training
 };
+
+// Throws std::invalid_argument, naming train.dropout, when dropout is on and the cell has no
+// `~ dropout()` noise for it to fill.
+void checkDropoutFits(const StepIR& ir, const RecurrentDropout& dropout);
 
 // Installs SIGINT and SIGTERM handlers that set Trainer::interruptFlag() (a second signal ends
 // the process at once).

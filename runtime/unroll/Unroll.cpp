@@ -37,7 +37,7 @@ Trajectory<T> forwardSequence(StepKernel<T>& kernel, const Sequence<T>& seq) {
   checkSequence(kernel, seq);
   const ir::Layout& L = kernel.layout();
   const int64_t B = seq.batch, steps = seq.steps();
-  const std::vector<T> zeroNoise(static_cast<size_t>(L.noiseSize * B), T(0));
+  const std::vector<T> defaultNoise = L.defaultNoise<T>(B);  // 0, or 1 for dropout masks
 
   Trajectory<T> traj;
   traj.states.push_back(seq.initialState);
@@ -45,7 +45,7 @@ Trajectory<T> forwardSequence(StepKernel<T>& kernel, const Sequence<T>& seq) {
     std::vector<T> next(static_cast<size_t>(L.stateSize * B));
     std::vector<T> out(static_cast<size_t>(L.outputSize * B));
     std::vector<T> tape(static_cast<size_t>(kernel.tapeSize(B)));
-    const std::vector<T>& noise = seq.noise.empty() ? zeroNoise : seq.noise[t];
+    const std::vector<T>& noise = seq.noise.empty() ? defaultNoise : seq.noise[t];
     kernel.forward(seq.params.data(), traj.states[t].data(), seq.inputs[t].data(), noise.data(),
                    next.data(), out.data(), tape.data(), B);
     traj.states.push_back(std::move(next));
@@ -69,7 +69,7 @@ SequenceGradients<T> backwardSequence(StepKernel<T>& kernel, const Sequence<T>& 
   for (int64_t t = 0; t < steps; ++t)
     checkSize(dOutputs[t], L.outputSize * B, "output adjoints of step " + std::to_string(t));
   checkSize(dFinalState, L.stateSize * B, "final state adjoint");
-  const std::vector<T> zeroNoise(static_cast<size_t>(L.noiseSize * B), T(0));
+  const std::vector<T> defaultNoise = L.defaultNoise<T>(B);  // 0, or 1 for dropout masks
 
   SequenceGradients<T> grads;
   grads.dParams.assign(static_cast<size_t>(L.paramSize), T(0));
@@ -77,7 +77,7 @@ SequenceGradients<T> backwardSequence(StepKernel<T>& kernel, const Sequence<T>& 
   std::vector<T> dNext = dFinalState;  // adjoint of the state after step t
   std::vector<T> dState(static_cast<size_t>(L.stateSize * B));
   for (int64_t t = steps - 1; t >= 0; --t) {
-    const std::vector<T>& noise = seq.noise.empty() ? zeroNoise : seq.noise[t];
+    const std::vector<T>& noise = seq.noise.empty() ? defaultNoise : seq.noise[t];
     kernel.backward(seq.params.data(), traj.states[t].data(), seq.inputs[t].data(), noise.data(),
                     traj.tapes[t].data(), dNext.data(), dOutputs[t].data(), dState.data(),
                     grads.dInputs[t].data(), grads.dParams.data(), B);

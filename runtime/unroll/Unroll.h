@@ -20,7 +20,7 @@ struct Sequence {
   std::vector<T> params;                // [paramSize]
   std::vector<T> initialState;          // [stateSize * batch]
   std::vector<std::vector<T>> inputs;   // [T][inputSize * batch]; its length is the step count T
-  std::vector<std::vector<T>> noise;    // [T][noiseSize * batch], or empty: no noise (zeros)
+  std::vector<std::vector<T>> noise;    // [T][noiseSize * batch], or empty: defaults (0; 1 for dropout)
 
   int64_t steps() const { return static_cast<int64_t>(inputs.size()); }
 };

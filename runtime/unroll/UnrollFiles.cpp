@@ -486,7 +486,10 @@ class Run {
       bool any = false;
       for (const ir::Slot& s : slots) any = any || find(s.name + ".npy");
       if (optional && !any) return steps;
-      steps.assign(static_cast<size_t>(T_), std::vector<T>(static_cast<size_t>(roleSize * B_)));
+      // A missing noise array holds its default (0, or 1 for a dropout mask: every unit kept).
+      std::vector<T> fill = &slots == &L_.noises ? L_.defaultNoise<T>(B_)
+                                                 : std::vector<T>(static_cast<size_t>(roleSize * B_));
+      steps.assign(static_cast<size_t>(T_), fill);
       for (const ir::Slot& s : slots)
         if (const std::vector<T>* v = find(s.name + ".npy"))
           for (int64_t t = 0; t < T_; ++t)

@@ -180,3 +180,27 @@ TEST_CASE("an experiment can train with the vanishing-gradient regularizer", "[e
   CHECK(fs::exists(run / "done-train.ckpt"));
   CHECK_THROWS_WITH(loadExperiment(kTiny, {"train.omega=-1"}), Contains("out of range"));
 }
+
+TEST_CASE("train.dropout needs a ~ dropout() noise in the cell: an error at the key, no run folder",
+          "[experiments][dropout]") {
+  const std::string gru = CELLC_SOURCE_DIR "/cells/gru.cell";
+  const std::string text = "[cell]\nfile = \"" + gru + "\"\ndims = { n = 4 }\n"
+                           "[task]\nkind = \"copy_first\"\nsteps = 5\n"
+                           "[train]\nmax_steps = 2\ndropout = 0.5\n";
+  const std::string path = writeExperiment("dropout_without_mask", text);
+  fs::path run = freshDir("dropout-without-mask");
+  RunOptions opt;
+  opt.outDir = run.string();
+  opt.plot = false;
+  std::ostringstream log;
+  CHECK_THROWS_WITH(runExperiment(loadExperiment(path), opt, log),
+                    Contains(path + ":9:") && Contains("train.dropout = 0.5") &&
+                        Contains("cell gru declares no dropout mask") && Contains("~ dropout()"));
+  CHECK(!fs::exists(run));
+  // dale_rnn places its mask on the rates W_rec reads: the same key trains it.
+  fs::path ok = freshDir("dropout-dale");
+  opt.outDir = ok.string();
+  runExperiment(loadExperiment(kTiny, {"train.dropout=0.5", "train.max_steps=5", "train.validate_every=5"}),
+                opt, log);
+  CHECK(fs::exists(ok / "done-train.ckpt"));
+}

@@ -83,7 +83,7 @@ const std::vector<Command>& commands() {
        "  <param>.npy            every param, the param's shape (a scalar: shape ())\n"
        "  <input>.npy            every input, [T, B, dims...]\n"
        "  <state>.npy            optional initial state, [B, dims...] (default: as declared)\n"
-       "  <noise>.npy            optional noise, [T, B, dims...] (default: zeros)\n"
+       "  <noise>.npy            optional noise, [T, B, dims...] (default: zeros; ones for ~ dropout())\n"
        "  d_<output>.npy         --loss adjoints: dL/dy, [T, B, dims...] (missing: zero)\n"
        "  d_final_<state>.npy    --loss adjoints: dL/d(final state), [B, dims...]\n"
        "  target_<output>.npy    --loss mse: [T, B, dims...]; --loss mse_last: [B, dims...]\n"
