@@ -144,6 +144,13 @@ std::string label(const std::string& key) {
 // Removes "BASE:LINE:COL: error: " from a message about a --set edit: the location is that of
 // the parsed edit text, not of anything in a file.
 std::string stripBaseLocation(const std::string& msg, const std::string& base) {
+  // An edit's error is located on the command line ("command line: --set K=V: error: ..."): the
+  // sweep locates it itself, at its axis; keep the edit, drop the origin.
+  const std::string cli = "command line: ";
+  if (msg.rfind(cli, 0) == 0) {
+    auto e = msg.find(": error: ");
+    if (e != std::string::npos) return msg.substr(cli.size(), e - cli.size()) + ": " + msg.substr(e + 9);
+  }
   if (msg.rfind(base + ":", 0) != 0) return msg;
   auto e = msg.find(": error: ", base.size());
   if (e == std::string::npos) return msg;

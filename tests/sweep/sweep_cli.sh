@@ -59,7 +59,7 @@ EOT
   "$CELLC" sweep "$WORK/bad.toml" --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr"
   rc=$?
   [ $rc = 1 ] || fail "exit status $rc, expected 1"
-  check_contains "$WORK/stderr" "$WORK/bad.toml:5:7: error: axis 'train.batch' = 0: key 'train.batch' = 0 is out of range"
+  check_contains "$WORK/stderr" "$WORK/bad.toml:5:7: error: axis 'train.batch' = 0: --set train.batch=0: key 'train.batch' = 0 is out of range"
   check_contains "$WORK/stderr" "nothing was run"
   [ ! -e "$WORK/out" ] || fail "a sweep with errors created its folder"
   "$CELLC" sweep "$WORK/bad.toml" --jobs 0 2> "$WORK/stderr"; rc=$?

@@ -165,8 +165,8 @@ TEST_CASE("every point is checked before anything runs, errors at the axis key's
                                                 "cell.file = [\"../cells/gru.cell\", \"../cells/nope.cell\"]\n");
     std::vector<std::string> errors = validateSweep(loadSweep(path));
     REQUIRE(errors.size() == 3);
-    CHECK_THAT(errors[0], Contains(path + ":4:7: error: axis 'train.learnig_rate' = 0.1: --set train.learnig_rate: unknown key (did you mean 'train.learning_rate'?)"));
-    CHECK_THAT(errors[1], Contains(path + ":5:7: error: axis 'train.batch' = 0: key 'train.batch' = 0 is out of range: at least 1"));
+    CHECK_THAT(errors[0], Contains(path + ":4:7: error: axis 'train.learnig_rate' = 0.1: --set train.learnig_rate=0.1: unknown key 'train.learnig_rate' (did you mean 'train.learning_rate'?)"));
+    CHECK_THAT(errors[1], Contains(path + ":5:7: error: axis 'train.batch' = 0: --set train.batch=0: key 'train.batch' = 0 is out of range: at least 1"));
     CHECK_THAT(errors[1], !Contains(kBase + ":"));  // not the bogus location of the parsed edit
     CHECK_THAT(errors[2], Contains(path + ":6:6: error: axis 'cell.file' = \"../cells/nope.cell\": no such cell file '../cells/nope.cell'"));
   }
@@ -188,7 +188,7 @@ TEST_CASE("every point is checked before anything runs, errors at the axis key's
     Sweep s = loadSweep(writeSweep("cliset", kHeader), {"train.bach=3"});
     std::vector<std::string> errors = validateSweep(s);
     REQUIRE(errors.size() == 1);
-    CHECK_THAT(errors[0], Contains("--set train.bach: unknown key (did you mean 'train.batch'?)"));
+    CHECK_THAT(errors[0], Contains("--set train.bach=3: unknown key 'train.bach' (did you mean 'train.batch'?)"));
   }
 }
 
