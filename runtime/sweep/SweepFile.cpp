@@ -380,7 +380,7 @@ std::vector<std::string> validateSweep(const Sweep& s) {
   std::string err;
   if (!load(s.sets, err)) {
     errors.push_back(s.path + ": error: the base experiment " + s.base +
-                     (s.sets.empty() ? "" : " with the sweep's settings") + ": " + err);
+                     (s.sets.empty() ? "" : " with the sweep's settings") + ": " + stripBaseLocation(err, s.base));
     return errors;  // every point would repeat it
   }
   // Each value of each axis on its own, so that an error names the axis key that caused it.
