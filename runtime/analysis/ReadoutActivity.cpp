@@ -33,7 +33,8 @@ class ReadoutActivity : public Analysis {
       for (int64_t b = 0; b < B; ++b)
         for (int64_t i = 0; i < n; ++i) {
           peak[i] = std::max(peak[i], static_cast<double>(slotValue(tr.outputs[t], out, B, b, i)));
-          targetPeak[i] = std::max(targetPeak[i], tr.trials.targets[t][b * n + i]);
+          if (!tr.trials.targets[t].empty())
+            targetPeak[i] = std::max(targetPeak[i], tr.trials.targets[t][b * n + i]);
         }
     double top = 0;
     for (double x : targetPeak) top = std::max(top, x);

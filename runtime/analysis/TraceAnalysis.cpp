@@ -1,6 +1,8 @@
 // `trace`: fixed example trials through the trained model, every step kept: inputs, targets,
 // outputs and the chosen states (E2's trained trial per sequence; E5's Hebbian trace and hidden
 // state over one test sequence).
+#include <cmath>
+
 #include "analysis/Analysis.h"
 #include "analysis/Trace.h"
 #include "experiment/TaskTable.h"
@@ -61,7 +63,8 @@ class TraceAnalysis : public Analysis {
     for (int64_t b = 0; b < B; ++b)
       for (int64_t t = 0; t < T; ++t) {
         for (int64_t i = 0; i < L.inputSize; ++i) in.push_back(tr.trials.inputs[t][b * L.inputSize + i]);
-        for (int64_t i = 0; i < out.size; ++i) target.push_back(tr.trials.targets[t][b * out.size + i]);
+        const std::vector<double>& tt = tr.trials.targets[t];  // empty where the task asks nothing: 0, as before
+        for (int64_t i = 0; i < out.size; ++i) target.push_back(tt.empty() ? 0.0 : tt[b * out.size + i]);
       }
     c.save("trace_input", {B, T, L.inputSize}, in);
     c.save("trace_target", {B, T, out.size}, target);

@@ -101,9 +101,17 @@ TrialBatch MultiSequenceTask::trial(int64_t task, double onset) const {
 
 TrialBatch CopyFirstTask::sample(int64_t batch, std::mt19937_64& rng) const {
   const int64_t T = s_.steps, D = s_.dim;
-  TrialBatch b = emptyBatch(batch, T, D, D);
-  for (int64_t t = 0; t < T; ++t) fillNormals(rng, b.inputs[t].data(), b.inputs[t].size());
-  b.targets[T - 1] = b.inputs[0];  // the target is the first input, asked for at the end
+  TrialBatch b;
+  b.batch = batch, b.steps = T;
+  b.inputs.resize(T);
+  for (int64_t t = 0; t < T; ++t) {
+    b.inputs[t].resize(D * batch);
+    fillNormals(rng, b.inputs[t].data(), b.inputs[t].size());
+  }
+  // The target is the first input, asked for at the end; the loss reads no other step, so the
+  // other steps' targets stay empty (at T = 300, D = 32, B = 128 a full set is 10 MB a step).
+  b.targets.resize(T);
+  b.targets[T - 1] = b.inputs[0];
   return b;
 }
 

@@ -82,7 +82,8 @@ class MultiSequenceTask : public Task {
   MultiSequenceSpec s_;
 };
 
-// E5: copy the first input. x_t ~ N(0, I_D) for t = 1..T; the target is x_1 at the last step.
+// E5: copy the first input. x_t ~ N(0, I_D) for t = 1..T; the target is x_1 at the last step (the
+// targets of the other steps are empty: nothing reads them).
 struct CopyFirstSpec {
   int64_t steps = 300;
   int64_t dim = 1;

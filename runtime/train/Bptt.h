@@ -32,7 +32,7 @@ struct TrialBatch {
   int64_t batch = 0;
   int64_t steps = 0;
   std::vector<std::vector<double>> inputs;   // [T][inputSize * B]
-  std::vector<std::vector<double>> targets;  // [T][outputDim * B] (MseLast: only the last used)
+  std::vector<std::vector<double>> targets;  // [T][outputDim * B] (MseLast: only the last; others may be empty)
   std::vector<std::vector<double>> masks;    // [T][outputDim * B], or empty: all ones
 };
 
