@@ -405,12 +405,6 @@ std::vector<double> phaseNums(const Experiment& e, const PhaseSpec& p, const std
   if (const Value* v = lookup(e.values, path)) return v->nums;
   return {};
 }
-std::vector<double> analysisNums(const std::map<std::string, Value>& a, const std::string& key,
-                                 std::vector<double> fallback) {
-  auto it = a.find(key);
-  return it == a.end() ? fallback : it->second.nums;
-}
-
 Experiment loadExperiment(const std::string& path, const std::vector<std::string>& sets,
                           const std::string& profile) {
   toml::table root;

@@ -74,8 +74,6 @@ bool phaseFlag(const Experiment& e, const PhaseSpec& p, const std::string& path)
 std::string phaseStr(const Experiment& e, const PhaseSpec& p, const std::string& path);
 std::vector<std::string> phaseStrs(const Experiment& e, const PhaseSpec& p, const std::string& path);
 std::vector<double> phaseNums(const Experiment& e, const PhaseSpec& p, const std::string& path);
-std::vector<double> analysisNums(const std::map<std::string, Value>& a, const std::string& key,
-                                 std::vector<double> fallback);
 
 // Run, phase and sweep-run names are plain file names: letters, digits, '_', '-', '.', not
 // starting with '.', at most 100 characters. kPlainName says so in a message.
