@@ -322,7 +322,7 @@ void registerAll() {
     benchmark::RegisterBenchmark(name.c_str(), BM_Compile, p.string())
         ->Unit(benchmark::kMillisecond);
   }
-  for (int k : {25, 50, 100, 200}) {
+  for (int k : {25, 50, 100, 200, 1000}) {
     std::string name = "BM_CompileChain/";
     name += std::to_string(k);
     benchmark::RegisterBenchmark(name.c_str(), BM_CompileChain, k)

@@ -1,5 +1,6 @@
 #include "codegen/EmitLLVM.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -45,16 +46,49 @@ class Emitter {
     b_.setFastMathFlags(fmf);
   }
 
+  // One function per plan. A plan of more than kKernelsPerPart kernels is emitted as parts, one
+  // function each (never inlined), called in order: LLVM's function passes grow superlinearly with
+  // a function's size (a 200-statement chain took 3.5 s in one function), and kernels share
+  // nothing but memory, so the split costs one call per part. The cells in cells/ have at most
+  // 43 kernels per plan and are emitted whole.
+  static constexpr size_t kKernelsPerPart = 48;
+
   void function(const std::string& name, const FunctionPlan& fp) {
     fp_ = &fp;
+    const size_t nk = fp.kernels.size();
+    if (nk <= kKernelsPerPart) {
+      body(newFunction(name, llvm::Function::ExternalLinkage), 0, nk);
+      b_.CreateRetVoid();
+      return;
+    }
+    std::vector<llvm::Function*> parts;
+    for (size_t first = 0; first < nk; first += kKernelsPerPart) {
+      llvm::Function* part = newFunction(name + ".part" + std::to_string(parts.size()),
+                                         llvm::Function::InternalLinkage);
+      part->addFnAttr(llvm::Attribute::NoInline);
+      body(part, first, std::min(nk, first + kKernelsPerPart));
+      b_.CreateRetVoid();
+      parts.push_back(part);
+    }
+    llvm::Function* top = newFunction(name, llvm::Function::ExternalLinkage);
+    for (llvm::Function* part : parts) b_.CreateCall(part, {top->getArg(0), top->getArg(1)});
+    b_.CreateRetVoid();
+  }
+
+  // A function `void name(ptr bufs, i64 batch)` with the builder at the end of its entry block.
+  llvm::Function* newFunction(const std::string& name, llvm::Function::LinkageTypes linkage) {
     auto* fnTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_}, false);
-    fn_ = llvm::Function::Create(fnTy, llvm::Function::ExternalLinkage, name, m_);
+    fn_ = llvm::Function::Create(fnTy, linkage, name, m_);
     fn_->addFnAttr(llvm::Attribute::NoUnwind);
     fn_->addFnAttr(llvm::Attribute::NoFree);
-    auto* entry = llvm::BasicBlock::Create(ctx_, "entry", fn_);
-    b_.SetInsertPoint(entry);
-    Value* bufsArg = fn_->getArg(0);
-    batch_ = fn_->getArg(1);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", fn_));
+    return fn_;
+  }
+
+  // Kernels [first, last) of the current plan into `fn`, which the builder is positioned in.
+  void body(llvm::Function* fn, size_t first, size_t last) {
+    Value* bufsArg = fn->getArg(0);
+    batch_ = fn->getArg(1);
     batch_->setName("batch");
     for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
       Value* slot = b_.CreateConstInBoundsGEP1_64(ptr_, bufsArg, i);
@@ -62,7 +96,8 @@ class Emitter {
     }
     llvm::MDBuilder md(ctx_);
     llvm::MDNode* domain = md.createAnonymousAliasScopeDomain("cellc");
-    for (const Kernel& k : fp.kernels) {
+    for (size_t ki = first; ki < last; ++ki) {
+      const Kernel& k = fp_->kernels[ki];
       memo_.clear();
       // A kernel's output never overlaps what it reads (every node has a region of its own), so
       // its loads and stores are in different alias scopes: LLVM vectorizes without overlap checks.
@@ -74,7 +109,6 @@ class Emitter {
         case Kernel::Kind::Gemm: gemm(k); break;
       }
     }
-    b_.CreateRetVoid();
   }
 
  private:
