@@ -1,0 +1,1 @@
+"""One module per experiment summary; common.py holds what they share."""

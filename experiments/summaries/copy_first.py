@@ -1,0 +1,235 @@
+"""E5: copy-first-input with plastic bistable cells (paper 003), its grid beside the logs."""
+
+import math
+import os
+
+from summaries.common import (Line2D, as_float, count, curve, figure_section, finite, g, group,
+                              mean, missing_section, note, np, plot, plt, provenance, save,
+                              seed_jitter, spread, table, try_figure, verdict_section)
+
+
+CELL_ORDER = ["gru", "brc", "nbrc", "plastic_gru", "plastic_gru_clip", "pbrc", "pbrc_split"]
+CELL_COLOR = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CELL_ORDER)}
+# (cell file stem, T, D, H) -> (published test MSE, where it comes from)
+E5_PUBLISHED = {
+    ("nbrc", 300, 32, 48): (0.0072, "published log, nBRC D=32 H=48 (one seed)"),
+    ("pbrc_split", 300, 32, 48): (0.0075, "published log, the code's PBRC (PlasticBistableCell2)"),
+    ("nbrc", 300, 32, 64): (0.00045, "published log, nBRC D=32 H=64 (one seed)"),
+    ("plastic_gru_clip", 300, 32, 64): (0.0064, "published log, the code's plastic GRU H=64"),
+}
+E5_QUALITATIVE = [
+    ("gru", "near chance (0.8-1.0) at T >= 100 with D = 1 (reproductions of Vecoven et al.)"),
+    ("brc", "learns at T >= 100 with D = 1 (Vecoven et al.)"),
+    ("nbrc", "learns at T >= 100 with D = 1 (Vecoven et al.)"),
+]
+
+
+def e5_setting(r):
+    T = r.get("analyses.trace.steps")
+    shown = r.axis("task.steps")
+    if shown is not None:
+        T = as_float(shown, T)
+    return (int(T) if math.isfinite(T) else -1, int(r.get("cell.dims.n_in", -1)),
+            int(r.get("cell.dims.n", -1)))
+
+
+def setting_label(s):
+    T, D, H = s
+    return f"T={T if T >= 0 else '?'} D={D} H={H}"
+
+
+def cell_key(c):
+    return (CELL_ORDER.index(c) if c in CELL_ORDER else len(CELL_ORDER), c)
+
+
+def milestone_text(rs, level):
+    steps = [r.get(f"training.first_step_loss.below_{level:g}") for r in rs]
+    reached = finite(steps)
+    if not reached:
+        return f"never (0/{len(rs)})"
+    return f"{spread(reached, fmt=lambda x: f'{x:.0f}')}, {len(reached)}/{len(rs)} reached"
+
+
+def summarize_copy_first(sw, out, args):
+    by = group(sw.runs, lambda r: (e5_setting(r), r.cell))
+    settings = sorted({s for s, _ in by}, key=lambda s: (-s[1], s[0], s[2]))
+    md = [f"# E5 copy-first-input: results\n\n{provenance(args, sw)}\n",
+          "Test MSE on fresh sequences after training (chance: predicting 0 scores about 1). "
+          "Each number: mean [min, max] over seeds (n seeds).\n\n"]
+
+    # beside the published numbers
+    rows = []
+    for (cell, T, D, H), (val, src) in E5_PUBLISHED.items():
+        rs = by.get(((T, D, H), cell), [])
+        rows.append((f"{cell} T={T} D={D} H={H}", f"{val:g}", src,
+                     spread([r.get("test.loss") for r in rs]) if rs else "not run yet",
+                     count(rs[0].get("cell.params")) if rs else "n/a"))
+    for cell, claim in E5_QUALITATIVE:
+        rs = [r for r in sw.runs if r.cell == cell and e5_setting(r)[1] == 1
+              and e5_setting(r)[0] >= 100]
+        by_t = group(rs, lambda r: e5_setting(r))
+        ours = "; ".join(f"{setting_label(s)}: {spread([r.get('test.loss') for r in v])}"
+                         for s, v in sorted(by_t.items())) or "not run yet"
+        rows.append((f"{cell} D=1 T>=100", "qualitative", claim, ours, "-"))
+    md.append("## Beside the published numbers\n\n")
+    md.append(table(["cell and setting", "published", "source", "ours: test MSE", "params"],
+                    rows))
+
+    rows = []
+    for s in settings:
+        for cell in sorted({c for ss, c in by if ss == s}, key=cell_key):
+            rs = by[(s, cell)]
+            pub = E5_PUBLISHED.get((cell,) + s)
+            stops = sum(1 for r in rs if (r.summary.get("training") or {}).get("stop_reason")
+                        in ("loss-target", "target"))
+            rows.append((setting_label(s), cell, count(rs[0].get("cell.params")),
+                         spread([r.get("test.loss") for r in rs]),
+                         g(pub[0]) if pub else "",
+                         g(mean([r.get("test.chance_loss") for r in rs])),
+                         milestone_text(rs, 0.5), milestone_text(rs, 0.1),
+                         spread([r.get("training.steps") for r in rs], fmt=lambda x: f"{x:.0f}"),
+                         f"{stops}/{len(rs)}"))
+    md.append("\n## Every cell and setting\n\n`first < 0.5`: the first step whose minibatch loss "
+              "fell below 0.5 (over the seeds that got there). `stopped early`: runs that reached "
+              "the target loss before the step limit.\n\n")
+    md.append(table(["setting", "cell", "params", "test MSE", "published", "chance",
+                     "first < 0.5", "first < 0.1", "steps", "stopped early"], rows))
+
+    figs = []
+    figs += try_figure(e5_test_mse_figure, by, settings, out)
+    figs += try_figure(e5_learning_curves, by, settings, out)
+    figs += try_figure(e5_plastic_figure, sw.runs, out)
+    md.append("\n" + figure_section(figs))
+
+    comps = []
+    for s in settings:
+        cells = {c: [r.get("test.loss") for r in by[(s, c)]] for ss, c in by if ss == s}
+        for plastic, base in (("pbrc", "nbrc"), ("pbrc_split", "nbrc"), ("plastic_gru", "gru"),
+                              ("plastic_gru_clip", "gru")):
+            if plastic in cells and base in cells:
+                a, b = mean(cells[plastic]), mean(cells[base])
+                ratio = f"{a / b:.2g}x" if b > 0 and math.isfinite(a) else "n/a"
+                pa = count(by[(s, plastic)][0].get("cell.params"))
+                pb = count(by[(s, base)][0].get("cell.params"))
+                comps.append(f"{setting_label(s)}: {plastic} test MSE {spread(cells[plastic])} "
+                             f"({pa} params) vs {base} {spread(cells[base])} ({pb} params): "
+                             f"{ratio} of {base}'s")
+        if s[1] == 1 and s[0] >= 100:
+            for c, v in sorted(cells.items(), key=lambda kv: cell_key(kv[0])):
+                chance = mean([r.get("test.chance_loss") for r in by[(s, c)]])
+                comps.append(f"{setting_label(s)}: {c} test MSE {spread(v)} (chance {g(chance)})")
+    md.append("\n" + missing_section(sw) + "\n" + verdict_section(comps))
+    return "".join(md)
+
+
+def e5_test_mse_figure(by, settings, out):
+    if not settings:
+        raise plot.Missing("no finished run")
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(settings) + 2.5), 4.8),
+                           constrained_layout=True)
+    cells_all = sorted({c for _, c in by}, key=cell_key)
+    width = 0.8
+    chance = []
+    for i, s in enumerate(settings):
+        cells = [c for c in cells_all if (s, c) in by]
+        for j, c in enumerate(cells):
+            x0 = i + (j - (len(cells) - 1) / 2) * width / max(len(cells), 1)
+            rs = by[(s, c)]
+            ys = [r.get("test.loss") for r in rs]
+            xs = [x0 + seed_jitter(k, len(rs), 0.5 * width / max(len(cells), 1))
+                  for k in range(len(rs))]
+            col = CELL_COLOR.get(c, "0.3")
+            ax.plot(xs, ys, ls="none", marker="o", ms=4.5, color=col, alpha=0.85)
+            m = mean(ys)
+            if math.isfinite(m):
+                ax.plot([x0 - 0.3 * width / len(cells), x0 + 0.3 * width / len(cells)], [m, m],
+                        color=col, lw=2.2)
+            pub = E5_PUBLISHED.get((c,) + s)
+            if pub:
+                ax.plot([x0], [pub[0]], marker="*", ms=14, mfc="none", mec="k", mew=1.3,
+                        ls="none", zorder=5)
+            chance += [r.get("test.chance_loss") for r in rs]
+    cm = mean(chance)
+    if math.isfinite(cm):
+        ax.axhline(cm, color="0.4", ls="--", lw=1.0)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(settings)))
+    ax.set_xticklabels([setting_label(s).replace(" ", "\n") for s in settings], fontsize=8.5)
+    ax.set_ylabel("test MSE (log)")
+    ax.grid(True, axis="y", which="both", alpha=0.25)
+    handles = [Line2D([], [], color=CELL_COLOR.get(c, "0.3"), marker="o", ls="-", lw=2, label=c)
+               for c in cells_all]
+    handles += [Line2D([], [], color="k", marker="*", mfc="none", ms=12, ls="none",
+                       label="published (one seed)"),
+                Line2D([], [], color="0.4", ls="--", label="chance (predict 0)")]
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("E5 copy-first: test MSE per cell and setting (dots: seeds; bars: mean)")
+    return save(fig, out, "test_mse")
+
+
+def e5_learning_curves(by, settings, out):
+    if not settings:
+        raise plot.Missing("no finished run")
+    n = len(settings)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows + 0.6),
+                             squeeze=False, constrained_layout=True)
+    per_sample = True
+    cells_seen = set()
+    for i, s in enumerate(settings):
+        ax = axes[i // ncols, i % ncols]
+        for c in sorted({c for ss, c in by if ss == s}, key=cell_key):
+            for r in by[(s, c)]:
+                cv = curve(r)
+                if cv is None:
+                    continue
+                x, y, ps = cv
+                per_sample &= ps
+                w = max(1, x.size // 150)
+                ys = np.exp(plot.smooth(np.log(y), w)) if w > 1 else y
+                ax.plot(x[::w], ys[::w], color=CELL_COLOR.get(c, "0.3"), lw=0.8, alpha=0.8)
+                cells_seen.add(c)
+        ax.set_yscale("log")
+        ax.set_title(setting_label(s), fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        if i % ncols == 0:
+            ax.set_ylabel("minibatch loss")
+        ax.set_xlabel("samples seen" if per_sample else "step")
+    for k in range(n, nrows * ncols):
+        axes[k // ncols, k % ncols].axis("off")
+    fig.legend(handles=[Line2D([], [], color=CELL_COLOR.get(c, "0.3"), lw=1.5, label=c)
+                        for c in sorted(cells_seen, key=cell_key)],
+               loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle("E5 copy-first: learning curves (one line per seed, running mean)")
+    return save(fig, out, "learning_curves")
+
+
+def e5_plastic_figure(runs, out):
+    """The plastic-cell trace figure from one run: the code's PBRC at the published setting if
+    there, else any plastic cell."""
+    pref = ["pbrc_split", "pbrc", "plastic_gru_clip", "plastic_gru"]
+    cands = [r for r in runs if r.cell in pref]
+    if not cands:
+        raise plot.Missing("no finished run of a plastic cell")
+    cands.sort(key=lambda r: (e5_setting(r) != (300, 32, 48), pref.index(r.cell), r.seed))
+    for r in cands:
+        entry = ((r.summary.get("analyses") or {}).get("trace"))
+        if not isinstance(entry, dict):
+            continue
+        an = plot.AnalysisView(r.plot_run(out), "trace", "trace", entry)
+        try:
+            paths = plot.draw_plastic(an.run, an)
+        except plot.Missing as e:
+            note(f"plastic trace of {r.name}: {e}")
+            continue
+        if not paths:
+            continue
+        final = []
+        for p in paths:
+            dst = os.path.join(out, "plastic_trace" + os.path.basename(p)[len("plastic"):])
+            os.replace(p, dst)
+            final.append(dst)
+        return final
+    raise plot.Missing("no plastic run has a recorded matrix state")

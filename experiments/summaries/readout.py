@@ -1,0 +1,113 @@
+"""E4: fixed vs learned readout."""
+
+import math
+
+from summaries.common import (figure_section, finite, g, group, mean, missing_section, np, plot,
+                              plt, provenance, save, seed_jitter, spread, table, try_figure,
+                              verdict_section)
+
+
+def e4_label(r):
+    f = r.axis("W_out_raw.frozen")
+    if f is not None:
+        return "fixed" if f.strip().lower() in ("true", "1") else "learned"
+    v = r.axis("W_out_raw.value")
+    if v is not None:
+        return "fixed" if "identity" in v else "learned"
+    rest = {k: v for k, v in r.point.items() if k != "experiment.seed"}
+    return ",".join(f"{k}={v}" for k, v in rest.items()) or "base"
+
+
+def summarize_readout(sw, out, args):
+    by = group(sw.runs, e4_label)
+    labels = sorted(by, key=lambda s: (s != "fixed", s != "learned", s))
+    md = [f"# E4 fixed vs learned readout: results\n\n{provenance(args, sw)}\n",
+          "Each number: mean [min, max] over seeds (n seeds). Silent: an output whose largest "
+          "value over fresh trials stays below the threshold (a fraction of the largest "
+          "target).\n\n",
+          "## The paper's claim beside ours\n\nAppendix D: with the readout fixed to a partial "
+          "identity, some outputs' peaks stay at 0.\n\n"]
+    rows, comps = [], []
+    for lab in labels:
+        rs = by[lab]
+        silent = [r.get("analyses.readout_activity.measured.silent_outputs") for r in rs]
+        n_out = mean([r.get("analyses.readout_activity.measured.outputs") for r in rs])
+        some = sum(1 for s in finite(silent) if s > 0)
+        rows.append((lab, len(rs), spread([r.get("training.best_validation_error") for r in rs]),
+                     spread([r.get("test.rmse") for r in rs]), spread(silent),
+                     f"{some}/{len(finite(silent))}", g(n_out)))
+        comps.append(f"{lab} readout: best validation RMSE "
+                     f"{spread([r.get('training.best_validation_error') for r in rs])}, silent "
+                     f"outputs {spread(silent)} of {g(n_out)}, runs with a silent output "
+                     f"{some}/{len(finite(silent))}")
+    md.append(table(["readout", "runs", "best validation RMSE", "test RMSE", "silent outputs",
+                     "runs with any silent", "outputs"], rows))
+    figs = try_figure(e4_figure, by, labels, out)
+    figs += try_figure(e4_peaks, by, labels, out)
+    md.append("\n" + figure_section(figs) + "\n" + missing_section(sw) + "\n"
+              + verdict_section(comps))
+    return "".join(md)
+
+
+def e4_figure(by, labels, out):
+    if not labels:
+        raise plot.Missing("no finished run")
+    metrics = [("training.best_validation_error", "best validation RMSE", True),
+               ("test.rmse", "test RMSE", True),
+               ("analyses.readout_activity.measured.silent_outputs", "silent outputs", False)]
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.8), constrained_layout=True)
+    for ax, (key, name, logy) in zip(axes, metrics):
+        for i, lab in enumerate(labels):
+            ys = [r.get(key) for r in by[lab]]
+            xs = [i + seed_jitter(j, len(ys), 0.3) for j in range(len(ys))]
+            ax.plot(xs, ys, ls="none", marker="o", ms=5, color=f"C{i}", alpha=0.8)
+            m = mean(ys)
+            if math.isfinite(m):
+                ax.plot([i - 0.25, i + 0.25], [m, m], color=f"C{i}", lw=2.2)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels)
+        ax.set_xlim(-0.6, len(labels) - 0.4)
+        vals = [v for lab in labels for v in finite(r.get(key) for r in by[lab])]
+        if logy and vals and all(v > 0 for v in vals):
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
+            ax.yaxis.set_major_locator(plot.MaxNLocator(integer=True))
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle("E4: fixed vs learned readout (dots: seeds; bars: mean)")
+    return save(fig, out, "readout_comparison")
+
+
+def e4_peaks(by, labels, out):
+    if not labels:
+        raise plot.Missing("no finished run")
+    fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.6), sharey=True,
+                             squeeze=False, constrained_layout=True)
+    for ax, lab in zip(axes[0], labels):
+        r = by[lab][0]
+        entry = (r.summary.get("analyses") or {}).get("readout_activity")
+        entry = entry if isinstance(entry, dict) else {}
+        an = plot.AnalysisView(plot.Run(r.dir, r.summary), "readout_activity",
+                               "readout_activity", entry)
+        try:
+            peak = an.array("readout_peak", 1)
+        except plot.Missing as e:
+            ax.text(0.5, 0.5, f"missing:\n{e}", ha="center", va="center", fontsize=7,
+                    transform=ax.transAxes)
+            continue
+        th = (entry.get("measured") or {}).get("threshold")
+        silent = peak < th if isinstance(th, (int, float)) else np.zeros(peak.shape, bool)
+        idx = np.arange(peak.size)
+        ax.bar(idx, peak, color=np.where(silent, "0.65", "C0"), width=0.7)
+        if silent.any():
+            ax.plot(idx[silent], np.zeros(silent.sum()), ls="none", marker="x", ms=9, mew=2,
+                    color="#c0392b", clip_on=False, zorder=5)
+        if isinstance(th, (int, float)):
+            ax.axhline(th, color="#c0392b", ls="--", lw=1.0)
+        ax.set_title(f"{lab} (seed {r.seed}): {int(silent.sum())} silent", fontsize=10)
+        ax.set_xlabel("output unit")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0, 0].set_ylabel("peak output (x: silent)")
+    fig.suptitle("E4: peak of each output on fresh trials (dashed: threshold)")
+    return save(fig, out, "readout_peaks")
