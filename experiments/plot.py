@@ -205,13 +205,19 @@ MAX_ROW_NOTES = 5  # malformed rows named one by one; the rest counted
 
 
 def read_metrics(run):
-    """metrics.csv as (phases, step, loss, val_error). A malformed row (a field count other than
-    the header's, or a non-numeric value in a numeric column) is skipped with a note naming its
-    line; an empty numeric field is a missing value (val_error between validations)."""
+    """metrics.csv as (phases, step, loss, val_error): see read_metric_columns."""
+    c = read_metric_columns(run)
+    nan = np.full(len(c["step"]), math.nan)
+    return c["phase"], c["step"], c.get("loss", nan), c.get("val_error", nan)
+
+
+def read_metric_columns(run):
+    """metrics.csv as {column: array} (`phase`: a list of names). A malformed row (a field count
+    other than the header's, or a non-numeric value in a numeric column) is skipped with a note
+    naming its line; an empty numeric field is a missing value (val_error between validations)."""
     path = os.path.join(run.dir, "metrics.csv")
     if not os.path.isfile(path):
         raise Missing("metrics.csv missing")
-    phases, step, loss, val = [], [], [], []
     bad = []
     with open(path, newline="") as f:
         reader = csv.reader(f)
@@ -220,6 +226,8 @@ def read_metrics(run):
             raise Missing("metrics.csv has no header with a 'step' column")
         header = [h.strip() for h in header]
         col = {h: i for i, h in enumerate(header)}
+        cols = {h: [] for h in header}
+        cols.setdefault("phase", [])
         for fields in reader:
             line = reader.line_num
             if not fields or all(not x.strip() for x in fields):
@@ -248,17 +256,16 @@ def read_metrics(run):
             if why is not None:
                 bad.append(f"line {line}: {why}")
                 continue
-            phases.append(fields[col["phase"]].strip() if "phase" in col else "")
-            step.append(values["step"])
-            loss.append(values.get("loss", math.nan))
-            val.append(values.get("val_error", math.nan))
+            cols["phase"].append(fields[col["phase"]].strip() if "phase" in col else "")
+            for h, v in values.items():
+                cols[h].append(v)
     for b in bad[:MAX_ROW_NOTES]:
         note(f"metrics.csv {b}: row skipped")
     if len(bad) > MAX_ROW_NOTES:
         note(f"metrics.csv: {len(bad) - MAX_ROW_NOTES} more malformed row(s) skipped")
-    if not step:
+    if not cols["step"]:
         raise Missing("metrics.csv has no well-formed row with a step")
-    return phases, np.array(step), np.array(loss), np.array(val)
+    return {h: (v if h == "phase" else np.array(v)) for h, v in cols.items()}
 
 
 def smooth(y, window):

@@ -2,7 +2,7 @@
 """Summarize a finished (or partial) sweep of one experiment beside the published numbers.
 
     python3 experiments/summarize.py SWEEP_DIR [SWEEP_DIR ...] \\
-        --experiment {copy_first,forgetting,multi_sequence,readout} --out results/NAME/
+        --experiment {copy_first,forgetting,multi_sequence,readout,sequence_shift} --out results/NAME/
 
 Reads each SWEEP_DIR's sweep.csv (one row per run: `run`, one column per sweep axis, `status`,
 `exit_code`, then the numbers of the run's summary.json with dotted keys), sweep.json (the runs the
@@ -32,12 +32,14 @@ from summaries.copy_first import summarize_copy_first  # noqa: E402
 from summaries.forgetting import summarize_forgetting  # noqa: E402
 from summaries.multi_sequence import summarize_multi_sequence  # noqa: E402
 from summaries.readout import summarize_readout  # noqa: E402
+from summaries.sequence_shift import summarize_sequence_shift  # noqa: E402
 
 SUMMARIZERS = {
     "copy_first": summarize_copy_first,
     "forgetting": summarize_forgetting,
     "multi_sequence": summarize_multi_sequence,
     "readout": summarize_readout,
+    "sequence_shift": summarize_sequence_shift,
 }
 
 

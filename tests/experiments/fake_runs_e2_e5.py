@@ -252,8 +252,48 @@ def readout(run, seed=1, fixed=True, N=30, T=100):
     return run
 
 
+E1_TASK = """[task]
+kind = "sequence"
+dt = 10
+duration = 1000
+onset_min = 100
+onset_max = 200
+baseline = 0.2
+tau_in = 100
+sigma_in = 0.01
+input_amp = 4
+input_decay = 800
+input_sign = -1
+outputs = 10
+height = 12
+offset = 80
+spacing = 80
+width = 20
+"""
+
+
+def sequence_shift(run, seed=1, optimizer="sgd", omega=0.0):
+    """E1 trained one way: experiment.toml (the summary reads the optimizer, Omega and the task
+    from it), a validation curve and the column-shift numbers."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(run, exist_ok=True)
+    with open(os.path.join(run, "experiment.toml"), "w") as f:
+        f.write(f'[experiment]\nname = "sequence_shift"\nseed = {seed}\n\n'
+                f'[train]\noptimizer = "{optimizer}"\nomega = {omega:g}\n\n' + E1_TASK)
+    best = (0.9 if optimizer == "sgd" else 0.25) + 0.01 * seed
+    write_json(os.path.join(run, "summary.json"), {
+        "experiment": {"name": "sequence_shift", "seed": seed},
+        "cell": {"file": "../cells/dale_rnn.cell", "name": "dale_rnn"},
+        "training": training("train", 200, 20, best ** 2, "max-steps", best, 0.1),
+        "analyses": {"column_shift": {"kind": "column_shift",
+                                      "measured": {"sign_consistency": 0.6 + 0.1 * seed}}},
+        "seconds": 20.0})
+    metrics(run, rng, ["train"], 200, 20.0, best ** 2, val_every=50)
+    return run
+
+
 MAKERS = {"copy_first": copy_first, "multi_sequence": multi_sequence,
-          "forgetting": forgetting, "readout": readout}
+          "forgetting": forgetting, "readout": readout, "sequence_shift": sequence_shift}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +332,13 @@ def sweep_points(experiment):
                 pts.append((f"frozen={frozen},seed={seed}",
                             {"params.W_out_raw.frozen": frozen, "experiment.seed": str(seed)},
                             {"fixed": frozen == "true", "seed": seed}))
+    elif experiment == "sequence_shift":
+        for opt, om in (("sgd", 0), ("sgd", 2), ("adam", 2)):
+            for seed in (1, 2):
+                pts.append((f"optimizer={opt},omega={om},seed={seed}",
+                            {"train.optimizer": opt, "train.omega": str(om),
+                             "experiment.seed": str(seed)},
+                            {"optimizer": opt, "omega": float(om), "seed": seed}))
     return pts
 
 

@@ -16,7 +16,7 @@ counted in failures and left out of the means. A few (column, v) pairs fail on s
     python3 tests/experiments/make_fake_run.py OUT_DIR --experiment EXP [--cell C] [--seed N]
     python3 tests/experiments/make_fake_run.py OUT_DIR --experiment EXP --sweep
 
---experiment copy_first|multi_sequence|forgetting|readout writes a run of E5/E2/E3/E4 instead
+--experiment copy_first|multi_sequence|forgetting|readout|sequence_shift writes a run of E5/E2/E3/E4 instead
 (fake_runs_e2_e5.py: the arrays and summary keys their analyses write); --cell picks the
 copy_first cell (a plastic one records the Hebbian trace). --sweep writes a sweep folder of such
 runs (sweep.json, sweep.csv, run folders) with its last two runs unfinished.
@@ -46,7 +46,8 @@ def main():
     p.add_argument("--n-out", type=int, default=10,
                    help="10: E1 case i (bumps 80 ms apart); 100: case ii (8 ms apart)")
     p.add_argument("--experiment", default="e1",
-                   choices=["e1", "copy_first", "multi_sequence", "forgetting", "readout"])
+                   choices=["e1", "copy_first", "multi_sequence", "forgetting", "readout",
+                            "sequence_shift"])
     p.add_argument("--cell", default="pbrc", help="copy_first: the cell file's stem")
     p.add_argument("--sweep", action="store_true", help="a fake sweep folder of --experiment")
     a = p.parse_args()

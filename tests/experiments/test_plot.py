@@ -145,6 +145,7 @@ SUMMARY_FIGURES = {
     "multi_sequence": ["weight_histograms.png", "ei_ratio_vs_k.png", "trained_trials.png"],
     "forgetting": ["task1_before_after.png", "retention_vs_lambda.png"],
     "readout": ["readout_comparison.png", "readout_peaks.png"],
+    "sequence_shift": ["training_curves.png"],
 }
 # numbers the fake sweeps make, as summary.md must show them (mean [min, max] (n))
 SUMMARY_TEXT = {
@@ -155,6 +156,8 @@ SUMMARY_TEXT = {
                    "dropout=0,lambda=10000,seed=1"],
     "readout": ["| fixed | 3 |", "| 1.67 [1, 2] (n=3) |", "| learned | 1 |",
                 "frozen=false,seed=3"],
+    "sequence_shift": ["| sgd, Omega 0 | 2 | 0.915 [0.91, 0.92] (n=2) |", "| sgd, Omega 2 | 2 |",
+                       "RMSE **0.12", "optimizer=adam,omega=2,seed=1` | interrupted"],
 }
 
 
