@@ -7,9 +7,26 @@ namespace cellc::runtime {
 
 namespace fs = std::filesystem;
 
-Model loadModel(const Experiment& e) {
+namespace {
+
+// cell.file relative to the experiment file, else as given.
+fs::path cellPathOf(const Experiment& e) {
   fs::path cellPath = fs::path(e.path).parent_path() / e.str("cell.file");
   if (!fs::exists(cellPath) && fs::exists(e.str("cell.file"))) cellPath = e.str("cell.file");
+  return cellPath;
+}
+
+// The Omega function is compiled only when a phase uses the regularizer.
+bool usesOmega(const Experiment& e) {
+  bool omega = false;
+  for (const PhaseSpec& p : e.phases) omega = omega || phaseNum(e, p, "train.omega") > 0;
+  return omega;
+}
+
+}  // namespace
+
+Model loadModel(const Experiment& e) {
+  fs::path cellPath = cellPathOf(e);
   Model m;
   m.cellPath = cellPath.string();
   std::string err;
@@ -26,11 +43,19 @@ Model loadModel(const Experiment& e) {
     throw ExperimentError(e.path + ": the cell " + m.cellPath + " has errors:\n" + os.str());
   }
   m.ir = lower(*m.prog);
-  // The Omega function is compiled only when a phase uses the regularizer.
-  bool omega = false;
-  for (const PhaseSpec& p : e.phases) omega = omega || phaseNum(e, p, "train.omega") > 0;
-  m.kernel = compileCell<float>(m.ir, omega);
+  m.kernel = compileCell<float>(m.ir, usesOmega(e));
   return m;
+}
+
+const Model& ModelCache::get(const Experiment& e) {
+  std::ostringstream key;
+  key << fs::weakly_canonical(cellPathOf(e)).string() << (usesOmega(e) ? " omega" : "");
+  key.precision(17);
+  for (auto& [k, v] : e.dims) key << " " << k << "=" << v;
+  for (auto& [k, v] : e.consts) key << " const " << k << "=" << v;
+  std::unique_ptr<Model>& slot = models_[key.str()];
+  if (!slot) slot = std::make_unique<Model>(loadModel(e));
+  return *slot;
 }
 
 std::map<std::string, int64_t> modelDims(const Model& m) {

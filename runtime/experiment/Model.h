@@ -29,4 +29,14 @@ Model loadModel(const Experiment& e);
 // The dims of the checked program, by name (for summaries).
 std::map<std::string, int64_t> modelDims(const Model& m);
 
+// Models loaded while checking many experiments (a sweep's runs), one per cell file, dims, consts
+// and Omega: a sweep of 36 runs over 12 models compiles each model once.
+class ModelCache {
+ public:
+  const Model& get(const Experiment& e);
+
+ private:
+  std::map<std::string, std::unique_ptr<Model>> models_;
+};
+
 }  // namespace cellc::runtime

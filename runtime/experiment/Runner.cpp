@@ -174,7 +174,53 @@ json testStage(const Experiment& e, Model& m, const std::vector<std::unique_ptr<
   return j;
 }
 
+// What runExperiment builds and checks before it touches a run folder: every phase's task
+// (fitted to the cell), every analysis (its keys in range), the param settings.
+struct Checked {
+  std::vector<std::unique_ptr<Task>> tasks;
+  std::vector<std::unique_ptr<Analysis>> analyses;
+  std::vector<size_t> analysisPhase;  // which phase's params each analysis looks at
+};
+
+Checked checkAgainst(const Experiment& e, const Model& m, const fs::path& runPath, std::ostream& log) {
+  Checked c;
+  checkParamSettings(e, m.ir.layout);
+  for (const PhaseSpec& ph : e.phases) {
+    c.tasks.push_back(makeTask(e, ph));
+    checkTaskFits(e, ph, *c.tasks.back(), m.ir.layout,
+                  std::max(phaseInt(e, ph, "train.batch"), phaseInt(e, ph, "train.validation_batch")));
+    try {  // dropout fills the cell's `~ dropout()` noise: a cell without one has nowhere to put it
+      checkDropoutFits(m.ir, {phaseNum(e, ph, "train.dropout"), false});
+    } catch (const std::invalid_argument& err) {
+      throw ExperimentError(keyWhere(e, ph, "train.dropout") + ": error: " + err.what());
+    }
+  }
+  const std::vector<double> noParams;
+  std::set<std::string> analysisNames;
+  for (const auto& a : e.analyses) {
+    const std::string aname = analysisName(a);
+    if (!isPlainName(aname) || !analysisNames.insert(aname).second)
+      throw ExperimentError(a.at("kind").where + ": error: two analyses are named '" + aname +
+                            "': give each a plain, unique analysis.name");
+    c.analysisPhase.push_back(e.phases.size() - 1);
+    if (auto it = a.find("after"); it != a.end()) {
+      auto ph = std::find_if(e.phases.begin(), e.phases.end(), [&](const PhaseSpec& p) { return p.name == it->second.str; });
+      if (ph == e.phases.end())
+        throw ExperimentError(it->second.where + ": error: analysis.after: no phase named '" + it->second.str + "'");
+      c.analysisPhase.back() = static_cast<size_t>(ph - e.phases.begin());
+    }
+    c.analyses.push_back(makeAnalysis(a.at("kind").str));
+    c.analyses.back()->check({e, a, m, noParams, runPath / "arrays", log});
+  }
+  return c;
+}
+
 }  // namespace
+
+void checkExperiment(const Experiment& e, ModelCache& models) {
+  std::ostringstream quiet;
+  checkAgainst(e, models.get(e), fs::path("unused-run-folder"), quiet);
+}
 
 std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostream& log) {
   std::string name = e.values.count("experiment.name") ? e.str("experiment.name")
@@ -185,37 +231,10 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   // Everything is compiled and checked before the folder is touched.
   Model m = loadModel(e);
   throwIfInterrupted("compilation");
-  checkParamSettings(e, m.ir.layout);
-  std::vector<std::unique_ptr<Task>> tasks;
-  for (const PhaseSpec& ph : e.phases) {
-    tasks.push_back(makeTask(e, ph));
-    checkTaskFits(e, ph, *tasks.back(), m.ir.layout,
-                  std::max(phaseInt(e, ph, "train.batch"), phaseInt(e, ph, "train.validation_batch")));
-    try {  // dropout fills the cell's `~ dropout()` noise: a cell without one has nowhere to put it
-      checkDropoutFits(m.ir, {phaseNum(e, ph, "train.dropout"), false});
-    } catch (const std::invalid_argument& err) {
-      throw ExperimentError(keyWhere(e, ph, "train.dropout") + ": error: " + err.what());
-    }
-  }
-  const std::vector<double> noParams;
-  std::vector<std::unique_ptr<Analysis>> analyses;
-  std::vector<size_t> analysisPhase;  // which phase's params each analysis looks at
-  std::set<std::string> analysisNames;
-  for (const auto& a : e.analyses) {
-    const std::string aname = analysisName(a);
-    if (!isPlainName(aname) || !analysisNames.insert(aname).second)
-      throw ExperimentError(a.at("kind").where + ": error: two analyses are named '" + aname +
-                            "': give each a plain, unique analysis.name");
-    analysisPhase.push_back(e.phases.size() - 1);
-    if (auto it = a.find("after"); it != a.end()) {
-      auto ph = std::find_if(e.phases.begin(), e.phases.end(), [&](const PhaseSpec& p) { return p.name == it->second.str; });
-      if (ph == e.phases.end())
-        throw ExperimentError(it->second.where + ": error: analysis.after: no phase named '" + it->second.str + "'");
-      analysisPhase.back() = static_cast<size_t>(ph - e.phases.begin());
-    }
-    analyses.push_back(makeAnalysis(a.at("kind").str));
-    analyses.back()->check({e, a, m, noParams, runPath / "arrays", log});
-  }
+  Checked checked = checkAgainst(e, m, runPath, log);
+  std::vector<std::unique_ptr<Task>>& tasks = checked.tasks;
+  std::vector<std::unique_ptr<Analysis>>& analyses = checked.analyses;
+  const std::vector<size_t>& analysisPhase = checked.analysisPhase;
 
   RunFolder run(runPath);
   checkSameExperiment(run, e);

@@ -19,6 +19,8 @@
 
 namespace cellc::runtime {
 
+class ModelCache;
+
 struct RunOptions {
   std::string outDir;        // empty: runs/<experiment name>
   bool plot = true;          // run the figure script at the end
@@ -28,5 +30,11 @@ struct RunOptions {
 // Runs (or resumes) the experiment; returns the run folder. Throws on errors, with a message
 // that says what and where.
 std::string runExperiment(const Experiment& e, const RunOptions& options, std::ostream& log);
+
+// Everything runExperiment checks before it touches a run folder, without running anything: the
+// cell compiles with the experiment's dims and consts, every phase's task fits it, every analysis's
+// keys are in range. Throws ExperimentError with the located message. `models` keeps the compiled
+// cells for the next experiment (a sweep checks all its runs this way before it starts one).
+void checkExperiment(const Experiment& e, ModelCache& models);
 
 }  // namespace cellc::runtime

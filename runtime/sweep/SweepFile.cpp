@@ -10,6 +10,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "experiment/Model.h"
+#include "experiment/Runner.h"
 #include "experiment/Spec.h"
 
 namespace cellc::runtime {
@@ -397,9 +399,21 @@ std::vector<std::string> validateSweep(const Sweep& s) {
       errors.push_back(a.where[k] + ": error: axis '" + a.keys[k] + "' = " + row[k] + ": " + stripBaseLocation(err, s.base));
     }
   if (!errors.empty()) return errors;
-  // Then every point as a whole.
-  for (const SweepRun& r : s.runs)
-    if (!load(r.sets, err)) errors.push_back(s.path + ": error: run " + r.name + ": " + stripBaseLocation(err, s.base));
+  // Then every point as a whole, its keys first, then against its compiled cell (dims that break
+  // the cell, a task that does not fit it, an analysis out of range): what `cellc run` would
+  // refuse at that run's start, found before the first run starts.
+  ModelCache models;
+  for (const SweepRun& r : s.runs) {
+    if (!load(r.sets, err)) {
+      errors.push_back(s.path + ": error: run " + r.name + ": " + stripBaseLocation(err, s.base));
+      continue;
+    }
+    try {
+      checkExperiment(loadExperiment(s.base, r.sets, s.profile), models);
+    } catch (const ExperimentError& e) {
+      errors.push_back(s.path + ": error: run " + r.name + ": " + stripBaseLocation(e.what(), s.base));
+    }
+  }
   return errors;
 }
 

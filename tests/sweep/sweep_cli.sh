@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `cellc sweep` end to end, one case per ctest entry:
 #   sweep_cli.sh CELLC SOURCE_DIR CASE
-# Cases: dry_run, errors, failing_run, lock, interrupt, resume, example, mpi.
+# Cases: dry_run, errors, failing_run, invalid_cell, lock, interrupt, resume, example, mpi.
 set -uo pipefail
 CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -67,24 +67,41 @@ EOT
   check_contains "$WORK/stderr" "--jobs expects a whole number"
   ;;
 failing_run)
-  # One point's cell does not compile: its runs fail, the others finish, the failure is reported.
-  small_sweep "$WORK/s.toml" "../cells/gru.cell" "../tests/fixtures/invalid/E200_unknown_name.cell"
+  # Two points' runs fail when they start (their folders hold another experiment, which `cellc run`
+  # refuses to mix in); the others finish, the failures are reported.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell" "../cells/brc.cell"
+  for s in 1 2; do
+    mkdir -p "$WORK/out/cell=brc,seed=$s"
+    printf '[experiment]\nname = "another"\n' > "$WORK/out/cell=brc,seed=$s/experiment.toml"
+  done
   "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr"
   rc=$?
   cat "$WORK/stderr"
   [ $rc = 1 ] || fail "exit status $rc, expected 1 (a run failed)"
   for s in 1 2; do
     [ -f "$WORK/out/cell=gru,seed=$s/summary.json" ] || fail "the good run seed=$s did not finish"
-    check_contains "$WORK/out/cell=E200_unknown_name,seed=$s/sweep-status.json" '"state": "failed"'
+    check_contains "$WORK/out/cell=brc,seed=$s/sweep-status.json" '"state": "failed"'
   done
   check_contains "$WORK/stderr" "2 finished, 2 failed"
-  check_contains "$WORK/stderr" "cell=E200_unknown_name,seed=1 (exit status 1"
-  check_contains "$WORK/stderr" "error[E200]"
+  check_contains "$WORK/stderr" "cell=brc,seed=1 (exit status 1"
+  check_contains "$WORK/out/cell=brc,seed=1/log.txt" "another"
   check_contains "$WORK/out/sweep.csv" '"cell=gru,seed=1",gru,1,finished,0,'
-  check_contains "$WORK/out/sweep.csv" '"cell=E200_unknown_name,seed=2",E200_unknown_name,2,failed,1' 
+  check_contains "$WORK/out/sweep.csv" '"cell=brc,seed=2",brc,2,failed,1'
   # A rerun skips the finished runs and tries the failed ones again.
   "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" > /dev/null 2> "$WORK/stderr2"
   check_contains "$WORK/stderr2" "4 runs in $WORK/out, 2 already finished, 2 to run"
+  ;;
+invalid_cell)
+  # A point whose cell does not compile: the sweep says so, naming the run and the cell's error,
+  # and runs nothing (not even the good points).
+  small_sweep "$WORK/s.toml" "../cells/gru.cell" "../tests/fixtures/invalid/E200_unknown_name.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" > "$WORK/stdout" 2> "$WORK/stderr"
+  rc=$?
+  [ $rc = 1 ] || fail "exit status $rc, expected 1 (the sweep has errors)"
+  check_contains "$WORK/stderr" "error: run cell=E200_unknown_name,seed=1:"
+  check_contains "$WORK/stderr" "error[E200]"
+  check_contains "$WORK/stderr" "2 errors in the sweep; nothing was run"
+  [ ! -e "$WORK/out/cell=gru,seed=1/summary.json" ] || fail "a run started although the sweep has errors"
   ;;
 lock)
   # Two sweeps on one folder: the second refuses, naming the lock.

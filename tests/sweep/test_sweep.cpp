@@ -184,6 +184,25 @@ TEST_CASE("every point is checked before anything runs, errors at the axis key's
     CHECK_THAT(errors[0], Contains("the base experiment " + kBase + " with the sweep's settings"));
     CHECK_THAT(errors[0], Contains("key 'train.batch' = -1 is out of range"));
   }
+  SECTION("a run whose dims break the cell, or whose task does not fit it: found before any run") {
+    // Each key is valid alone; the split PBRC's n is 2k, so setting n breaks its shapes, and a
+    // task of 3 inputs does not fit a cell compiled for 2.
+    std::string path = writeSweep("cellbad", kHeader +
+                                                 "[[zip]]\n"
+                                                 "cell.file = [\"../cells/pbrc_split.cell\", \"../cells/gru.cell\"]\n"
+                                                 "cell.dims.n = [40, 8]\n"
+                                                 "[[zip]]\n"
+                                                 "task.dim = [2, 3]\n"
+                                                 "cell.dims.n_in = [2, 2]\n"
+                                                 "cell.dims.n_out = [2, 2]\n");
+    std::vector<std::string> errors = validateSweep(loadSweep(path));
+    REQUIRE(errors.size() == 3);
+    CHECK_THAT(errors[0], Contains(path + ": error: run cell=pbrc_split,dims.n=40,dim=2,dims.n_in=2,dims.n_out=2:"));
+    CHECK_THAT(errors[0], Contains("pbrc_split.cell has errors"));
+    CHECK_THAT(errors[0], Contains("error[E300]"));
+    CHECK_THAT(errors[2], Contains("run cell=gru,dims.n=8,dim=3,dims.n_in=2,dims.n_out=2:"));
+    CHECK_THAT(errors[2], Contains("key 'task.dim'"));
+  }
   SECTION("a --set of the command line with an unknown key") {
     Sweep s = loadSweep(writeSweep("cliset", kHeader), {"train.bach=3"});
     std::vector<std::string> errors = validateSweep(s);
