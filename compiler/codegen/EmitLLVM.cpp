@@ -496,6 +496,10 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& i
   e.function(prefix + "_forward", plan.forward);
   e.function(prefix + "_backward", plan.backward);
   if (plan.hasOmega) e.function(prefix + "_omega", plan.omega);
+  if (plan.hasHoisted) {
+    e.function(prefix + "_prologue", plan.prologue);
+    e.function(prefix + "_epilogue", plan.epilogue);
+  }
   std::string err;
   llvm::raw_string_ostream os(err);
   if (llvm::verifyModule(*m, &os)) throw ir::InternalError("codegen produced invalid LLVM IR: " + os.str());

@@ -29,7 +29,7 @@ bool isBatchedMatVec(const Graph& g, NodeId id) {
 const char* bufName(Buf b) {
   static const char* names[] = {"params", "state", "input", "noise", "adj_state", "adj_output",
                                 "state_next", "output", "tape", "d_state", "d_input", "d_params",
-                                "cotangent", "scratch"};
+                                "cotangent", "hoisted", "d_hoisted", "scratch"};
   return names[static_cast<int>(b)];
 }
 
@@ -45,6 +45,13 @@ bool isTranscendental(Op op) {
 }
 
 bool isConstantLike(Op op) { return op == Op::Const || op == Op::Eye || op == Op::Dale; }
+
+// A constant 0 (broadcast or not): an adjoint nothing flows into.
+bool isZero(const Graph& g, NodeId id) {
+  const Node& n = g[id];
+  if (n.op == Op::Broadcast) return isZero(g, n.in[0]);
+  return n.op == Op::Const && n.value == 0;
+}
 
 // Matrix products and reductions that need a kernel of their own.
 bool isContract(const Graph& g, NodeId id) {
@@ -186,7 +193,11 @@ class FunctionPlanner {
   FunctionPlan& out_;
 };
 
-void placeLeaves(const StepIR& ir, FunctionPlan& fp, bool backward) {
+// Which leaves a function reads: adjoints in the backward (and Omega) functions only, the
+// hoisted values' adjoints in the epilogue only.
+enum class Stage { Forward, Backward, Epilogue };
+
+void placeLeaves(const StepIR& ir, FunctionPlan& fp, Stage stage) {
   const Graph& g = ir.g;
   for (NodeId id = 0; id < static_cast<NodeId>(g.size()); ++id) {
     const Node& n = g[id];
@@ -200,11 +211,15 @@ void placeLeaves(const StepIR& ir, FunctionPlan& fp, bool backward) {
       case Op::AdjState: slots = &ir.layout.states; buf = Buf::AdjState; break;
       case Op::AdjOutput: slots = &ir.layout.outputs; buf = Buf::AdjOutput; break;
       case Op::Cotangent: slots = &ir.layout.states; buf = Buf::Cotangent; break;
+      case Op::Hoisted: slots = &ir.hoistedSlots; buf = Buf::Hoisted; break;
+      case Op::AdjHoisted: slots = &ir.hoistedSlots; buf = Buf::DHoisted; break;
       default: continue;
     }
-    if (!backward && (buf == Buf::AdjState || buf == Buf::AdjOutput || buf == Buf::Cotangent)) continue;
+    if (stage == Stage::Forward && (buf == Buf::AdjState || buf == Buf::AdjOutput || buf == Buf::Cotangent)) continue;
+    if (stage != Stage::Epilogue && buf == Buf::DHoisted) continue;
     const ir::Slot& s = (*slots)[n.a0];
-    fp.placed[id] = buf == Buf::Params ? Place{buf, s.offset, 0} : Place{buf, 0, s.offset};
+    bool unbatched = buf == Buf::Params || buf == Buf::Hoisted || buf == Buf::DHoisted;
+    fp.placed[id] = unbatched ? Place{buf, s.offset, 0} : Place{buf, 0, s.offset};
   }
 }
 
@@ -251,7 +266,7 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
   std::set<NodeId> tape;
   {
     FunctionPlan dry;
-    placeLeaves(ir, dry, false);
+    placeLeaves(ir, dry, Stage::Forward);
     Allocator scratch{Buf::Scratch};
     FunctionPlanner(g, dry).run(fwdRoots, force, [&](NodeId id) { return scratch.alloc(g[id]); });
     std::set<NodeId> seen;
@@ -279,7 +294,7 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
   plan.tape = tapeAlloc.extent;
   plan.tapeNodes.assign(tape.begin(), tape.end());
 
-  placeLeaves(ir, plan.forward, false);
+  placeLeaves(ir, plan.forward, Stage::Forward);
   std::set<NodeId> fwdForce = force;
   fwdForce.insert(tape.begin(), tape.end());
   FunctionPlanner(g, plan.forward).run(fwdRoots, fwdForce, [&](NodeId id) {
@@ -293,31 +308,56 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
   }
 
   // Backward: leaves, the tape, and the adjoint leaves are available.
-  placeLeaves(ir, plan.backward, true);
+  placeLeaves(ir, plan.backward, Stage::Backward);
   for (auto& [id, p] : tapePlace) plan.backward.placed[id] = p;
   std::vector<Root> bwRoots;
   for (size_t i = 0; i < ir.dState.size(); ++i)
     bwRoots.push_back({ir.dState[i], {Buf::DState, 0, ir.layout.states[i].offset}, false});
   for (size_t i = 0; i < ir.dInput.size(); ++i)
     bwRoots.push_back({ir.dInput[i], {Buf::DInput, 0, ir.layout.inputs[i].offset}, false});
+  // A hoisted step leaves no step gradient to the params it reads only through hoisted values
+  // (their gradient comes from the epilogue): no per-step pass adding zeros to them.
   for (size_t i = 0; i < ir.dParam.size(); ++i)
-    bwRoots.push_back({ir.dParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
+    if (ir.hoisted.empty() || !isZero(g, ir.dParam[i]))
+      bwRoots.push_back({ir.dParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
+  for (size_t i = 0; i < ir.dHoisted.size(); ++i)
+    bwRoots.push_back({ir.dHoisted[i], {Buf::DHoisted, ir.hoistedSlots[i].offset, 0}, true});
   FunctionPlanner(g, plan.backward).run(bwRoots, {}, [&](NodeId id) { return bwdScratch.alloc(g[id]); });
 
   Allocator omegaScratch{Buf::Scratch};
   if (withOmega) {
     plan.hasOmega = true;
-    placeLeaves(ir, plan.omega, true);
+    placeLeaves(ir, plan.omega, Stage::Backward);
     std::vector<Root> omegaRoots;
     for (size_t i = 0; i < ir.omegaParam.size(); ++i)
       omegaRoots.push_back({ir.omegaParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
     FunctionPlanner(g, plan.omega).run(omegaRoots, {}, [&](NodeId id) { return omegaScratch.alloc(g[id]); });
   }
-  plan.scratch.fixed = std::max({fwdScratch.extent.fixed, bwdScratch.extent.fixed, omegaScratch.extent.fixed});
+  // Prologue: params to the hoisted buffer. Epilogue: params, the hoisted values (forward values
+  // its derivative rules reuse) and their accumulated adjoints to dParams (+=).
+  Allocator proScratch{Buf::Scratch}, epiScratch{Buf::Scratch};
+  if (!ir.hoisted.empty()) {
+    plan.hasHoisted = true;
+    placeLeaves(ir, plan.prologue, Stage::Forward);
+    std::vector<Root> proRoots;
+    for (size_t i = 0; i < ir.hoisted.size(); ++i)
+      proRoots.push_back({ir.hoisted[i], {Buf::Hoisted, ir.hoistedSlots[i].offset, 0}, false});
+    FunctionPlanner(g, plan.prologue).run(proRoots, {}, [&](NodeId id) { return proScratch.alloc(g[id]); });
+    placeLeaves(ir, plan.epilogue, Stage::Epilogue);
+    for (size_t i = 0; i < ir.hoisted.size(); ++i)
+      plan.epilogue.placed[ir.hoisted[i]] = {Buf::Hoisted, ir.hoistedSlots[i].offset, 0};
+    std::vector<Root> epiRoots;
+    for (size_t i = 0; i < ir.epilogueParam.size(); ++i)
+      if (!isZero(g, ir.epilogueParam[i]))  // params the invariant part does not read
+        epiRoots.push_back({ir.epilogueParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
+    FunctionPlanner(g, plan.epilogue).run(epiRoots, {}, [&](NodeId id) { return epiScratch.alloc(g[id]); });
+  }
+  plan.scratch.fixed = std::max({fwdScratch.extent.fixed, bwdScratch.extent.fixed, omegaScratch.extent.fixed,
+                                 proScratch.extent.fixed, epiScratch.extent.fixed});
   plan.scratch.perBatch =
       std::max({fwdScratch.extent.perBatch, bwdScratch.extent.perBatch, omegaScratch.extent.perBatch});
   // Batched scratch entries sit after the unbatched ones.
-  for (FunctionPlan* fp : {&plan.forward, &plan.backward, &plan.omega}) {
+  for (FunctionPlan* fp : {&plan.forward, &plan.backward, &plan.omega, &plan.prologue, &plan.epilogue}) {
     for (Kernel& k : fp->kernels)
       if (k.out.buf == Buf::Scratch && g[k.node].shape.batched) k.out.fixed = plan.scratch.fixed;
     for (auto& [id, p] : fp->placed)
@@ -335,7 +375,21 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
     return s.str();
   };
   static const char* kinds[] = {"pointwise", "reduce", "gemm", "copy"};
-  for (auto [name, fp] : {std::pair{"forward", &plan.forward}, std::pair{"backward", &plan.backward}}) {
+  std::vector<std::pair<const char*, const FunctionPlan*>> stages;
+  if (plan.hasHoisted) {
+    os << "# hoisted (sequence-invariant): " << ir.hoistedSize << " elements:";
+    for (size_t i = 0; i < ir.hoisted.size(); ++i)
+      os << " %" << ir.hoisted[i] << (ir.hoistedSlots[i].name.empty() ? "" : " ")
+         << ir.hoistedSlots[i].name << " " << ir.hoistedSlots[i].shape.str();
+    os << "\n";
+    stages = {{"prologue (invariant, once per sequence)", &plan.prologue},
+              {"forward (per step)", &plan.forward},
+              {"backward (per step)", &plan.backward},
+              {"epilogue (once at the end of the backward walk)", &plan.epilogue}};
+  } else {
+    stages = {{"forward", &plan.forward}, {"backward", &plan.backward}};
+  }
+  for (auto [name, fp] : stages) {
     os << "# " << name << ": " << fp->kernels.size() << " kernels\n";
     for (const Kernel& k : fp->kernels)
       os << "  " << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("

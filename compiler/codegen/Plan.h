@@ -27,6 +27,7 @@ enum class Buf : uint8_t {
   Params, State, Input, Noise, AdjState, AdjOutput,   // read
   StateNext, Output, Tape, DState, DInput, DParams,   // written (Tape read by backward)
   Cotangent,                                          // read by the Omega function
+  Hoisted, DHoisted,  // written by the prologue, read per step; written per step, read by the epilogue
   Scratch,
   kCount
 };
@@ -60,7 +61,10 @@ struct Extent {
 };
 
 struct Plan {
-  FunctionPlan forward, backward;
+  // prologue and epilogue: the sequence-invariant part (pipeline/Hoist.h), empty when nothing is
+  // hoisted; forward and backward: one step.
+  FunctionPlan prologue, forward, backward, epilogue;
+  bool hasHoisted = false;
   FunctionPlan omega;  // the Omega term's gradient, planned when asked for (no tape: recomputes)
   bool hasOmega = false;
   Extent tape, scratch;

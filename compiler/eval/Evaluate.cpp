@@ -146,6 +146,13 @@ Value compute(const Node& n, const std::vector<const Value*>& x, const Layout& L
     case Op::AdjState: return leaf(L.states, leaves.adjState, true, "adjoint of state");
     case Op::AdjOutput: return leaf(L.outputs, leaves.adjOutput, true, "adjoint of output");
     case Op::Cotangent: return leaf(L.states, leaves.cotangent, true, "cotangent of a state adjoint");
+    case Op::Hoisted:
+    case Op::AdjHoisted: {
+      if (!leaves.hoistedSlots) fail("a hoisted leaf, but no hoisted layout");
+      bool adj = n.op == Op::AdjHoisted;
+      return leaf(*leaves.hoistedSlots, adj ? leaves.adjHoisted : leaves.hoisted, false,
+                  adj ? "adjoint of hoisted value" : "hoisted value");
+    }
     case Op::Eye: {
       if (n.shape.rank() != 2 || n.shape.dims[0] != n.shape.dims[1]) fail("Eye of shape " + n.shape.str());
       Value out = blank(n.shape, batch);
@@ -387,10 +394,40 @@ void store(const Graph& g, const std::vector<NodeId>& roots, const std::vector<s
 
 }  // namespace
 
+// Self-contained steps: the invariant part computed for this one step.
 void Evaluator::forward(const double* params, const double* state, const double* input,
-                        const double* noise, double* stateNext, double* output, double*,
+                        const double* noise, double* stateNext, double* output, double* tape,
                         int64_t batch) {
+  std::vector<double> hoisted(static_cast<size_t>(ir_.hoistedSize));
+  prologue(params, hoisted.data());
+  forwardHoisted(params, hoisted.data(), state, input, noise, stateNext, output, tape, batch);
+}
+
+void Evaluator::backward(const double* params, const double* state, const double* input,
+                         const double* noise, const double* tape, const double* dStateNext,
+                         const double* dOutput, double* dState, double* dInput, double* dParams,
+                         int64_t batch) {
+  std::vector<double> hoisted(static_cast<size_t>(ir_.hoistedSize)), dHoisted(hoisted.size(), 0.0);
+  prologue(params, hoisted.data());
+  backwardHoisted(params, hoisted.data(), state, input, noise, tape, dStateNext, dOutput, dState,
+                  dInput, dParams, dHoisted.data(), batch);
+  epilogue(params, hoisted.data(), dHoisted.data(), dParams);
+}
+
+void Evaluator::prologue(const double* params, double* hoisted) {
+  if (ir_.hoisted.empty()) return;
+  Leaves leaves;
+  leaves.params = params;
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, ir_.hoisted, ir_.layout, leaves, 1);
+  store(ir_.g, ir_.hoisted, vals, ir_.hoistedSlots, false, hoisted, 1, false, "hoisted value");
+}
+
+void Evaluator::forwardHoisted(const double* params, const double* hoisted, const double* state,
+                               const double* input, const double* noise, double* stateNext,
+                               double* output, double*, int64_t batch) {
   Leaves leaves{params, state, input, noise, nullptr, nullptr};
+  leaves.hoisted = hoisted;
+  leaves.hoistedSlots = &ir_.hoistedSlots;
   std::vector<NodeId> roots = ir_.forwardRoots();
   std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, batch);
   size_t ns = ir_.stateNext.size();
@@ -400,11 +437,13 @@ void Evaluator::forward(const double* params, const double* state, const double*
   store(ir_.g, ir_.outputs, ov, ir_.layout.outputs, true, output, batch, false, "output");
 }
 
-void Evaluator::backward(const double* params, const double* state, const double* input,
-                         const double* noise, const double*, const double* dStateNext,
-                         const double* dOutput, double* dState, double* dInput, double* dParams,
-                         int64_t batch) {
+void Evaluator::backwardHoisted(const double* params, const double* hoisted, const double* state,
+                                const double* input, const double* noise, const double*,
+                                const double* dStateNext, const double* dOutput, double* dState,
+                                double* dInput, double* dParams, double* dHoisted, int64_t batch) {
   Leaves leaves{params, state, input, noise, dStateNext, dOutput};
+  leaves.hoisted = hoisted;
+  leaves.hoistedSlots = &ir_.hoistedSlots;
   std::vector<NodeId> roots = ir_.backwardRoots();
   std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, batch);
   auto part = [&](size_t from, size_t count) {
@@ -415,6 +454,20 @@ void Evaluator::backward(const double* params, const double* state, const double
   store(ir_.g, ir_.dState, part(0, ns), ir_.layout.states, true, dState, batch, false, "state adjoint");
   store(ir_.g, ir_.dInput, part(ns, ni), ir_.layout.inputs, true, dInput, batch, false, "input adjoint");
   store(ir_.g, ir_.dParam, part(ns + ni, np), ir_.layout.params, false, dParams, batch, true, "param gradient");
+  store(ir_.g, ir_.dHoisted, part(ns + ni + np, ir_.dHoisted.size()), ir_.hoistedSlots, false, dHoisted,
+        batch, true, "hoisted adjoint");
+}
+
+void Evaluator::epilogue(const double* params, const double* hoisted, const double* dHoisted,
+                         double* dParams) {
+  if (ir_.hoisted.empty()) return;
+  Leaves leaves;
+  leaves.params = params;
+  leaves.hoisted = hoisted;
+  leaves.adjHoisted = dHoisted;
+  leaves.hoistedSlots = &ir_.hoistedSlots;
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, ir_.epilogueParam, ir_.layout, leaves, 1);
+  store(ir_.g, ir_.epilogueParam, vals, ir_.layout.params, false, dParams, 1, true, "epilogue gradient");
 }
 
 void Evaluator::omega(const double* params, const double* state, const double* input,

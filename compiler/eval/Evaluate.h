@@ -29,6 +29,10 @@ struct Leaves {
   const double* adjState = nullptr;
   const double* adjOutput = nullptr;
   const double* cotangent = nullptr;  // state layout (the Omega term)
+  // Hoisted values and their adjoints (StepIR::hoistedSlots layout, unbatched).
+  const double* hoisted = nullptr;
+  const double* adjHoisted = nullptr;
+  const std::vector<ir::Slot>* hoistedSlots = nullptr;
 };
 
 // The value of each root: g[root].shape.numel() elements, times `batch` when the root is batched
@@ -39,7 +43,8 @@ std::vector<std::vector<double>> evaluate(const ir::Graph& g, const std::vector<
                                           int64_t batch);
 
 // A StepKernel that interprets the StepIR. It saves nothing (tapeSize 0): backward recomputes the
-// forward values it needs from (params, state, input, noise).
+// forward values it needs from (params, state, input, noise). Given a hoisted StepIR
+// (pipeline/Hoist.h), it runs the same stages as the generated code: prologue, steps, epilogue.
 class Evaluator : public StepKernel<double> {
  public:
   explicit Evaluator(const StepIR& ir) : ir_(ir) {}
@@ -56,6 +61,18 @@ class Evaluator : public StepKernel<double> {
 
   void omega(const double* params, const double* state, const double* input, const double* noise,
              const double* v, const double* cotangent, double* dParams, int64_t batch) override;
+
+  int64_t hoistedSize() const override { return ir_.hoistedSize; }
+  void prologue(const double* params, double* hoisted) override;
+  void forwardHoisted(const double* params, const double* hoisted, const double* state,
+                      const double* input, const double* noise, double* stateNext, double* output,
+                      double* tape, int64_t batch) override;
+  void backwardHoisted(const double* params, const double* hoisted, const double* state,
+                       const double* input, const double* noise, const double* tape,
+                       const double* dStateNext, const double* dOutput, double* dState,
+                       double* dInput, double* dParams, double* dHoisted, int64_t batch) override;
+  void epilogue(const double* params, const double* hoisted, const double* dHoisted,
+                double* dParams) override;
 
   const StepIR& stepIR() const { return ir_; }
 

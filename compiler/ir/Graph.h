@@ -27,6 +27,8 @@ namespace cellc::ir {
   X(AdjState, 0, Leaf)    /* adjoint of state `a0`'s next value (backward step) */            \
   X(AdjOutput, 0, Leaf)   /* adjoint of output `a0` (backward step) */                         \
   X(Cotangent, 0, Leaf)   /* cotangent of state `a0`'s adjoint (second order: the Omega term) */\
+  X(Hoisted, 0, Leaf)     /* sequence-invariant value `a0`, computed once per sequence */      \
+  X(AdjHoisted, 0, Leaf)  /* adjoint of hoisted value `a0`, summed over the steps (epilogue) */\
   X(Eye, 0, Pointwise)    /* identity [n, n] */                                                \
   X(Dale, 0, Pointwise)   /* +1 for i < a0, else -1, shape [n] */                              \
   X(Neg, 1, Pointwise)                                                                          \

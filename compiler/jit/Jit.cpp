@@ -1,5 +1,7 @@
 #include "jit/Jit.h"
 
+#include "pipeline/Hoist.h"
+
 #include <mutex>
 
 #include "llvm/Analysis/TargetLibraryInfo.h"
@@ -102,10 +104,10 @@ constexpr codegen::Precision precisionOf() {
 }  // namespace
 
 template <class T>
-CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omegaFn,
-                              ir::Layout layout, codegen::Plan plan)
-    : session_(std::move(session)), fwd_(fwd), bwd_(bwd), omega_(omegaFn), layout_(std::move(layout)),
-      plan_(std::move(plan)) {}
+CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, ir::Layout layout,
+                              codegen::Plan plan, int64_t hoistedSize)
+    : session_(std::move(session)), fns_(fns), layout_(std::move(layout)), plan_(std::move(plan)),
+      hoistedSize_(hoistedSize) {}
 
 template <class T>
 CompiledCell<T>::~CompiledCell() = default;
@@ -135,47 +137,95 @@ typename CompiledCell<T>::Bufs CompiledCell<T>::bufs(const T* params, const T* s
   return b;
 }
 
+// Self-contained steps: the invariant part computed for this one step (a caller walking a
+// sequence calls the stages itself, once).
 template <class T>
 void CompiledCell<T>::forward(const T* params, const T* state, const T* input, const T* noise,
                               T* stateNext, T* output, T* tape, int64_t batch) {
-  using codegen::Buf;
-  Bufs b = bufs(params, state, input, noise, batch);
-  set(b, Buf::StateNext, stateNext);
-  set(b, Buf::Output, output);
-  set(b, Buf::Tape, tape);
-  fwd_(b.data(), batch);
+  hoisted_.resize(static_cast<size_t>(hoistedSize_));
+  if (hoistedSize_ > 0) prologue(params, hoisted_.data());
+  forwardHoisted(params, hoisted_.data(), state, input, noise, stateNext, output, tape, batch);
 }
 
 template <class T>
 void CompiledCell<T>::backward(const T* params, const T* state, const T* input, const T* noise,
                                const T* tape, const T* dStateNext, const T* dOutput, T* dState,
                                T* dInput, T* dParams, int64_t batch) {
+  hoisted_.resize(static_cast<size_t>(hoistedSize_));
+  dHoisted_.assign(static_cast<size_t>(hoistedSize_), T(0));
+  if (hoistedSize_ > 0) prologue(params, hoisted_.data());
+  backwardHoisted(params, hoisted_.data(), state, input, noise, tape, dStateNext, dOutput, dState,
+                  dInput, dParams, dHoisted_.data(), batch);
+  if (hoistedSize_ > 0) epilogue(params, hoisted_.data(), dHoisted_.data(), dParams);
+}
+
+template <class T>
+void CompiledCell<T>::prologue(const T* params, T* hoisted) {
+  if (!fns_.prologue) return;
+  using codegen::Buf;
+  Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
+  set(b, Buf::Hoisted, hoisted);
+  fns_.prologue(b.data(), 1);
+}
+
+template <class T>
+void CompiledCell<T>::forwardHoisted(const T* params, const T* hoisted, const T* state,
+                                     const T* input, const T* noise, T* stateNext, T* output,
+                                     T* tape, int64_t batch) {
   using codegen::Buf;
   Bufs b = bufs(params, state, input, noise, batch);
+  set(b, Buf::Hoisted, hoisted);
+  set(b, Buf::StateNext, stateNext);
+  set(b, Buf::Output, output);
+  set(b, Buf::Tape, tape);
+  fns_.forward(b.data(), batch);
+}
+
+template <class T>
+void CompiledCell<T>::backwardHoisted(const T* params, const T* hoisted, const T* state,
+                                      const T* input, const T* noise, const T* tape,
+                                      const T* dStateNext, const T* dOutput, T* dState, T* dInput,
+                                      T* dParams, T* dHoisted, int64_t batch) {
+  using codegen::Buf;
+  Bufs b = bufs(params, state, input, noise, batch);
+  set(b, Buf::Hoisted, hoisted);
   set(b, Buf::Tape, tape);
   set(b, Buf::AdjState, dStateNext);
   set(b, Buf::AdjOutput, dOutput);
   set(b, Buf::DState, dState);
   set(b, Buf::DInput, dInput);
   set(b, Buf::DParams, dParams);
-  bwd_(b.data(), batch);
+  set(b, Buf::DHoisted, dHoisted);
+  fns_.backward(b.data(), batch);
+}
+
+template <class T>
+void CompiledCell<T>::epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) {
+  if (!fns_.epilogue) return;
+  using codegen::Buf;
+  Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
+  set(b, Buf::Hoisted, hoisted);
+  set(b, Buf::DHoisted, dHoisted);
+  set(b, Buf::DParams, dParams);
+  fns_.epilogue(b.data(), 1);
 }
 
 template <class T>
 void CompiledCell<T>::omega(const T* params, const T* state, const T* input, const T* noise,
                             const T* v, const T* cotangent, T* dParams, int64_t batch) {
-  if (!omega_) StepKernel<T>::omega(params, state, input, noise, v, cotangent, dParams, batch);
+  if (!fns_.omega) StepKernel<T>::omega(params, state, input, noise, v, cotangent, dParams, batch);
   using codegen::Buf;
   Bufs b = bufs(params, state, input, noise, batch);
   set(b, Buf::AdjState, v);
   set(b, Buf::Cotangent, cotangent);
   set(b, Buf::DParams, dParams);
-  omega_(b.data(), batch);
+  fns_.omega(b.data(), batch);
 }
 
 template <class T>
-std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir, bool withOmega) {
+std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& lowered, bool withOmega) {
   initLLVM();
+  const StepIR ir = hoist(lowered);
   codegen::Plan plan = codegen::makePlan(ir, withOmega);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   std::unique_ptr<llvm::Module> m;
@@ -207,16 +257,24 @@ std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir, bool withOmega) {
   if (auto err = jit.addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
     throw JitError("adding the module: " + errorText(std::move(err)));
   using Fn = typename CompiledCell<T>::Fn;
-  Fn fwd = unwrap(jit.lookup("cell_forward"), "linking the forward step").template toPtr<Fn>();
-  Fn bwd = unwrap(jit.lookup("cell_backward"), "linking the backward step").template toPtr<Fn>();
-  Fn omega = withOmega ? unwrap(jit.lookup("cell_omega"), "linking the Omega term").template toPtr<Fn>()
-                       : nullptr;
-  return std::make_unique<CompiledCell<T>>(std::move(session), fwd, bwd, omega, ir.layout,
-                                           std::move(plan));
+  auto link = [&](const char* name, const char* what) {
+    return unwrap(jit.lookup(name), what).template toPtr<Fn>();
+  };
+  typename CompiledCell<T>::Fns fns;
+  fns.forward = link("cell_forward", "linking the forward step");
+  fns.backward = link("cell_backward", "linking the backward step");
+  if (withOmega) fns.omega = link("cell_omega", "linking the Omega term");
+  if (plan.hasHoisted) {
+    fns.prologue = link("cell_prologue", "linking the prologue");
+    fns.epilogue = link("cell_epilogue", "linking the epilogue");
+  }
+  return std::make_unique<CompiledCell<T>>(std::move(session), fns, ir.layout, std::move(plan),
+                                           ir.hoistedSize);
 }
 
-std::string emitLLVM(const StepIR& ir, codegen::Precision precision, bool opt) {
+std::string emitLLVM(const StepIR& lowered, codegen::Precision precision, bool opt) {
   initLLVM();
+  const StepIR ir = hoist(lowered);
   codegen::Plan plan = codegen::makePlan(ir);
   llvm::LLVMContext ctx;
   std::unique_ptr<llvm::Module> m;

@@ -27,8 +27,12 @@ template <class T>
 class CompiledCell final : public StepKernel<T> {
  public:
   using Fn = void (*)(T* const* bufs, int64_t batch);
-  CompiledCell(std::shared_ptr<JitSession> session, Fn fwd, Fn bwd, Fn omegaFn, ir::Layout layout,
-               codegen::Plan plan);
+  // The generated functions; prologue and epilogue are null when the plan hoists nothing.
+  struct Fns {
+    Fn forward = nullptr, backward = nullptr, omega = nullptr, prologue = nullptr, epilogue = nullptr;
+  };
+  CompiledCell(std::shared_ptr<JitSession> session, Fns fns, ir::Layout layout, codegen::Plan plan,
+               int64_t hoistedSize);
   ~CompiledCell() override;
 
   const ir::Layout& layout() const override { return layout_; }
@@ -40,6 +44,16 @@ class CompiledCell final : public StepKernel<T> {
                 int64_t batch) override;
   void omega(const T* params, const T* state, const T* input, const T* noise, const T* v,
              const T* cotangent, T* dParams, int64_t batch) override;
+
+  int64_t hoistedSize() const override { return hoistedSize_; }
+  void prologue(const T* params, T* hoisted) override;
+  void forwardHoisted(const T* params, const T* hoisted, const T* state, const T* input,
+                      const T* noise, T* stateNext, T* output, T* tape, int64_t batch) override;
+  void backwardHoisted(const T* params, const T* hoisted, const T* state, const T* input,
+                       const T* noise, const T* tape, const T* dStateNext, const T* dOutput,
+                       T* dState, T* dInput, T* dParams, T* dHoisted, int64_t batch) override;
+  void epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) override;
+
   const codegen::Plan& plan() const { return plan_; }
 
  private:
@@ -53,9 +67,12 @@ class CompiledCell final : public StepKernel<T> {
   }
 
   std::shared_ptr<JitSession> session_;
-  Fn fwd_, bwd_, omega_;  // omega_ is null unless compiled with it
+  Fns fns_;  // omega is null unless compiled with it
   ir::Layout layout_;
   codegen::Plan plan_;
+  int64_t hoistedSize_ = 0;
+  // The self-contained forward and backward's own hoisted values and adjoints (per instance).
+  std::vector<T> hoisted_, dHoisted_;
   // Per instance (a CompiledCell is not shared between threads), 64-byte aligned for vector loads.
   struct Free {
     void operator()(T* p) const { std::free(p); }
@@ -64,11 +81,12 @@ class CompiledCell final : public StepKernel<T> {
   size_t scratchSize_ = 0;
 };
 
-// Compiles both steps, and the Omega term's gradient when asked for. Throws JitError.
+// Compiles both steps, and the Omega term's gradient when asked for, hoisting the step's
+// sequence-invariant part (pipeline/Hoist.h) into a prologue and an epilogue. Throws JitError.
 template <class T>
 std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir, bool withOmega = false);
 
-// The module as LLVM IR text, optimized (O3, host CPU) or as emitted.
+// The module as LLVM IR text, optimized (O3, host CPU) or as emitted, of the hoisted step.
 std::string emitLLVM(const StepIR& ir, codegen::Precision precision, bool optimize);
 
 }  // namespace cellc

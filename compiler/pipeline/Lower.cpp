@@ -14,6 +14,7 @@ std::vector<ir::NodeId> StepIR::backwardRoots() const {
   std::vector<ir::NodeId> r = dState;
   r.insert(r.end(), dInput.begin(), dInput.end());
   r.insert(r.end(), dParam.begin(), dParam.end());
+  r.insert(r.end(), dHoisted.begin(), dHoisted.end());
   return r;
 }
 

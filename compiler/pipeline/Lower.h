@@ -14,7 +14,7 @@ struct StepIR {
   // Forward roots.
   std::vector<ir::NodeId> stateNext, outputs;
   // Backward roots: adjoints of the state at the start of the step and of the inputs, and this
-  // step's param gradient contributions (summed over the batch).
+  // step's param gradient contributions (summed over the batch), then dHoisted (below).
   std::vector<ir::NodeId> dState, dInput, dParam;
   // The vanishing-gradient regularizer's param gradient (autodiff::omegaGradient), per param.
   std::vector<ir::NodeId> omegaParam;
@@ -22,6 +22,20 @@ struct StepIR {
   std::vector<ir::NodeId> effective;
   // Names of forward values (intermediates, h', outputs), for printing derivatives.
   std::vector<std::pair<std::string, ir::NodeId>> named;
+
+  // The sequence-invariant part (pipeline/Hoist.h); all empty when nothing is hoisted.
+  // hoisted[i]: a value of params and constants that the prologue computes once per sequence into
+  // the hoisted buffer at hoistedSlots[i].offset (unbatched, like a param); the step graphs read it
+  // as the Hoisted leaf i.
+  std::vector<ir::NodeId> hoisted;
+  std::vector<ir::Slot> hoistedSlots;
+  int64_t hoistedSize = 0;
+  // Backward roots: per hoisted value, this step's adjoint (summed over the batch); the runtime
+  // accumulates it over the steps in the d-hoisted buffer.
+  std::vector<ir::NodeId> dHoisted;
+  // The epilogue, once per sequence: per param, the VJP of the hoisted values seeded with their
+  // accumulated adjoints (AdjHoisted leaves); it adds to the param gradient.
+  std::vector<ir::NodeId> epilogueParam;
 
   std::vector<ir::NodeId> forwardRoots() const;
   std::vector<ir::NodeId> backwardRoots() const;

@@ -30,6 +30,30 @@ class StepKernel {
   virtual void backward(const T* params, const T* state, const T* input, const T* noise,
                         const T* tape, const T* dStateNext, const T* dOutput, T* dState,
                         T* dInput, T* dParams, int64_t batch) = 0;
+  // Hoisting (pipeline/Hoist.h): a kernel may compute the sequence-invariant part of a step once
+  // per sequence. forward and backward above are self-contained (they compute that part
+  // themselves, and backward's dParams is complete); a runtime that walks a sequence calls instead
+  //   prologue(params, hoisted)                      once, hoisted: hoistedSize() elements;
+  //   forwardHoisted / backwardHoisted               per step, with the same hoisted values;
+  //                                                  backwardHoisted ACCUMULATES into dHoisted
+  //                                                  (zeroed by the caller before the walk);
+  //   epilogue(params, hoisted, dHoisted, dParams)   once after the backward walk: dParams +=.
+  // The defaults fit a kernel that hoists nothing (a wrapper that overrides forward/backward only).
+  virtual int64_t hoistedSize() const { return 0; }
+  virtual void prologue(const T* params, T* hoisted) {}
+  virtual void forwardHoisted(const T* params, const T* hoisted, const T* state, const T* input,
+                              const T* noise, T* stateNext, T* output, T* tape, int64_t batch) {
+    forward(params, state, input, noise, stateNext, output, tape, batch);
+  }
+  virtual void backwardHoisted(const T* params, const T* hoisted, const T* state, const T* input,
+                               const T* noise, const T* tape, const T* dStateNext,
+                               const T* dOutput, T* dState, T* dInput, T* dParams, T* dHoisted,
+                               int64_t batch) {
+    backward(params, state, input, noise, tape, dStateNext, dOutput, dState, dInput, dParams,
+             batch);
+  }
+  virtual void epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) {}
+
   // The vanishing-gradient regularizer's param gradient (autodiff::omegaGradient): dParams +=
   // d/dtheta sum_s cotangent_s . (v^T dstate_s'/dstate), v given per state, v and state constant.
   virtual void omega(const T* params, const T* state, const T* input, const T* noise, const T* v,

@@ -111,6 +111,12 @@ std::vector<T> Bptt<T>::initialState(const std::vector<T>& params) const {
 }
 
 template <class T>
+void Bptt<T>::prologue(const std::vector<T>& params) {
+  hoisted_.resize(static_cast<size_t>(kernel_.hoistedSize()));
+  kernel_.prologue(params.data(), hoisted_.data());
+}
+
+template <class T>
 const T* Bptt<T>::maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const {
   if (masks.empty()) return nullptr;
   return masks.size() == 1 ? masks[0].data() : masks[t].data();
@@ -132,7 +138,8 @@ void Bptt<T>::step(const std::vector<T>& params, const T* state, const TrialBatc
   const T* in = maskedState(state, maskAt(masks, t));
   inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
   const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
-  kernel_.forward(params.data(), in, inputBuf_.data(), nz, next, output, tape, batch_);
+  kernel_.forwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz, next, output,
+                         tape, batch_);
 }
 
 template <class T>
@@ -143,6 +150,7 @@ void Bptt<T>::forward(const std::vector<T>& params, const TrialBatch& b,
                       std::vector<std::vector<T>>* states) {
   const ir::Layout& L = kernel_.layout();
   checkBatch(L, b, batch_, steps_);
+  prologue(params);
   std::vector<T> state = initialState(params), next(state.size());
   std::vector<T> tape(kernel_.tapeSize(batch_) + 1);
   outputs.assign(steps_, std::vector<T>(L.outputSize * batch_));
@@ -182,6 +190,9 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
   size(segTapes_, K, tapeN + 1);
   size(segOutputs_, K, O);
   res.peakBytes = bpttBytes(steps_, K, S, tapeN, O, sizeof(T));
+  // The sequence-invariant part, once: every step (recomputed segments too) reads these values.
+  prologue(params);
+  dHoisted_.assign(hoisted_.size(), T(0));
 
   // Forward. Before the last segment, states ping-pong in segStates_[0..1] (tape and output go to
   // the slots of step 0, overwritten later) and each segment's first state is kept; the last
@@ -221,8 +232,9 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
       if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
-      kernel_.backward(params.data(), in, inputBuf_.data(), nz, segTapes_[k].data(), dState.data(),
-                       adjOut.data(), dIn.data(), dInput.data(), dParams.data(), batch_);
+      kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
+                              segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
+                              dInput.data(), dParams.data(), dHoisted_.data(), batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
       if (m)
         for (int64_t i = 0; i < S; ++i) dState[i] = dIn[i] * m[i];
@@ -230,6 +242,9 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
         std::swap(dState, dIn);
     }
   }
+
+  // The invariant part's adjoint, summed over the steps, flows back to the params once.
+  kernel_.epilogue(params.data(), hoisted_.data(), dHoisted_.data(), dParams.data());
 
   res.dParams.assign(dParams.begin(), dParams.end());
   // States that start from a param: their adjoint at t = 0, summed over the batch, is that
@@ -255,9 +270,10 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* nois
   // v: the adjoint of the regularized state alone; w = v^T dx'/dx, through the transition only.
   std::vector<T> v(S, T(0)), w(S), dx(L.inputSize * batch_), scratch(L.paramSize, T(0));
   std::copy(dState.begin() + off, dState.begin() + off + batch_ * n, v.begin() + off);
-  std::vector<T> noOut(L.outputSize * batch_, T(0));
-  kernel_.backward(params.data(), in, inputBuf_.data(), noise, tape, v.data(), noOut.data(),
-                   w.data(), dx.data(), scratch.data(), batch_);
+  std::vector<T> noOut(L.outputSize * batch_, T(0)), dHoisted(hoisted_.size(), T(0));
+  kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), noise, tape,
+                          v.data(), noOut.data(), w.data(), dx.data(), scratch.data(),
+                          dHoisted.data(), batch_);
   const double scale = omega_.lambda / static_cast<double>(steps_ * batch_);
   std::vector<T> cot(S, T(0));
   for (int64_t bb = 0; bb < batch_; ++bb) {

@@ -12,6 +12,10 @@
 //
 // The buffers live as long as the Bptt object, so that repeated calls reuse their pages.
 //
+// The step's sequence-invariant part (pipeline/Hoist.h) is computed once per call (the kernel's
+// prologue), read by every step, recomputed segments included; its adjoint accumulates over the
+// backward walk and reaches the params once at the end (the epilogue).
+//
 // Dropout on recurrent units is generic: a mask multiplies the chosen state slots before each step
 // (inverted dropout: kept units scaled by 1 / (1 - p)); the backward multiplies their adjoints by
 // the same mask.
@@ -112,6 +116,8 @@ class Bptt {
   void step(const std::vector<T>& params, const T* state, const TrialBatch& b,
             const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
             int64_t t, T* next, T* output, T* tape);
+  // The hoisted values of these params, into hoisted_.
+  void prologue(const std::vector<T>& params);
   const T* maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const;
   const T* maskedState(const T* state, const T* mask);
 
@@ -123,6 +129,7 @@ class Bptt {
   int64_t batch_, steps_, segment_;
   OmegaSpec omega_;
   std::vector<T> zerosNoise_, inputBuf_, in_;
+  std::vector<T> hoisted_, dHoisted_;  // the kernel's sequence-invariant values and their adjoints
   // Kept between calls: boundary states, the current segment's states, tapes and outputs.
   std::vector<std::vector<T>> boundary_, segStates_, segTapes_, segOutputs_;
 };

@@ -1,6 +1,7 @@
 // Random well-typed expressions, written as .cell source text, lowered through the whole front end
 // (parse, sema, IR, autodiff, simplifier) and their gradients checked against finite differences
-// with the reference evaluator. Together they must use every op of the IR.
+// with the reference evaluator; where a step has a sequence-invariant part, its hoisted form
+// (pipeline/Hoist.h) must give the same gradient. Together they must use every op of the IR.
 //
 // Each cell has a vector state h[n] (sometimes also a matrix state M[m, n] and a scalar state s)
 // updated as h' = tanh(<expr of shape [n]>), an output of a random shape, zero to two
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "GradCheck.h"
+#include "pipeline/Hoist.h"
 
 using namespace cellc;
 using namespace cellc::testing;
@@ -443,6 +445,19 @@ TEST_CASE("gradients of random expressions match finite differences and cover ev
     ++accepted;
     for (const ir::Node& n : ir.g.nodes()) seen.insert(n.op);
     auto grads = runtime::backwardSequence<double>(ev, seq, traj, loss.w, loss.v);
+    // The hoisted step (pipeline/Hoist.h), where it hoists anything, gives the same gradient.
+    if (StepIR hoisted = hoist(ir); !hoisted.hoisted.empty()) {
+      for (const ir::Node& n : hoisted.g.nodes()) seen.insert(n.op);
+      eval::Evaluator hev(hoisted);
+      auto hg = runtime::backwardSequence<double>(hev, seq, traj, loss.w, loss.v);
+      double num = 0, den = 1e-300;
+      for (size_t i = 0; i < hg.dParams.size(); ++i) {
+        num = std::max(num, std::fabs(hg.dParams[i] - grads.dParams[i]));
+        den = std::max(den, std::fabs(grads.dParams[i]));
+      }
+      INFO(ir::printGraph(hoisted.g, hoisted.hoisted));
+      CHECK(num / den <= 1e-10);
+    }
     auto lossOf = [&](const runtime::Sequence<double>& s) {
       return loss(runtime::forwardSequence<double>(ev, s));
     };

@@ -594,3 +594,32 @@ TEST_CASE("unroll: cellc unroll exits 1 on a bad folder and 2 on a bad command l
   CHECK(cellc("") == 1);
   CHECK(cellc("--precision f32") == 1);
 }
+
+TEST_CASE("cellc emit-llvm --plan shows the three stages of a hoisted step", "[cli][hoist]") {
+  auto plan = [](const std::string& cell) {
+    std::string cmd = std::string("'") + CELLC_BINARY + "' emit-llvm --plan -D n=8 '" CELLC_SOURCE_DIR
+                      "/cells/" + cell + "' 2>&1";
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    REQUIRE(p);
+    char buf[4096];
+    while (size_t got = fread(buf, 1, sizeof buf, p)) out.append(buf, got);
+    int status = pclose(p);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    return out;
+  };
+  std::string dale = plan("dale_rnn.cell");
+  INFO(dale);
+  CHECK_THAT(dale, Contains("# hoisted (sequence-invariant): ") && Contains("W_rec [8, 8]"));
+  size_t pro = dale.find("# prologue (invariant, once per sequence)"), fwd = dale.find("# forward (per step)"),
+         bwd = dale.find("# backward (per step)"), epi = dale.find("# epilogue (once at the end of the backward walk)");
+  CHECK(pro < fwd);
+  CHECK(fwd < bwd);
+  CHECK(bwd < epi);
+  CHECK(epi != std::string::npos);
+  CHECK_THAT(dale, Contains("-> hoisted+0") && Contains("-> d_hoisted+"));
+  // A step with nothing invariant worth hoisting prints its two functions only.
+  std::string gru = plan("gru.cell");
+  CHECK_THAT(gru, Contains("# forward: ") && !Contains("prologue") && !Contains("hoisted"));
+}

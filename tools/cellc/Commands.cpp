@@ -35,12 +35,14 @@ const std::vector<Command>& commands() {
        {{"graph", false}}, 1, 1, runGrad},
       {"emit-llvm", "print the LLVM IR of a cell's forward and backward steps",
        "usage: cellc emit-llvm [-D name=value ...] [--precision f32|f64] [--O0] [--plan] FILE\n\n"
-       "Prints the LLVM IR generated for cell_forward and cell_backward, optimized (O3, host CPU)\n"
-       "unless --O0 is given.\n\n"
+       "Prints the LLVM IR generated for cell_forward and cell_backward (and, when the step has a\n"
+       "sequence-invariant part, cell_prologue and cell_epilogue, run once per sequence), optimized\n"
+       "(O3, host CPU) unless --O0 is given.\n\n"
        "  -D name=value        override a dim or a scalar const (repeatable)\n"
        "  --precision f32|f64  element type (default f32)\n"
        "  --O0                 the IR as generated, before optimization\n"
-       "  --plan               the kernel plan instead: fusion, buffers, tape\n",
+       "  --plan               the kernel plan instead: fusion, buffers, tape, and the stages\n"
+       "                       (invariant, per step, once at the end)\n",
        {{"precision", true}, {"O0", false}, {"plan", false}}, 1, 1, runEmitLLVM},
       {"run", "run an experiment: train, analyse, draw figures",
        "usage: cellc run [--out DIR] [--profile NAME] [--set key=value ...] [--no-plot] FILE.toml\n"

@@ -5,6 +5,7 @@
 #include "autodiff/PrintGrad.h"
 #include "codegen/Plan.h"
 #include "jit/Jit.h"
+#include "pipeline/Hoist.h"
 #include "pipeline/Lower.h"
 
 namespace cellc::cli {
@@ -29,7 +30,9 @@ int runEmitLLVM(const Args& a) {
   std::string precision = a.get("precision", "f32");
   if (precision != "f32" && precision != "f64") throw UsageError("--precision is f32 or f64");
   if (a.flag("plan")) {
-    std::cout << codegen::printPlan(ir, codegen::makePlan(ir));
+    // The plan the JIT compiles: the hoisted step (prologue, per step, epilogue).
+    StepIR hoisted = hoist(ir);
+    std::cout << codegen::printPlan(hoisted, codegen::makePlan(hoisted));
     return 0;
   }
   std::cout << emitLLVM(ir, precision == "f64" ? codegen::Precision::F64 : codegen::Precision::F32,

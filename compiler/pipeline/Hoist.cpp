@@ -1,0 +1,198 @@
+#include "pipeline/Hoist.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "ir/Simplify.h"
+
+namespace cellc {
+
+using namespace cellc::ir;
+
+namespace {
+
+// Leaves that change from step to step (and adjoints): what makes a value not invariant.
+bool isStepLeaf(Op op) {
+  switch (op) {
+    case Op::State: case Op::Input: case Op::Noise: case Op::AdjState: case Op::AdjOutput:
+    case Op::Cotangent: case Op::Hoisted: case Op::AdjHoisted:
+      return true;
+    default: return false;
+  }
+}
+
+// A view re-indexes (or zero-pads) its operand: hoisting it would copy, not save, work.
+bool isView(Op op) {
+  switch (op) {
+    case Op::Transpose: case Op::Slice: case Op::Squeeze: case Op::Unsqueeze: case Op::Broadcast:
+    case Op::Pad:
+      return true;
+    default: return false;
+  }
+}
+
+// The same op with other operands (of the same shapes), through the shape-checking factories.
+NodeId rebuildWith(Graph& g, const Node& n, const std::vector<NodeId>& x) {
+  switch (n.op) {
+    case Op::Clip: return g.clip(x[0], x[1], x[2]);
+    case Op::Transpose: return g.transpose(x[0]);
+    case Op::Slice: return g.slice(x[0], n.a0, n.a1, n.a2);
+    case Op::Squeeze: return g.squeeze(x[0], n.a0);
+    case Op::Unsqueeze: return g.unsqueeze(x[0], n.a0);
+    case Op::Pad: return g.pad(x[0], n.a0, n.a1, n.a2);
+    case Op::Concat: return g.concat(x);
+    case Op::Broadcast: return g.broadcast(x[0], n.shape);
+    case Op::Sum: return g.sum(x[0], n.a0);
+    case Op::SumBatch: return g.sumBatch(x[0]);
+    case Op::BatchOuterSum: return g.batchOuterSum(x[0], x[1]);
+    default:
+      if (opArity(n.op) == 1) return g.unary(n.op, x[0]);
+      if (opArity(n.op) == 2) return g.binary(n.op, x[0], x[1]);
+      throw InternalError(std::string("hoisting: cannot rebuild ") + opName(n.op));
+  }
+}
+
+std::vector<NodeId> leaves(Graph& g, Op role, const std::vector<Slot>& slots) {
+  std::vector<NodeId> out;
+  for (size_t i = 0; i < slots.size(); ++i)
+    out.push_back(g.leaf(role, static_cast<int64_t>(i), slots[i].shape));
+  return out;
+}
+
+// The frontier: invariant values worth hoisting that the step reads, nearest the step. Walks
+// users before operands (reverse topological order) from the forward roots and stops at the
+// first invariant value worth its own buffer.
+std::vector<NodeId> findFrontier(const Graph& g, const std::vector<NodeId>& roots) {
+  std::vector<NodeId> order = topoOrder(g, roots);
+  std::vector<char> inv(g.size(), 0), hasParam(g.size(), 0), needed(g.size(), 0);
+  for (NodeId id : order) {
+    const Node& n = g[id];
+    bool v = !n.shape.batched && !isStepLeaf(n.op);
+    bool p = n.op == Op::Param;
+    for (NodeId i : n.in) v = v && inv[i], p = p || hasParam[i];
+    inv[id] = v;
+    hasParam[id] = p;
+  }
+  auto worth = [&](NodeId id) {
+    const Node& n = g[id];
+    return inv[id] && hasParam[id] && opKind(n.op) != OpKind::Leaf && !isView(n.op) &&
+           n.shape.numel() > 1;
+  };
+  for (NodeId r : roots) needed[r] = 1;
+  std::vector<NodeId> frontier;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    NodeId id = *it;
+    if (!needed[id]) continue;
+    if (worth(id)) {
+      frontier.push_back(id);
+      continue;
+    }
+    for (NodeId i : g[id].in) needed[i] = 1;
+  }
+  std::sort(frontier.begin(), frontier.end());
+  return frontier;
+}
+
+}  // namespace
+
+StepIR hoist(const StepIR& in) {
+  std::vector<NodeId> fwdRoots = in.forwardRoots();
+  std::vector<NodeId> frontier = findFrontier(in.g, fwdRoots);
+  if (frontier.empty()) return in;
+
+  StepIR out;
+  Graph g = in.g;
+  const Layout& L = in.layout;
+
+  // The per-step forward: the frontier replaced by Hoisted leaves.
+  std::unordered_map<NodeId, NodeId> sub;
+  std::vector<NodeId> hoistedLeaves;
+  for (size_t i = 0; i < frontier.size(); ++i) {
+    NodeId leaf = g.leaf(Op::Hoisted, static_cast<int64_t>(i), g[frontier[i]].shape);
+    sub[frontier[i]] = leaf;
+    hoistedLeaves.push_back(leaf);
+  }
+  for (NodeId id : topoOrder(in.g, fwdRoots)) {
+    if (sub.count(id)) continue;
+    const Node n = g[id];  // a copy: rebuilding appends nodes
+    std::vector<NodeId> x;
+    bool changed = false;
+    for (NodeId i : n.in) {
+      auto it = sub.find(i);
+      x.push_back(it != sub.end() ? it->second : i);
+      changed = changed || it != sub.end();
+    }
+    if (!changed) continue;
+    g.setLoc(n.loc);
+    sub[id] = rebuildWith(g, n, x);
+  }
+  auto mapped = [&](NodeId id) {
+    auto it = sub.find(id);
+    return it != sub.end() ? it->second : id;
+  };
+  std::vector<NodeId> stepRoots;
+  for (NodeId r : fwdRoots) stepRoots.push_back(mapped(r));
+
+  // The per-step backward: adjoints of the state, inputs, params read directly and hoisted values.
+  std::vector<NodeId> seeds = leaves(g, Op::AdjState, L.states);
+  for (NodeId s : leaves(g, Op::AdjOutput, L.outputs)) seeds.push_back(s);
+  std::vector<NodeId> wrt = leaves(g, Op::State, L.states);
+  for (NodeId x : leaves(g, Op::Input, L.inputs)) wrt.push_back(x);
+  for (NodeId p : leaves(g, Op::Param, L.params)) wrt.push_back(p);
+  wrt.insert(wrt.end(), hoistedLeaves.begin(), hoistedLeaves.end());
+  std::vector<NodeId> adj = autodiff::reverse(g, stepRoots, seeds, wrt);
+
+  // The epilogue: the invariant part's VJP, seeded by the accumulated adjoints.
+  std::vector<NodeId> adjHoisted;
+  for (size_t i = 0; i < frontier.size(); ++i)
+    adjHoisted.push_back(g.leaf(Op::AdjHoisted, static_cast<int64_t>(i), g[frontier[i]].shape));
+  std::vector<NodeId> epilogue =
+      autodiff::reverse(g, frontier, adjHoisted, leaves(g, Op::Param, L.params));
+
+  // Simplify everything together, as lower() does, and take the roots back in order.
+  std::vector<NodeId> roots = stepRoots;
+  roots.insert(roots.end(), adj.begin(), adj.end());
+  for (NodeId e : in.effective)
+    if (e >= 0) roots.push_back(e);
+  for (auto& [name, id] : in.named) roots.push_back(id);
+  roots.insert(roots.end(), in.omegaParam.begin(), in.omegaParam.end());
+  roots.insert(roots.end(), frontier.begin(), frontier.end());
+  roots.insert(roots.end(), epilogue.begin(), epilogue.end());
+
+  out.g = simplify(g, roots);
+  out.layout = L;
+  out.cellName = in.cellName;
+  size_t k = 0;
+  auto take = [&](size_t n) {
+    std::vector<NodeId> v(roots.begin() + static_cast<long>(k), roots.begin() + static_cast<long>(k + n));
+    k += n;
+    return v;
+  };
+  out.stateNext = take(in.stateNext.size());
+  out.outputs = take(in.outputs.size());
+  out.dState = take(L.states.size());
+  out.dInput = take(L.inputs.size());
+  out.dParam = take(L.params.size());
+  out.dHoisted = take(frontier.size());
+  for (NodeId e : in.effective) out.effective.push_back(e >= 0 ? roots[k++] : -1);
+  for (auto& [name, id] : in.named) out.named.push_back({name, roots[k++]});
+  out.omegaParam = take(in.omegaParam.size());
+  out.hoisted = take(frontier.size());
+  out.epilogueParam = take(L.params.size());
+
+  for (size_t i = 0; i < frontier.size(); ++i) {
+    Slot s;  // named after the value it holds, if it has a name
+    for (auto& [name, id] : in.named)
+      if (id == frontier[i]) s.name = name;
+    s.role = Role::Param;  // unbatched, like a param
+    s.shape = out.g[out.hoisted[i]].shape;
+    s.offset = out.hoistedSize;
+    s.size = s.shape.numel();
+    s.loc = out.g[out.hoisted[i]].loc;
+    out.hoistedSize += s.size;
+    out.hoistedSlots.push_back(s);
+  }
+  return out;
+}
+
+}  // namespace cellc
