@@ -51,6 +51,38 @@ std::vector<std::string> SweepDriver::command(size_t i) const {
   return argv;
 }
 
+namespace {
+
+bool nameHas(const std::string& name, const std::string& part) {
+  for (size_t b = 0; b <= name.size();) {
+    size_t e = name.find(',', b);
+    if (e == std::string::npos) e = name.size();
+    if (name.compare(b, e - b, part) == 0) return true;
+    b = e + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> unmatchedFilters(const Sweep& s, const std::vector<std::string>& only) {
+  std::vector<std::string> errors;
+  for (const std::string& f : only) {
+    bool any = false;
+    for (const SweepRun& r : s.runs) any = any || nameHas(r.name, f);
+    if (!any)
+      errors.push_back("--only " + f + ": no run of the sweep has '" + f + "' in its name (they look like " +
+                       (s.runs.empty() ? std::string("nothing: the sweep has no runs") : s.runs[0].name) + ")");
+  }
+  return errors;
+}
+
+bool SweepDriver::selected(size_t i) const {
+  for (const std::string& f : opt_.only)
+    if (!nameHas(s_.runs[i].name, f)) return false;
+  return true;
+}
+
 std::vector<size_t> SweepDriver::prepare() {
   std::vector<size_t> todo;
   std::string clashes;
@@ -58,7 +90,7 @@ std::vector<size_t> SweepDriver::prepare() {
     RunStatus st = readStatus(runDir(i));
     if (st.state != "pending" && (st.sets != s_.runs[i].sets || st.profile != s_.profile))
       clashes += "\n  " + runDir(i).string();
-    else if (!runDone(runDir(i)))
+    else if (!runDone(runDir(i)) && selected(i))
       todo.push_back(i);
   }
   if (!clashes.empty())
@@ -67,8 +99,13 @@ std::vector<size_t> SweepDriver::prepare() {
   writeSweepManifest(s_, out_);
   writeSweepTable(s_, out_);
   todo_ = todo.size();
-  log_ << "sweep " << s_.name << ": " << s_.runs.size() << " runs in " << out_.string() << ", "
-       << s_.runs.size() - todo.size() << " already finished, " << todo.size() << " to run\n";
+  size_t nSelected = 0, doneSelected = 0;
+  for (size_t i = 0; i < s_.runs.size(); ++i)
+    if (selected(i)) ++nSelected, doneSelected += runDone(runDir(i)) ? 1 : 0;
+  log_ << "sweep " << s_.name << ": " << s_.runs.size() << " runs in " << out_.string() << ", ";
+  if (!opt_.only.empty()) log_ << nSelected << " selected by --only, " << doneSelected << " of them";
+  else log_ << doneSelected;
+  log_ << " already finished, " << todo.size() << " to run\n";
   return todo;
 }
 
@@ -117,17 +154,20 @@ void SweepDriver::list(std::ostream& os) const {
   if (!s_.profile.empty()) os << " (profile " << s_.profile << ")";
   os << " into " << out_.string() << ":\n";
   for (size_t i = 0; i < s_.runs.size(); ++i) {
-    os << "  " << s_.runs[i].name << (runDone(runDir(i)) ? "  [finished]" : "") << "\n     ";
+    os << "  " << s_.runs[i].name << (runDone(runDir(i)) ? "  [finished]" : "")
+       << (selected(i) ? "" : "  [not selected by --only]") << "\n     ";
     for (const std::string& set : s_.runs[i].sets) os << " --set " << set;
     os << "\n";
   }
 }
 
 int SweepDriver::report(int signal) {
-  int finished = 0, failed = 0, interrupted = 0, notRun = 0;
+  int finished = 0, failed = 0, interrupted = 0, notRun = 0, unselectedDone = 0, selectedCount = 0;
   std::string failures;
   for (size_t i = 0; i < s_.runs.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
+    if (selected(i)) ++selectedCount;
+    else if (st.state == "finished" && runDone(runDir(i))) ++unselectedDone;
     if (st.state == "finished" && runDone(runDir(i))) ++finished;
     else if (st.state == "failed") {
       ++failed;
@@ -144,7 +184,7 @@ int SweepDriver::report(int signal) {
        << " interrupted, " << notRun << " not run; table " << (out_ / "sweep.csv").string() << "\n";
   if (!failures.empty()) log_ << "failed runs:\n" << failures;
   if (signal == 0 && opt_.plot && finished > 0) drawFigures();
-  if (finished == static_cast<int>(s_.runs.size())) return 0;
+  if (finished - unselectedDone == selectedCount) return 0;
   if (signal != 0) {
     log_ << "interrupted: run the same command again to resume\n";
     return 128 + signal;

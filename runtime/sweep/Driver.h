@@ -25,7 +25,13 @@ struct SweepOptions {
   int jobs = 1;            // runs at a time (local scheduler)
   bool plot = true;        // draw the [[plot]] figures at the end
   std::string plotScript;  // empty: plot_sweep.py beside the sweep file, or the source tree's
+  // --only NAME=VALUE (repeatable, all must hold): run only the runs whose name has each as one
+  // of its comma-separated parts (cell=nbrc, seed=1); the others are left as they are.
+  std::vector<std::string> only;
 };
+
+// The --only filters that match no run of the sweep, each with a message; empty when all match.
+std::vector<std::string> unmatchedFilters(const Sweep& s, const std::vector<std::string>& only);
 
 // An exclusive flock on SWEEP/.lock for the driver's lifetime; its runs inherit it, so a second
 // sweep also waits for the runs of a killed driver to stop.
@@ -48,6 +54,7 @@ class SweepDriver {
   const Sweep& sweep() const { return s_; }
   const std::filesystem::path& out() const { return out_; }
   std::filesystem::path runDir(size_t i) const { return out_ / s_.runs[i].name; }
+  bool selected(size_t i) const;  // by --only (every run without it)
 
   // `cellc run` of run i: argv[0] is this executable.
   std::vector<std::string> command(size_t i) const;
@@ -62,8 +69,8 @@ class SweepDriver {
   // The dry-run listing: every run, its status and its --set edits.
   void list(std::ostream& os) const;
 
-  // Final table and figures; the exit status: 0 when every run finished, 130/143 after SIGINT/
-  // SIGTERM, 1 otherwise.
+  // Final table and figures; the exit status: 0 when every selected run finished, 130/143 after
+  // SIGINT/SIGTERM, 1 otherwise.
   int report(int signal);
 
  private:

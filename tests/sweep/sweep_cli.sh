@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `cellc sweep` end to end, one case per ctest entry:
 #   sweep_cli.sh CELLC SOURCE_DIR CASE
-# Cases: dry_run, errors, failing_run, invalid_cell, lock, interrupt, resume, example, mpi.
+# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, resume, example, mpi.
 set -uo pipefail
 CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -90,6 +90,27 @@ failing_run)
   # A rerun skips the finished runs and tries the failed ones again.
   "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" > /dev/null 2> "$WORK/stderr2"
   check_contains "$WORK/stderr2" "4 runs in $WORK/out, 2 already finished, 2 to run"
+  ;;
+only)
+  # --only runs a subset (here one cell); the rest stay pending until a run without it. A filter
+  # that matches no run is an error that names it, before anything runs.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell" "../cells/brc.cell"
+  "$CELLC" sweep "$WORK/s.toml" --only cell=nbrc --out "$WORK/out" > /dev/null 2> "$WORK/stderr0"
+  [ $? = 1 ] || fail "an --only that matches nothing must fail"
+  check_contains "$WORK/stderr0" "--only cell=nbrc: no run of the sweep has 'cell=nbrc' in its name"
+  [ ! -e "$WORK/out/cell=gru,seed=1" ] || fail "a run started although --only matched nothing"
+  "$CELLC" sweep "$WORK/s.toml" --only cell=brc --only seed=2 --out "$WORK/out" > /dev/null 2> "$WORK/stderr"
+  rc=$?
+  [ $rc = 0 ] || { cat "$WORK/stderr"; fail "exit status $rc, expected 0 (the selected run finished)"; }
+  check_contains "$WORK/stderr" "1 selected by --only, 0 of them already finished, 1 to run"
+  [ -f "$WORK/out/cell=brc,seed=2/summary.json" ] || fail "the selected run did not finish"
+  for r in "cell=brc,seed=1" "cell=gru,seed=1" "cell=gru,seed=2"; do
+    [ ! -e "$WORK/out/$r/summary.json" ] || fail "$r ran although not selected"
+  done
+  "$CELLC" sweep "$WORK/s.toml" --dry-run --only cell=gru --out "$WORK/out" > "$WORK/list"
+  check_contains "$WORK/list" "cell=brc,seed=2  [finished]  [not selected by --only]"
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" > /dev/null 2> "$WORK/stderr2" || fail "the rest of the sweep"
+  check_contains "$WORK/stderr2" "4 runs in $WORK/out, 1 already finished, 3 to run"
   ;;
 invalid_cell)
   # A point whose cell does not compile: the sweep says so, naming the run and the cell's error,

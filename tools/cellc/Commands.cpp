@@ -57,23 +57,26 @@ const std::vector<Command>& commands() {
        "  --keys            print every experiment key with its type, default and meaning\n",
        {{"out", true}, {"profile", true}, {"set", true}, {"no-plot", false}, {"keys", false}}, 0, 1, runRun},
       {"sweep", "run a grid of experiments: locally (--jobs) or under MPI",
-       "usage: cellc sweep [--jobs N] [--out DIR] [--profile NAME] [--set key=value ...] [--dry-run]\n"
-       "                   [--no-plot] FILE.toml\n"
+       "usage: cellc sweep [--jobs N] [--out DIR] [--profile NAME] [--set key=value ...]\n"
+       "                   [--only NAME=VALUE ...] [--dry-run] [--no-plot] FILE.toml\n"
        "       mpirun -n K cellc sweep FILE.toml      (srun on Slurm)\n\n"
        "Expands the sweep file (a base experiment and axes over its keys, docs/sweeps.md) to runs,\n"
        "checks every run's experiment before anything runs, and runs each as `cellc run BASE --set\n"
        "...` in its own folder DIR/<point>. DIR/sweep.csv gets one row per run (its point, its\n"
        "status and the numbers of its summary.json); the [[plot]] figures go to DIR/figures/.\n"
        "Running the same command again skips finished runs and resumes the others. Under MPI,\n"
-       "rank 0 hands runs to the other ranks as they free up. Exit status 0 when every run\n"
-       "finished, 1 when one failed or the sweep has errors, 130/143 when interrupted.\n\n"
+       "rank 0 hands runs to the other ranks as they free up. Exit status 0 when every (selected)\n"
+       "run finished, 1 when one failed or the sweep has errors, 130/143 when interrupted.\n\n"
        "  --jobs N          runs at a time on this machine (default 1)\n"
        "  --out DIR         the sweep folder (default sweeps/<name>)\n"
        "  --profile NAME    apply the base experiment's [profiles.NAME] to every run\n"
        "  --set key=value   override a key in every run (repeatable)\n"
+       "  --only NAME=VALUE run only the runs whose name has this part, e.g. --only cell=nbrc\n"
+       "                    (repeatable: all must hold); the others are left as they are\n"
        "  --dry-run         list the runs and their --set edits; run nothing\n"
        "  --no-plot         do not draw the [[plot]] figures\n",
-       {{"jobs", true}, {"out", true}, {"profile", true}, {"set", true}, {"dry-run", false}, {"no-plot", false}},
+       {{"jobs", true}, {"out", true}, {"profile", true}, {"set", true}, {"only", true}, {"dry-run", false},
+        {"no-plot", false}},
        1, 1, runSweep},
       {"unroll", "run a cell over .npy arrays; write outputs, loss and gradients",
        "usage: cellc unroll [-D name=value ...] [--precision f64|f32]\n"

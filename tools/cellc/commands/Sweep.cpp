@@ -24,8 +24,10 @@ int coordinate(const Args& a, int jobs, int ranks) {
     opt.outDir = a.get("out", "");
     opt.jobs = jobs;
     opt.plot = !a.flag("no-plot");
+    opt.only = a.multi("only");
     SweepDriver d(s, opt, std::cerr);
-    std::vector<std::string> errors = validateSweep(s);
+    std::vector<std::string> errors = unmatchedFilters(s, opt.only);
+    for (const std::string& e : validateSweep(s)) errors.push_back(e);
     for (const std::string& e : errors) std::cerr << e << "\n";
     if (!errors.empty()) {
       std::cerr << "cellc sweep: " << errors.size() << (errors.size() == 1 ? " error" : " errors")
