@@ -7,7 +7,7 @@ import os
 import tomllib
 
 import sequence_noise_floor
-from summaries.common import (figure_section, g, group, mean, missing_section, np, plot,
+from summaries.common import (count, figure_section, g, group, mean, missing_section, np, plot,
                               plt, provenance, save, spread, table, try_figure, verdict_section)
 
 CRITERION = 0.1  # pycog's min_error for this task
@@ -75,10 +75,10 @@ def summarize_sequence_shift(sw, out, args):
     for lab in labels:
         rs = by[lab]
         best = [r.get("training.best_validation_error") for r in rs]
-        rows.append((lab, len(rs), spread(best), spread([r.get("training.steps") for r in rs], g),
+        rows.append((lab, len(rs), spread(best), spread([r.get("training.steps") for r in rs], count),
                      spread([clipped_fraction(r) for r in rs]),
                      spread([r.get("analyses.column_shift.measured.sign_consistency") for r in rs]),
-                     spread([r.get("training.seconds") for r in rs])))
+                     spread([r.get("training.seconds") for r in rs], count)))
         comps.append(f"{lab}: best validation RMSE {spread(best)}, "
                      f"{g(mean(best) / floor) if math.isfinite(floor) else 'n/a'} x the floor")
     md.append(table(["training", "runs", "best validation RMSE", "steps", "steps clipped",
