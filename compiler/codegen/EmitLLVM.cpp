@@ -41,6 +41,9 @@ class Emitter {
         b_.getVoidTy(), {i32_, i32_, i64_, i64_, i64_, ptr_, i64_, ptr_, i64_, T_, ptr_, i64_}, false);
     gemm_ = llvm::Function::Create(gemmTy, llvm::Function::ExternalLinkage,
                                    p == Precision::F64 ? "cellc_gemm_f64" : "cellc_gemm_f32", m_);
+    parallel_ = llvm::Function::Create(
+        llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false),
+        llvm::Function::ExternalLinkage, "cellc_parallel_batch", m_);
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);  // FMA where the target has it: last-bit differences only
     b_.setFastMathFlags(fmf);
@@ -102,13 +105,76 @@ class Emitter {
       // A kernel's output never overlaps what it reads (every node has a region of its own), so
       // its loads and stores are in different alias scopes: LLVM vectorizes without overlap checks.
       scope_ = llvm::MDNode::get(ctx_, {md.createAnonymousAliasScope(domain, "kernel")});
-      switch (k.kind) {
-        case Kernel::Kind::Pointwise: pointwise(k, true); break;
-        case Kernel::Kind::Copy: pointwise(k, false); break;
-        case Kernel::Kind::Reduce: reduce(k); break;
-        case Kernel::Kind::Gemm: gemm(k); break;
-      }
+      if (splitsOverBatch(k)) outlineOverBatch(k, ki);
+      else kernel(k);
     }
+  }
+
+  void kernel(const Kernel& k) {
+    switch (k.kind) {
+      case Kernel::Kind::Pointwise: pointwise(k, true); break;
+      case Kernel::Kind::Copy: pointwise(k, false); break;
+      case Kernel::Kind::Reduce: reduce(k); break;
+      case Kernel::Kind::Gemm: gemm(k); break;
+    }
+  }
+
+  // ---- kernels split over the batch between threads -----------------------------------------
+
+  // Elements a kernel touches per batch element: its output, or its matrix / reduced operand.
+  int64_t elementsPerBatch(const Kernel& k) const {
+    const Node& n = g_[k.node];
+    int64_t e = n.shape.numel();
+    for (NodeId i : n.in) e = std::max(e, g_[i].shape.numel());
+    return e;
+  }
+
+  // A kernel whose batch elements are independent (batched output, each batch element writing
+  // only its own rows) and large enough per batch element to be worth threads at some batch:
+  // a Hebbian trace's [B, n, n] update and products. GEMMs thread themselves; reductions over the
+  // batch write shared rows.
+  bool splitsOverBatch(const Kernel& k) const {
+    if (k.kind == Kernel::Kind::Gemm || !g_[k.node].shape.batched) return false;
+    return elementsPerBatch(k) >= kOutlineElements;
+  }
+  static constexpr int64_t kOutlineElements = 1024;
+
+  // The kernel as its own function fn(bufs, batch, b0, b1) over batch elements [b0, b1), called
+  // through cellc_parallel_batch, which splits the batch between threads when the work is large.
+  void outlineOverBatch(const Kernel& k, size_t index) {
+    llvm::BasicBlock* callerBlock = b_.GetInsertBlock();
+    llvm::Function* caller = fn_;
+    Value* callerBatch = batch_;
+    Value* callerBufs[static_cast<int>(Buf::kCount)];
+    std::copy(std::begin(bufs_), std::end(bufs_), std::begin(callerBufs));
+
+    auto* ty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_, i64_}, false);
+    auto* f = llvm::Function::Create(ty, llvm::Function::InternalLinkage,
+                                     caller->getName() + ".k" + std::to_string(index), m_);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    f->addFnAttr(llvm::Attribute::NoFree);
+    fn_ = f;
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+    batch_ = f->getArg(1);
+    batch_->setName("batch");
+    bLo_ = f->getArg(2);
+    bHi_ = f->getArg(3);
+    for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
+      Value* slot = b_.CreateConstInBoundsGEP1_64(ptr_, f->getArg(0), i);
+      bufs_[i] = b_.CreateLoad(ptr_, slot, bufName(static_cast<Buf>(i)));
+    }
+    memo_.clear();
+    kernel(k);
+    b_.CreateRetVoid();
+
+    fn_ = caller;
+    batch_ = callerBatch;
+    bLo_ = bHi_ = nullptr;
+    std::copy(std::begin(callerBufs), std::end(callerBufs), std::begin(bufs_));
+    memo_.clear();
+    b_.SetInsertPoint(callerBlock);
+    Value* elements = b_.CreateMul(batch_, c64(elementsPerBatch(k)));
+    b_.CreateCall(parallel_, {f, caller->getArg(0), batch_, elements});
   }
 
  private:
@@ -137,15 +203,18 @@ class Emitter {
 
   // ---- loops ---------------------------------------------------------------------------------
 
-  void loop(Value* n, const std::function<void(Value*)>& body, const char* name = "i") {
+  // for (i = start; i < n; ++i) body(i); start 0 unless given.
+  void loop(Value* n, const std::function<void(Value*)>& body, const char* name = "i",
+            Value* start = nullptr) {
+    if (!start) start = c64(0);
     llvm::BasicBlock* pre = b_.GetInsertBlock();
     auto* header = llvm::BasicBlock::Create(ctx_, std::string(name) + ".loop", fn_);
     auto* exit = llvm::BasicBlock::Create(ctx_, std::string(name) + ".exit", fn_);
-    Value* nonEmpty = b_.CreateICmpSGT(n, c64(0));
+    Value* nonEmpty = b_.CreateICmpSLT(start, n);
     b_.CreateCondBr(nonEmpty, header, exit);
     b_.SetInsertPoint(header);
     llvm::PHINode* i = b_.CreatePHI(i64_, 2, name);
-    i->addIncoming(c64(0), pre);
+    i->addIncoming(start, pre);
     body(i);
     Value* next = b_.CreateAdd(i, c64(1), "", true, true);
     i->addIncoming(next, b_.GetInsertBlock());
@@ -163,9 +232,12 @@ class Emitter {
         rec(next, ax + 1);
       });
     };
-    if (s.batched) loop(batch_, [&](Value* b) { rec(Index{b, {}}, 0); }, "b");
+    if (s.batched) batchLoop([&](Value* b) { rec(Index{b, {}}, 0); });
     else rec(Index{}, 0);
   }
+
+  // Over the batch elements this function handles: all of them, or [b0, b1) in an outlined kernel.
+  void batchLoop(const std::function<void(Value*)>& body) { loop(bHi_ ? bHi_ : batch_, body, "b", bLo_); }
 
   void store(const Place& p, const Shape& s, const Index& idx, Value* v, bool accumulate) {
     Value* addr = address(p, s, idx);
@@ -370,7 +442,7 @@ class Emitter {
     const int64_t outer = viaTranspose ? ms.dims[1] : ms.dims[0];
     const int64_t inner = viaTranspose ? ms.dims[0] : ms.dims[1];
     if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });
-    loop(batch_, [&](Value* b) {
+    batchLoop([&](Value* b) {
       loop(c64(outer), [&](Value* r) {
         loop(c64(inner), [&](Value* c) {
           memo_.clear();
@@ -383,7 +455,7 @@ class Emitter {
           store(k.out, out, Index{b, {i}}, b_.CreateFMul(m, x), true);
         }, "k");
       }, "r");
-    }, "b");
+    });
   }
 
   void reduce(const Kernel& k) {
@@ -478,7 +550,10 @@ class Emitter {
   const ir::Graph& g_;
   llvm::Type *T_, *i64_, *i32_, *ptr_;
   llvm::Function* gemm_;
+  llvm::Function* parallel_;  // cellc_parallel_batch
   llvm::Function* fn_ = nullptr;
+  Value* bLo_ = nullptr;  // in an outlined kernel: its batch range [bLo_, bHi_); else null
+  Value* bHi_ = nullptr;
   Value* batch_ = nullptr;
   Value* bufs_[static_cast<int>(Buf::kCount)] = {};
   const FunctionPlan* fp_ = nullptr;

@@ -61,7 +61,30 @@ int threads() {
 
 }  // namespace cellc
 
+namespace {
+
+// A batched kernel of fewer elements (batch x elements per batch element) runs on one thread: a
+// fork and join costs microseconds on an idle machine and far more on a busy one.
+constexpr int64_t kParallelElements = int64_t{1} << 18;
+
+}  // namespace
+
 extern "C" {
+// A kernel whose batch elements are independent (each writes only its own rows), outlined by the
+// code generator as fn(bufs, batch, b0, b1) over batch elements [b0, b1): split into one
+// contiguous range per thread. Every element is still computed by one thread in the same order,
+// so results do not depend on the thread count.
+void cellc_parallel_batch(void (*fn)(void* const*, int64_t, int64_t, int64_t), void* const* bufs,
+                          int64_t batch, int64_t elements) {
+  const int64_t nt = std::min<int64_t>(elements >= kParallelElements ? cellc::threads() : 1, batch);
+  if (nt <= 1) {
+    fn(bufs, batch, 0, batch);
+    return;
+  }
+#pragma omp parallel for num_threads(static_cast<int>(nt)) schedule(static, 1)
+  for (int64_t i = 0; i < nt; ++i) fn(bufs, batch, batch * i / nt, batch * (i + 1) / nt);
+}
+
 // beta is 0 (overwrite) or 1 (accumulate): that is all the code generator emits.
 void cellc_gemm_f64(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const double* A,
                     int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {

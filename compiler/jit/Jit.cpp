@@ -22,6 +22,8 @@ void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, 
                     const double*, int64_t, double, double*, int64_t);
 void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
                     const float*, int64_t, float, float*, int64_t);
+void cellc_parallel_batch(void (*)(void* const*, int64_t, int64_t, int64_t), void* const*, int64_t,
+                          int64_t);
 }
 
 namespace cellc {
@@ -252,6 +254,8 @@ std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& lowered, bool withOme
                                                   llvm::JITSymbolFlags::Exported};
   gemms[jit.mangleAndIntern("cellc_gemm_f32")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f32),
                                                   llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_parallel_batch")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&cellc_parallel_batch), llvm::JITSymbolFlags::Exported};
   if (auto err = lib.define(llvm::orc::absoluteSymbols(std::move(gemms))))
     throw JitError("defining the GEMM symbols: " + errorText(std::move(err)));
   if (auto err = jit.addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
