@@ -99,12 +99,11 @@ std::vector<size_t> SweepDriver::prepare() {
   writeSweepManifest(s_, out_);
   writeSweepTable(s_, out_);
   todo_ = todo.size();
-  size_t nSelected = 0, doneSelected = 0;
-  for (size_t i = 0; i < s_.runs.size(); ++i)
-    if (selected(i)) ++nSelected, doneSelected += runDone(runDir(i)) ? 1 : 0;
+  size_t nSelected = 0;
+  for (size_t i = 0; i < s_.runs.size(); ++i) nSelected += selected(i) ? 1 : 0;
   log_ << "sweep " << s_.name << ": " << s_.runs.size() << " runs in " << out_.string() << ", ";
-  if (!opt_.only.empty()) log_ << nSelected << " selected by --only, " << doneSelected << " of them";
-  else log_ << doneSelected;
+  if (!opt_.only.empty()) log_ << nSelected << " selected by --only, " << nSelected - todo.size() << " of them";
+  else log_ << nSelected - todo.size();
   log_ << " already finished, " << todo.size() << " to run\n";
   return todo;
 }
@@ -162,13 +161,13 @@ void SweepDriver::list(std::ostream& os) const {
 }
 
 int SweepDriver::report(int signal) {
-  int finished = 0, failed = 0, interrupted = 0, notRun = 0, unselectedDone = 0, selectedCount = 0;
+  int finished = 0, failed = 0, interrupted = 0, notRun = 0, selectedLeft = 0;
   std::string failures;
   for (size_t i = 0; i < s_.runs.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
-    if (selected(i)) ++selectedCount;
-    else if (st.state == "finished" && runDone(runDir(i))) ++unselectedDone;
-    if (st.state == "finished" && runDone(runDir(i))) ++finished;
+    const bool done = st.state == "finished" && runDone(runDir(i));
+    if (selected(i) && !done) ++selectedLeft;
+    if (done) ++finished;
     else if (st.state == "failed") {
       ++failed;
       failures += "  " + s_.runs[i].name + " (exit status " + std::to_string(st.exitCode) + ", log " +
@@ -184,7 +183,7 @@ int SweepDriver::report(int signal) {
        << " interrupted, " << notRun << " not run; table " << (out_ / "sweep.csv").string() << "\n";
   if (!failures.empty()) log_ << "failed runs:\n" << failures;
   if (signal == 0 && opt_.plot && finished > 0) drawFigures();
-  if (finished - unselectedDone == selectedCount) return 0;
+  if (selectedLeft == 0) return 0;
   if (signal != 0) {
     log_ << "interrupted: run the same command again to resume\n";
     return 128 + signal;

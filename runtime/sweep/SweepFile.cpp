@@ -366,13 +366,16 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
 
 std::vector<std::string> validateSweep(const Sweep& s) {
   std::vector<std::string> errors;
-  auto load = [&](const std::vector<std::string>& sets, std::string& err) -> bool {
+  // The experiment of these --set edits loads; with `models`, it also passes every check against
+  // its compiled cell (checkExperiment).
+  auto load = [&](const std::vector<std::string>& sets, std::string& err, ModelCache* models = nullptr) -> bool {
     try {
       Experiment e = loadExperiment(s.base, sets, s.profile);
       if (!cellExists(e)) {
         err = "no such cell file '" + e.str("cell.file") + "' (looked beside " + s.base + " and in the working directory)";
         return false;
       }
+      if (models) checkExperiment(e, *models);
       return true;
     } catch (const ExperimentError& e) {
       err = e.what();
@@ -403,17 +406,8 @@ std::vector<std::string> validateSweep(const Sweep& s) {
   // the cell, a task that does not fit it, an analysis out of range): what `cellc run` would
   // refuse at that run's start, found before the first run starts.
   ModelCache models;
-  for (const SweepRun& r : s.runs) {
-    if (!load(r.sets, err)) {
-      errors.push_back(s.path + ": error: run " + r.name + ": " + stripBaseLocation(err, s.base));
-      continue;
-    }
-    try {
-      checkExperiment(loadExperiment(s.base, r.sets, s.profile), models);
-    } catch (const ExperimentError& e) {
-      errors.push_back(s.path + ": error: run " + r.name + ": " + stripBaseLocation(e.what(), s.base));
-    }
-  }
+  for (const SweepRun& r : s.runs)
+    if (!load(r.sets, err, &models)) errors.push_back(s.path + ": error: run " + r.name + ": " + stripBaseLocation(err, s.base));
   return errors;
 }
 
