@@ -60,7 +60,8 @@ class Emitter {
     fp_ = &fp;
     const size_t nk = fp.kernels.size();
     if (nk <= kKernelsPerPart) {
-      body(newFunction(name, llvm::Function::ExternalLinkage), 0, nk);
+      newFunction(name, llvm::Function::ExternalLinkage);
+      body(0, nk);
       b_.CreateRetVoid();
       return;
     }
@@ -69,7 +70,7 @@ class Emitter {
       llvm::Function* part = newFunction(name + ".part" + std::to_string(parts.size()),
                                          llvm::Function::InternalLinkage);
       part->addFnAttr(llvm::Attribute::NoInline);
-      body(part, first, std::min(nk, first + kKernelsPerPart));
+      body(first, std::min(nk, first + kKernelsPerPart));
       b_.CreateRetVoid();
       parts.push_back(part);
     }
@@ -78,25 +79,27 @@ class Emitter {
     b_.CreateRetVoid();
   }
 
-  // A function `void name(ptr bufs, i64 batch)` with the builder at the end of its entry block.
-  llvm::Function* newFunction(const std::string& name, llvm::Function::LinkageTypes linkage) {
-    auto* fnTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_}, false);
-    fn_ = llvm::Function::Create(fnTy, linkage, name, m_);
+  // A function `void name(ptr bufs, i64 batch, i64 x extraArgs)` with the builder at the end of its
+  // entry block, where batch_ and bufs_ (the buffers' bases, loaded from bufs) are its own.
+  llvm::Function* newFunction(const std::string& name, llvm::Function::LinkageTypes linkage,
+                              int extraArgs = 0) {
+    std::vector<llvm::Type*> args{ptr_, i64_};
+    args.insert(args.end(), static_cast<size_t>(extraArgs), i64_);
+    fn_ = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), args, false), linkage, name, m_);
     fn_->addFnAttr(llvm::Attribute::NoUnwind);
     fn_->addFnAttr(llvm::Attribute::NoFree);
     b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", fn_));
+    batch_ = fn_->getArg(1);
+    batch_->setName("batch");
+    for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
+      Value* slot = b_.CreateConstInBoundsGEP1_64(ptr_, fn_->getArg(0), i);
+      bufs_[i] = b_.CreateLoad(ptr_, slot, bufName(static_cast<Buf>(i)));
+    }
     return fn_;
   }
 
-  // Kernels [first, last) of the current plan into `fn`, which the builder is positioned in.
-  void body(llvm::Function* fn, size_t first, size_t last) {
-    Value* bufsArg = fn->getArg(0);
-    batch_ = fn->getArg(1);
-    batch_->setName("batch");
-    for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
-      Value* slot = b_.CreateConstInBoundsGEP1_64(ptr_, bufsArg, i);
-      bufs_[i] = b_.CreateLoad(ptr_, slot, bufName(static_cast<Buf>(i)));
-    }
+  // Kernels [first, last) of the current plan into the function newFunction just began.
+  void body(size_t first, size_t last) {
     llvm::MDBuilder md(ctx_);
     llvm::MDNode* domain = md.createAnonymousAliasScopeDomain("cellc");
     for (size_t ki = first; ki < last; ++ki) {
@@ -148,21 +151,10 @@ class Emitter {
     Value* callerBufs[static_cast<int>(Buf::kCount)];
     std::copy(std::begin(bufs_), std::end(bufs_), std::begin(callerBufs));
 
-    auto* ty = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_, i64_}, false);
-    auto* f = llvm::Function::Create(ty, llvm::Function::InternalLinkage,
-                                     caller->getName() + ".k" + std::to_string(index), m_);
-    f->addFnAttr(llvm::Attribute::NoUnwind);
-    f->addFnAttr(llvm::Attribute::NoFree);
-    fn_ = f;
-    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
-    batch_ = f->getArg(1);
-    batch_->setName("batch");
+    llvm::Function* f = newFunction(caller->getName().str() + ".k" + std::to_string(index),
+                                    llvm::Function::InternalLinkage, 2);
     bLo_ = f->getArg(2);
     bHi_ = f->getArg(3);
-    for (int i = 0; i < static_cast<int>(Buf::kCount); ++i) {
-      Value* slot = b_.CreateConstInBoundsGEP1_64(ptr_, f->getArg(0), i);
-      bufs_[i] = b_.CreateLoad(ptr_, slot, bufName(static_cast<Buf>(i)));
-    }
     memo_.clear();
     kernel(k);
     b_.CreateRetVoid();
