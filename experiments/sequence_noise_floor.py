@@ -21,18 +21,26 @@ import tomllib
 import numpy as np
 
 
-def task_of(path):
-    with open(path, "rb") as f:
-        task = tomllib.load(f)["task"]
+def read(path):
+    """The experiment file as a dict; a clear exit on an unreadable or malformed one."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        sys.exit(f"{path}: {e}")
+
+
+def sequence_task(exp, path):
+    """The experiment's [task] with the sequence task's defaults filled in."""
+    task = exp.get("task", {})
     if task.get("kind") != "sequence":
         sys.exit(f"{path}: [task] kind must be \"sequence\", not {task.get('kind')!r}")
     defaults = {"baseline": 0.2, "tau_in": 100, "sigma_in": 0.01, "input_sign": -1}
     return {**defaults, **task}
 
 
-def task_of_train(path):
-    with open(path, "rb") as f:
-        return tomllib.load(f).get("train", {})
+def task_of(path):
+    return sequence_task(read(path), path)
 
 
 def floor(task, trials, grid, seed):
@@ -76,14 +84,15 @@ def main():
     ap.add_argument("--grid", type=int, default=2000, help="grid points over [onset_min, onset_max)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    task = task_of(args.experiment)
+    exp = read(args.experiment)
+    task = sequence_task(exp, args.experiment)
     per_trial, step, zero = floor(task, args.trials, args.grid, args.seed)
     bayes = np.sqrt(per_trial.mean())
     print(f"RMSE of the best causal prediction (posterior mean of t_s from the noisy input): {bayes:.4f}")
     print(f"RMSE when t_s is known only to its step (amplitude ignored):                   {step:.4f}")
     print(f"RMSE of predicting 0 everywhere:                                                {zero:.4f}")
     # A validation draws `validation_batch` fresh trials: how low can its RMSE fall by luck alone?
-    vb = int(task_of_train(args.experiment).get("validation_batch", 100))
+    vb = int(exp.get("train", {}).get("validation_batch", 100))
     rng = np.random.default_rng(args.seed + 1)
     draws = np.sqrt(per_trial[rng.integers(len(per_trial), size=(20000, vb))].mean(axis=1))
     print(f"the same over one validation of {vb} trials: 1st percentile {np.percentile(draws, 1):.4f}, "
