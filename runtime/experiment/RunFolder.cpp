@@ -38,7 +38,9 @@ void flatten(const toml::node& n, const std::string& path, std::map<std::string,
   }
 }
 
-bool ignored(const std::string& key) {
+}  // namespace
+
+bool resumeMayChange(const std::string& key) {
   auto last = [&](const std::string& suffix) {
     return key.size() >= suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
@@ -47,8 +49,6 @@ bool ignored(const std::string& key) {
          last("train.checkpoint_every") || last("train.max_steps") || last("train.threads") ||
          last("train.memory_budget_mb");
 }
-
-}  // namespace
 
 RunFolder::RunFolder(fs::path dir) : dir_(std::move(dir)) {
   std::error_code ec;
@@ -95,13 +95,13 @@ std::string experimentDifference(const std::string& before, const std::string& n
   }
   flatten(toml::parse(now), "", b);
   for (auto& [k, v] : a) {
-    if (ignored(k)) continue;
+    if (resumeMayChange(k)) continue;
     auto it = b.find(k);
     if (it == b.end()) return k + ": was " + v + ", now not set";
     if (it->second != v) return k + ": was " + v + ", now " + it->second;
   }
   for (auto& [k, v] : b)
-    if (!ignored(k) && !a.count(k)) return k + ": was not set, now " + v;
+    if (!resumeMayChange(k) && !a.count(k)) return k + ": was not set, now " + v;
   return "";
 }
 

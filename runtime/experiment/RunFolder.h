@@ -35,4 +35,8 @@ void writeFileAtomic(const std::filesystem::path& path, const std::string& text)
 // longer run continues), threads and memory budget.
 std::string experimentDifference(const std::string& before, const std::string& now);
 
+// Whether a setting (a flattened TOML key, e.g. "train.threads" or "phase[1].train.max_steps") is
+// one of those that experimentDifference lets a resume change.
+bool resumeMayChange(const std::string& key);
+
 }  // namespace cellc::runtime

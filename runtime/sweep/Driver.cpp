@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "experiment/RunFolder.h"
 #include "sweep/Spawn.h"
 #include "sweep/Status.h"
 #include "sweep/Table.h"
@@ -63,6 +65,25 @@ bool nameHas(const std::string& name, const std::string& part) {
   return false;
 }
 
+// How a run's --set edits (key=value) differ between the folder's record and the sweep now,
+// skipping the settings a resume may change (threads, max_steps, ...: `cellc run` checks those
+// itself); empty when they agree.
+std::string trainingSetsDifference(const std::vector<std::string>& before, const std::vector<std::string>& now) {
+  auto training = [](const std::vector<std::string>& sets) {
+    std::vector<std::string> out;
+    for (const std::string& s : sets)
+      if (!resumeMayChange(s.substr(0, s.find('=')))) out.push_back(s);
+    return out;
+  };
+  std::vector<std::string> a = training(before), b = training(now);
+  if (a == b) return "";
+  for (const std::string& s : b)
+    if (std::find(a.begin(), a.end(), s) == a.end()) return "now --set " + s + ", not when it started";
+  for (const std::string& s : a)
+    if (std::find(b.begin(), b.end(), s) == b.end()) return "started with --set " + s + ", not now";
+  return "the same --set edits in another order";
+}
+
 }  // namespace
 
 std::vector<std::string> unmatchedFilters(const Sweep& s, const std::vector<std::string>& only) {
@@ -88,8 +109,11 @@ std::vector<size_t> SweepDriver::prepare() {
   std::string clashes;
   for (size_t i = 0; i < s_.runs.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
-    if (st.state != "pending" && (st.sets != s_.runs[i].sets || st.profile != s_.profile))
-      clashes += "\n  " + runDir(i).string();
+    std::string diff = st.state == "pending" ? "" : trainingSetsDifference(st.sets, s_.runs[i].sets);
+    if (diff.empty() && st.state != "pending" && st.profile != s_.profile)
+      diff = "started with profile '" + st.profile + "', now '" + s_.profile + "'";
+    if (!diff.empty())
+      clashes += "\n  " + runDir(i).string() + " (" + diff + ")";
     else if (!runDone(runDir(i)) && selected(i))
       todo.push_back(i);
   }

@@ -163,12 +163,20 @@ resume)
   flock -w 60 "$WORK/out/.lock" true || fail "the lock was not released"
   grep -q ",finished," "$WORK/out/sweep.csv" && [ "$(grep -c ',finished,' "$WORK/out/sweep.csv")" = 4 ] \
     && fail "the sweep finished before the kill; nothing to resume"
-  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun.log" \
+  # The rerun may change what a resume may change (threads), as `cellc run` allows.
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 --set train.threads=1 > /dev/null 2> "$WORK/rerun.log" \
     || fail "the rerun failed: $(cat "$WORK/rerun.log")"
   cat "$WORK/rerun.log"
   grep -Eq "4 runs in .*, [123] already finished" "$WORK/rerun.log" || fail "the rerun did not skip the finished runs"
   grep -qs '"resumed": true' "$WORK"/out/*/summary.json || fail "no run resumed from a checkpoint"
   "$PY" "$SRC/tests/sweep/compare_csv.py" "$WORK/ref/sweep.csv" "$WORK/out/sweep.csv" || fail "numbers differ"
+  # A setting that changes the training is refused, naming each folder and the edit.
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 --set train.batch=3 > /dev/null 2> "$WORK/clash.log"
+  rc=$?
+  [ $rc = 1 ] || fail "a changed batch: exit status $rc, expected 1"
+  check_contains "$WORK/clash.log" "these run folders were made with other settings"
+  check_contains "$WORK/clash.log" "$WORK/out/cell=gru,seed=1 (now --set train.batch=3, not when it started)"
+  check_contains "$WORK/clash.log" "$WORK/out/cell=nbrc,seed=2 (now --set train.batch=3, not when it started)"
   ;;
 interrupt)
   # SIGTERM to the driver: the running runs checkpoint and stop, their statuses say so, the exit
