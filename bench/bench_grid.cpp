@@ -20,6 +20,8 @@
 #include "jit/Jit.h"
 #include "jit/Threads.h"
 #include "params/Init.h"
+#include "pipeline/Hoist.h"
+#include "pipeline/SegmentGemm.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
 #include "train/Optimizer.h"
@@ -131,7 +133,8 @@ int main(int argc, char** argv) {
         Bptt<float> bptt(*k, B, steps, 0, budgetMb << 20);
         const int64_t S = ir.layout.stateSize * B;
         const double gb = static_cast<double>(
-            bpttBytes(steps, bptt.segment(), S, k->tapeSize(B), ir.layout.outputSize * B, sizeof(float))) / 1e9;
+            bpttBytes(steps, bptt.segment(), S, k->tapeSize(B), ir.layout.outputSize * B, sizeof(float),
+                      k->segmentSize(B))) / 1e9;
         if (gb > maxGb) {  // PBRC at n = 1024: a 256 MB trace per step and batch 64
           js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
              << ", \"steps\": " << steps << ", \"skipped\": \"needs " << gb << " GB\"}";
@@ -162,9 +165,13 @@ int main(int argc, char** argv) {
           ++reps;
         }
         const double rate = static_cast<double>(reps) / since(t0);
+        // The plan's nodes are those of the step as compiled (hoisted, weight gradients deferred to
+        // the segment stage, whose products count B rows per step).
         const auto& plan = k->plan();
-        const double flops = static_cast<double>(steps) *
-                             (gemmFlops(ir, plan.forward, B) + gemmFlops(ir, plan.backward, B));
+        const StepIR compiled = deferWeightGradients(hoist(ir));
+        const double flops = static_cast<double>(steps) * (gemmFlops(compiled, plan.forward, B) +
+                                                           gemmFlops(compiled, plan.backward, B) +
+                                                           gemmFlops(compiled, plan.segment, B));
         js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
            << ", \"steps\": " << steps << ", \"steps_per_s\": " << rate << ", \"matmul_flops\": " << flops
            << ", \"segment\": " << r.segment << ", \"peak_bytes\": " << r.peakBytes

@@ -55,6 +55,21 @@ class TimedKernel : public StepKernel<float> {
     k_.backwardHoisted(p, h, s, x, n, t, ds, dout, dS, dX, dP, dh, b);
     bwd += std::chrono::duration<double>(Clock::now() - t0).count();
   }
+  int64_t segmentSize(int64_t b) const override { return k_.segmentSize(b); }
+  void backwardSegment(const float* p, const float* h, const float* s, const float* x, const float* n,
+                       const float* t, const float* ds, const float* dout, float* dS, float* dX, float* dP,
+                       float* dh, float* seg, int64_t k, int64_t b) override {
+    auto t0 = Clock::now();
+    k_.backwardSegment(p, h, s, x, n, t, ds, dout, dS, dX, dP, dh, seg, k, b);
+    bwd += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  // The segment stage's GEMMs are backward work.
+  void segmentEpilogue(const float* p, const float* h, const float* seg, int64_t steps, float* dP, float* dh,
+                       int64_t b) override {
+    auto t0 = Clock::now();
+    k_.segmentEpilogue(p, h, seg, steps, dP, dh, b);
+    bwd += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
   double fwd = 0, bwd = 0;
 
  private:

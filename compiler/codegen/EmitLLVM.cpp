@@ -178,7 +178,8 @@ class Emitter {
   // Element pointer of `idx` in a value of shape `s` living at `p`.
   Value* address(const Place& p, const Shape& s, const Index& idx) {
     Value* off = b_.CreateAdd(c64(p.fixed), b_.CreateMul(batch_, c64(p.perBatch)));
-    if (s.batched && idx.batch) off = b_.CreateAdd(off, b_.CreateMul(idx.batch, c64(s.numel())));
+    if (s.batched && idx.batch)
+      off = b_.CreateAdd(off, b_.CreateMul(idx.batch, c64(p.batchStride ? p.batchStride : s.numel())));
     int64_t stride = 1;
     for (int ax = s.rank() - 1; ax >= 0; --ax) {
       if (s.dims[ax] != 1) off = b_.CreateAdd(off, b_.CreateMul(idx.dims[ax], c64(stride)));
@@ -496,10 +497,13 @@ class Emitter {
     const Node& n = g_[k.node];
     Mat a = mat(n.in[0]), bm = mat(n.in[1]);
     const Shape& out = n.shape;
+    // The row stride of a batched [B, n] operand or result: n, or the segment buffer's row width.
+    auto rows = [](const Place& pl, int64_t cols) { return pl.batchStride ? pl.batchStride : cols; };
     if (n.op == Op::BatchOuterSum) {  // Y[m,p] = A^T B over the batch: K = batch
       int64_t m = out.dims[0], p = out.dims[1];
-      callGemm(true, false, c64(m), c64(p), batch_, base(a.place, a.stored, nullptr), m,
-               base(bm.place, bm.stored, nullptr), p, k.accumulate, base(k.out, out, nullptr), p);
+      callGemm(true, false, c64(m), c64(p), batch_, base(a.place, a.stored, nullptr), rows(a.place, m),
+               base(bm.place, bm.stored, nullptr), rows(bm.place, p), k.accumulate,
+               base(k.out, out, nullptr), p);
       return;
     }
     // Logical (per batch element) operands: A [m, kk] (a vector is [1, kk]), B [kk, p] (a vector
@@ -516,16 +520,20 @@ class Emitter {
 
     if (aB == false && bB && lb.rank() == 1 && !tb) {
       // y_b = A x_b for all b at once: Y[B, m] = X[B, kk] A^T.
-      callGemm(false, !ta, batch_, c64(m), c64(kk), base(bm.place, bm.stored, nullptr), kk,
-               base(a.place, a.stored, nullptr), lda, k.accumulate, base(k.out, out, nullptr), m);
+      callGemm(false, !ta, batch_, c64(m), c64(kk), base(bm.place, bm.stored, nullptr), rows(bm.place, kk),
+               base(a.place, a.stored, nullptr), lda, k.accumulate, base(k.out, out, nullptr),
+               rows(k.out, m));
       return;
     }
     if (aB && !bB && la.rank() == 1 && !ta) {
       // y_b = x_b B for all b at once: Y[B, p] = X[B, kk] B.
-      callGemm(false, tb, batch_, c64(p), c64(kk), base(a.place, a.stored, nullptr), kk,
-               base(bm.place, bm.stored, nullptr), ldb, k.accumulate, base(k.out, out, nullptr), p);
+      callGemm(false, tb, batch_, c64(p), c64(kk), base(a.place, a.stored, nullptr), rows(a.place, kk),
+               base(bm.place, bm.stored, nullptr), ldb, k.accumulate, base(k.out, out, nullptr),
+               rows(k.out, p));
       return;
     }
+    if (a.place.batchStride || bm.place.batchStride || k.out.batchStride)
+      throw ir::InternalError("codegen: a per-batch-element product in the segment buffer");
     auto one = [&](Value* bi) {
       callGemm(ta, tb, c64(m), c64(p), c64(kk), base(a.place, a.stored, aB ? bi : nullptr), lda,
                base(bm.place, bm.stored, bB ? bi : nullptr), ldb, k.accumulate,
@@ -567,6 +575,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& i
     e.function(prefix + "_prologue", plan.prologue);
     e.function(prefix + "_epilogue", plan.epilogue);
   }
+  if (plan.hasSegment) e.function(prefix + "_segment", plan.segment);
   std::string err;
   llvm::raw_string_ostream os(err);
   if (llvm::verifyModule(*m, &os)) throw ir::InternalError("codegen produced invalid LLVM IR: " + os.str());

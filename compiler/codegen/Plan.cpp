@@ -29,7 +29,7 @@ bool isBatchedMatVec(const Graph& g, NodeId id) {
 const char* bufName(Buf b) {
   static const char* names[] = {"params", "state", "input", "noise", "adj_state", "adj_output",
                                 "state_next", "output", "tape", "d_state", "d_input", "d_params",
-                                "cotangent", "hoisted", "d_hoisted", "scratch"};
+                                "cotangent", "hoisted", "d_hoisted", "segment", "scratch"};
   return names[static_cast<int>(b)];
 }
 
@@ -141,7 +141,7 @@ class FunctionPlanner {
 
  private:
   static bool samePlace(const Place& a, const Place& b) {
-    return a.buf == b.buf && a.fixed == b.fixed && a.perBatch == b.perBatch;
+    return a.buf == b.buf && a.fixed == b.fixed && a.perBatch == b.perBatch && a.batchStride == b.batchStride;
   }
 
   Kernel::Kind kindOf(NodeId id) const {
@@ -317,12 +317,33 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
     bwRoots.push_back({ir.dInput[i], {Buf::DInput, 0, ir.layout.inputs[i].offset}, false});
   // A hoisted step leaves no step gradient to the params it reads only through hoisted values
   // (their gradient comes from the epilogue): no per-step pass adding zeros to them.
+  // Likewise for the gradients the segment stage forms alone.
+  const bool staged = !ir.hoisted.empty() || !ir.deferred.empty();
   for (size_t i = 0; i < ir.dParam.size(); ++i)
-    if (ir.hoisted.empty() || !isZero(g, ir.dParam[i]))
+    if (!staged || !isZero(g, ir.dParam[i]))
       bwRoots.push_back({ir.dParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
   for (size_t i = 0; i < ir.dHoisted.size(); ++i)
-    bwRoots.push_back({ir.dHoisted[i], {Buf::DHoisted, ir.hoistedSlots[i].offset, 0}, true});
+    if (ir.deferred.empty() || !isZero(g, ir.dHoisted[i]))
+      bwRoots.push_back({ir.dHoisted[i], {Buf::DHoisted, ir.hoistedSlots[i].offset, 0}, true});
+  // The deferred products' operands, into this step's row block of the segment buffer.
+  auto segmentPlace = [&](size_t i) { return Place{Buf::Segment, ir.segmentOffsets[i], 0, ir.segmentSize}; };
+  for (size_t i = 0; i < ir.segmentValues.size(); ++i)
+    bwRoots.push_back({ir.segmentValues[i], segmentPlace(i), false});
   FunctionPlanner(g, plan.backward).run(bwRoots, {}, [&](NodeId id) { return bwdScratch.alloc(g[id]); });
+
+  // The segment stage: the operands are in place; one GEMM (K = steps x B) per product.
+  Allocator segScratch{Buf::Scratch};
+  if (!ir.deferred.empty()) {
+    plan.hasSegment = true;
+    for (size_t i = 0; i < ir.segmentValues.size(); ++i) plan.segment.placed[ir.segmentValues[i]] = segmentPlace(i);
+    std::vector<Root> segRoots;
+    for (const StepIR::Deferred& d : ir.deferred) {
+      const ir::Slot& s = d.toHoisted ? ir.hoistedSlots[static_cast<size_t>(d.slot)]
+                                      : ir.layout.params[static_cast<size_t>(d.slot)];
+      segRoots.push_back({d.product, {d.toHoisted ? Buf::DHoisted : Buf::DParams, s.offset, 0}, true});
+    }
+    FunctionPlanner(g, plan.segment).run(segRoots, {}, [&](NodeId id) { return segScratch.alloc(g[id]); });
+  }
 
   Allocator omegaScratch{Buf::Scratch};
   if (withOmega) {
@@ -353,11 +374,12 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
     FunctionPlanner(g, plan.epilogue).run(epiRoots, {}, [&](NodeId id) { return epiScratch.alloc(g[id]); });
   }
   plan.scratch.fixed = std::max({fwdScratch.extent.fixed, bwdScratch.extent.fixed, omegaScratch.extent.fixed,
-                                 proScratch.extent.fixed, epiScratch.extent.fixed});
+                                 proScratch.extent.fixed, epiScratch.extent.fixed, segScratch.extent.fixed});
   plan.scratch.perBatch =
       std::max({fwdScratch.extent.perBatch, bwdScratch.extent.perBatch, omegaScratch.extent.perBatch});
   // Batched scratch entries sit after the unbatched ones.
-  for (FunctionPlan* fp : {&plan.forward, &plan.backward, &plan.omega, &plan.prologue, &plan.epilogue}) {
+  for (FunctionPlan* fp :
+       {&plan.forward, &plan.backward, &plan.omega, &plan.prologue, &plan.epilogue, &plan.segment}) {
     for (Kernel& k : fp->kernels)
       if (k.out.buf == Buf::Scratch && g[k.node].shape.batched) k.out.fixed = plan.scratch.fixed;
     for (auto& [id, p] : fp->placed)
@@ -372,6 +394,7 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
     std::ostringstream s;
     s << bufName(p.buf) << "+" << p.fixed;
     if (p.perBatch) s << "+B*" << p.perBatch;
+    if (p.batchStride) s << " (rows " << p.batchStride << " apart)";
     return s.str();
   };
   static const char* kinds[] = {"pointwise", "reduce", "gemm", "copy"};
@@ -388,6 +411,14 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
               {"epilogue (once at the end of the backward walk)", &plan.epilogue}};
   } else {
     stages = {{"forward", &plan.forward}, {"backward", &plan.backward}};
+  }
+  if (plan.hasSegment) {
+    os << "# segment buffer: " << ir.segmentSize << " elements per row, B rows per step:";
+    for (size_t i = 0; i < ir.segmentValues.size(); ++i)
+      os << " %" << ir.segmentValues[i] << "@" << ir.segmentOffsets[i];
+    os << "\n";
+    stages.insert(stages.end() - (plan.hasHoisted ? 1 : 0),
+                  {"segment (once per segment of the backward walk, K = steps x B)", &plan.segment});
   }
   for (auto [name, fp] : stages) {
     os << "# " << name << ": " << fp->kernels.size() << " kernels\n";

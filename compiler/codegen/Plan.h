@@ -28,6 +28,7 @@ enum class Buf : uint8_t {
   StateNext, Output, Tape, DState, DInput, DParams,   // written (Tape read by backward)
   Cotangent,                                          // read by the Omega function
   Hoisted, DHoisted,  // written by the prologue, read per step; written per step, read by the epilogue
+  Segment,  // deferred products' operands: written per step (at its row block), read by the segment stage
   Scratch,
   kCount
 };
@@ -35,10 +36,13 @@ const char* bufName(Buf b);
 
 // Where a value lives: element 0 of batch element b is at bufs[buf] + fixed + B * perBatch + b *
 // numel (batched values) or bufs[buf] + fixed + B * perBatch (unbatched ones).
+// A batched value in the segment buffer has its rows batchStride apart (the buffer's row width)
+// instead of numel: one column range of a [steps * B, segmentSize] matrix.
 struct Place {
   Buf buf = Buf::kCount;
   int64_t fixed = 0;
   int64_t perBatch = 0;
+  int64_t batchStride = 0;  // 0: numel
 };
 
 struct Kernel {
@@ -65,6 +69,10 @@ struct Plan {
   // hoisted; forward and backward: one step.
   FunctionPlan prologue, forward, backward, epilogue;
   bool hasHoisted = false;
+  // The segment stage (pipeline/SegmentGemm.h): one GEMM per deferred product over the segment
+  // buffer's rows, its function called with batch = steps x B; empty when nothing is deferred.
+  FunctionPlan segment;
+  bool hasSegment = false;
   FunctionPlan omega;  // the Omega term's gradient, planned when asked for (no tape: recomputes)
   bool hasOmega = false;
   Extent tape, scratch;

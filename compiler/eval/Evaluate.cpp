@@ -437,10 +437,22 @@ void Evaluator::forwardHoisted(const double* params, const double* hoisted, cons
   store(ir_.g, ir_.outputs, ov, ir_.layout.outputs, true, output, batch, false, "output");
 }
 
+// Self-contained: this one step's deferred products through a one-step segment.
 void Evaluator::backwardHoisted(const double* params, const double* hoisted, const double* state,
-                                const double* input, const double* noise, const double*,
+                                const double* input, const double* noise, const double* tape,
                                 const double* dStateNext, const double* dOutput, double* dState,
                                 double* dInput, double* dParams, double* dHoisted, int64_t batch) {
+  std::vector<double> segment(static_cast<size_t>(segmentSize(batch)));
+  backwardSegment(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState, dInput,
+                  dParams, dHoisted, segment.data(), 0, batch);
+  segmentEpilogue(params, hoisted, segment.data(), 1, dParams, dHoisted, batch);
+}
+
+void Evaluator::backwardSegment(const double* params, const double* hoisted, const double* state,
+                                const double* input, const double* noise, const double*,
+                                const double* dStateNext, const double* dOutput, double* dState,
+                                double* dInput, double* dParams, double* dHoisted, double* segment,
+                                int64_t k, int64_t batch) {
   Leaves leaves{params, state, input, noise, dStateNext, dOutput};
   leaves.hoisted = hoisted;
   leaves.hoistedSlots = &ir_.hoistedSlots;
@@ -456,6 +468,39 @@ void Evaluator::backwardHoisted(const double* params, const double* hoisted, con
   store(ir_.g, ir_.dParam, part(ns + ni, np), ir_.layout.params, false, dParams, batch, true, "param gradient");
   store(ir_.g, ir_.dHoisted, part(ns + ni + np, ir_.dHoisted.size()), ir_.hoistedSlots, false, dHoisted,
         batch, true, "hoisted adjoint");
+  // Segment value i, batch element b: row k * B + b of the segment, columns from its offset.
+  const size_t nh = ir_.dHoisted.size();
+  for (size_t i = 0; i < ir_.segmentValues.size(); ++i) {
+    const std::vector<double>& v = vals[ns + ni + np + nh + i];
+    const int64_t cols = ir_.g[ir_.segmentValues[i]].shape.numel();
+    if (static_cast<int64_t>(v.size()) != cols * batch)
+      throw ir::InternalError("evaluator: segment value %" + std::to_string(ir_.segmentValues[i]) + " is not batched");
+    for (int64_t b = 0; b < batch; ++b)
+      std::copy_n(v.begin() + b * cols, cols,
+                  segment + (k * batch + b) * ir_.segmentSize + ir_.segmentOffsets[i]);
+  }
+}
+
+// dW[i, j] += sum over the segment's rows r of A[r, i] B[r, j], in plain loops.
+void Evaluator::segmentEpilogue(const double*, const double*, const double* segment, int64_t steps,
+                                double* dParams, double* dHoisted, int64_t batch) {
+  const int64_t rows = steps * batch, width = ir_.segmentSize;
+  for (const StepIR::Deferred& d : ir_.deferred) {
+    const ir::Slot& slot = d.toHoisted ? ir_.hoistedSlots.at(static_cast<size_t>(d.slot))
+                                       : ir_.layout.params.at(static_cast<size_t>(d.slot));
+    double* out = (d.toHoisted ? dHoisted : dParams) + slot.offset;
+    const int64_t m = ir_.g[ir_.segmentValues[d.a]].shape.numel();
+    const int64_t p = ir_.g[ir_.segmentValues[d.b]].shape.numel();
+    if (m * p != slot.size) throw ir::InternalError("evaluator: a deferred product of the wrong size");
+    const double* A = segment + ir_.segmentOffsets[d.a];
+    const double* B = segment + ir_.segmentOffsets[d.b];
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < p; ++j) {
+        double sum = 0;
+        for (int64_t r = 0; r < rows; ++r) sum += A[r * width + i] * B[r * width + j];
+        out[i * p + j] += sum;
+      }
+  }
 }
 
 void Evaluator::epilogue(const double* params, const double* hoisted, const double* dHoisted,

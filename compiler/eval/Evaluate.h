@@ -44,7 +44,8 @@ std::vector<std::vector<double>> evaluate(const ir::Graph& g, const std::vector<
 
 // A StepKernel that interprets the StepIR. It saves nothing (tapeSize 0): backward recomputes the
 // forward values it needs from (params, state, input, noise). Given a hoisted StepIR
-// (pipeline/Hoist.h), it runs the same stages as the generated code: prologue, steps, epilogue.
+// (pipeline/Hoist.h), it runs the same stages as the generated code: prologue, steps, epilogue;
+// given one with deferred weight gradients (pipeline/SegmentGemm.h), the segment stage too.
 class Evaluator : public StepKernel<double> {
  public:
   explicit Evaluator(const StepIR& ir) : ir_(ir) {}
@@ -73,6 +74,15 @@ class Evaluator : public StepKernel<double> {
                        double* dInput, double* dParams, double* dHoisted, int64_t batch) override;
   void epilogue(const double* params, const double* hoisted, const double* dHoisted,
                 double* dParams) override;
+  // Given a StepIR with deferred weight gradients (pipeline/SegmentGemm.h), the segment stages.
+  int64_t segmentSize(int64_t batch) const override { return ir_.segmentSize * batch; }
+  void backwardSegment(const double* params, const double* hoisted, const double* state,
+                       const double* input, const double* noise, const double* tape,
+                       const double* dStateNext, const double* dOutput, double* dState,
+                       double* dInput, double* dParams, double* dHoisted, double* segment,
+                       int64_t k, int64_t batch) override;
+  void segmentEpilogue(const double* params, const double* hoisted, const double* segment,
+                       int64_t steps, double* dParams, double* dHoisted, int64_t batch) override;
 
   const StepIR& stepIR() const { return ir_; }
 

@@ -1,6 +1,7 @@
 #include "jit/Jit.h"
 
 #include "pipeline/Hoist.h"
+#include "pipeline/SegmentGemm.h"
 
 #include <mutex>
 
@@ -107,9 +108,9 @@ constexpr codegen::Precision precisionOf() {
 
 template <class T>
 CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, ir::Layout layout,
-                              codegen::Plan plan, int64_t hoistedSize)
+                              codegen::Plan plan, int64_t hoistedSize, int64_t segmentRow)
     : session_(std::move(session)), fns_(fns), layout_(std::move(layout)), plan_(std::move(plan)),
-      hoistedSize_(hoistedSize) {}
+      hoistedSize_(hoistedSize), segmentRow_(segmentRow) {}
 
 template <class T>
 CompiledCell<T>::~CompiledCell() = default;
@@ -183,11 +184,24 @@ void CompiledCell<T>::forwardHoisted(const T* params, const T* hoisted, const T*
   fns_.forward(b.data(), batch);
 }
 
+// Self-contained: the deferred products of this one step go through a one-step segment.
 template <class T>
 void CompiledCell<T>::backwardHoisted(const T* params, const T* hoisted, const T* state,
                                       const T* input, const T* noise, const T* tape,
                                       const T* dStateNext, const T* dOutput, T* dState, T* dInput,
                                       T* dParams, T* dHoisted, int64_t batch) {
+  segmentOne_.resize(static_cast<size_t>(segmentSize(batch)));
+  backwardSegment(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState, dInput,
+                  dParams, dHoisted, segmentOne_.data(), 0, batch);
+  segmentEpilogue(params, hoisted, segmentOne_.data(), 1, dParams, dHoisted, batch);
+}
+
+template <class T>
+void CompiledCell<T>::backwardSegment(const T* params, const T* hoisted, const T* state,
+                                      const T* input, const T* noise, const T* tape,
+                                      const T* dStateNext, const T* dOutput, T* dState, T* dInput,
+                                      T* dParams, T* dHoisted, T* segment, int64_t k,
+                                      int64_t batch) {
   using codegen::Buf;
   Bufs b = bufs(params, state, input, noise, batch);
   set(b, Buf::Hoisted, hoisted);
@@ -198,7 +212,22 @@ void CompiledCell<T>::backwardHoisted(const T* params, const T* hoisted, const T
   set(b, Buf::DInput, dInput);
   set(b, Buf::DParams, dParams);
   set(b, Buf::DHoisted, dHoisted);
+  if (segment) set(b, Buf::Segment, segment + k * segmentSize(batch));
   fns_.backward(b.data(), batch);
+}
+
+// The generated segment function sees the segment's rows as one batch of steps x B.
+template <class T>
+void CompiledCell<T>::segmentEpilogue(const T* params, const T* hoisted, const T* segment,
+                                      int64_t steps, T* dParams, T* dHoisted, int64_t batch) {
+  if (!fns_.segment || steps <= 0) return;
+  using codegen::Buf;
+  Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
+  set(b, Buf::Hoisted, hoisted);
+  set(b, Buf::Segment, segment);
+  set(b, Buf::DParams, dParams);
+  set(b, Buf::DHoisted, dHoisted);
+  fns_.segment(b.data(), steps * batch);
 }
 
 template <class T>
@@ -227,7 +256,7 @@ void CompiledCell<T>::omega(const T* params, const T* state, const T* input, con
 template <class T>
 std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& lowered, bool withOmega) {
   initLLVM();
-  const StepIR ir = hoist(lowered);
+  const StepIR ir = deferWeightGradients(hoist(lowered));
   codegen::Plan plan = codegen::makePlan(ir, withOmega);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   std::unique_ptr<llvm::Module> m;
@@ -272,13 +301,14 @@ std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& lowered, bool withOme
     fns.prologue = link("cell_prologue", "linking the prologue");
     fns.epilogue = link("cell_epilogue", "linking the epilogue");
   }
+  if (plan.hasSegment) fns.segment = link("cell_segment", "linking the segment stage");
   return std::make_unique<CompiledCell<T>>(std::move(session), fns, ir.layout, std::move(plan),
-                                           ir.hoistedSize);
+                                           ir.hoistedSize, ir.segmentSize);
 }
 
 std::string emitLLVM(const StepIR& lowered, codegen::Precision precision, bool opt) {
   initLLVM();
-  const StepIR ir = hoist(lowered);
+  const StepIR ir = deferWeightGradients(hoist(lowered));
   codegen::Plan plan = codegen::makePlan(ir);
   llvm::LLVMContext ctx;
   std::unique_ptr<llvm::Module> m;

@@ -30,9 +30,10 @@ class CompiledCell final : public StepKernel<T> {
   // The generated functions; prologue and epilogue are null when the plan hoists nothing.
   struct Fns {
     Fn forward = nullptr, backward = nullptr, omega = nullptr, prologue = nullptr, epilogue = nullptr;
+    Fn segment = nullptr;  // null when no weight gradient is deferred
   };
   CompiledCell(std::shared_ptr<JitSession> session, Fns fns, ir::Layout layout, codegen::Plan plan,
-               int64_t hoistedSize);
+               int64_t hoistedSize, int64_t segmentRow);
   ~CompiledCell() override;
 
   const ir::Layout& layout() const override { return layout_; }
@@ -54,6 +55,14 @@ class CompiledCell final : public StepKernel<T> {
                        T* dState, T* dInput, T* dParams, T* dHoisted, int64_t batch) override;
   void epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) override;
 
+  int64_t segmentSize(int64_t batch) const override { return segmentRow_ * batch; }
+  void backwardSegment(const T* params, const T* hoisted, const T* state, const T* input,
+                       const T* noise, const T* tape, const T* dStateNext, const T* dOutput,
+                       T* dState, T* dInput, T* dParams, T* dHoisted, T* segment, int64_t k,
+                       int64_t batch) override;
+  void segmentEpilogue(const T* params, const T* hoisted, const T* segment, int64_t steps,
+                       T* dParams, T* dHoisted, int64_t batch) override;
+
   const codegen::Plan& plan() const { return plan_; }
 
  private:
@@ -71,8 +80,10 @@ class CompiledCell final : public StepKernel<T> {
   ir::Layout layout_;
   codegen::Plan plan_;
   int64_t hoistedSize_ = 0;
-  // The self-contained forward and backward's own hoisted values and adjoints (per instance).
-  std::vector<T> hoisted_, dHoisted_;
+  int64_t segmentRow_ = 0;  // the segment buffer's row width (elements per batch element and step)
+  // The self-contained forward and backward's own hoisted values and adjoints, and the one-step
+  // segment buffer of backwardHoisted (per instance).
+  std::vector<T> hoisted_, dHoisted_, segmentOne_;
   // Per instance (a CompiledCell is not shared between threads), 64-byte aligned for vector loads.
   struct Free {
     void operator()(T* p) const { std::free(p); }
@@ -82,7 +93,8 @@ class CompiledCell final : public StepKernel<T> {
 };
 
 // Compiles both steps, and the Omega term's gradient when asked for, hoisting the step's
-// sequence-invariant part (pipeline/Hoist.h) into a prologue and an epilogue. Throws JitError.
+// sequence-invariant part (pipeline/Hoist.h) into a prologue and an epilogue and deferring its
+// weight gradients to a segment stage (pipeline/SegmentGemm.h). Throws JitError.
 template <class T>
 std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir, bool withOmega = false);
 

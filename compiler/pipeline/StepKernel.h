@@ -54,6 +54,28 @@ class StepKernel {
   }
   virtual void epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) {}
 
+  // Weight gradients over a segment (pipeline/SegmentGemm.h): a kernel may defer the per-step
+  // products dW += dY_t^T X_t to one product per segment of the backward walk. backwardHoisted
+  // above stays self-contained (its dParams and dHoisted are complete); a runtime that walks
+  // segments calls instead, for a segment of `steps` steps,
+  //   backwardSegment(..., segment, k, batch)   per step, k in [0, steps): as backwardHoisted,
+  //                                             but writing the deferred products' operands into
+  //                                             row block k of `segment` (segmentSize(batch)
+  //                                             elements per step) instead of adding them;
+  //   segmentEpilogue(..., segment, steps, ...) once after the segment's steps: dParams and
+  //                                             dHoisted += the deferred products over its rows;
+  // before the epilogue above. The defaults fit a kernel that defers nothing.
+  virtual int64_t segmentSize(int64_t batch) const { return 0; }
+  virtual void backwardSegment(const T* params, const T* hoisted, const T* state, const T* input,
+                               const T* noise, const T* tape, const T* dStateNext,
+                               const T* dOutput, T* dState, T* dInput, T* dParams, T* dHoisted,
+                               T* segment, int64_t k, int64_t batch) {
+    backwardHoisted(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState,
+                    dInput, dParams, dHoisted, batch);
+  }
+  virtual void segmentEpilogue(const T* params, const T* hoisted, const T* segment,
+                               int64_t steps, T* dParams, T* dHoisted, int64_t batch) {}
+
   // The vanishing-gradient regularizer's param gradient (autodiff::omegaGradient): dParams +=
   // d/dtheta sum_s cotangent_s . (v^T dstate_s'/dstate), v given per state, v and state constant.
   virtual void omega(const T* params, const T* state, const T* input, const T* noise, const T* v,

@@ -66,9 +66,10 @@ void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t
 }  // namespace
 
 int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN, int64_t outputN,
-                  int64_t elementBytes) {
+                  int64_t elementBytes, int64_t segmentN) {
   const int64_t nSeg = (steps + segment - 1) / segment;
-  return elementBytes * ((nSeg - 1) * stateN + (segment + 1) * stateN + segment * (tapeN + outputN));
+  return elementBytes *
+         ((nSeg - 1) * stateN + (segment + 1) * stateN + segment * (tapeN + outputN + segmentN));
 }
 
 template <class T>
@@ -79,10 +80,11 @@ Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segme
   const ir::Layout& L = kernel.layout();
   if (segment_ <= 0) {
     const int64_t S = L.stateSize * batch, tapeN = kernel.tapeSize(batch), O = L.outputSize * batch;
-    auto bytes = [&](int64_t k) { return bpttBytes(steps, k, S, tapeN, O, sizeof(T)); };
-    // The least memory: about sqrt(T s / (s + tape + out)). Then the longest segment within the
-    // budget, if any is longer: each step more in a segment is one less to recompute.
-    const double s = static_cast<double>(S), perStep = s + static_cast<double>(tapeN + O);
+    const int64_t segN = kernel.segmentSize(batch);
+    auto bytes = [&](int64_t k) { return bpttBytes(steps, k, S, tapeN, O, sizeof(T), segN); };
+    // The least memory: about sqrt(T s / (s + tape + out + seg)). Then the longest segment within
+    // the budget, if any is longer: each step more in a segment is one less to recompute.
+    const double s = static_cast<double>(S), perStep = s + static_cast<double>(tapeN + O + segN);
     const int64_t least = std::clamp<int64_t>(
         static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(steps) * s / perStep))), 1, steps);
     segment_ = least;
@@ -178,6 +180,7 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
                                   " has " + std::to_string(out.size * batch_));
   const double denom = lossDenominator(spec, out, b);
   const int64_t S = L.stateSize * batch_, O = L.outputSize * batch_, tapeN = kernel_.tapeSize(batch_);
+  const int64_t segN = kernel_.segmentSize(batch_);
   BpttResult<T> res;
   res.segment = segment_;
   const int64_t K = segment_, nSeg = (steps_ + K - 1) / K, lastStart = (nSeg - 1) * K;
@@ -189,7 +192,8 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
   size(segStates_, K + 1, S);
   size(segTapes_, K, tapeN + 1);
   size(segOutputs_, K, O);
-  res.peakBytes = bpttBytes(steps_, K, S, tapeN, O, sizeof(T));
+  segmentBuf_.resize(static_cast<size_t>(K * segN));
+  res.peakBytes = bpttBytes(steps_, K, S, tapeN, O, sizeof(T), segN);
   // The sequence-invariant part, once: every step (recomputed segments too) reads these values.
   prologue(params);
   dHoisted_.assign(hoisted_.size(), T(0));
@@ -232,15 +236,19 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
       if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
-      kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
+      kernel_.backwardSegment(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
                               segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
-                              dInput.data(), dParams.data(), dHoisted_.data(), batch_);
+                              dInput.data(), dParams.data(), dHoisted_.data(), segmentBuf_.data(),
+                              k, batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
       if (m)
         for (int64_t i = 0; i < S; ++i) dState[i] = dIn[i] * m[i];
       else
         std::swap(dState, dIn);
     }
+    // The segment's weight gradients, one product each over its steps x B rows.
+    kernel_.segmentEpilogue(params.data(), hoisted_.data(), segmentBuf_.data(), t1 - t0,
+                            dParams.data(), dHoisted_.data(), batch_);
   }
 
   // The invariant part's adjoint, summed over the steps, flows back to the params once.

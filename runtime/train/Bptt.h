@@ -1,20 +1,24 @@
 // Backpropagation through time with bounded memory, for any compiled cell.
 //
-// Memory: storing every step's state and tape costs T * (state + tape + output). When that fits in
+// Memory: storing every step's state and tape costs T * (state + tape + output + segment rows). When that fits in
 // the memory budget (kDefaultMemoryBudgetMb unless set), the forward keeps all of it and the
 // backward recomputes nothing. Beyond the budget (a plastic cell's [B, n, n] trace: PBRC n = 256,
 // B = 64, T = 500 needs 8.4 GB per copy) the forward keeps only the states at segment boundaries
 // (every K steps) and the last segment's tapes; the backward recomputes the other segments one at a
 // time from their boundaries and walks each in reverse. Memory is about (T / K) * state +
-// K * (state + tape + output); K is the largest that fits the budget (fewer segments, less to
-// recompute), or the one that minimizes memory, about sqrt(T * state / (state + tape)), when none
+// K * (state + tape + output + segment rows); K is the largest that fits the budget (fewer
+// segments, less to recompute), or the one that minimizes memory, about sqrt(T * state / (state + tape)), when none
 // does. The recomputation costs (1 - K / T) of a forward pass.
 //
 // The buffers live as long as the Bptt object, so that repeated calls reuse their pages.
 //
 // The step's sequence-invariant part (pipeline/Hoist.h) is computed once per call (the kernel's
 // prologue), read by every step, recomputed segments included; its adjoint accumulates over the
-// backward walk and reaches the params once at the end (the epilogue).
+// backward walk and reaches the params once at the end (the epilogue). Weight gradients of
+// per-step products (pipeline/SegmentGemm.h) are formed once per segment of the walk: each
+// backward step writes their operands into the segment buffer (kernel.segmentSize(B) elements a
+// step, counted in the memory budget), and one GEMM per product over the segment's steps x B rows
+// adds them up (the kernel's segmentEpilogue).
 //
 // Dropout on recurrent units is generic: a mask multiplies the chosen state slots before each step
 // (inverted dropout: kept units scaled by 1 / (1 - p)); the backward multiplies their adjoints by
@@ -130,14 +134,16 @@ class Bptt {
   OmegaSpec omega_;
   std::vector<T> zerosNoise_, inputBuf_, in_;
   std::vector<T> hoisted_, dHoisted_;  // the kernel's sequence-invariant values and their adjoints
-  // Kept between calls: boundary states, the current segment's states, tapes and outputs.
+  // Kept between calls: boundary states, the current segment's states, tapes and outputs, and
+  // its deferred weight-gradient operands (the kernel's segment buffer).
   std::vector<std::vector<T>> boundary_, segStates_, segTapes_, segOutputs_;
+  std::vector<T> segmentBuf_;
 };
 
-// Bytes BPTT holds for a segment length K (the states at boundaries, one segment's states, tapes
-// and outputs), given per-step sizes in elements.
+// Bytes BPTT holds for a segment length K (the states at boundaries, one segment's states, tapes,
+// outputs and segment-buffer rows of deferred weight gradients), given per-step sizes in elements.
 int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN, int64_t outputN,
-                  int64_t elementBytes);
+                  int64_t elementBytes, int64_t segmentN = 0);
 
 // Dropout masks over a state buffer: 1 for units kept and slots not masked, 0 for dropped units
 // scaled so that kept ones are 1 / (1 - p). One mask, or one per step.
