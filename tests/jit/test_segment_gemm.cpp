@@ -1,0 +1,294 @@
+// Weight gradients as one GEMM per BPTT segment (pipeline/SegmentGemm.h): the GRU's per-step
+// backward no longer forms its weight gradients, the segment stage does, one GEMM per product;
+// JIT (float64) and reference evaluator agree stage by stage and through BPTT (with and without
+// segments, B = 1 and 3) on gru, dale_rnn (hoisted too) and pbrc (a Hebbian trace), and the
+// gradient matches the plain evaluator and finite differences; the memory budget counts the buffer.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "codegen/Plan.h"
+#include "eval/Evaluate.h"
+#include "jit/Jit.h"
+#include "pipeline/Hoist.h"
+#include "pipeline/SegmentGemm.h"
+#include "sema/Program.h"
+#include "train/Bptt.h"
+
+using namespace cellc;
+using namespace cellc::runtime;
+
+namespace {
+
+StepIR lowerCell(const std::string& name, const Overrides& o) {
+  std::string err;
+  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name + ".cell", &err);
+  DiagnosticSink d;
+  std::optional<Program> p = loadCell(f, o, d);
+  REQUIRE(p);
+  return lower(*p);
+}
+
+std::vector<double> randomVec(size_t n, std::mt19937_64& rng, double scale) {
+  std::normal_distribution<double> d(0, scale);
+  std::vector<double> v(n);
+  for (double& x : v) x = d(rng);
+  return v;
+}
+
+double relErr(const std::vector<double>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double num = 0, den = 1e-300;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::fabs(a[i] - b[i]));
+    den = std::max(den, std::fabs(b[i]));
+  }
+  return num / den;
+}
+
+TrialBatch randomBatch(const ir::Layout& L, int64_t B, int64_t T, std::mt19937_64& rng) {
+  TrialBatch b;
+  b.batch = B, b.steps = T;
+  for (int64_t t = 0; t < T; ++t) {
+    b.inputs.push_back(randomVec(L.inputSize * B, rng, 1.0));
+    b.targets.push_back(randomVec(L.outputs[0].size * B, rng, 1.0));
+  }
+  return b;
+}
+
+std::vector<std::vector<double>> randomNoise(const ir::Layout& L, int64_t B, int64_t T, std::mt19937_64& rng) {
+  if (L.noiseSize == 0) return {};
+  std::vector<std::vector<double>> nz;
+  for (int64_t t = 0; t < T; ++t) nz.push_back(randomVec(L.noiseSize * B, rng, 1.0));
+  return nz;
+}
+
+// Directional finite differences of the sequence loss, in double, over a sweep of step sizes.
+void checkFiniteDifferences(Bptt<double>& bptt, const std::vector<double>& params, const TrialBatch& b,
+                            const std::vector<std::vector<double>>& noise, const std::vector<double>& grad,
+                            std::mt19937_64& rng) {
+  for (int dir = 0; dir < 3; ++dir) {
+    std::vector<double> v = randomVec(params.size(), rng, 1.0);
+    double ad = 0;
+    for (size_t i = 0; i < v.size(); ++i) ad += grad[i] * v[i];
+    double best = INFINITY;
+    for (double h : {1e-3, 1e-4, 1e-5, 1e-6}) {
+      std::vector<double> pp = params, pm = params;
+      for (size_t i = 0; i < v.size(); ++i) pp[i] += h * v[i], pm[i] -= h * v[i];
+      double fd = (bptt.lossAndGradient(pp, b, {}, noise, {}).loss -
+                   bptt.lossAndGradient(pm, b, {}, noise, {}).loss) / (2 * h);
+      best = std::min(best, std::fabs(fd - ad) / std::max({1e-8, std::fabs(fd), std::fabs(ad)}));
+    }
+    INFO("direction " << dir << ", directional derivative " << ad);
+    CHECK(best <= 1e-6);
+  }
+}
+
+// BPTT through the JIT (deferred), the evaluator of the deferred step and the evaluator of the
+// plain step: the same loss and gradient; and the JIT's gradient against finite differences.
+void checkSequences(const StepIR& ir, double paramScale, uint64_t seed) {
+  const StepIR staged = deferWeightGradients(hoist(ir));
+  REQUIRE(!staged.deferred.empty());
+  auto jit = compileCell<double>(ir);
+  REQUIRE(jit->plan().hasSegment);
+  eval::Evaluator viaStages(staged), plain(ir);
+  REQUIRE(plain.segmentSize(3) == 0);
+  REQUIRE(jit->segmentSize(3) == viaStages.segmentSize(3));
+  std::mt19937_64 rng(seed);
+  const int64_t T = 6;
+  for (int64_t B : {1, 3}) {
+    std::vector<double> params = randomVec(ir.layout.paramSize, rng, paramScale);
+    TrialBatch b = randomBatch(ir.layout, B, T, rng);
+    auto noise = randomNoise(ir.layout, B, T, rng);
+    for (int64_t seg : {int64_t{0}, int64_t{4}, int64_t{2}}) {
+      DYNAMIC_SECTION("B = " << B << ", segment " << seg) {
+        Bptt<double> viaJit(*jit, B, T, seg), viaStaged(viaStages, B, T, seg), viaPlain(plain, B, T, seg);
+        if (seg) REQUIRE(viaJit.segment() < T);
+        auto rj = viaJit.lossAndGradient(params, b, {}, noise, {}, true);
+        auto rs = viaStaged.lossAndGradient(params, b, {}, noise, {}, true);
+        auto rp = viaPlain.lossAndGradient(params, b, {}, noise, {}, true);
+        CHECK(rj.loss == Approx(rs.loss).epsilon(1e-12));
+        CHECK(relErr(rj.dParams, rs.dParams) <= 1e-12);
+        CHECK(relErr(rs.dParams, rp.dParams) <= 1e-12);
+        checkFiniteDifferences(viaJit, params, b, noise, rj.dParams, rng);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("segment GEMMs: the GRU's weight gradients leave the per-step backward", "[segment][plan]") {
+  const int64_t n = 8;
+  StepIR ir = lowerCell("gru", {{"n", static_cast<double>(n)}});
+  // Before: the per-step backward forms every weight gradient (a BatchOuterSum GEMM, K = B).
+  codegen::Plan before = codegen::makePlan(hoist(ir));
+  int perStep = 0;
+  for (const codegen::Kernel& k : before.backward.kernels)
+    perStep += ir.g[k.node].op == ir::Op::BatchOuterSum;
+  CHECK(perStep == 7);  // W_zh, W_rh, W_hh, the three W_?x, W_out
+  CHECK_FALSE(before.hasSegment);
+
+  StepIR d = deferWeightGradients(hoist(ir));
+  codegen::Plan plan = codegen::makePlan(d);
+  INFO(codegen::printPlan(d, plan));
+  REQUIRE(plan.hasSegment);
+  REQUIRE(d.deferred.size() == 7);
+  for (const codegen::Kernel& k : plan.backward.kernels) CHECK(d.g[k.node].op != ir::Op::BatchOuterSum);
+  // The segment stage: one GEMM per deferred product, adding to that param's gradient.
+  REQUIRE(plan.segment.kernels.size() == d.deferred.size());
+  for (size_t i = 0; i < d.deferred.size(); ++i) {
+    const codegen::Kernel& k = plan.segment.kernels[i];
+    const StepIR::Deferred& p = d.deferred[i];
+    CHECK(k.kind == codegen::Kernel::Kind::Gemm);
+    CHECK(k.node == p.product);
+    CHECK(k.accumulate);
+    CHECK_FALSE(p.toHoisted);
+    CHECK(k.out.buf == codegen::Buf::DParams);
+    CHECK(k.out.fixed == ir.layout.params[static_cast<size_t>(p.slot)].offset);
+    CHECK(d.g[p.product].shape.numel() == ir.layout.params[static_cast<size_t>(p.slot)].size);
+  }
+  // The W_zh product reads dz (a backward value) and h (the state), each a column range of the
+  // segment buffer; the per-step backward copies both there.
+  int wzh = -1;
+  for (size_t i = 0; i < ir.layout.params.size(); ++i)
+    if (ir.layout.params[i].name == "W_zh") wzh = static_cast<int>(i);
+  bool found = false;
+  for (const StepIR::Deferred& p : d.deferred)
+    if (p.slot == wzh) {
+      found = true;
+      CHECK(d.g[d.segmentValues[static_cast<size_t>(p.b)]].op == ir::Op::State);
+      CHECK(d.g[d.segmentValues[static_cast<size_t>(p.a)]].shape.batched);
+    }
+  CHECK(found);
+  int toSegment = 0;
+  for (const codegen::Kernel& k : plan.backward.kernels)
+    if (k.out.buf == codegen::Buf::Segment) {
+      ++toSegment;
+      CHECK(k.out.batchStride == d.segmentSize);
+    }
+  CHECK(toSegment == static_cast<int>(d.segmentValues.size()));
+  // The per-step backward adds no zeros to the deferred params' gradients.
+  for (const codegen::Kernel& k : plan.backward.kernels)
+    if (k.out.buf == codegen::Buf::DParams) CHECK(d.g[k.node].op == ir::Op::SumBatch);
+}
+
+TEST_CASE("segment GEMMs: dale_rnn defers W_rec's adjoint into the d-hoisted buffer", "[segment][plan]") {
+  StepIR ir = lowerCell("dale_rnn", {{"n", 10}, {"n_out", 3}, {"n_in", 2}});
+  StepIR d = deferWeightGradients(hoist(ir));
+  bool intoHoisted = false;
+  for (const StepIR::Deferred& p : d.deferred)
+    if (p.toHoisted) intoHoisted = intoHoisted || d.hoistedSlots[static_cast<size_t>(p.slot)].name == "W_rec";
+  CHECK(intoHoisted);
+  codegen::Plan plan = codegen::makePlan(d);
+  INFO(codegen::printPlan(d, plan));
+  bool segmentToHoisted = false;
+  for (const codegen::Kernel& k : plan.segment.kernels)
+    segmentToHoisted = segmentToHoisted || k.out.buf == codegen::Buf::DHoisted;
+  CHECK(segmentToHoisted);
+  for (const codegen::Kernel& k : plan.backward.kernels) CHECK(d.g[k.node].op != ir::Op::BatchOuterSum);
+}
+
+TEST_CASE("segment GEMMs: a step with no weight-gradient product is unchanged", "[segment][plan]") {
+  std::string err;
+  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/tests/fixtures/valid/minimal.cell", &err);
+  DiagnosticSink diag;
+  std::optional<Program> prog = loadCell(f, {}, diag);
+  REQUIRE(prog);
+  StepIR ir = lower(*prog);
+  StepIR d = deferWeightGradients(hoist(ir));
+  CHECK(d.deferred.empty());
+  CHECK(d.segmentSize == 0);
+  CHECK(d.backwardRoots() == ir.backwardRoots());
+  codegen::Plan a = codegen::makePlan(ir), b = codegen::makePlan(d);
+  CHECK_FALSE(b.hasSegment);
+  CHECK(codegen::printPlan(ir, a) == codegen::printPlan(d, b));
+  CHECK(compileCell<double>(ir)->segmentSize(4) == 0);
+}
+
+TEST_CASE("segment GEMMs: JIT stages equal the evaluator's", "[segment][jit]") {
+  StepIR ir = lowerCell("gru", {{"n", 5}, {"n_in", 2}});
+  StepIR d = deferWeightGradients(hoist(ir));
+  auto jit = compileCell<double>(ir);
+  eval::Evaluator ev(d), plain(ir);
+  const ir::Layout& L = ir.layout;
+  std::mt19937_64 rng(3);
+  const int64_t B = 3, steps = 2;
+  REQUIRE(jit->segmentSize(B) == d.segmentSize * B);
+  std::vector<double> p = randomVec(L.paramSize, rng, 0.7);
+  std::vector<double> segJ(static_cast<size_t>(steps * jit->segmentSize(B)), 0.0), segE(segJ.size(), 0.0);
+  std::vector<double> dpj(L.paramSize, 0.5), dpe(L.paramSize, 0.5), dpPlain(L.paramSize, 0.5);
+  for (int64_t k = 0; k < steps; ++k) {
+    std::vector<double> s = randomVec(L.stateSize * B, rng, 1), x = randomVec(L.inputSize * B, rng, 1),
+                        as = randomVec(L.stateSize * B, rng, 1), ao = randomVec(L.outputSize * B, rng, 1);
+    std::vector<double> sn(s.size()), o(L.outputSize * B), tape(static_cast<size_t>(jit->tapeSize(B)) + 1);
+    jit->forwardHoisted(p.data(), nullptr, s.data(), x.data(), nullptr, sn.data(), o.data(), tape.data(), B);
+    std::vector<double> dsj(s.size()), dse(s.size()), dsp(s.size()), dxj(x.size()), dxe(x.size()), dxp(x.size());
+    jit->backwardSegment(p.data(), nullptr, s.data(), x.data(), nullptr, tape.data(), as.data(), ao.data(),
+                         dsj.data(), dxj.data(), dpj.data(), nullptr, segJ.data(), k, B);
+    ev.backwardSegment(p.data(), nullptr, s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(), dse.data(),
+                       dxe.data(), dpe.data(), nullptr, segE.data(), k, B);
+    plain.backward(p.data(), s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(), dsp.data(), dxp.data(),
+                   dpPlain.data(), B);
+    CHECK(relErr(dsj, dse) <= 1e-12);
+    CHECK(relErr(dsj, dsp) <= 1e-12);
+    CHECK(relErr(dxj, dxp) <= 1e-12);
+  }
+  CHECK(relErr(segJ, segE) <= 1e-12);
+  // Before the segment stage the weight gradients are missing; after it, complete.
+  CHECK(relErr(dpj, dpPlain) > 1e-3);
+  jit->segmentEpilogue(p.data(), nullptr, segJ.data(), steps, dpj.data(), nullptr, B);
+  ev.segmentEpilogue(p.data(), nullptr, segE.data(), steps, dpe.data(), nullptr, B);
+  CHECK(relErr(dpj, dpe) <= 1e-12);
+  CHECK(relErr(dpj, dpPlain) <= 1e-12);
+}
+
+TEST_CASE("segment GEMMs: the self-contained backward stays complete", "[segment][jit]") {
+  StepIR ir = lowerCell("gru", {{"n", 5}});
+  auto jit = compileCell<double>(ir);
+  eval::Evaluator plain(ir);
+  const ir::Layout& L = ir.layout;
+  std::mt19937_64 rng(4);
+  const int64_t B = 2;
+  std::vector<double> p = randomVec(L.paramSize, rng, 0.7), s = randomVec(L.stateSize * B, rng, 1),
+                      x = randomVec(L.inputSize * B, rng, 1), as = randomVec(L.stateSize * B, rng, 1),
+                      ao = randomVec(L.outputSize * B, rng, 1);
+  std::vector<double> sn(s.size()), o(L.outputSize * B), tape(static_cast<size_t>(jit->tapeSize(B)) + 1);
+  jit->forward(p.data(), s.data(), x.data(), nullptr, sn.data(), o.data(), tape.data(), B);
+  std::vector<double> ds1(s.size()), ds2(s.size()), dx1(x.size()), dx2(x.size()), dp1(L.paramSize, 0.0),
+      dp2(L.paramSize, 0.0);
+  jit->backward(p.data(), s.data(), x.data(), nullptr, tape.data(), as.data(), ao.data(), ds1.data(), dx1.data(),
+                dp1.data(), B);
+  plain.backward(p.data(), s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(), ds2.data(), dx2.data(),
+                 dp2.data(), B);
+  CHECK(relErr(dp1, dp2) <= 1e-12);
+  CHECK(relErr(ds1, ds2) <= 1e-12);
+}
+
+TEST_CASE("segment GEMMs: BPTT through gru, JIT = evaluator = finite differences", "[segment][bptt]") {
+  checkSequences(lowerCell("gru", {{"n", 6}, {"n_in", 2}}), 0.5, 11);
+}
+
+TEST_CASE("segment GEMMs: BPTT through dale_rnn, JIT = evaluator = finite differences", "[segment][bptt]") {
+  checkSequences(lowerCell("dale_rnn", {{"n", 10}, {"n_out", 3}, {"n_in", 2}}), 0.4, 12);
+}
+
+TEST_CASE("segment GEMMs: BPTT through pbrc, JIT = evaluator = finite differences", "[segment][bptt]") {
+  checkSequences(lowerCell("pbrc", {{"n", 5}, {"n_in", 2}}), 0.5, 13);
+}
+
+TEST_CASE("segment GEMMs: the memory budget counts the segment buffer", "[segment][bptt]") {
+  StepIR ir = lowerCell("gru", {{"n", 16}});
+  auto jit = compileCell<double>(ir);
+  const int64_t B = 4, T = 20, S = ir.layout.stateSize * B, O = ir.layout.outputSize * B;
+  const int64_t tapeN = jit->tapeSize(B), segN = jit->segmentSize(B);
+  REQUIRE(segN > 0);
+  const int64_t without = bpttBytes(T, T, S, tapeN, O, 8), with = bpttBytes(T, T, S, tapeN, O, 8, segN);
+  CHECK(with == without + 8 * T * segN);
+  // A budget that holds every step's tape but not their segment rows: segments it is.
+  Bptt<double> bptt(*jit, B, T, 0, (without + with) / 2);
+  CHECK(bptt.segment() < T);
+  CHECK(bpttBytes(T, bptt.segment(), S, tapeN, O, 8, segN) <= (without + with) / 2);
+  Bptt<double> roomy(*jit, B, T, 0, with);
+  CHECK(roomy.segment() == T);
+}
