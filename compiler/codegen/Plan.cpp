@@ -129,8 +129,9 @@ class FunctionPlanner {
       out_.placed[id] = p;
     }
     for (const Root& r : roots) {
-      if (direct.count(r.node) && out_.placed.count(r.node) && samePlace(out_.placed[r.node], r.dest))
-        continue;  // computed in place above
+      if (out_.placed.count(r.node) && samePlace(out_.placed[r.node], r.dest) &&
+          (direct.count(r.node) || !r.accumulate))
+        continue;  // computed in place above (or homed there)
       if (direct.count(r.node) && !out_.placed.count(r.node)) {
         out_.kernels.push_back({Kernel::Kind::Pointwise, r.node, r.dest, r.accumulate});
         continue;
@@ -326,10 +327,18 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
     if (ir.deferred.empty() || !isZero(g, ir.dHoisted[i]))
       bwRoots.push_back({ir.dHoisted[i], {Buf::DHoisted, ir.hoistedSlots[i].offset, 0}, true});
   // The deferred products' operands, into this step's row block of the segment buffer.
+  // A segment value the backward computes lives there (its other users read it in place): no
+  // copy, no scratch.
   auto segmentPlace = [&](size_t i) { return Place{Buf::Segment, ir.segmentOffsets[i], 0, ir.segmentSize}; };
-  for (size_t i = 0; i < ir.segmentValues.size(); ++i)
+  std::unordered_map<NodeId, Place> segmentHome;
+  for (size_t i = 0; i < ir.segmentValues.size(); ++i) {
     bwRoots.push_back({ir.segmentValues[i], segmentPlace(i), false});
-  FunctionPlanner(g, plan.backward).run(bwRoots, {}, [&](NodeId id) { return bwdScratch.alloc(g[id]); });
+    segmentHome[ir.segmentValues[i]] = segmentPlace(i);
+  }
+  FunctionPlanner(g, plan.backward).run(bwRoots, {}, [&](NodeId id) {
+    auto it = segmentHome.find(id);
+    return it != segmentHome.end() ? it->second : bwdScratch.alloc(g[id]);
+  });
 
   // The segment stage: the operands are in place; one GEMM (K = steps x B) per product.
   Allocator segScratch{Buf::Scratch};

@@ -16,6 +16,36 @@ namespace {
 
 template <class T>
 void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+// A long contraction (K several times M and N: a weight gradient over a BPTT segment, K = steps x
+// B) split by hand: each thread forms its own block of C's rows (or columns) with a one-thread
+// GEMM, and no thread waits for another inside the product. Eigen's own threading synchronizes
+// the threads at every block of K, which turns into spinning as soon as another process holds a
+// core (measured: 7x slower than one thread on a busy 2-core machine). Every element is still
+// summed by one thread in an order fixed by the split, so results depend only on the thread count.
+template <class T>
+bool splitLongContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
+                          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  const int nt = cellc::threads();
+  if (nt <= 1 || M * N * K < cellc::kParallelWork || K < 4 * std::max(M, N) || omp_in_parallel())
+    return false;
+  const bool rows = M >= N;  // split the longer side of C
+  const int64_t len = rows ? M : N;
+  const int parts = static_cast<int>(std::min<int64_t>(nt, len));
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+  for (int i = 0; i < parts; ++i) {
+    const int64_t lo = len * i / parts, hi = len * (i + 1) / parts;
+    if (rows)  // C[lo:hi, :] = op(A)[lo:hi, :] op(B): rows of op(A) are A's columns when ta
+      gemm(ta, tb, hi - lo, N, K, A + (ta ? lo : lo * lda), lda, B, ldb, beta, C + lo * ldc, ldc);
+    else  // C[:, lo:hi] = op(A) op(B)[:, lo:hi]: columns of op(B) are B's rows when tb
+      gemm(ta, tb, M, hi - lo, K, A, lda, B + (tb ? lo * ldb : lo), ldb, beta, C + lo, ldc);
+  }
+  return true;
+}
+
+template <class T>
+void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
@@ -26,10 +56,12 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
+  if (splitLongContraction(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
   // Threads only for large products: a fork and join costs microseconds on an idle machine and
   // milliseconds on a busy one, more than a small product takes. The count is this thread's
-  // OpenMP setting, which Eigen reads (it never gets a global one: jit/Threads.h).
-  omp_set_num_threads(M * N * K >= cellc::kParallelWork ? cellc::threads() : 1);
+  // OpenMP setting, which Eigen reads (it never gets a global one: jit/Threads.h). Inside a
+  // parallel region (a split product) Eigen runs on the calling thread.
+  omp_set_num_threads(M * N * K >= cellc::kParallelWork && !omp_in_parallel() ? cellc::threads() : 1);
   CMap a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
   CMap b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
   if (beta == T(0)) {
