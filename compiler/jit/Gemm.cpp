@@ -19,28 +19,43 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
 // A long contraction (K several times M and N: a weight gradient over a BPTT segment, K = steps x
-// B) split by hand: each thread forms its own block of C's rows (or columns) with a one-thread
-// GEMM, and no thread waits for another inside the product. Eigen's own threading synchronizes
-// the threads at every block of K, which turns into spinning as soon as another process holds a
-// core (measured: 7x slower than one thread on a busy 2-core machine). Every element is still
-// summed by one thread in an order fixed by the split, so results depend only on the thread count.
+// B) in blocks of kContractionBlock rows of K, one GEMM call each: Eigen's own blocking of a long
+// K runs 3-4x below peak for M = N = 64..100 and at some sizes (M = N = K = 256) (measured, one
+// thread). Between threads the product is split by hand: each thread forms its own block of C's
+// rows (or columns), and no thread waits for another inside the product. Eigen's threading
+// synchronizes the threads at every block of K, which turns into spinning as soon as another
+// process holds a core (measured: 7x slower than one thread on a busy 2-core machine). Every
+// element is summed by one thread in an order fixed by the split and the blocks, so results
+// depend only on the thread count.
+constexpr int64_t kContractionBlock = 128;
+
 template <class T>
-bool splitLongContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
-                          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  const int nt = cellc::threads();
-  if (nt <= 1 || M * N * K < cellc::kParallelWork || K < 4 * std::max(M, N) || omp_in_parallel())
-    return false;
+bool longContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
+                     int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (K <= kContractionBlock || K < 4 * std::max(M, N) || omp_in_parallel()) return false;
+  const int nt = M * N * K >= cellc::kParallelWork ? cellc::threads() : 1;
   const bool rows = M >= N;  // split the longer side of C
   const int64_t len = rows ? M : N;
   const int parts = static_cast<int>(std::min<int64_t>(nt, len));
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-  for (int i = 0; i < parts; ++i) {
-    const int64_t lo = len * i / parts, hi = len * (i + 1) / parts;
-    if (rows)  // C[lo:hi, :] = op(A)[lo:hi, :] op(B): rows of op(A) are A's columns when ta
-      gemm(ta, tb, hi - lo, N, K, A + (ta ? lo : lo * lda), lda, B, ldb, beta, C + lo * ldc, ldc);
-    else  // C[:, lo:hi] = op(A) op(B)[:, lo:hi]: columns of op(B) are B's rows when tb
-      gemm(ta, tb, M, hi - lo, K, A, lda, B + (tb ? lo * ldb : lo), ldb, beta, C + lo, ldc);
+  // One part: C[lo:hi, :] (rows of op(A) are A's columns when ta) or C[:, lo:hi] (columns of
+  // op(B) are B's rows when tb), K in blocks.
+  auto part = [&](int64_t lo, int64_t hi) {
+    const int64_t m = rows ? hi - lo : M, n = rows ? N : hi - lo;
+    const T* a = rows ? A + (ta ? lo : lo * lda) : A;
+    const T* b = rows ? B : B + (tb ? lo * ldb : lo);
+    T* c = rows ? C + lo * ldc : C + lo;
+    for (int64_t k0 = 0; k0 < K; k0 += kContractionBlock) {
+      const int64_t kk = std::min(kContractionBlock, K - k0);
+      gemm(ta, tb, m, n, kk, a + (ta ? k0 * lda : k0), lda, b + (tb ? k0 : k0 * ldb), ldb,
+           k0 == 0 ? beta : T(1), c, ldc);
+    }
+  };
+  if (parts <= 1) {
+    part(0, len);
+    return true;
   }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+  for (int i = 0; i < parts; ++i) part(len * i / parts, len * (i + 1) / parts);
   return true;
 }
 
@@ -56,7 +71,7 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
-  if (splitLongContraction(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
+  if (longContraction(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
   // Threads only for large products: a fork and join costs microseconds on an idle machine and
   // milliseconds on a busy one, more than a small product takes. The count is this thread's
   // OpenMP setting, which Eigen reads (it never gets a global one: jit/Threads.h). Inside a
