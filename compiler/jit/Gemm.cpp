@@ -33,7 +33,9 @@ template <class T>
 bool longContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
                      int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   if (K <= kContractionBlock || K < 4 * std::max(M, N) || omp_in_parallel()) return false;
-  const int nt = M * N * K >= cellc::kParallelWork ? cellc::threads() : 1;
+  // Threads when one block is worth them, as for a product of that size (K = steps x B blocks
+  // are no more worth a fork than the per-step products they replace).
+  const int nt = M * N * kContractionBlock >= cellc::kParallelWork ? cellc::threads() : 1;
   const bool rows = M >= N;  // split the longer side of C
   const int64_t len = rows ? M : N;
   const int parts = static_cast<int>(std::min<int64_t>(nt, len));
