@@ -113,7 +113,25 @@ void BM_TrainStep_nbrc(benchmark::State& state) {
              std::make_unique<Adam>(1e-3));
 }
 
+// A cell's params from its initializers at n = 1024 (issue 10's target: under a second): the
+// QR of orthogonal() and the eigensolve of spectral_radius() dominate.
+void BM_Init(benchmark::State& state, const std::string& cell) {
+  StepIR ir = lowerCell(cell, {{"n", 1024}});
+  std::vector<double> params;
+  for (auto _ : state) {
+    std::mt19937_64 rng(1);
+    initParams(ir, params, rng);
+    benchmark::DoNotOptimize(params.data());
+  }
+}
+
 }  // namespace
 
+BENCHMARK_CAPTURE(BM_Init, dale_rnn, "dale_rnn.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Init, gru, "gru.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Init, brc, "brc.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Init, nbrc, "nbrc.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Init, pbrc, "pbrc.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_Init, plastic_gru, "plastic_gru.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TrainStep_dale_rnn)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TrainStep_nbrc)->Unit(benchmark::kMillisecond)->UseRealTime();
