@@ -11,6 +11,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "experiment/RunFolder.h"
 #include "sweep/Spawn.h"
@@ -46,10 +47,21 @@ SweepDriver::SweepDriver(const Sweep& s, const SweepOptions& opt, std::ostream& 
   out_ = fs::absolute(out_).lexically_normal();
 }
 
+std::vector<std::string> SweepDriver::edits(size_t i) const {
+  std::vector<std::string> sets = s_.runs[i].sets;
+  const bool own = std::any_of(sets.begin(), sets.end(),
+                               [](const std::string& e) { return e.rfind("train.threads=", 0) == 0; });
+  if (opt_.runsPerMachine > 1 && !own) {
+    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    sets.push_back("train.threads=" + std::to_string(std::max(1, cores / opt_.runsPerMachine)));
+  }
+  return sets;
+}
+
 std::vector<std::string> SweepDriver::command(size_t i) const {
   std::vector<std::string> argv = {selfExecutable(), "run", s_.base, "--out", runDir(i).string(), "--no-plot"};
   if (!s_.profile.empty()) argv.insert(argv.end(), {"--profile", s_.profile});
-  for (const std::string& set : s_.runs[i].sets) argv.insert(argv.end(), {"--set", set});
+  for (const std::string& set : edits(i)) argv.insert(argv.end(), {"--set", set});
   return argv;
 }
 
@@ -179,7 +191,7 @@ void SweepDriver::list(std::ostream& os) const {
   for (size_t i = 0; i < s_.runs.size(); ++i) {
     os << "  " << s_.runs[i].name << (runDone(runDir(i)) ? "  [finished]" : "")
        << (selected(i) ? "" : "  [not selected by --only]") << "\n     ";
-    for (const std::string& set : s_.runs[i].sets) os << " --set " << set;
+    for (const std::string& set : edits(i)) os << " --set " << set;
     os << "\n";
   }
 }
