@@ -11,9 +11,9 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
-#include <thread>
 
 #include "experiment/RunFolder.h"
+#include "jit/Threads.h"
 #include "sweep/Spawn.h"
 #include "sweep/Status.h"
 #include "sweep/Table.h"
@@ -52,8 +52,7 @@ std::vector<std::string> SweepDriver::edits(size_t i) const {
   const bool own = std::any_of(sets.begin(), sets.end(),
                                [](const std::string& e) { return e.rfind("train.threads=", 0) == 0; });
   if (opt_.runsPerMachine > 1 && !own) {
-    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    sets.push_back("train.threads=" + std::to_string(std::max(1, cores / opt_.runsPerMachine)));
+    sets.push_back("train.threads=" + std::to_string(std::max(1, hardwareThreads() / opt_.runsPerMachine)));
   }
   return sets;
 }
@@ -121,9 +120,12 @@ std::vector<size_t> SweepDriver::prepare() {
   std::string clashes;
   for (size_t i = 0; i < s_.runs.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
-    std::string diff = st.state == "pending" ? "" : trainingSetsDifference(st.sets, s_.runs[i].sets);
-    if (diff.empty() && st.state != "pending" && st.profile != s_.profile)
-      diff = "started with profile '" + st.profile + "', now '" + s_.profile + "'";
+    std::string diff;  // a folder the sweep started must still be the same run
+    if (st.state != "pending") {
+      diff = trainingSetsDifference(st.sets, s_.runs[i].sets);
+      if (diff.empty() && st.profile != s_.profile)
+        diff = "started with profile '" + st.profile + "', now '" + s_.profile + "'";
+    }
     if (!diff.empty())
       clashes += "\n  " + runDir(i).string() + " (" + diff + ")";
     else if (!runDone(runDir(i)) && selected(i))
