@@ -233,6 +233,9 @@ mpi)
   cat "$WORK/mpi.log"
   check_contains "$WORK/mpi.log" "2 MPI workers"
   check_contains "$WORK/mpi.log" "4 finished, 0 failed"
+  # Each worker's run gets the node's cores divided by the ranks on it (OMPI_COMM_WORLD_LOCAL_SIZE).
+  share=$(( $(nproc) / 3 )); [ $share -ge 1 ] || share=1
+  check_contains "$WORK/mpi/cell=gru,seed=1/log.txt" "--set train.threads=$share"
   "$PY" "$SRC/tests/sweep/compare_csv.py" "$WORK/jobs/sweep.csv" "$WORK/mpi/sweep.csv" || fail "numbers differ"
   ;;
 *)
