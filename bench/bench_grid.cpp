@@ -21,7 +21,6 @@
 #include "jit/Threads.h"
 #include "params/Init.h"
 #include "pipeline/Hoist.h"
-#include "pipeline/SegmentGemm.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
 #include "train/Optimizer.h"
@@ -165,13 +164,11 @@ int main(int argc, char** argv) {
           ++reps;
         }
         const double rate = static_cast<double>(reps) / since(t0);
-        // The plan's nodes are those of the step as compiled (hoisted, weight gradients deferred to
-        // the segment stage, whose products count B rows per step).
+        // The plan's node ids are those of the step as compiled (hoisted), not of `ir`.
         const auto& plan = k->plan();
-        const StepIR compiled = deferWeightGradients(hoist(ir));
-        const double flops = static_cast<double>(steps) * (gemmFlops(compiled, plan.forward, B) +
-                                                           gemmFlops(compiled, plan.backward, B) +
-                                                           gemmFlops(compiled, plan.segment, B));
+        const StepIR compiled = hoist(ir);
+        const double flops = static_cast<double>(steps) *
+                             (gemmFlops(compiled, plan.forward, B) + gemmFlops(compiled, plan.backward, B));
         js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
            << ", \"steps\": " << steps << ", \"steps_per_s\": " << rate << ", \"matmul_flops\": " << flops
            << ", \"segment\": " << r.segment << ", \"peak_bytes\": " << r.peakBytes

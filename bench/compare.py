@@ -21,6 +21,22 @@ def fmt(x):
     return f"{x:.3g}"
 
 
+def ratio_grid(ratios):
+    """cellc / PyTorch per cell (rows) and n (columns), the batches of a point joined by " / "
+    (the README's table)."""
+    cells = list(dict.fromkeys(k[0] for k in ratios))
+    ns = sorted({k[1] for k in ratios})
+    bs = sorted({k[2] for k in ratios})
+    head = "| cell | " + " | ".join(f"n = {n}, B = {' / '.join(map(str, bs))}" for n in ns) + " |"
+    lines = [head, "|---|" + "---|" * len(ns)]
+    for c in cells:
+        row = []
+        for n in ns:
+            row.append(" / ".join(f"{ratios[(c, n, b)]:.3g}x" if (c, n, b) in ratios else "–" for b in bs))
+        lines.append(f"| {c} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
@@ -65,6 +81,8 @@ def main():
         print(f"| {p['cell']} | {p['n']} | {p['batch']} | {fmt(rate)} | {torch_cell} | {ratio_cell} | "
               f"{gf_cells[0]} | {gf_cells[1]} | {gf_cells[2]} | {p['segment']}/{p['steps']} |")
     if ratios:
+        print()
+        print(ratio_grid(dict(ratios)))
         worst = min(ratios, key=lambda kv: kv[1])
         print()
         print(f"slowest relative point: {worst[0][0]} n={worst[0][1]} B={worst[0][2]} at {worst[1]:.2f}x")

@@ -7,9 +7,13 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 
+#include "jit/SplitPolicy.h"
 #include "jit/Threads.h"
 
 namespace {
@@ -123,6 +127,8 @@ extern "C" {
 // code generator as fn(bufs, batch, b0, b1) over batch elements [b0, b1): split into one
 // contiguous range per thread. Every element is still computed by one thread in the same order,
 // so results do not depend on the thread count.
+// Whether splitting pays is measured per kernel (jit/SplitPolicy.h): on a busy machine it
+// does not.
 void cellc_parallel_batch(void (*fn)(void* const*, int64_t, int64_t, int64_t), void* const* bufs,
                           int64_t batch, int64_t elements) {
   const int64_t nt = std::min<int64_t>(elements >= kParallelElements ? cellc::threads() : 1, batch);
@@ -130,8 +136,25 @@ void cellc_parallel_batch(void (*fn)(void* const*, int64_t, int64_t, int64_t), v
     fn(bufs, batch, 0, batch);
     return;
   }
+  static std::mutex mutex;
+  static std::unordered_map<void*, cellc::SplitPolicy> policies;
+  cellc::SplitPolicy* policy;
+  bool split;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    policy = &policies[reinterpret_cast<void*>(fn)];  // node-based: the address stays valid
+    split = policy->split();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (split) {
 #pragma omp parallel for num_threads(static_cast<int>(nt)) schedule(static, 1)
-  for (int64_t i = 0; i < nt; ++i) fn(bufs, batch, batch * i / nt, batch * (i + 1) / nt);
+    for (int64_t i = 0; i < nt; ++i) fn(bufs, batch, batch * i / nt, batch * (i + 1) / nt);
+  } else {
+    fn(bufs, batch, 0, batch);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::lock_guard<std::mutex> lock(mutex);
+  policy->record(split, seconds, elements);
 }
 
 // beta is 0 (overwrite) or 1 (accumulate): that is all the code generator emits.

@@ -108,7 +108,7 @@ def summarize_copy_first(sw, out, args):
                               ("plastic_gru_clip", "gru")):
             if plastic in cells and base in cells:
                 a, b = mean(cells[plastic]), mean(cells[base])
-                ratio = f"{a / b:.2g}x" if b > 0 and math.isfinite(a) else "n/a"
+                ratio = f"{a / b:.2f}x" if b > 0 and math.isfinite(a) else "n/a"
                 pa = count(by[(s, plastic)][0].get("cell.params"))
                 pb = count(by[(s, base)][0].get("cell.params"))
                 comps.append(f"{setting_label(s)}: {plastic} test MSE {spread(cells[plastic])} "

@@ -65,7 +65,7 @@ const std::vector<KeySpec> kKeys = {
     {"train.dropout_per_step", "bool", "false", "a new dropout mask every step (default: per trial)"},
     {"train.segment", "int", "0", "BPTT segment length; 0: automatic", 0, 1e9},
     {"train.memory_budget_mb", "int", "1024", "BPTT memory for states, tapes and weight-gradient operands (MB); beyond it, segments", 1, 1e9},
-    {"train.threads", "int", "0", "threads of large matrix products and of large batch-split kernels; 0: all cores (results deterministic per count)", 0, 1024},
+    {"train.threads", "int", "0", "threads of large matrix products and of large batch-split kernels (a Hebbian trace's [B, n, n] work, split only while measuring shows that it pays: on a busy machine it does not; same bits either way); 0: all cores. Results are deterministic for a given count", 0, 1024},
     {"train.omega", "float", "0", "weight of pycog's vanishing-gradient regularizer Omega (pycog: 2); 0: off", 0},
     {"train.omega_state", "string", "\"\"", "the state Omega regularizes (default: the first)"},
     {"train.checkpoint_every", "int", "1000", "checkpoint every this many steps", 1, 1e12},

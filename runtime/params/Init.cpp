@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "eval/Evaluate.h"
+#include "params/Orthonormal.h"
 #include "random/Streams.h"
 #include "syntax/Print.h"
 
@@ -58,15 +59,10 @@ void orthogonal(const ir::Slot& s, double gain, double* out, std::mt19937_64& rn
   const int64_t m = s.shape.dims[0], n = s.shape.dims[1];
   const int64_t rows = std::max(m, n), cols = std::min(m, n);
   // As jax.nn.initializers.orthogonal: A is [max, min], filled in row-major order.
-  RowMatrix a(rows, cols);
+  RowMatrix a(rows, cols), q(rows, cols);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j) a(i, j) = normal(rng);
-  Eigen::HouseholderQR<Eigen::MatrixXd> qr(a);
-  Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(rows, cols);
-  // Sign each column by diag(R), which makes the decomposition unique (Q is then Haar
-  // distributed, whatever sign convention the QR routine has).
-  for (int64_t j = 0; j < cols; ++j)
-    if (qr.matrixQR()(j, j) < 0) q.col(j) *= -1;
+  orthonormalFactor(a.data(), rows, cols, q.data());
   RowMatrix w = m >= n ? RowMatrix(q) : RowMatrix(q.transpose());
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) out[i * n + j] = gain * w(i, j);

@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "experiment/RunFolder.h"
+#include "jit/Threads.h"
 #include "sweep/Spawn.h"
 #include "sweep/Status.h"
 #include "sweep/Table.h"
@@ -46,10 +47,20 @@ SweepDriver::SweepDriver(const Sweep& s, const SweepOptions& opt, std::ostream& 
   out_ = fs::absolute(out_).lexically_normal();
 }
 
+std::vector<std::string> SweepDriver::edits(size_t i) const {
+  std::vector<std::string> sets = s_.runs[i].sets;
+  const bool own = std::any_of(sets.begin(), sets.end(),
+                               [](const std::string& e) { return e.rfind("train.threads=", 0) == 0; });
+  if (opt_.runsPerMachine > 1 && !own) {
+    sets.push_back("train.threads=" + std::to_string(std::max(1, hardwareThreads() / opt_.runsPerMachine)));
+  }
+  return sets;
+}
+
 std::vector<std::string> SweepDriver::command(size_t i) const {
   std::vector<std::string> argv = {selfExecutable(), "run", s_.base, "--out", runDir(i).string(), "--no-plot"};
   if (!s_.profile.empty()) argv.insert(argv.end(), {"--profile", s_.profile});
-  for (const std::string& set : s_.runs[i].sets) argv.insert(argv.end(), {"--set", set});
+  for (const std::string& set : edits(i)) argv.insert(argv.end(), {"--set", set});
   return argv;
 }
 
@@ -109,9 +120,12 @@ std::vector<size_t> SweepDriver::prepare() {
   std::string clashes;
   for (size_t i = 0; i < s_.runs.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
-    std::string diff = st.state == "pending" ? "" : trainingSetsDifference(st.sets, s_.runs[i].sets);
-    if (diff.empty() && st.state != "pending" && st.profile != s_.profile)
-      diff = "started with profile '" + st.profile + "', now '" + s_.profile + "'";
+    std::string diff;  // a folder the sweep started must still be the same run
+    if (st.state != "pending") {
+      diff = trainingSetsDifference(st.sets, s_.runs[i].sets);
+      if (diff.empty() && st.profile != s_.profile)
+        diff = "started with profile '" + st.profile + "', now '" + s_.profile + "'";
+    }
     if (!diff.empty())
       clashes += "\n  " + runDir(i).string() + " (" + diff + ")";
     else if (!runDone(runDir(i)) && selected(i))
@@ -179,7 +193,7 @@ void SweepDriver::list(std::ostream& os) const {
   for (size_t i = 0; i < s_.runs.size(); ++i) {
     os << "  " << s_.runs[i].name << (runDone(runDir(i)) ? "  [finished]" : "")
        << (selected(i) ? "" : "  [not selected by --only]") << "\n     ";
-    for (const std::string& set : s_.runs[i].sets) os << " --set " << set;
+    for (const std::string& set : edits(i)) os << " --set " << set;
     os << "\n";
   }
 }

@@ -23,6 +23,10 @@ namespace cellc::runtime {
 struct SweepOptions {
   std::string outDir;      // empty: sweeps/<name>
   int jobs = 1;            // runs at a time (local scheduler)
+  // Runs sharing this machine's cores (--jobs, or MPI ranks per node). Above 1, each run gets
+  // cores / runsPerMachine threads (--set train.threads=K) unless its edits set train.threads:
+  // threaded products that share cores with other runs wait on each other at every join.
+  int runsPerMachine = 1;
   bool plot = true;        // draw the [[plot]] figures at the end
   std::string plotScript;  // empty: plot_sweep.py beside the sweep file, or the source tree's
   // --only NAME=VALUE (repeatable, all must hold): run only the runs whose name has each as one
@@ -56,6 +60,9 @@ class SweepDriver {
   std::filesystem::path runDir(size_t i) const { return out_ / s_.runs[i].name; }
   bool selected(size_t i) const;  // by --only (every run without it)
 
+  // Run i's --set edits: the sweep's, plus train.threads when runs share the cores
+  // (SweepOptions::runsPerMachine) and the edits do not set it.
+  std::vector<std::string> edits(size_t i) const;
   // `cellc run` of run i: argv[0] is this executable.
   std::vector<std::string> command(size_t i) const;
 

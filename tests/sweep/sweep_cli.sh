@@ -46,6 +46,15 @@ dry_run)
   # --set and --profile of the command line reach every run.
   "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --dry-run --set train.batch=8 > "$WORK/stdout2" || fail "dry run with --set"
   [ "$(grep -c -- '--set train.batch=8' "$WORK/stdout2")" = 12 ] || fail "--set not in every run"
+  # Runs that share the cores (--jobs 2) get a share of them each, unless told otherwise.
+  share=$(( $(nproc) / 2 )); [ $share -ge 1 ] || share=1
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --dry-run --jobs 2 > "$WORK/stdout3" || fail "dry run with --jobs 2"
+  [ "$(grep -c -- "--set experiment.seed=[12] --set train.threads=$share\$" "$WORK/stdout3")" = 12 ] \
+    || { cat "$WORK/stdout3"; fail "--jobs 2: not every run got train.threads=$share"; }
+  "$CELLC" sweep "$SRC/experiments/sweeps/sweep_example.toml" --dry-run --jobs 2 --set train.threads=3 > "$WORK/stdout4" \
+    || fail "dry run with --jobs 2 and threads"
+  [ "$(grep -o -- "train.threads=" "$WORK/stdout4" | wc -l)" = 12 ] && [ "$(grep -c -- "train.threads=3" "$WORK/stdout4")" = 12 ] \
+    || { cat "$WORK/stdout4"; fail "--set train.threads must win over the share"; }
   ;;
 errors)
   # An error in one point is found before anything runs, with the sweep file, line and key.
@@ -224,6 +233,9 @@ mpi)
   cat "$WORK/mpi.log"
   check_contains "$WORK/mpi.log" "2 MPI workers"
   check_contains "$WORK/mpi.log" "4 finished, 0 failed"
+  # Each worker's run gets the node's cores divided by the ranks on it (OMPI_COMM_WORLD_LOCAL_SIZE).
+  share=$(( $(nproc) / 3 )); [ $share -ge 1 ] || share=1
+  check_contains "$WORK/mpi/cell=gru,seed=1/log.txt" "--set train.threads=$share"
   "$PY" "$SRC/tests/sweep/compare_csv.py" "$WORK/jobs/sweep.csv" "$WORK/mpi/sweep.csv" || fail "numbers differ"
   ;;
 *)

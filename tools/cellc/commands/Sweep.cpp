@@ -1,5 +1,7 @@
 // `cellc sweep`: a sweep file to a folder of runs (runtime/sweep/), locally or under MPI.
 #include <charconv>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "Cli.h"
@@ -14,6 +16,16 @@ namespace {
 
 using namespace runtime;
 
+// MPI ranks on this node, from the launcher's environment (Open MPI, MPICH); 1 when unknown.
+int ranksPerNode() {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"}) {
+    const char* v = std::getenv(var);
+    int n = 0;
+    if (v && std::from_chars(v, v + std::strlen(v), n).ec == std::errc() && n > 0) return n;
+  }
+  return 1;
+}
+
 // Rank 0 (or the only process): validate, lock, run, report. Never throws: under MPI the workers
 // wait for it to say stop.
 int coordinate(const Args& a, int jobs, int ranks) {
@@ -23,6 +35,7 @@ int coordinate(const Args& a, int jobs, int ranks) {
     SweepOptions opt;
     opt.outDir = a.get("out", "");
     opt.jobs = jobs;
+    opt.runsPerMachine = ranks > 1 ? ranksPerNode() : jobs;
     opt.plot = !a.flag("no-plot");
     opt.only = a.multi("only");
     SweepDriver d(s, opt, std::cerr);
