@@ -7,6 +7,9 @@
 //
 // usage: cellc_bench_grid --out FILE.json [--cells gru,pbrc] [--n 32,100] [--batch 1,16]
 //        [--steps 100] [--min-time 0.3] [--threads 0] [--memory-budget-mb 1024] [--max-gb 4]
+//        [--segment-gemms auto|on|off]
+// --segment-gemms forces BPTT's backward plan (runtime/train/Bptt.h): weight gradients per segment
+// (on) or per step (off); auto chooses by batch, as training does.
 // Points whose BPTT memory exceeds --max-gb are skipped and reported as such.
 #include <chrono>
 #include <cstdio>
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
   int64_t steps = 100, budgetMb = kDefaultMemoryBudgetMb;
   double minTime = 0.3, maxGb = 4;
   int threads = 0;
+  SegmentGemms gemms = SegmentGemms::Auto;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--out") out = v;
@@ -101,6 +105,8 @@ int main(int argc, char** argv) {
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--memory-budget-mb") budgetMb = std::stoll(v);
     else if (k == "--max-gb") maxGb = std::stod(v);
+    else if (k == "--segment-gemms" && (v == "auto" || v == "on" || v == "off"))
+      gemms = v == "on" ? SegmentGemms::On : v == "off" ? SegmentGemms::Off : SegmentGemms::Auto;
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;
@@ -129,11 +135,11 @@ int main(int argc, char** argv) {
         t0 = Clock::now();
         initParams(ir, params, rng);
         const double initS = since(t0);
-        Bptt<float> bptt(*k, B, steps, 0, budgetMb << 20);
+        Bptt<float> bptt(*k, B, steps, 0, budgetMb << 20, gemms);
         const int64_t S = ir.layout.stateSize * B;
         const double gb = static_cast<double>(
             bpttBytes(steps, bptt.segment(), S, k->tapeSize(B), ir.layout.outputSize * B, sizeof(float),
-                      k->segmentSize(B))) / 1e9;
+                      bptt.segmentGemms() ? k->segmentSize(B) : 0)) / 1e9;
         if (gb > maxGb) {  // PBRC at n = 1024: a 256 MB trace per step and batch 64
           js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
              << ", \"steps\": " << steps << ", \"skipped\": \"needs " << gb << " GB\"}";
@@ -171,12 +177,13 @@ int main(int argc, char** argv) {
                              (gemmFlops(compiled, plan.forward, B) + gemmFlops(compiled, plan.backward, B));
         js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
            << ", \"steps\": " << steps << ", \"steps_per_s\": " << rate << ", \"matmul_flops\": " << flops
-           << ", \"segment\": " << r.segment << ", \"peak_bytes\": " << r.peakBytes
+           << ", \"segment\": " << r.segment << ", \"segment_gemms\": " << (bptt.segmentGemms() ? "true" : "false")
+           << ", \"peak_bytes\": " << r.peakBytes
            << ", \"compile_s\": " << compileS << ", \"init_s\": " << initS << "}";
         first = false;
-        std::fprintf(stderr, "%s n=%lld B=%lld: %.4g steps/s (segment %lld, %.0f MB, compile %.0f ms, init %.0f ms)\n",
+        std::fprintf(stderr, "%s n=%lld B=%lld: %.4g steps/s (segment %lld%s, %.0f MB, compile %.0f ms, init %.0f ms)\n",
                      cell.c_str(), static_cast<long long>(n), static_cast<long long>(B), rate,
-                     static_cast<long long>(r.segment), static_cast<double>(r.peakBytes) / 1e6, compileS * 1e3,
+                     static_cast<long long>(r.segment), bptt.segmentGemms() ? ", weight gradients per segment" : "", static_cast<double>(r.peakBytes) / 1e6, compileS * 1e3,
                      initS * 1e3);
       }
   js << "\n]}\n";

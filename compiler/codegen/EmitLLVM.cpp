@@ -565,15 +565,17 @@ class Emitter {
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& ir,
                                          const Plan& plan, Precision precision,
-                                         const std::string& prefix) {
+                                         const std::string& prefix, Functions which) {
   auto m = std::make_unique<llvm::Module>(prefix, ctx);
   Emitter e(ctx, *m, ir, precision);
-  e.function(prefix + "_forward", plan.forward);
+  if (which == Functions::Step) e.function(prefix + "_forward", plan.forward);
   e.function(prefix + "_backward", plan.backward);
-  if (plan.hasOmega) e.function(prefix + "_omega", plan.omega);
-  if (plan.hasHoisted) {
-    e.function(prefix + "_prologue", plan.prologue);
-    e.function(prefix + "_epilogue", plan.epilogue);
+  if (which == Functions::Step) {
+    if (plan.hasOmega) e.function(prefix + "_omega", plan.omega);
+    if (plan.hasHoisted) {
+      e.function(prefix + "_prologue", plan.prologue);
+      e.function(prefix + "_epilogue", plan.epilogue);
+    }
   }
   if (plan.hasSegment) e.function(prefix + "_segment", plan.segment);
   std::string err;

@@ -19,9 +19,14 @@ namespace cellc::codegen {
 
 enum class Precision { F32, F64 };
 
-// Builds a module with `<prefix>_forward` and `<prefix>_backward`.
+// Which functions a module holds: a whole step (forward, backward, and the plan's Omega, prologue,
+// epilogue and segment stages), or only the backward and segment stage of a plan with deferred
+// weight gradients, compiled on demand beside a step that has the rest (jit/Jit.h).
+enum class Functions { Step, SegmentBackward };
+
+// Builds a module with `<prefix>_forward`, `<prefix>_backward`, ... as `which` says.
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& ir,
                                          const Plan& plan, Precision precision,
-                                         const std::string& prefix);
+                                         const std::string& prefix, Functions which = Functions::Step);
 
 }  // namespace cellc::codegen

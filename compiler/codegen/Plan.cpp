@@ -397,6 +397,19 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
   return plan;
 }
 
+bool sameTape(const Plan& a, const Plan& b) {
+  if (a.tape.fixed != b.tape.fixed || a.tape.perBatch != b.tape.perBatch || a.tapeNodes != b.tapeNodes)
+    return false;
+  for (NodeId id : a.tapeNodes) {
+    auto pa = a.backward.placed.find(id), pb = b.backward.placed.find(id);
+    if (pa == a.backward.placed.end() || pb == b.backward.placed.end()) return false;
+    const Place &x = pa->second, &y = pb->second;
+    if (x.buf != y.buf || x.fixed != y.fixed || x.perBatch != y.perBatch || x.batchStride != y.batchStride)
+      return false;
+  }
+  return true;
+}
+
 std::string printPlan(const StepIR& ir, const Plan& plan) {
   std::ostringstream os;
   auto place = [](const Place& p) {

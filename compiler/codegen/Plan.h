@@ -81,6 +81,10 @@ struct Plan {
 
 Plan makePlan(const StepIR& ir, bool withOmega = false);
 
+// Whether a backward planned in `b` can read a tape written by the forward of `a`: the same taped
+// nodes at the same places (a plan with deferred weight gradients next to the per-step one).
+bool sameTape(const Plan& a, const Plan& b);
+
 // Matrix products contracting over at most this many elements (W x with a 1-dim input, a small
 // readout) are computed inline as pointwise sums, fused with their users: a GEMM call costs more.
 inline constexpr int64_t kInlineContraction = 8;

@@ -104,20 +104,120 @@ constexpr codegen::Precision precisionOf() {
   return std::is_same_v<T, double> ? codegen::Precision::F64 : codegen::Precision::F32;
 }
 
+// The step's module, emitted, optimized and added to a JIT of its own that resolves the GEMM
+// and thread helpers from this process.
+std::shared_ptr<JitSession> jitModule(const StepIR& ir, const codegen::Plan& plan, codegen::Precision precision,
+                                      const std::string& prefix, codegen::Functions which) {
+  initLLVM();
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  std::unique_ptr<llvm::Module> m;
+  try {
+    m = codegen::emitModule(*ctx, ir, plan, precision, prefix, which);
+  } catch (const ir::InternalError& e) {
+    throw JitError(e.what());
+  }
+  auto tm = hostMachine();
+  optimize(*m, *tm);
+
+  auto jtmb = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
+  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
+  auto session = std::make_shared<JitSession>();
+  session->jit = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(),
+                        "creating the JIT");
+  llvm::orc::LLJIT& jit = *session->jit;
+  llvm::orc::JITDylib& lib = jit.getMainJITDylib();
+  lib.addGenerator(unwrap(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+                              jit.getDataLayout().getGlobalPrefix()),
+                          "opening this process's symbols"));
+  llvm::orc::SymbolMap gemms;
+  gemms[jit.mangleAndIntern("cellc_gemm_f64")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f64),
+                                                  llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_gemm_f32")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f32),
+                                                  llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_parallel_batch")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&cellc_parallel_batch), llvm::JITSymbolFlags::Exported};
+  if (auto err = lib.define(llvm::orc::absoluteSymbols(std::move(gemms))))
+    throw JitError("defining the GEMM symbols: " + errorText(std::move(err)));
+  if (auto err = jit.addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+    throw JitError("adding the module: " + errorText(std::move(err)));
+  return session;
+}
+
+template <class Fn>
+Fn link(JitSession& s, const std::string& name, const char* what) {
+  return unwrap(s.jit->lookup(name), what).template toPtr<Fn>();
+}
+
 }  // namespace
 
+// The segment plan of a CompiledCell: its step and plan (row = 0 when it is not used), and its
+// backward and segment functions once compiled.
 template <class T>
-CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, ir::Layout layout,
-                              codegen::Plan plan, int64_t hoistedSize, int64_t segmentRow)
-    : session_(std::move(session)), fns_(fns), layout_(std::move(layout)), plan_(std::move(plan)),
-      hoistedSize_(hoistedSize), segmentRow_(segmentRow) {}
+struct CompiledCell<T>::Segment {
+  StepIR ir;
+  codegen::Plan plan;
+  int64_t row = 0;  // the segment buffer's row width (elements per batch element and step)
+  std::shared_ptr<JitSession> session;
+  Fn backward = nullptr, segment = nullptr;
+};
+
+template <class T>
+CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, StepIR ir, codegen::Plan plan)
+    : session_(std::move(session)), fns_(fns), ir_(std::move(ir)), layout_(ir_.layout), plan_(std::move(plan)),
+      hoistedSize_(ir_.hoistedSize) {}
 
 template <class T>
 CompiledCell<T>::~CompiledCell() = default;
 
 template <class T>
-T* CompiledCell<T>::scratch(int64_t batch) {
-  size_t need = static_cast<size_t>(plan_.scratch.at(batch));
+const typename CompiledCell<T>::Segment& CompiledCell<T>::segmentPlanned() const {
+  std::call_once(planOnce_, [&] {
+    auto s = std::make_unique<Segment>();
+    s->ir = deferWeightGradients(ir_);
+    if (!s->ir.deferred.empty()) {
+      s->plan = codegen::makePlan(s->ir);
+      // Its backward reads the tape the per-step forward wrote.
+      if (codegen::sameTape(plan_, s->plan)) s->row = s->ir.segmentSize;
+    }
+    segment_ = std::move(s);
+  });
+  return *segment_;
+}
+
+template <class T>
+const typename CompiledCell<T>::Segment& CompiledCell<T>::segmentCompiled() {
+  segmentPlanned();
+  std::call_once(compileOnce_, [&] {
+    Segment& s = *segment_;
+    if (s.row == 0) return;
+    s.session = jitModule(s.ir, s.plan, precisionOf<T>(), "seg", codegen::Functions::SegmentBackward);
+    s.backward = link<Fn>(*s.session, "seg_backward", "linking the segment plan's backward step");
+    s.segment = link<Fn>(*s.session, "seg_segment", "linking the segment stage");
+    ++segmentCompiles_;
+  });
+  return *segment_;
+}
+
+template <class T>
+int64_t CompiledCell<T>::segmentSize(int64_t batch) const {
+  return segmentPlanned().row * batch;
+}
+
+template <class T>
+const codegen::Plan* CompiledCell<T>::segmentPlan() const {
+  const Segment& s = segmentPlanned();
+  return s.row ? &s.plan : nullptr;
+}
+
+template <class T>
+const StepIR* CompiledCell<T>::segmentStep() const {
+  const Segment& s = segmentPlanned();
+  return s.row ? &s.ir : nullptr;
+}
+
+template <class T>
+T* CompiledCell<T>::scratch(int64_t elements) {
+  size_t need = static_cast<size_t>(elements);
   if (need > scratchSize_ || !scratch_) {
     size_t bytes = ((std::max<size_t>(need, 1) * sizeof(T) + 63) / 64) * 64;
     T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
@@ -136,7 +236,7 @@ typename CompiledCell<T>::Bufs CompiledCell<T>::bufs(const T* params, const T* s
   set(b, codegen::Buf::State, state);
   set(b, codegen::Buf::Input, input);
   set(b, codegen::Buf::Noise, noise);
-  b[static_cast<int>(codegen::Buf::Scratch)] = scratch(batch);
+  b[static_cast<int>(codegen::Buf::Scratch)] = scratch(plan_.scratch.at(batch));
   return b;
 }
 
@@ -184,24 +284,11 @@ void CompiledCell<T>::forwardHoisted(const T* params, const T* hoisted, const T*
   fns_.forward(b.data(), batch);
 }
 
-// Self-contained: the deferred products of this one step go through a one-step segment.
 template <class T>
 void CompiledCell<T>::backwardHoisted(const T* params, const T* hoisted, const T* state,
                                       const T* input, const T* noise, const T* tape,
                                       const T* dStateNext, const T* dOutput, T* dState, T* dInput,
                                       T* dParams, T* dHoisted, int64_t batch) {
-  segmentOne_.resize(static_cast<size_t>(segmentSize(batch)));
-  backwardSegment(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState, dInput,
-                  dParams, dHoisted, segmentOne_.data(), 0, batch);
-  segmentEpilogue(params, hoisted, segmentOne_.data(), 1, dParams, dHoisted, batch);
-}
-
-template <class T>
-void CompiledCell<T>::backwardSegment(const T* params, const T* hoisted, const T* state,
-                                      const T* input, const T* noise, const T* tape,
-                                      const T* dStateNext, const T* dOutput, T* dState, T* dInput,
-                                      T* dParams, T* dHoisted, T* segment, int64_t k,
-                                      int64_t batch) {
   using codegen::Buf;
   Bufs b = bufs(params, state, input, noise, batch);
   set(b, Buf::Hoisted, hoisted);
@@ -212,22 +299,53 @@ void CompiledCell<T>::backwardSegment(const T* params, const T* hoisted, const T
   set(b, Buf::DInput, dInput);
   set(b, Buf::DParams, dParams);
   set(b, Buf::DHoisted, dHoisted);
-  if (segment) set(b, Buf::Segment, segment + k * segmentSize(batch));
   fns_.backward(b.data(), batch);
+}
+
+// As backwardHoisted, through the segment plan's backward: the deferred products' operands go to
+// row block k of the segment buffer.
+template <class T>
+void CompiledCell<T>::backwardSegment(const T* params, const T* hoisted, const T* state,
+                                      const T* input, const T* noise, const T* tape,
+                                      const T* dStateNext, const T* dOutput, T* dState, T* dInput,
+                                      T* dParams, T* dHoisted, T* segment, int64_t k,
+                                      int64_t batch) {
+  const Segment& s = segmentCompiled();
+  if (!s.backward) {
+    backwardHoisted(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState, dInput,
+                    dParams, dHoisted, batch);
+    return;
+  }
+  using codegen::Buf;
+  Bufs b = bufs(params, state, input, noise, batch);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(s.plan.scratch.at(batch));
+  set(b, Buf::Hoisted, hoisted);
+  set(b, Buf::Tape, tape);
+  set(b, Buf::AdjState, dStateNext);
+  set(b, Buf::AdjOutput, dOutput);
+  set(b, Buf::DState, dState);
+  set(b, Buf::DInput, dInput);
+  set(b, Buf::DParams, dParams);
+  set(b, Buf::DHoisted, dHoisted);
+  set(b, Buf::Segment, segment + k * s.row * batch);
+  s.backward(b.data(), batch);
 }
 
 // The generated segment function sees the segment's rows as one batch of steps x B.
 template <class T>
 void CompiledCell<T>::segmentEpilogue(const T* params, const T* hoisted, const T* segment,
                                       int64_t steps, T* dParams, T* dHoisted, int64_t batch) {
-  if (!fns_.segment || steps <= 0) return;
+  if (steps <= 0) return;
+  const Segment& s = segmentCompiled();
+  if (!s.segment) return;
   using codegen::Buf;
   Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(s.plan.scratch.at(1));
   set(b, Buf::Hoisted, hoisted);
   set(b, Buf::Segment, segment);
   set(b, Buf::DParams, dParams);
   set(b, Buf::DHoisted, dHoisted);
-  fns_.segment(b.data(), steps * batch);
+  s.segment(b.data(), steps * batch);
 }
 
 template <class T>
@@ -255,60 +373,25 @@ void CompiledCell<T>::omega(const T* params, const T* state, const T* input, con
 
 template <class T>
 std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& lowered, bool withOmega) {
-  initLLVM();
-  const StepIR ir = deferWeightGradients(hoist(lowered));
+  StepIR ir = hoist(lowered);
   codegen::Plan plan = codegen::makePlan(ir, withOmega);
-  auto ctx = std::make_unique<llvm::LLVMContext>();
-  std::unique_ptr<llvm::Module> m;
-  try {
-    m = codegen::emitModule(*ctx, ir, plan, precisionOf<T>(), "cell");
-  } catch (const ir::InternalError& e) {
-    throw JitError(e.what());
-  }
-  auto tm = hostMachine();
-  optimize(*m, *tm);
-
-  auto jtmb = unwrap(llvm::orc::JITTargetMachineBuilder::detectHost(), "detecting the host CPU");
-  jtmb.setCodeGenOptLevel(llvm::CodeGenOptLevel::Default);
-  auto session = std::make_shared<JitSession>();
-  session->jit = unwrap(llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(jtmb)).create(),
-                        "creating the JIT");
-  llvm::orc::LLJIT& jit = *session->jit;
-  llvm::orc::JITDylib& lib = jit.getMainJITDylib();
-  lib.addGenerator(unwrap(llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-                              jit.getDataLayout().getGlobalPrefix()),
-                          "opening this process's symbols"));
-  llvm::orc::SymbolMap gemms;
-  gemms[jit.mangleAndIntern("cellc_gemm_f64")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f64),
-                                                  llvm::JITSymbolFlags::Exported};
-  gemms[jit.mangleAndIntern("cellc_gemm_f32")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f32),
-                                                  llvm::JITSymbolFlags::Exported};
-  gemms[jit.mangleAndIntern("cellc_parallel_batch")] = {
-      llvm::orc::ExecutorAddr::fromPtr(&cellc_parallel_batch), llvm::JITSymbolFlags::Exported};
-  if (auto err = lib.define(llvm::orc::absoluteSymbols(std::move(gemms))))
-    throw JitError("defining the GEMM symbols: " + errorText(std::move(err)));
-  if (auto err = jit.addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
-    throw JitError("adding the module: " + errorText(std::move(err)));
+  std::shared_ptr<JitSession> session =
+      jitModule(ir, plan, precisionOf<T>(), "cell", codegen::Functions::Step);
   using Fn = typename CompiledCell<T>::Fn;
-  auto link = [&](const char* name, const char* what) {
-    return unwrap(jit.lookup(name), what).template toPtr<Fn>();
-  };
   typename CompiledCell<T>::Fns fns;
-  fns.forward = link("cell_forward", "linking the forward step");
-  fns.backward = link("cell_backward", "linking the backward step");
-  if (withOmega) fns.omega = link("cell_omega", "linking the Omega term");
+  fns.forward = link<Fn>(*session, "cell_forward", "linking the forward step");
+  fns.backward = link<Fn>(*session, "cell_backward", "linking the backward step");
+  if (withOmega) fns.omega = link<Fn>(*session, "cell_omega", "linking the Omega term");
   if (plan.hasHoisted) {
-    fns.prologue = link("cell_prologue", "linking the prologue");
-    fns.epilogue = link("cell_epilogue", "linking the epilogue");
+    fns.prologue = link<Fn>(*session, "cell_prologue", "linking the prologue");
+    fns.epilogue = link<Fn>(*session, "cell_epilogue", "linking the epilogue");
   }
-  if (plan.hasSegment) fns.segment = link("cell_segment", "linking the segment stage");
-  return std::make_unique<CompiledCell<T>>(std::move(session), fns, ir.layout, std::move(plan),
-                                           ir.hoistedSize, ir.segmentSize);
+  return std::make_unique<CompiledCell<T>>(std::move(session), fns, std::move(ir), std::move(plan));
 }
 
 std::string emitLLVM(const StepIR& lowered, codegen::Precision precision, bool opt) {
   initLLVM();
-  const StepIR ir = deferWeightGradients(hoist(lowered));
+  const StepIR ir = hoist(lowered);
   codegen::Plan plan = codegen::makePlan(ir);
   llvm::LLVMContext ctx;
   std::unique_ptr<llvm::Module> m;

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -30,10 +32,9 @@ class CompiledCell final : public StepKernel<T> {
   // The generated functions; prologue and epilogue are null when the plan hoists nothing.
   struct Fns {
     Fn forward = nullptr, backward = nullptr, omega = nullptr, prologue = nullptr, epilogue = nullptr;
-    Fn segment = nullptr;  // null when no weight gradient is deferred
   };
-  CompiledCell(std::shared_ptr<JitSession> session, Fns fns, ir::Layout layout, codegen::Plan plan,
-               int64_t hoistedSize, int64_t segmentRow);
+  // ir: the hoisted step the plan was made from, kept for the segment plan.
+  CompiledCell(std::shared_ptr<JitSession> session, Fns fns, StepIR ir, codegen::Plan plan);
   ~CompiledCell() override;
 
   const ir::Layout& layout() const override { return layout_; }
@@ -55,7 +56,14 @@ class CompiledCell final : public StepKernel<T> {
                        T* dState, T* dInput, T* dParams, T* dHoisted, int64_t batch) override;
   void epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) override;
 
-  int64_t segmentSize(int64_t batch) const override { return segmentRow_ * batch; }
+  // The segment plan (pipeline/SegmentGemm.h): the same step with its weight gradients deferred
+  // to one GEMM per BPTT segment. It pays only where a per-step product is a thin update (small
+  // batches, runtime/train/Bptt.h), so nothing of it is made until asked for: segmentSize plans it
+  // (no LLVM), and the first backwardSegment or segmentEpilogue compiles its backward and segment
+  // functions, once, whichever threads ask. segmentSize is 0, and backwardSegment the per-step
+  // backward, when the step defers no product (or, never seen so far, when the deferred plan would
+  // read a different tape).
+  int64_t segmentSize(int64_t batch) const override;
   void backwardSegment(const T* params, const T* hoisted, const T* state, const T* input,
                        const T* noise, const T* tape, const T* dStateNext, const T* dOutput,
                        T* dState, T* dInput, T* dParams, T* dHoisted, T* segment, int64_t k,
@@ -63,10 +71,21 @@ class CompiledCell final : public StepKernel<T> {
   void segmentEpilogue(const T* params, const T* hoisted, const T* segment, int64_t steps,
                        T* dParams, T* dHoisted, int64_t batch) override;
 
+  // The per-step plan, compiled with the cell: forward, backward and the hoisted stages.
   const codegen::Plan& plan() const { return plan_; }
+  // The segment plan (planned now if it was not), or null when it is not used (segmentSize 0).
+  const codegen::Plan* segmentPlan() const;
+  const StepIR* segmentStep() const;  // its step, or null likewise
+  // Compiles the segment plan now if it was not (thread-safe; the segment stages call it).
+  void compileSegmentPlan() { segmentCompiled(); }
+  // How many times the segment plan's code was compiled: 0 until a segment stage ran, then 1.
+  int segmentCompiles() const { return segmentCompiles_.load(); }
 
  private:
-  T* scratch(int64_t batch);
+  struct Segment;  // the deferred step, its plan, and once compiled its code
+  const Segment& segmentPlanned() const;
+  const Segment& segmentCompiled();
+  T* scratch(int64_t need);
   // The table of buffer pointers a generated function takes (codegen::Buf order): the step's
   // params, state, input, noise and scratch set, the rest null until a caller sets them.
   using Bufs = std::array<T*, static_cast<size_t>(codegen::Buf::kCount)>;
@@ -77,13 +96,16 @@ class CompiledCell final : public StepKernel<T> {
 
   std::shared_ptr<JitSession> session_;
   Fns fns_;  // omega is null unless compiled with it
+  StepIR ir_;
   ir::Layout layout_;
   codegen::Plan plan_;
   int64_t hoistedSize_ = 0;
-  int64_t segmentRow_ = 0;  // the segment buffer's row width (elements per batch element and step)
-  // The self-contained forward and backward's own hoisted values and adjoints, and the one-step
-  // segment buffer of backwardHoisted (per instance).
-  std::vector<T> hoisted_, dHoisted_, segmentOne_;
+  mutable std::once_flag planOnce_;
+  std::once_flag compileOnce_;
+  mutable std::unique_ptr<Segment> segment_;
+  std::atomic<int> segmentCompiles_{0};
+  // The self-contained forward and backward's own hoisted values and adjoints (per instance).
+  std::vector<T> hoisted_, dHoisted_;
   // Per instance (a CompiledCell is not shared between threads), 64-byte aligned for vector loads.
   struct Free {
     void operator()(T* p) const { std::free(p); }
@@ -93,8 +115,8 @@ class CompiledCell final : public StepKernel<T> {
 };
 
 // Compiles both steps, and the Omega term's gradient when asked for, hoisting the step's
-// sequence-invariant part (pipeline/Hoist.h) into a prologue and an epilogue and deferring its
-// weight gradients to a segment stage (pipeline/SegmentGemm.h). Throws JitError.
+// sequence-invariant part (pipeline/Hoist.h) into a prologue and an epilogue. The segment plan
+// (above) is compiled later, if ever. Throws JitError.
 template <class T>
 std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& ir, bool withOmega = false);
 

@@ -64,7 +64,9 @@ class StepKernel {
   //                                             elements per step) instead of adding them;
   //   segmentEpilogue(..., segment, steps, ...) once after the segment's steps: dParams and
   //                                             dHoisted += the deferred products over its rows;
-  // before the epilogue above. The defaults fit a kernel that defers nothing.
+  // before the epilogue above. The defaults fit a kernel that defers nothing (segmentSize 0). A
+  // runtime calls these only where they pay (runtime/train/Bptt.h: small batches), so a kernel
+  // may make them on first use (jit/Jit.h).
   virtual int64_t segmentSize(int64_t batch) const { return 0; }
   virtual void backwardSegment(const T* params, const T* hoisted, const T* state, const T* input,
                                const T* noise, const T* tape, const T* dStateNext,

@@ -74,13 +74,14 @@ int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN,
 
 template <class T>
 Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment,
-              int64_t memoryBudgetBytes)
-    : kernel_(kernel), batch_(batch), steps_(steps), segment_(segment) {
+              int64_t memoryBudgetBytes, SegmentGemms gemms)
+    : kernel_(kernel), batch_(batch), steps_(steps), segment_(segment),
+      wantSegment_(gemms == SegmentGemms::On || (gemms == SegmentGemms::Auto && batch <= kSegmentGemmMaxBatch)) {
   if (batch <= 0 || steps <= 0) throw std::invalid_argument("BPTT needs a positive batch and step count");
   const ir::Layout& L = kernel.layout();
   if (segment_ <= 0) {
     const int64_t S = L.stateSize * batch, tapeN = kernel.tapeSize(batch), O = L.outputSize * batch;
-    const int64_t segN = kernel.segmentSize(batch);
+    const int64_t segN = segmentN();
     auto bytes = [&](int64_t k) { return bpttBytes(steps, k, S, tapeN, O, sizeof(T), segN); };
     // The least memory: about sqrt(T s / (s + tape + out + seg)). Then the longest segment within
     // the budget, if any is longer: each step more in a segment is one less to recompute.
@@ -180,7 +181,7 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
                                   " has " + std::to_string(out.size * batch_));
   const double denom = lossDenominator(spec, out, b);
   const int64_t S = L.stateSize * batch_, O = L.outputSize * batch_, tapeN = kernel_.tapeSize(batch_);
-  const int64_t segN = kernel_.segmentSize(batch_);
+  const int64_t segN = segmentN();
   BpttResult<T> res;
   res.segment = segment_;
   const int64_t K = segment_, nSeg = (steps_ + K - 1) / K, lastStart = (nSeg - 1) * K;
@@ -236,10 +237,15 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
       if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
-      kernel_.backwardSegment(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
-                              segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
-                              dInput.data(), dParams.data(), dHoisted_.data(), segmentBuf_.data(),
-                              k, batch_);
+      if (segN)
+        kernel_.backwardSegment(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
+                                segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
+                                dInput.data(), dParams.data(), dHoisted_.data(), segmentBuf_.data(),
+                                k, batch_);
+      else
+        kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
+                                segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
+                                dInput.data(), dParams.data(), dHoisted_.data(), batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
       if (m)
         for (int64_t i = 0; i < S; ++i) dState[i] = dIn[i] * m[i];
@@ -247,8 +253,9 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
         std::swap(dState, dIn);
     }
     // The segment's weight gradients, one product each over its steps x B rows.
-    kernel_.segmentEpilogue(params.data(), hoisted_.data(), segmentBuf_.data(), t1 - t0,
-                            dParams.data(), dHoisted_.data(), batch_);
+    if (segN)
+      kernel_.segmentEpilogue(params.data(), hoisted_.data(), segmentBuf_.data(), t1 - t0,
+                              dParams.data(), dHoisted_.data(), batch_);
   }
 
   // The invariant part's adjoint, summed over the steps, flows back to the params once.

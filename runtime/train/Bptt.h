@@ -1,24 +1,27 @@
 // Backpropagation through time with bounded memory, for any compiled cell.
 //
-// Memory: storing every step's state and tape costs T * (state + tape + output + segment rows). When that fits in
-// the memory budget (kDefaultMemoryBudgetMb unless set), the forward keeps all of it and the
+// Memory: storing every step's state and tape costs T * (state + tape + output [+ segment rows,
+// below]). When that fits in the memory budget (kDefaultMemoryBudgetMb unless set), the forward keeps all of it and the
 // backward recomputes nothing. Beyond the budget (a plastic cell's [B, n, n] trace: PBRC n = 256,
 // B = 64, T = 500 needs 8.4 GB per copy) the forward keeps only the states at segment boundaries
 // (every K steps) and the last segment's tapes; the backward recomputes the other segments one at a
 // time from their boundaries and walks each in reverse. Memory is about (T / K) * state +
-// K * (state + tape + output + segment rows); K is the largest that fits the budget (fewer
-// segments, less to recompute), or the one that minimizes memory, about sqrt(T * state / (state + tape)), when none
-// does. The recomputation costs (1 - K / T) of a forward pass.
+// K * (state + tape + output [+ segment rows]); K is the largest that fits the budget (fewer
+// segments, less to recompute), or the one that minimizes memory, about sqrt(T * state / (state +
+// tape)), when none does. The recomputation costs (1 - K / T) of a forward pass.
 //
 // The buffers live as long as the Bptt object, so that repeated calls reuse their pages.
 //
 // The step's sequence-invariant part (pipeline/Hoist.h) is computed once per call (the kernel's
 // prologue), read by every step, recomputed segments included; its adjoint accumulates over the
-// backward walk and reaches the params once at the end (the epilogue). Weight gradients of
-// per-step products (pipeline/SegmentGemm.h) are formed once per segment of the walk: each
-// backward step writes their operands into the segment buffer (kernel.segmentSize(B) elements a
-// step, counted in the memory budget), and one GEMM per product over the segment's steps x B rows
-// adds them up (the kernel's segmentEpilogue).
+// backward walk and reaches the params once at the end (the epilogue).
+//
+// At small batches (B <= kSegmentGemmMaxBatch), weight gradients of per-step products
+// (pipeline/SegmentGemm.h) are formed once per segment of the walk: each backward step writes
+// their operands into the segment buffer (kernel.segmentSize(B) elements a step, then counted in
+// the memory budget), and one GEMM per product over the segment's steps x B rows adds them up
+// (the kernel's segmentEpilogue). At larger batches the per-step backward forms them, a GEMM with
+// K = B each, and nothing of the segment plan is made.
 //
 // Dropout on recurrent units is generic: a mask multiplies the chosen state slots before each step
 // (inverted dropout: kept units scaled by 1 / (1 - p)); the backward multiplies their adjoints by
@@ -84,12 +87,19 @@ struct BpttResult {
 // train.memory_budget_mb).
 inline constexpr int64_t kDefaultMemoryBudgetMb = 1024;
 
+// The largest batch whose weight gradients BPTT forms per segment (one GEMM over its steps x B
+// rows) rather than per step. MEASURED_PLACEHOLDER
+inline constexpr int64_t kSegmentGemmMaxBatch = 4;
+
+// Which backward plan BPTT runs: by batch (kSegmentGemmMaxBatch), or one forced (tests, benchmarks).
+enum class SegmentGemms { Auto, On, Off };
+
 template <class T>
 class Bptt {
  public:
   // segment 0: the largest that fits memoryBudgetBytes (all T steps when they fit); else as given.
   Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment = 0,
-       int64_t memoryBudgetBytes = kDefaultMemoryBudgetMb << 20);
+       int64_t memoryBudgetBytes = kDefaultMemoryBudgetMb << 20, SegmentGemms gemms = SegmentGemms::Auto);
 
   // The state at t = 0 for these params: each state's number, or its param broadcast over the
   // batch.
@@ -110,6 +120,9 @@ class Bptt {
 
   void setOmega(const OmegaSpec& o) { omega_ = o; }
   int64_t segment() const { return segment_; }
+  // Whether the backward runs the segment plan (the kernel has one, and the batch or a force
+  // asks for it).
+  bool segmentGemms() const { return segmentN() > 0; }
   int64_t batch() const { return batch_; }
   int64_t steps() const { return steps_; }
   StepKernel<T>& kernel() { return kernel_; }
@@ -125,12 +138,15 @@ class Bptt {
   const T* maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const;
   const T* maskedState(const T* state, const T* mask);
 
+  // The segment plan's buffer elements per step, 0 when the per-step plan runs.
+  int64_t segmentN() const { return wantSegment_ ? kernel_.segmentSize(batch_) : 0; }
   // Adds lambda * Omega's term of step t to res and dParams; v is the adjoint of state t + 1.
   void omegaStep(const std::vector<T>& params, const T* in, const T* noise, const T* tape,
                  const std::vector<T>& v, std::vector<T>& dParams, BpttResult<T>& res);
 
   StepKernel<T>& kernel_;
   int64_t batch_, steps_, segment_;
+  bool wantSegment_;
   OmegaSpec omega_;
   std::vector<T> zerosNoise_, inputBuf_, in_;
   std::vector<T> hoisted_, dHoisted_;  // the kernel's sequence-invariant values and their adjoints

@@ -1,11 +1,17 @@
-// Weight gradients as one GEMM per BPTT segment (pipeline/SegmentGemm.h): the GRU's per-step
-// backward no longer forms its weight gradients, the segment stage does, one GEMM per product;
-// JIT (float64) and reference evaluator agree stage by stage and through BPTT (with and without
-// segments, B = 1 and 3) on gru, dale_rnn (hoisted too) and pbrc (a Hebbian trace), and the
-// gradient matches the plain evaluator and finite differences; the memory budget counts the buffer.
+// Weight gradients as one GEMM per BPTT segment (pipeline/SegmentGemm.h): in the segment plan the
+// GRU's per-step backward no longer forms its weight gradients, the segment stage does, one GEMM
+// per product; JIT (float64) and reference evaluator agree stage by stage and through BPTT (with
+// and without segments, B = 1 and 3) on gru, dale_rnn (hoisted too) and pbrc (a Hebbian trace),
+// and the gradient matches the plain evaluator and finite differences; the memory budget counts
+// the buffer. BPTT runs that plan at small batches only (kSegmentGemmMaxBatch), the per-step plan
+// beyond, and the JIT compiles the segment plan on first use, once.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <cmath>
+#include <filesystem>
 #include <random>
+#include <thread>
 
 #include "codegen/Plan.h"
 #include "eval/Evaluate.h"
@@ -90,7 +96,8 @@ void checkSequences(const StepIR& ir, double paramScale, uint64_t seed) {
   const StepIR staged = deferWeightGradients(hoist(ir));
   REQUIRE(!staged.deferred.empty());
   auto jit = compileCell<double>(ir);
-  REQUIRE(jit->plan().hasSegment);
+  REQUIRE(jit->segmentPlan());
+  REQUIRE(jit->segmentPlan()->hasSegment);
   eval::Evaluator viaStages(staged), plain(ir);
   REQUIRE(plain.segmentSize(3) == 0);
   REQUIRE(jit->segmentSize(3) == viaStages.segmentSize(3));
@@ -102,7 +109,9 @@ void checkSequences(const StepIR& ir, double paramScale, uint64_t seed) {
     auto noise = randomNoise(ir.layout, B, T, rng);
     for (int64_t seg : {int64_t{0}, int64_t{4}, int64_t{2}}) {
       DYNAMIC_SECTION("B = " << B << ", segment " << seg) {
-        Bptt<double> viaJit(*jit, B, T, seg), viaStaged(viaStages, B, T, seg), viaPlain(plain, B, T, seg);
+        const int64_t budget = kDefaultMemoryBudgetMb << 20;
+        Bptt<double> viaJit(*jit, B, T, seg, budget, SegmentGemms::On),
+            viaStaged(viaStages, B, T, seg, budget, SegmentGemms::On), viaPlain(plain, B, T, seg);
         if (seg) REQUIRE(viaJit.segment() < T);
         auto rj = viaJit.lossAndGradient(params, b, {}, noise, {}, true);
         auto rs = viaStaged.lossAndGradient(params, b, {}, noise, {}, true);
@@ -288,9 +297,116 @@ TEST_CASE("segment GEMMs: the memory budget counts the segment buffer", "[segmen
   const int64_t without = bpttBytes(T, T, S, tapeN, O, 8), with = bpttBytes(T, T, S, tapeN, O, 8, segN);
   CHECK(with == without + 8 * T * segN);
   // A budget that holds every step's tape but not their segment rows: segments it is.
-  Bptt<double> bptt(*jit, B, T, 0, (without + with) / 2);
+  Bptt<double> bptt(*jit, B, T, 0, (without + with) / 2, SegmentGemms::On);
   CHECK(bptt.segment() < T);
   CHECK(bpttBytes(T, bptt.segment(), S, tapeN, O, 8, segN) <= (without + with) / 2);
-  Bptt<double> roomy(*jit, B, T, 0, with);
+  Bptt<double> roomy(*jit, B, T, 0, with, SegmentGemms::On);
   CHECK(roomy.segment() == T);
+}
+
+// The plan BPTT runs by batch: the segment plan up to kSegmentGemmMaxBatch (the kernel compiles it
+// then, and the memory counts its buffer), the per-step plan beyond (nothing of the segment plan
+// compiled, nor counted). Each gives the bits of a run that forces it.
+TEST_CASE("segment GEMMs: BPTT runs the segment plan at small batches, the per-step plan beyond",
+          "[segment][bptt]") {
+  const StepIR ir = lowerCell("gru", {{"n", 12}, {"n_in", 2}});
+  const int64_t T = 6, budget = kDefaultMemoryBudgetMb << 20;
+  std::mt19937_64 rng(21);
+  std::vector<double> params = randomVec(ir.layout.paramSize, rng, 0.5);
+  for (int64_t B : {int64_t{1}, kSegmentGemmMaxBatch, kSegmentGemmMaxBatch + 1}) {
+    DYNAMIC_SECTION("B = " << B) {
+      const bool small = B <= kSegmentGemmMaxBatch;
+      auto jit = compileCell<double>(ir);
+      TrialBatch b = randomBatch(ir.layout, B, T, rng);
+      Bptt<double> chosen(*jit, B, T);
+      CHECK(chosen.segmentGemms() == small);
+      auto r = chosen.lossAndGradient(params, b, {}, {}, {});
+      CHECK(jit->segmentCompiles() == (small ? 1 : 0));
+      const int64_t S = ir.layout.stateSize * B, O = ir.layout.outputSize * B;
+      CHECK(r.peakBytes ==
+            bpttBytes(T, r.segment, S, jit->tapeSize(B), O, 8, small ? jit->segmentSize(B) : 0));
+      Bptt<double> forced(*jit, B, T, 0, budget, small ? SegmentGemms::On : SegmentGemms::Off);
+      auto f = forced.lossAndGradient(params, b, {}, {}, {});
+      CHECK(r.dParams == f.dParams);
+      CHECK(r.loss == f.loss);
+    }
+  }
+}
+
+// Both plans, as BPTT chooses them, against the plain evaluator and finite differences.
+static void checkBothPlans(const StepIR& ir, double paramScale, uint64_t seed) {
+  auto jit = compileCell<double>(ir);
+  eval::Evaluator plain(ir);
+  std::mt19937_64 rng(seed);
+  const int64_t T = 6;
+  for (int64_t B : {int64_t{1}, kSegmentGemmMaxBatch + 1}) {
+    std::vector<double> params = randomVec(ir.layout.paramSize, rng, paramScale);
+    TrialBatch b = randomBatch(ir.layout, B, T, rng);
+    auto noise = randomNoise(ir.layout, B, T, rng);
+    for (int64_t seg : {int64_t{0}, int64_t{2}}) {
+      DYNAMIC_SECTION("B = " << B << ", segment " << seg) {
+        Bptt<double> viaJit(*jit, B, T, seg), viaPlain(plain, B, T, seg);
+        CHECK(viaJit.segmentGemms() == (B <= kSegmentGemmMaxBatch));
+        auto rj = viaJit.lossAndGradient(params, b, {}, noise, {});
+        auto rp = viaPlain.lossAndGradient(params, b, {}, noise, {});
+        CHECK(rj.loss == Approx(rp.loss).epsilon(1e-12));
+        CHECK(relErr(rj.dParams, rp.dParams) <= 1e-12);
+        checkFiniteDifferences(viaJit, params, b, noise, rj.dParams, rng);
+      }
+    }
+  }
+}
+
+TEST_CASE("segment GEMMs: both plans = evaluator = finite differences on gru", "[segment][bptt]") {
+  checkBothPlans(lowerCell("gru", {{"n", 12}, {"n_in", 2}}), 0.5, 31);
+}
+
+TEST_CASE("segment GEMMs: both plans = evaluator = finite differences on dale_rnn", "[segment][bptt]") {
+  checkBothPlans(lowerCell("dale_rnn", {{"n", 10}, {"n_out", 3}, {"n_in", 2}}), 0.4, 32);
+}
+
+TEST_CASE("segment GEMMs: both plans = evaluator = finite differences on pbrc", "[segment][bptt]") {
+  checkBothPlans(lowerCell("pbrc", {{"n", 10}, {"n_in", 2}}), 0.5, 33);
+}
+
+TEST_CASE("segment GEMMs: the JIT compiles the segment plan on first use, once, whichever threads ask",
+          "[segment][jit]") {
+  auto jit = compileCell<float>(lowerCell("gru", {{"n", 12}}));
+  CHECK(jit->segmentCompiles() == 0);  // compiling the cell makes only the per-step plan
+  CHECK(jit->segmentSize(2) > 0);      // planning it compiles nothing either
+  CHECK(jit->segmentCompiles() == 0);
+  std::atomic<int> ready{0};
+  auto ask = [&] {
+    ++ready;
+    while (ready.load() < 2) std::this_thread::yield();
+    jit->compileSegmentPlan();
+  };
+  std::thread a(ask), b(ask);
+  a.join();
+  b.join();
+  CHECK(jit->segmentCompiles() == 1);
+  std::mt19937_64 rng(5);
+  std::vector<float> params(static_cast<size_t>(jit->layout().paramSize), 0.1f);
+  Bptt<float> bptt(*jit, 1, 4);
+  REQUIRE(bptt.segmentGemms());
+  TrialBatch tb = randomBatch(jit->layout(), 1, 4, rng);
+  auto r = bptt.lossAndGradient(params, tb, {}, {}, {});
+  CHECK(std::isfinite(r.loss));
+  CHECK(jit->segmentCompiles() == 1);
+}
+
+// The segment plan's backward reads the tape the per-step forward writes; where it would not,
+// the kernel could not use it (segmentSize 0): every cell's can.
+TEST_CASE("segment GEMMs: the segment plan reads the per-step plan's tape, for every cell", "[segment][plan]") {
+  int deferring = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(CELLC_SOURCE_DIR "/cells")) {
+    const std::string name = entry.path().stem().string();
+    INFO(name);
+    const StepIR h = hoist(lowerCell(name, {}));
+    const StepIR d = deferWeightGradients(h);
+    if (d.deferred.empty()) continue;
+    ++deferring;
+    CHECK(codegen::sameTape(codegen::makePlan(h), codegen::makePlan(d)));
+  }
+  CHECK(deferring >= 5);
 }

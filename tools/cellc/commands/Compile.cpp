@@ -7,7 +7,6 @@
 #include "jit/Jit.h"
 #include "pipeline/Hoist.h"
 #include "pipeline/Lower.h"
-#include "pipeline/SegmentGemm.h"
 
 namespace cellc::cli {
 
@@ -31,9 +30,8 @@ int runEmitLLVM(const Args& a) {
   std::string precision = a.get("precision", "f32");
   if (precision != "f32" && precision != "f64") throw UsageError("--precision is f32 or f64");
   if (a.flag("plan")) {
-    // The plan the JIT compiles: the hoisted step (prologue, per step, epilogue) with its weight
-    // gradients deferred to the segment stage.
-    StepIR hoisted = deferWeightGradients(hoist(ir));
+    // The plan the JIT compiles: the hoisted step (prologue, per step, epilogue).
+    StepIR hoisted = hoist(ir);
     std::cout << codegen::printPlan(hoisted, codegen::makePlan(hoisted));
     return 0;
   }
