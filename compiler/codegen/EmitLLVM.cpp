@@ -488,9 +488,16 @@ class Emitter {
   }
 
   void callGemm(bool ta, bool tb, Value* M, Value* N, Value* K, Value* A, int64_t lda, Value* B,
-                int64_t ldb, bool accumulate, Value* C, int64_t ldc) {
-    b_.CreateCall(gemm_, {b_.getInt32(ta), b_.getInt32(tb), M, N, K, A, c64(lda), B, c64(ldb),
-                          cT(accumulate ? 1.0 : 0.0), C, c64(ldc)});
+                int64_t ldb, bool accumulate, Value* C, int64_t ldc, bool segment = false) {
+    llvm::Function* f = gemm_;
+    if (segment) {  // a product over a segment's rows: its own entry (jit/Gemm.cpp), declared on use
+      const bool f64 = T_->isDoubleTy();
+      f = llvm::cast<llvm::Function>(
+          m_.getOrInsertFunction(f64 ? "cellc_gemm_segment_f64" : "cellc_gemm_segment_f32", gemm_->getFunctionType())
+              .getCallee());
+    }
+    b_.CreateCall(f, {b_.getInt32(ta), b_.getInt32(tb), M, N, K, A, c64(lda), B, c64(ldb),
+                      cT(accumulate ? 1.0 : 0.0), C, c64(ldc)});
   }
 
   void gemm(const Kernel& k) {
@@ -501,9 +508,11 @@ class Emitter {
     auto rows = [](const Place& pl, int64_t cols) { return pl.batchStride ? pl.batchStride : cols; };
     if (n.op == Op::BatchOuterSum) {  // Y[m,p] = A^T B over the batch: K = batch
       int64_t m = out.dims[0], p = out.dims[1];
+      // Operands in the segment buffer: the segment stage's product, K = steps x B.
+      const bool segment = a.place.buf == Buf::Segment && bm.place.buf == Buf::Segment;
       callGemm(true, false, c64(m), c64(p), batch_, base(a.place, a.stored, nullptr), rows(a.place, m),
                base(bm.place, bm.stored, nullptr), rows(bm.place, p), k.accumulate,
-               base(k.out, out, nullptr), p);
+               base(k.out, out, nullptr), p, segment);
       return;
     }
     // Logical (per batch element) operands: A [m, kk] (a vector is [1, kk]), B [kk, p] (a vector

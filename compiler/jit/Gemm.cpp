@@ -20,7 +20,7 @@ namespace {
 
 template <class T>
 void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment = false);
 
 // A long contraction (K several times M and N: a weight gradient over a BPTT segment, K = steps x
 // B) in blocks of kContractionBlock rows of K, one GEMM call each: Eigen's own blocking of a long
@@ -30,16 +30,18 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
 // synchronizes the threads at every block of K, which turns into spinning as soon as another
 // process holds a core (measured: 7x slower than one thread on a busy 2-core machine). Every
 // element is summed by one thread in an order fixed by the split and the blocks, so results
-// depend only on the thread count.
+// depend only on the thread count. A product of the segment stage (`segment`) always goes this way,
+// whatever its length: at K = 400..800, M = N = 256 Eigen's threads made it 5x slower than the
+// per-step products it replaces, on a machine where other processes held the cores (measured).
 constexpr int64_t kContractionBlock = 128;
 
 template <class T>
 bool longContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
-                     int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (K <= kContractionBlock || K < 4 * std::max(M, N) || omp_in_parallel()) return false;
+                     int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment) {
+  if (omp_in_parallel() || (!segment && (K <= kContractionBlock || K < 4 * std::max(M, N)))) return false;
   // Threads when one block is worth them, as for a product of that size (K = steps x B blocks
   // are no more worth a fork than the per-step products they replace).
-  const int nt = M * N * kContractionBlock >= cellc::kParallelWork ? cellc::threads() : 1;
+  const int nt = M * N * std::min(K, kContractionBlock) >= cellc::kParallelWork ? cellc::threads() : 1;
   const bool rows = M >= N;  // split the longer side of C
   const int64_t len = rows ? M : N;
   const int parts = static_cast<int>(std::min<int64_t>(nt, len));
@@ -67,7 +69,7 @@ bool longContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, co
 
 template <class T>
 void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment) {
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   using MMap = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
@@ -77,7 +79,7 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
-  if (longContraction(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)) return;
+  if (longContraction(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, segment)) return;
   // Threads only for large products: a fork and join costs microseconds on an idle machine and
   // milliseconds on a busy one, more than a small product takes. The count is this thread's
   // OpenMP setting, which Eigen reads (it never gets a global one: jit/Threads.h). Inside a
@@ -165,5 +167,15 @@ void cellc_gemm_f64(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, con
 void cellc_gemm_f32(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+// The segment stage's products (a weight gradient over a BPTT segment's rows): in blocks of K,
+// split between threads by hand.
+void cellc_gemm_segment_f64(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const double* A,
+                            int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, true);
+}
+void cellc_gemm_segment_f32(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const float* A,
+                            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, true);
 }
 }

@@ -23,6 +23,10 @@ void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, 
                     const double*, int64_t, double, double*, int64_t);
 void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
                     const float*, int64_t, float, float*, int64_t);
+void cellc_gemm_segment_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                            const double*, int64_t, double, double*, int64_t);
+void cellc_gemm_segment_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                            const float*, int64_t, float, float*, int64_t);
 void cellc_parallel_batch(void (*)(void* const*, int64_t, int64_t, int64_t), void* const*, int64_t,
                           int64_t);
 }
@@ -134,6 +138,10 @@ std::shared_ptr<JitSession> jitModule(const StepIR& ir, const codegen::Plan& pla
                                                   llvm::JITSymbolFlags::Exported};
   gemms[jit.mangleAndIntern("cellc_gemm_f32")] = {llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_f32),
                                                   llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_gemm_segment_f64")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_segment_f64), llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_gemm_segment_f32")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_segment_f32), llvm::JITSymbolFlags::Exported};
   gemms[jit.mangleAndIntern("cellc_parallel_batch")] = {
       llvm::orc::ExecutorAddr::fromPtr(&cellc_parallel_batch), llvm::JITSymbolFlags::Exported};
   if (auto err = lib.define(llvm::orc::absoluteSymbols(std::move(gemms))))
