@@ -78,10 +78,18 @@ Value pointwise(const Node& n, const std::vector<const Value*>& xs, int64_t batc
   Value out = blank(n.shape, batch);
   for (const Value* x : xs) checkBroadcastable(x->shape, n.shape, opName(n.op));
   std::vector<double> args(xs.size());
+  std::vector<int64_t> src(xs.size());
+  // Operands of the output's shape, or of one element, need no index arithmetic: an n x n
+  // param-only expression (spectral_radius of an effective matrix at n = 1024) is 1M elements.
+  bool direct = true;
+  for (const Value* x : xs) direct = direct && (x->shape.dims == n.shape.dims || x->numel == 1);
   for (int64_t i = 0; i < out.numel; ++i) {
-    std::vector<int64_t> idx = unravel(i, n.shape.dims);
-    std::vector<int64_t> src(xs.size());
-    for (size_t j = 0; j < xs.size(); ++j) src[j] = broadcastIndex(idx, xs[j]->shape.dims);
+    if (direct) {
+      for (size_t j = 0; j < xs.size(); ++j) src[j] = xs[j]->numel == 1 ? 0 : i;
+    } else {
+      const std::vector<int64_t> idx = unravel(i, n.shape.dims);
+      for (size_t j = 0; j < xs.size(); ++j) src[j] = broadcastIndex(idx, xs[j]->shape.dims);
+    }
     for (int64_t b = 0; b < out.nb; ++b) {
       for (size_t j = 0; j < xs.size(); ++j) args[j] = xs[j]->at(b, src[j]);
       out.v[static_cast<size_t>(b * out.numel + i)] = f(args.data());

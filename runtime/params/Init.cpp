@@ -137,14 +137,45 @@ std::string lastOf(const ir::Slot& s) {
   return of;
 }
 
-// Whether the effective matrix of param p is c times itself when the raw param (orig) is scaled by
-// c: equal to rounding, elementwise. Leaves params as it found them.
+// The degree of positive homogeneity of node id in param `slot` (f(c W) = c^d f(W) for c > 0):
+// 0 when it does not read the param, 1 through ops that commute with a positive scale, -1 when
+// the graph alone cannot say (the caller then checks numerically).
+int degreeIn(const ir::Graph& g, ir::NodeId id, int64_t slot, std::vector<int8_t>& memo) {
+  int8_t& m = memo[static_cast<size_t>(id)];
+  if (m != 2) return m;
+  const ir::Node& n = g[id];
+  if (n.op == ir::Op::Param) return m = n.a0 == slot ? 1 : 0;
+  int ones = 0, others = 0;
+  for (ir::NodeId i : n.in) {
+    const int d = degreeIn(g, i, slot, memo);
+    ones += d == 1;
+    others += d == -1;
+  }
+  if (ones == 0 && others == 0) return m = 0;
+  if (others > 0) return m = -1;
+  const bool all = ones == static_cast<int>(n.in.size());
+  switch (n.op) {
+    case ir::Op::Neg: case ir::Op::Relu: case ir::Op::Abs: case ir::Op::Transpose:
+    case ir::Op::Slice: case ir::Op::Squeeze: case ir::Op::Unsqueeze: case ir::Op::Pad:
+    case ir::Op::Broadcast: case ir::Op::Sum: case ir::Op::SumBatch:
+      return m = 1;
+    case ir::Op::Add: case ir::Op::Sub: case ir::Op::Max: case ir::Op::Min: case ir::Op::Concat:
+      return m = all ? 1 : -1;  // W + 0.5 I is not homogeneous; W + W^T is
+    case ir::Op::Mul: case ir::Op::MatMul: case ir::Op::Outer: case ir::Op::BatchOuterSum:
+      return m = ones == 1 ? 1 : -1;
+    case ir::Op::Div:
+      return m = ones == 1 && degreeIn(g, n.in[0], slot, memo) == 1 ? 1 : -1;
+    default:
+      return m = -1;
+  }
+}
+
+// Whether the effective matrix of param p is c times itself (base, its value at orig) when the raw
+// param (orig) is scaled by c: equal to rounding, elementwise. Leaves params as it found them.
 bool homogeneous(const StepIR& ir, size_t p, std::vector<double>& params, const std::vector<double>& orig,
-                 double c) {
+                 const std::vector<double>& base, double c) {
   const ir::Slot& s = ir.layout.params[p];
   double* raw = params.data() + s.offset;
-  std::copy(orig.begin(), orig.end(), raw);
-  const std::vector<double> base = effectiveMatrix(ir, params, p);
   for (int64_t i = 0; i < s.size; ++i) raw[i] = orig[static_cast<size_t>(i)] * c;
   const std::vector<double> scaled = effectiveMatrix(ir, params, p);
   std::copy(orig.begin(), orig.end(), raw);
@@ -172,24 +203,26 @@ void spectral(const StepIR& ir, size_t p, const ir::InitStep& st, std::vector<do
 
   double* raw = params.data() + s.offset;
   const std::vector<double> orig(raw, raw + s.size);
-  auto measure = [&] {
-    std::vector<double> m =
-        of == s.name ? std::vector<double>(raw, raw + s.size) : effectiveMatrix(ir, params, p);
-    return spectralRadius(m.data(), s.shape.dims[0]);
+  auto effective = [&] {
+    return of == s.name ? std::vector<double>(raw, raw + s.size) : effectiveMatrix(ir, params, p);
   };
+  auto measure = [&] { return spectralRadius(effective().data(), s.shape.dims[0]); };
   auto rescale = [&](double logC) {
     const double c = std::exp(logC);
     for (int64_t i = 0; i < s.size; ++i) raw[i] = orig[static_cast<size_t>(i)] * c;
   };
 
-  double rho = measure();
+  const std::vector<double> base = effective();
+  double rho = spectralRadius(base.data(), s.shape.dims[0]);
   if (!(rho > 0) || !std::isfinite(rho))
     fail(s, "the spectral radius of " + of + " is " + printNumber(rho) +
                 " after the initializer; it cannot be rescaled to " + printNumber(target));
-  // When the effective matrix scales with the raw one (checked elementwise, which costs one
-  // evaluation, not an eigensolve), rho(c M) = c rho(M): one rescale lands on the target without
-  // measuring again. An eigensolve of n = 1024 takes seconds; the secant steps below take several.
-  if (of == s.name || homogeneous(ir, p, params, orig, target / rho)) {
+  // When the effective matrix scales with the raw one (its ops show it; else checked elementwise,
+  // which costs one evaluation, not an eigensolve), rho(c M) = c rho(M): one rescale lands on the
+  // target without measuring again. An eigensolve of n = 1024 takes seconds; the secant steps below take several.
+  const ir::NodeId eff = p < ir.effective.size() ? ir.effective[p] : -1;
+  const bool scales = of == s.name || (eff >= 0 && scalesWithRaw(ir.g, eff, static_cast<int64_t>(p)));
+  if (scales || homogeneous(ir, p, params, orig, base, target / rho)) {
     rescale(std::log(target / rho));
     return;
   }
@@ -264,6 +297,11 @@ std::vector<double> effectiveMatrix(const StepIR& ir, const std::vector<double>&
   eval::Leaves leaves;
   leaves.params = params.data();
   return eval::evaluate(ir.g, {node}, ir.layout, leaves, 1).at(0);
+}
+
+bool scalesWithRaw(const ir::Graph& g, ir::NodeId node, int64_t slot) {
+  std::vector<int8_t> memo(g.size(), 2);
+  return degreeIn(g, node, slot, memo) == 1;
 }
 
 // balance_ei(f): in each row, scale the inhibitory columns (the last 1 - f of them, as dale(f)

@@ -51,7 +51,13 @@ std::vector<std::string> initSummary(const StepIR& ir);
 // but params, std::invalid_argument when params does not have layout.paramSize elements.
 std::vector<double> effectiveMatrix(const StepIR& ir, const std::vector<double>& params, size_t p);
 
-// The largest |eigenvalue| of the row-major n x n matrix a (Eigen::EigenSolver).
+// The largest |eigenvalue| of the row-major n x n matrix a (LAPACK dgeev, no eigenvectors).
 double spectralRadius(const double* a, int64_t n);
+
+// Whether graph node `node` is positively homogeneous of degree 1 in param `slot`, as its ops
+// show: f(c W) = c f(W) for every c > 0 (relu(W * mask) * signs is; tanh(W) and W + I are not).
+// spectral_radius then rescales once without evaluating the effective matrix a second time.
+// False also where the ops alone cannot tell; initParams then checks numerically.
+bool scalesWithRaw(const ir::Graph& g, ir::NodeId node, int64_t slot);
 
 }  // namespace cellc::runtime

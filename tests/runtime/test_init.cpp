@@ -504,3 +504,25 @@ TEST_CASE("samplers: ranges and moments", "[random]") {
   CHECK_THROWS_AS(gammaVariate(rng, 0, 1), std::invalid_argument);
   CHECK_THROWS_AS(gammaVariate(rng, 1, -1), std::invalid_argument);
 }
+
+TEST_CASE("scalesWithRaw: the ops of an effective matrix show whether it scales with the raw one",
+          "[init][spectral]") {
+  auto scales = [](const std::string& eff) {
+    StepIR ir = lowerText("cell t {\n  dim n = 6\n  state h[n] = 0\n  const ei[n] = dale(0.5)\n"
+                          "  param V[n, n] ~ normal(0, 1)\n"
+                          "  param W_raw[n, n] ~ normal(0, 1) | spectral_radius(1, W_eff)\n"
+                          "  W_eff = " + eff + "\n  h' = tanh(W_eff @ h)\n}");
+    const size_t p = 1;
+    REQUIRE(ir.layout.params[p].name == "W_raw");
+    REQUIRE(ir.effective.at(p) >= 0);
+    return scalesWithRaw(ir.g, ir.effective[p], static_cast<int64_t>(p));
+  };
+  CHECK(scales("relu(W_raw * (1 - eye(n))) * ei"));  // dale_rnn's W_rec
+  CHECK(scales("-abs(W_raw) @ V + transpose(W_raw)"));
+  CHECK(scales("V @ relu(W_raw) / 2"));
+  CHECK_FALSE(scales("tanh(W_raw)"));
+  CHECK_FALSE(scales("W_raw + 0.5 * eye(n)"));   // degree 1 plus degree 0
+  CHECK_FALSE(scales("W_raw @ W_raw"));          // degree 2
+  CHECK_FALSE(scales("V / W_raw"));              // degree -1
+  CHECK_FALSE(scales("clip(W_raw, -1, 1)"));
+}
