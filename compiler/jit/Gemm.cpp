@@ -22,23 +22,23 @@ template <class T>
 void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment = false);
 
-// A long contraction (K several times M and N: a weight gradient over a BPTT segment, K = steps x
-// B) in blocks of kContractionBlock rows of K, one GEMM call each: Eigen's own blocking of a long
-// K runs 3-4x below peak for M = N = 64..100 and at some sizes (M = N = K = 256) (measured, one
-// thread). Between threads the product is split by hand: each thread forms its own block of C's
-// rows (or columns), and no thread waits for another inside the product. Eigen's threading
-// synchronizes the threads at every block of K, which turns into spinning as soon as another
-// process holds a core (measured: 7x slower than one thread on a busy 2-core machine). Every
-// element is summed by one thread in an order fixed by the split and the blocks, so results
-// depend only on the thread count. A product of the segment stage (`segment`) always goes this way,
-// whatever its length: at K = 400..800, M = N = 256 Eigen's threads made it 5x slower than the
-// per-step products it replaces, on a machine where other processes held the cores (measured).
+// A product of the segment stage (a weight gradient over a BPTT segment, K = steps x B, through
+// cellc_gemm_segment_*) runs in blocks of kContractionBlock rows of K, one GEMM call each: Eigen's
+// own blocking of a long K runs 3-4x below peak for M = N = 64..100 and at some sizes
+// (M = N = K = 256) (measured, one thread). Between threads the product is split by hand: each
+// thread forms its own block of C's rows (or columns), and no thread waits for another inside the
+// product. Eigen's threading synchronizes the threads at every block of K, which turns into
+// spinning as soon as another process holds a core (measured: 7x slower than one thread on a busy
+// 2-core machine; at K = 400..800, M = N = 256, 5x slower than the per-step products it
+// replaces). Every element is summed by one thread in an order fixed by the split and the blocks,
+// so results depend only on the thread count. The per-step products (cellc_gemm_*) go to Eigen
+// as they are.
 constexpr int64_t kContractionBlock = 128;
 
 template <class T>
 bool longContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
                      int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment) {
-  if (omp_in_parallel() || (!segment && (K <= kContractionBlock || K < 4 * std::max(M, N)))) return false;
+  if (!segment || omp_in_parallel()) return false;
   // Threads when one block is worth them, as for a product of that size (K = steps x B blocks
   // are no more worth a fork than the per-step products they replace).
   const int nt = M * N * std::min(K, kContractionBlock) >= cellc::kParallelWork ? cellc::threads() : 1;
