@@ -64,7 +64,7 @@ const std::vector<KeySpec> kKeys = {
     {"train.dropout", "float", "0", "probability of dropping a unit of the cell's `~ dropout()` noise in training steps (the cell must declare one)", 0, 0.99},
     {"train.dropout_per_step", "bool", "false", "a new dropout mask every step (default: per trial)"},
     {"train.segment", "int", "0", "BPTT segment length; 0: automatic", 0, 1e9},
-    {"train.memory_budget_mb", "int", "1024", "BPTT memory for states, tapes and weight-gradient operands (MB); beyond it, segments", 1, 1e9},
+    {"train.memory_budget_mb", "int", "1024", "BPTT memory for states and tapes, and at batches up to 4 the weight-gradient operands of one segment (MB); beyond it, segments", 1, 1e9},
     {"train.threads", "int", "0", "threads of large matrix products and of large batch-split kernels (a Hebbian trace's [B, n, n] work, split only while measuring shows that it pays: on a busy machine it does not; same bits either way); 0: all cores. Results are deterministic for a given count", 0, 1024},
     {"train.omega", "float", "0", "weight of pycog's vanishing-gradient regularizer Omega (pycog: 2); 0: off", 0},
     {"train.omega_state", "string", "\"\"", "the state Omega regularizes (default: the first)"},
