@@ -44,6 +44,18 @@ TEST_CASE("a Hebbian trace streams: no per-step copy of the [B, n, n] state", "[
     }
   }
   CHECK(big == 1);
+  // The backward stores one [n, n] batched value too: the trace's adjoint, into its d_state slot.
+  // A * hebb and outer(dc, h), used twice each, are recomputed where used, not stored and re-read.
+  int bigBack = 0;
+  for (const codegen::Kernel& k : plan.backward.kernels) {
+    const ir::Node& node = ir.g[k.node];
+    if (node.shape.batched && node.shape.numel() == n * n) {
+      ++bigBack;
+      CHECK(k.out.buf == codegen::Buf::DState);
+    }
+  }
+  CHECK(bigBack == 1);
+  CHECK(plan.scratch.perBatch < n * n);
   // The products with the trace are reductions of their own, in both directions.
   int matVecs = 0;
   for (const codegen::FunctionPlan* fp : {&plan.forward, &plan.backward})
