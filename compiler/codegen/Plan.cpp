@@ -104,7 +104,7 @@ class FunctionPlanner {
       const Node& n = g_[id];
       if (isConstantLike(n.op)) continue;
       bool m = isContract(g_, id) || force.count(id) > 0;
-      if (users[id] >= 2 && !isView(id)) m = true;
+      if (users[id] >= 2 && !isView(id) && !isCheap(id, mat)) m = true;
       if (m) mat.insert(id);
       if ((n.op == Op::MatMul && !isInlineMatMul(g_, id) && !isBatchedMatVec(g_, id)) ||
           n.op == Op::BatchOuterSum)
@@ -153,6 +153,25 @@ class FunctionPlanner {
       case Op::Sum: case Op::SumBatch: return Kernel::Kind::Reduce;
       default: return Kernel::Kind::Pointwise;
     }
+  }
+
+  // One add or multiply of stored values, at most one of them as large as the result (A * hebb,
+  // outer(a, b)): recomputed at each use, it reads what reading it back would, without the store
+  // and the extra pass. A plastic cell's backward stored two [B, n, n] values this way per step.
+  bool isCheap(NodeId id, const std::set<NodeId>& mat) const {
+    const Node& n = g_[id];
+    switch (n.op) {
+      case Op::Add: case Op::Sub: case Op::Mul: case Op::Neg: case Op::Outer: break;
+      default: return false;
+    }
+    int full = 0;
+    for (NodeId i : n.in) {
+      const Node& x = g_[i];
+      if (isConstantLike(x.op) || isView(i)) continue;
+      if (!out_.placed.count(i) && !mat.count(i)) return false;
+      if (x.shape.batched == n.shape.batched && x.shape.numel() == n.shape.numel()) ++full;
+    }
+    return full <= 1;
   }
 
   // A view re-indexes one buffer (or a constant): cheap to recompute at every use.

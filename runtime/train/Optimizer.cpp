@@ -1,6 +1,7 @@
 // Optimizers: freeze masks, SGD with global-norm clipping (pycog), Adam (Kingma & Ba; optax.adam).
 #include "io/Binary.h"
 #include "train/Optimizer.h"
+#include "train/UpdateKernels.h"
 
 #include <algorithm>
 #include <bit>
@@ -222,16 +223,18 @@ void Optimizer::loadFromString(const std::string& bytes) {
   }
 }
 
+// The mask's flags, or null when nothing is frozen (the update loops then have no branch).
+static const uint8_t* frozenOrNull(const FreezeMask& mask) {
+  return mask.frozenCount() == 0 ? nullptr : mask.frozen.data();
+}
+
 // --- Sgd ---
 
 Sgd::Sgd(double lr, double clipNorm, FreezeMask mask)
     : Optimizer(lr, clipNorm, std::move(mask), 0) {}
 
 void Sgd::apply(std::vector<double>& params, const std::vector<double>& grad, double scale) {
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (mask_.isFrozen(i)) continue;
-    params[i] -= lr_ * (grad[i] * scale);
-  }
+  kernels::sgd(params.data(), grad.data(), params.size(), lr_, scale, frozenOrNull(mask_));
 }
 
 // --- Adam ---
@@ -250,15 +253,8 @@ void Adam::apply(std::vector<double>& params, const std::vector<double>& grad, d
   const auto t = static_cast<double>(steps_);
   const double c1 = 1 - std::pow(b1_, t);  // optax: moment / (1 - decay ** count)
   const double c2 = 1 - std::pow(b2_, t);
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (mask_.isFrozen(i)) continue;
-    double g = grad[i] * scale;
-    m[i] = (1 - b1_) * g + b1_ * m[i];
-    v[i] = (1 - b2_) * (g * g) + b2_ * v[i];
-    double mhat = m[i] / c1;
-    double vhat = v[i] / c2;
-    params[i] -= lr_ * (mhat / (std::sqrt(vhat) + eps_));
-  }
+  kernels::adam(params.data(), m.data(), v.data(), grad.data(), params.size(),
+                {lr_, scale, b1_, b2_, c1, c2, eps_}, frozenOrNull(mask_));
 }
 
 std::unique_ptr<Optimizer> makeOptimizer(const std::string& kind, double lr, double clipNorm,

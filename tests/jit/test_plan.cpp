@@ -34,16 +34,19 @@ TEST_CASE("a Hebbian trace streams: no per-step copy of the [B, n, n] state", "[
   INFO(codegen::printPlan(ir, plan));
   // The tape holds vectors per batch element, not the trace or A * trace.
   CHECK(plan.tape.perBatch < n * n);
-  // The forward writes exactly one [n, n] batched value: the next trace, straight into its state.
-  int big = 0;
-  for (const codegen::Kernel& k : plan.forward.kernels) {
-    const ir::Node& node = ir.g[k.node];
-    if (node.shape.batched && node.shape.numel() == n * n) {
-      ++big;
-      CHECK(k.out.buf == codegen::Buf::StateNext);
-    }
-  }
-  CHECK(big == 1);
+  // Where a function writes [n, n] batched values: each kernel's buffer.
+  auto bigWrites = [&](const codegen::FunctionPlan& fp) {
+    std::vector<codegen::Buf> bufs;
+    for (const codegen::Kernel& k : fp.kernels)
+      if (ir.g[k.node].shape.batched && ir.g[k.node].shape.numel() == n * n) bufs.push_back(k.out.buf);
+    return bufs;
+  };
+  // The forward writes exactly one: the next trace, straight into its state.
+  CHECK(bigWrites(plan.forward) == std::vector{codegen::Buf::StateNext});
+  // The backward too: the trace's adjoint, into its d_state slot. A * hebb and outer(dc, h), used
+  // twice each, are recomputed where used, not stored and read back.
+  CHECK(bigWrites(plan.backward) == std::vector{codegen::Buf::DState});
+  CHECK(plan.scratch.perBatch < n * n);
   // The products with the trace are reductions of their own, in both directions.
   int matVecs = 0;
   for (const codegen::FunctionPlan* fp : {&plan.forward, &plan.backward})
