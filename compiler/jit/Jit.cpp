@@ -248,6 +248,21 @@ typename CompiledCell<T>::Bufs CompiledCell<T>::bufs(const T* params, const T* s
   return b;
 }
 
+namespace {
+// The buffers a backward step reads and writes beyond bufs(), whichever plan runs it (the
+// generated code only reads the const ones).
+template <class T, class Bufs>
+void setBackward(Bufs& b, const T* hoisted, const T* tape, const T* dStateNext, const T* dOutput,
+                 T* dState, T* dInput, T* dParams, T* dHoisted) {
+  using codegen::Buf;
+  for (auto [which, p] : {std::pair<Buf, const T*>{Buf::Hoisted, hoisted}, {Buf::Tape, tape},
+                          {Buf::AdjState, dStateNext}, {Buf::AdjOutput, dOutput},
+                          {Buf::DState, dState}, {Buf::DInput, dInput}, {Buf::DParams, dParams},
+                          {Buf::DHoisted, dHoisted}})
+    b[static_cast<size_t>(which)] = const_cast<T*>(p);
+}
+}  // namespace
+
 // Self-contained steps: the invariant part computed for this one step (a caller walking a
 // sequence calls the stages itself, once).
 template <class T>
@@ -299,14 +314,7 @@ void CompiledCell<T>::backwardHoisted(const T* params, const T* hoisted, const T
                                       T* dParams, T* dHoisted, int64_t batch) {
   using codegen::Buf;
   Bufs b = bufs(params, state, input, noise, batch);
-  set(b, Buf::Hoisted, hoisted);
-  set(b, Buf::Tape, tape);
-  set(b, Buf::AdjState, dStateNext);
-  set(b, Buf::AdjOutput, dOutput);
-  set(b, Buf::DState, dState);
-  set(b, Buf::DInput, dInput);
-  set(b, Buf::DParams, dParams);
-  set(b, Buf::DHoisted, dHoisted);
+  setBackward(b, hoisted, tape, dStateNext, dOutput, dState, dInput, dParams, dHoisted);
   fns_.backward(b.data(), batch);
 }
 
@@ -327,14 +335,7 @@ void CompiledCell<T>::backwardSegment(const T* params, const T* hoisted, const T
   using codegen::Buf;
   Bufs b = bufs(params, state, input, noise, batch);
   b[static_cast<size_t>(Buf::Scratch)] = scratch(s.plan.scratch.at(batch));
-  set(b, Buf::Hoisted, hoisted);
-  set(b, Buf::Tape, tape);
-  set(b, Buf::AdjState, dStateNext);
-  set(b, Buf::AdjOutput, dOutput);
-  set(b, Buf::DState, dState);
-  set(b, Buf::DInput, dInput);
-  set(b, Buf::DParams, dParams);
-  set(b, Buf::DHoisted, dHoisted);
+  setBackward(b, hoisted, tape, dStateNext, dOutput, dState, dInput, dParams, dHoisted);
   set(b, Buf::Segment, segment + k * s.row * batch);
   s.backward(b.data(), batch);
 }
