@@ -20,7 +20,7 @@ namespace {
 
 template <class T>
 void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment = false);
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 
 // A product of the segment stage (a weight gradient over a BPTT segment, K = steps x B, through
 // cellc_gemm_segment_*) runs in blocks of kContractionBlock rows of K, one GEMM call each: Eigen's
@@ -36,9 +36,12 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
 constexpr int64_t kContractionBlock = 128;
 
 template <class T>
-bool longContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
-                     int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment) {
-  if (!segment || omp_in_parallel()) return false;
+void segmentGemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
+                 int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M == 0 || N == 0 || K == 0 || omp_in_parallel()) {
+    gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
   // Threads when one block is worth them, as for a product of that size (K = steps x B blocks
   // are no more worth a fork than the per-step products they replace).
   const int nt = M * N * std::min(K, kContractionBlock) >= cellc::kParallelWork ? cellc::threads() : 1;
@@ -60,16 +63,15 @@ bool longContraction(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, co
   };
   if (parts <= 1) {
     part(0, len);
-    return true;
+    return;
   }
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
   for (int i = 0; i < parts; ++i) part(len * i / parts, len * (i + 1) / parts);
-  return true;
 }
 
 template <class T>
 void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool segment) {
+          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   using MMap = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
@@ -79,7 +81,6 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
-  if (longContraction(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, segment)) return;
   // Threads only for large products: a fork and join costs microseconds on an idle machine and
   // milliseconds on a busy one, more than a small product takes. The count is this thread's
   // OpenMP setting, which Eigen reads (it never gets a global one: jit/Threads.h). Inside a
@@ -172,10 +173,10 @@ void cellc_gemm_f32(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, con
 // split between threads by hand.
 void cellc_gemm_segment_f64(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const double* A,
                             int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, true);
+  segmentGemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 void cellc_gemm_segment_f32(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const float* A,
                             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, true);
+  segmentGemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
 }
 }
