@@ -11,6 +11,8 @@
 
 extern "C" void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
                                const float*, int64_t, float, float*, int64_t);
+extern "C" void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                               const double*, int64_t, double, double*, int64_t);
 
 using namespace cellc;
 
@@ -79,4 +81,45 @@ TEST_CASE("GEMM on several threads: deterministic for a thread count, close acro
   for (size_t i = 0; i < one.size(); ++i) CHECK(many[i] == Approx(one[i]).margin(1e-3));
   setThreads(0);
   CHECK(threads() == all);
+}
+
+// Large products are split between threads by hand along C's longer side (jit/Gemm.cpp): each
+// share must see the right rows or columns of op(A) and op(B) for every transpose, with leading
+// dimensions wider than the matrices, and accumulate (beta = 1) into only its part of C.
+TEST_CASE("GEMM split between threads: every transpose, both sides of C, strided, accumulating", "[gemm][threads]") {
+  struct Shape {
+    int64_t M, N, K;
+  };
+  // Rows split (M >= N; 37 rows leave shares off whole vectors) and columns split (M < N).
+  for (const Shape sh : {Shape{300, 37, 200}, Shape{37, 300, 200}, Shape{130, 130, 130}}) {
+    REQUIRE(sh.M * sh.N * sh.K >= kParallelWork);
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        CAPTURE(sh.M, sh.N, sh.K, ta, tb);
+        const int64_t pad = 3;  // leading dimensions wider than the rows
+        const int64_t aRows = ta ? sh.K : sh.M, aCols = ta ? sh.M : sh.K;
+        const int64_t bRows = tb ? sh.N : sh.K, bCols = tb ? sh.K : sh.N;
+        const int64_t lda = aCols + pad, ldb = bCols + pad, ldc = sh.N + pad;
+        std::mt19937 rng(7);
+        std::normal_distribution<double> d;
+        std::vector<double> a(aRows * lda), b(bRows * ldb), c0(sh.M * ldc);
+        for (double& x : a) x = d(rng);
+        for (double& x : b) x = d(rng);
+        for (double& x : c0) x = d(rng);
+        auto at = [&](int64_t i, int64_t k) { return ta ? a[k * lda + i] : a[i * lda + k]; };
+        auto bt = [&](int64_t k, int64_t j) { return tb ? b[j * ldb + k] : b[k * ldb + j]; };
+        setThreads(2);
+        std::vector<double> c = c0;
+        cellc_gemm_f64(ta, tb, sh.M, sh.N, sh.K, a.data(), lda, b.data(), ldb, 1.0, c.data(), ldc);
+        setThreads(0);
+        for (int64_t i = 0; i < sh.M; ++i) {
+          for (int64_t j = 0; j < sh.N; ++j) {
+            double want = c0[i * ldc + j];
+            for (int64_t k = 0; k < sh.K; ++k) want += at(i, k) * bt(k, j);
+            REQUIRE(c[i * ldc + j] == Approx(want).margin(1e-11));
+          }
+          for (int64_t j = sh.N; j < ldc; ++j) REQUIRE(c[i * ldc + j] == c0[i * ldc + j]);  // padding
+        }
+      }
+  }
 }
