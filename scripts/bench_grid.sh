@@ -5,7 +5,8 @@
 #   bash scripts/bench_grid.sh                       # the full grid: 5 cells x n {32,100,256,1024} x B {1,16,64}
 #   bash scripts/bench_grid.sh --cells gru,pbrc --n 100,256 --batch 64   # a subset
 #
-# Options (passed to both sides): --cells, --n, --batch, --steps, --min-time (seconds per point).
+# Options (passed to both sides): --cells, --n, --batch, --steps, --min-time (seconds per timing
+# window), --repeats (windows per point; the fastest counts).
 # BUILD=dir picks the build folder (default build-release, a Release build made here).
 #
 # PyTorch is Debian's python3-torch, which links libblas.so.3: the reference BLAS, ~17x slower,

@@ -1,4 +1,5 @@
 #include "jit/Jit.h"
+#include "jit/HostCpu.h"
 
 #include "pipeline/Hoist.h"
 #include "pipeline/SegmentGemm.h"
@@ -112,6 +113,9 @@ constexpr codegen::Precision precisionOf() {
 // and thread helpers from this process.
 std::shared_ptr<JitSession> jitModule(const StepIR& ir, const codegen::Plan& plan, codegen::Precision precision,
                                       const std::string& prefix, codegen::Functions which) {
+  // Before anything that runs the speed-tuned files: a clear error, not an illegal instruction.
+  static const bool hostChecked = (checkHostCpu(), true);
+  (void)hostChecked;
   initLLVM();
   auto ctx = std::make_unique<llvm::LLVMContext>();
   std::unique_ptr<llvm::Module> m;
