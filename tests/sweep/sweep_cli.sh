@@ -157,15 +157,20 @@ resume)
     || fail "the reference sweep failed: $(cat "$WORK/ref.log")"
   "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/killed.log" &
   driver=$!
-  # Wait for a finished run and one with a checkpoint of its training, unfinished.
-  for _ in $(seq 1200); do
+  # Wait for a finished run and one with a checkpoint of its training, unfinished. No fixed
+  # short cap: on a loaded machine (ctest -j2 beside training runs) the first run took longer than
+  # the 24 s this loop once allowed, and the kill then landed before any run had finished.
+  seen=
+  for _ in $(seq 15000); do  # up to 5 minutes
+    kill -0 $driver 2> /dev/null || break
     if grep -qs ',finished,' "$WORK/out/sweep.csv"; then
       for d in "$WORK"/out/*/; do
-        [ -f "$d/train-train.ckpt" ] && [ ! -f "$d/summary.json" ] && break 2
+        [ -f "$d/train-train.ckpt" ] && [ ! -f "$d/summary.json" ] && { seen=1; break 2; }
       done
     fi
     sleep 0.02
   done
+  [ -n "$seen" ] || fail "never saw a finished run beside an unfinished one with a checkpoint (the sweep exited first, or took over 5 minutes): $(cat "$WORK/killed.log")"
   kill -KILL $driver
   wait $driver 2> /dev/null
   # The killed driver's runs get SIGINT, checkpoint and stop; they hold the lock until then.
@@ -193,10 +198,13 @@ interrupt)
   small_sweep "$WORK/s.toml" "../cells/gru.cell"
   "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/log" &
   driver=$!
-  for _ in $(seq 1200); do
-    ls "$WORK"/out/*/train-train.ckpt > /dev/null 2>&1 && break
+  seen=
+  for _ in $(seq 15000); do  # up to 5 minutes: a loaded machine is slow to the first checkpoint
+    kill -0 $driver 2> /dev/null || break
+    ls "$WORK"/out/*/train-train.ckpt > /dev/null 2>&1 && { seen=1; break; }
     sleep 0.02
   done
+  [ -n "$seen" ] || fail "no checkpoint appeared (the sweep exited first, or took over 5 minutes): $(cat "$WORK/log")"
   kill -TERM $driver
   wait $driver
   rc=$?
