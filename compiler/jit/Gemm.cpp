@@ -28,14 +28,11 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
 // A product of the segment stage (a weight gradient over a BPTT segment, K = steps x B, through
 // cellc_gemm_segment_*) runs in blocks of kContractionBlock rows of K, one GEMM call each: Eigen's
 // own blocking of a long K runs 3-4x below peak for M = N = 64..100 and at some sizes
-// (M = N = K = 256) (measured, one thread). Between threads the product is split by hand: each
-// thread forms its own block of C's rows (or columns), and no thread waits for another inside the
-// product. Eigen's threading synchronizes the threads at every block of K, which turns into
-// spinning as soon as another process holds a core (measured: 7x slower than one thread on a busy
-// 2-core machine; at K = 400..800, M = N = 256, 5x slower than the per-step products it
-// replaces). Every element is summed by one thread in an order fixed by the split and the blocks,
-// so results depend only on the thread count. The per-step products (cellc_gemm_*) go to Eigen
-// as they are.
+// (M = N = K = 256) (measured, one thread). Between threads it is split like any large product
+// (gemm below): each thread forms its own share of C over all the blocks of K, so the threads join
+// once per product, not once per block (Eigen's own threading, which synchronized at every block,
+// ran 7x slower than one thread on a busy 2-core machine). Every element is summed by one thread
+// in an order fixed by the split and the blocks, so results depend only on the thread count.
 constexpr int64_t kContractionBlock = 128;
 
 // One thread's share of C = op(A) op(B): C's rows [lo, hi) (rows of op(A) are A's columns when

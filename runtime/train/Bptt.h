@@ -2,10 +2,10 @@
 //
 // Memory: storing every step's state and tape costs T * (state + tape + output [+ segment rows,
 // below]). When that fits in the memory budget (kDefaultMemoryBudgetMb unless set), the forward
-// keeps all of it and the backward recomputes nothing. Beyond the budget (a plastic cell's [B, n, n] trace: PBRC n = 256,
-// B = 64, T = 500 needs 8.4 GB per copy) the forward keeps only the states at segment boundaries
-// (every K steps) and the last segment's tapes; the backward recomputes the other segments one at a
-// time from their boundaries and walks each in reverse. Memory is about (T / K) * state +
+// keeps all of it and the backward recomputes nothing. Beyond the budget (a plastic cell's
+// [B, n, n] trace: PBRC n = 256, B = 64, T = 500 needs 8.4 GB per copy) the forward keeps only the
+// states at segment boundaries (every K steps) and the last segment's tapes; the backward
+// recomputes the other segments one at a time from their boundaries and walks each in reverse. Memory is about (T / K) * state +
 // K * (state + tape + output [+ segment rows]); K is the largest that fits the budget (fewer
 // segments, less to recompute), or the one that minimizes memory, about sqrt(T * state / (state +
 // tape)), when none does. The recomputation costs (1 - K / T) of a forward pass.
