@@ -6,58 +6,58 @@ namespace cellc {
 
 extern const uint32_t kBuildIsa = 0u
 #ifdef __AVX__
-    | 1u << 0
+    | isaBit("avx")
 #endif
 #ifdef __AVX2__
-    | 1u << 1
+    | isaBit("avx2")
 #endif
 #ifdef __FMA__
-    | 1u << 2
+    | isaBit("fma")
 #endif
 #ifdef __BMI__
-    | 1u << 3
+    | isaBit("bmi")
 #endif
 #ifdef __BMI2__
-    | 1u << 4
+    | isaBit("bmi2")
 #endif
 #ifdef __AVX512F__
-    | 1u << 5
+    | isaBit("avx512f")
 #endif
 #ifdef __AVX512DQ__
-    | 1u << 6
+    | isaBit("avx512dq")
 #endif
 #ifdef __AVX512CD__
-    | 1u << 7
+    | isaBit("avx512cd")
 #endif
 #ifdef __AVX512BW__
-    | 1u << 8
+    | isaBit("avx512bw")
 #endif
 #ifdef __AVX512VL__
-    | 1u << 9
+    | isaBit("avx512vl")
 #endif
 #ifdef __AVX512IFMA__
-    | 1u << 10
+    | isaBit("avx512ifma")
 #endif
 #ifdef __AVX512VBMI__
-    | 1u << 11
+    | isaBit("avx512vbmi")
 #endif
 #ifdef __AVX512VBMI2__
-    | 1u << 12
+    | isaBit("avx512vbmi2")
 #endif
 #ifdef __AVX512VNNI__
-    | 1u << 13
+    | isaBit("avx512vnni")
 #endif
 #ifdef __AVX512BITALG__
-    | 1u << 14
+    | isaBit("avx512bitalg")
 #endif
 #ifdef __AVX512VPOPCNTDQ__
-    | 1u << 15
+    | isaBit("avx512vpopcntdq")
 #endif
 #ifdef __AVX512BF16__
-    | 1u << 16
+    | isaBit("avx512bf16")
 #endif
 #ifdef __AVX512FP16__
-    | 1u << 17
+    | isaBit("avx512fp16")
 #endif
     ;
 

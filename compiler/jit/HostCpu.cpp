@@ -1,27 +1,23 @@
 #include "jit/HostCpu.h"
 
 #include <stdexcept>
+#include <type_traits>
 
 namespace cellc {
 
 uint32_t hostIsa() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  // __builtin_cpu_supports takes a literal: one line per kIsaNames entry, in its order.
-  const bool has[] = {
-      __builtin_cpu_supports("avx") != 0,          __builtin_cpu_supports("avx2") != 0,
-      __builtin_cpu_supports("fma") != 0,          __builtin_cpu_supports("bmi") != 0,
-      __builtin_cpu_supports("bmi2") != 0,         __builtin_cpu_supports("avx512f") != 0,
-      __builtin_cpu_supports("avx512dq") != 0,     __builtin_cpu_supports("avx512cd") != 0,
-      __builtin_cpu_supports("avx512bw") != 0,     __builtin_cpu_supports("avx512vl") != 0,
-      __builtin_cpu_supports("avx512ifma") != 0,   __builtin_cpu_supports("avx512vbmi") != 0,
-      __builtin_cpu_supports("avx512vbmi2") != 0,  __builtin_cpu_supports("avx512vnni") != 0,
-      __builtin_cpu_supports("avx512bitalg") != 0, __builtin_cpu_supports("avx512vpopcntdq") != 0,
-      __builtin_cpu_supports("avx512bf16") != 0,   __builtin_cpu_supports("avx512fp16") != 0};
-  static_assert(std::size(has) == std::size(kIsaNames));
   uint32_t bits = 0;
-  for (size_t i = 0; i < std::size(has); ++i)
-    if (has[i]) bits |= 1u << i;
+  // __builtin_cpu_supports takes a literal: one line per extension (its bit found at compile time).
+#define CELLC_HAS(name) \
+  if (__builtin_cpu_supports(name)) bits |= std::integral_constant<uint32_t, isaBit(name)>::value
+  CELLC_HAS("avx"); CELLC_HAS("avx2"); CELLC_HAS("fma"); CELLC_HAS("bmi"); CELLC_HAS("bmi2");
+  CELLC_HAS("avx512f"); CELLC_HAS("avx512dq"); CELLC_HAS("avx512cd"); CELLC_HAS("avx512bw");
+  CELLC_HAS("avx512vl"); CELLC_HAS("avx512ifma"); CELLC_HAS("avx512vbmi"); CELLC_HAS("avx512vbmi2");
+  CELLC_HAS("avx512vnni"); CELLC_HAS("avx512bitalg"); CELLC_HAS("avx512vpopcntdq");
+  CELLC_HAS("avx512bf16"); CELLC_HAS("avx512fp16");
+#undef CELLC_HAS
   return bits;
 #else
   return kBuildIsa;  // no x86 extensions to miss

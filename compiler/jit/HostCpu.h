@@ -6,7 +6,10 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace cellc {
 
@@ -15,6 +18,14 @@ inline constexpr const char* kIsaNames[] = {
     "avx",        "avx2",       "fma",         "bmi",          "bmi2",         "avx512f",
     "avx512dq",   "avx512cd",   "avx512bw",    "avx512vl",     "avx512ifma",   "avx512vbmi",
     "avx512vbmi2", "avx512vnni", "avx512bitalg", "avx512vpopcntdq", "avx512bf16", "avx512fp16"};
+
+// An extension's bit, by its name in kIsaNames (a name not there does not compile in a constant
+// expression), so that no other list has to keep this order.
+constexpr uint32_t isaBit(std::string_view name) {
+  for (size_t i = 0; i < std::size(kIsaNames); ++i)
+    if (name == kIsaNames[i]) return 1u << i;
+  throw std::logic_error("no such extension");
+}
 
 // What CELLC_ARCH enabled (jit/BuildIsa.cpp, compiled with it; data only).
 extern const uint32_t kBuildIsa;
