@@ -1,9 +1,8 @@
 // The matrix-product kernel that generated code calls: C = op(A) op(B) + beta C on row-major
 // buffers with leading dimensions, through Eigen's GEMM/GEMV. Kept out of the LLVM translation
-// units; the JIT resolves these symbols to this process. Large products are split between OpenMP
-// threads by hand, each share one Eigen product on one thread (jit/Threads.h).
+// units; the JIT resolves these symbols to this process. Large products are split between
+// threads by hand (jit/WorkPool.h), each share one Eigen product on one thread (jit/Threads.h).
 #include <malloc.h>
-#include <omp.h>
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -18,6 +17,7 @@
 
 #include "jit/SplitPolicy.h"
 #include "jit/Threads.h"
+#include "jit/WorkPool.h"
 
 namespace {
 
@@ -51,35 +51,44 @@ Share<T> shareOf(bool rows, int64_t lo, int64_t hi, int32_t ta, int32_t tb, int6
   return {M, hi - lo, A, B + (tb ? lo * ldb : lo), C + lo};
 }
 
-// Runs f(lo, hi) on `parts` threads over [0, len) in contiguous shares. Interior boundaries fall
-// on multiples of 16 elements (whole vectors) when len allows.
+// A product of at least kParallelWork multiply-adds, on more than one thread, is cut into chunks
+// of about kChunkWork multiply-adds (at least 2, at most kMaxChunks) that the threads share
+// (jit/WorkPool.h). The cut depends on the product's shape alone, not on the thread count:
+// results are the same on any number of threads above one.
+constexpr int64_t kChunkWork = int64_t{1} << 20;
+constexpr int64_t kMaxChunks = 8;
+int64_t chunksFor(int64_t work, int64_t len) {
+  if (cellc::threads() <= 1 || work < cellc::kParallelWork || cellc::inChunk()) return 1;
+  return std::max<int64_t>(1, std::min({std::max<int64_t>(2, work / kChunkWork), kMaxChunks, len / 16}));
+}
+
+// Runs f(lo, hi) over [0, len) cut into `parts` contiguous shares, shared between the threads.
+// Interior boundaries fall on multiples of 16 elements (whole vectors) when len allows.
 template <class F>
-void forShares(int parts, int64_t len, F&& f) {
+void forShares(int64_t parts, int64_t len, F&& f) {
   if (parts <= 1) {
     f(int64_t{0}, len);
     return;
   }
-  auto edge = [&](int i) {
+  auto edge = [&](int64_t i) {
     const int64_t e = len * i / parts;
     return i == parts || len < 16 * parts ? e : e / 16 * 16;
   };
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-  for (int i = 0; i < parts; ++i) f(edge(i), edge(i + 1));
+  cellc::forChunks(parts, cellc::threads(), [&](int64_t i) { f(edge(i), edge(i + 1)); });
 }
 
 template <class T>
 void segmentGemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A,
                  int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (M == 0 || N == 0 || K == 0 || omp_in_parallel()) {
+  if (M == 0 || N == 0 || K == 0) {
     gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Threads when one block is worth them, as for a product of that size (K = steps x B blocks
-  // are no more worth a fork than the per-step products they replace).
-  const int nt = M * N * std::min(K, kContractionBlock) >= cellc::kParallelWork ? cellc::threads() : 1;
+  // Shared between threads when one block is worth it, as a product of that size (K = steps x B
+  // blocks are no more worth a split than the per-step products they replace).
   const bool rows = M >= N;  // split the longer side of C
   const int64_t len = rows ? M : N;
-  forShares(static_cast<int>(std::min<int64_t>(nt, len)), len, [&](int64_t lo, int64_t hi) {
+  forShares(chunksFor(M * N * std::min(K, kContractionBlock), len), len, [&](int64_t lo, int64_t hi) {
     const Share<T> s = shareOf(rows, lo, hi, ta, tb, M, N, A, lda, B, ldb, C, ldc);
     for (int64_t k0 = 0; k0 < K; k0 += kContractionBlock) {
       const int64_t kk = std::min(kContractionBlock, K - k0);
@@ -117,26 +126,24 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
-  // Threads only for large products: a fork and join costs microseconds on an idle machine and
-  // milliseconds on a busy one, more than a small product takes.
-  const int nt = M * N * K >= cellc::kParallelWork && !omp_in_parallel() ? cellc::threads() : 1;
+  // Threads only for large products: handing out chunks costs about a microsecond, and waking a
+  // sleeping helper several, more than a small product takes.
   // Split by hand between threads, along C's longer side (its rows on a tie), every share a
   // one-thread product. Eigen's own split does badly on a step's products, which have a short
   // side (the batch) and a long one (the width; C = h W^T is B x n): two threads ran 1.1-1.4x one
   // at B = 64, n = 256..1024, and slower than one at B = 16, n = 1024. Split by hand they run
   // 1.6-1.9x. On the per-step weight gradients (n x n over K = B) rows split by hand ran
   // 1.04-1.4x Eigen's split (Zen 4, n = 256..1024, B = 16..64).
-  if (nt > 1) {
-    const bool rows = M >= N;
-    const int64_t len = rows ? M : N;
-    forShares(static_cast<int>(std::min<int64_t>(nt, len)), len, [&](int64_t lo, int64_t hi) {
+  const bool rows = M >= N;
+  const int64_t len = rows ? M : N;
+  if (const int64_t parts = chunksFor(M * N * K, len); parts > 1) {
+    forShares(parts, len, [&](int64_t lo, int64_t hi) {
       const Share<T> s = shareOf(rows, lo, hi, ta, tb, M, N, A, lda, B, ldb, C, ldc);
-      gemm(ta, tb, s.m, s.n, K, s.a, lda, s.b, ldb, beta, s.c, ldc);  // one thread: in parallel
+      gemm(ta, tb, s.m, s.n, K, s.a, lda, s.b, ldb, beta, s.c, ldc);  // inside a chunk: one share
     });
     return;
   }
-  // Eigen threads a product by this thread's OpenMP setting: one, always (jit/Threads.h).
-  omp_set_num_threads(1);
+  // Eigen is built without OpenMP here: every Eigen product runs on this thread.
   CMap a(A, ta ? K : M, ta ? M : K, Eigen::OuterStride<>(lda));
   CMap b(B, tb ? N : K, tb ? K : N, Eigen::OuterStride<>(ldb));
   if (beta == T(0)) {
@@ -201,8 +208,10 @@ void cellc_parallel_batch(void (*fn)(void* const*, int64_t, int64_t, int64_t), v
   }
   const auto t0 = std::chrono::steady_clock::now();
   if (split) {
-#pragma omp parallel for num_threads(static_cast<int>(nt)) schedule(static, 1)
-    for (int64_t i = 0; i < nt; ++i) fn(bufs, batch, batch * i / nt, batch * (i + 1) / nt);
+    // Twice as many ranges as threads: a thread that starts late leaves less to the others.
+    const int64_t parts = std::min<int64_t>(batch, 2 * nt);
+    cellc::forChunks(parts, static_cast<int>(nt),
+                     [&](int64_t i) { fn(bufs, batch, batch * i / parts, batch * (i + 1) / parts); });
   } else {
     fn(bufs, batch, 0, batch);
   }

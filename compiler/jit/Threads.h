@@ -1,19 +1,20 @@
-// How many threads the generated code's matrix products use (split by hand between OpenMP threads,
-// jit/Gemm.cpp), for products of at least kParallelWork multiply-adds. One setting per process; 0
-// means all the machine's cores.
+// How many threads the generated code's matrix products use (cut into chunks that the threads of
+// jit/WorkPool.h share, jit/Gemm.cpp), for products of at least kParallelWork multiply-adds. One
+// setting per process; 0 means all the machine's cores.
 //
-// Results are deterministic for a given thread count: every element of a product is summed by one
-// thread in a fixed order. They may differ in the last bits between thread counts, because the
-// blocking of the contraction depends on the size of each thread's share.
+// Results are deterministic, and the same for every thread count above one: the chunks depend on
+// a product's shape alone, and every element is summed within one chunk in a fixed order,
+// whichever thread runs it. One thread computes each product whole, so its results may differ from
+// those of two or more threads in the last bits (the blocking of the contraction follows the size
+// of the chunk).
 #pragma once
 
 #include <cstdint>
 
 namespace cellc {
 
-// Products of fewer multiply-adds (M N K) run on one thread. A split joins its threads once per
-// product; from 2^21 (B = 64 at n = 256, about 30 us on one core) two threads pay (measured on Zen 4:
-// 1.4x at 2^22, none at 2^20).
+// Products of fewer multiply-adds (M N K) run on one thread. From 2^21 (B = 64 at n = 256, about
+// 30 us on one core) two threads pay (measured on Zen 4: 1.4x at 2^22, none at 2^20).
 inline constexpr int64_t kParallelWork = int64_t{1} << 21;
 
 void setThreads(int n);  // 0: all cores

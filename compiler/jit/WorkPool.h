@@ -1,0 +1,36 @@
+// Work sharing between threads for the generated code's large products and batch-split kernels
+// (jit/Gemm.cpp): a job is cut into chunks, the calling thread and up to threads - 1 pool helpers
+// claim chunks from one atomic counter, and the caller returns when every chunk is done.
+//
+// Why not a fork and join (OpenMP's parallel for, used before): a join waits for every thread of
+// the team, so a helper that another process's job has descheduled holds the caller for a
+// scheduler time slice (milliseconds) at every product. With a second process on each of two
+// cores, two threads ran 6x slower than one (dale_rnn n = 256, B = 64). Here nothing waits for a
+// helper that has not started: the caller does the chunks nobody claimed. It waits only for a
+// chunk a helper claimed and is still computing.
+//
+// Helpers spin for a short while after a job (the next product of a step follows within
+// microseconds), then sleep on a futex (std::atomic::wait). They are started on first use and live
+// until the process ends. A process that forks keeps working (its caller does every chunk).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+namespace cellc {
+
+// Runs fn(ctx, i) for every i in [0, chunks), each exactly once, on this thread and up to
+// threads - 1 helpers, in no fixed order. Runs them all on this thread when threads <= 1, inside
+// a chunk (nesting), or while another thread's job holds the pool.
+void runChunks(int64_t chunks, int threads, void (*fn)(void*, int64_t), void* ctx);
+
+// Whether this thread is running a chunk: a product inside one is a share of a split product.
+bool inChunk();
+
+template <class F>
+void forChunks(int64_t chunks, int threads, F&& f) {
+  auto call = [](void* p, int64_t i) { (*static_cast<std::remove_reference_t<F>*>(p))(i); };
+  runChunks(chunks, threads, call, &f);
+}
+
+}  // namespace cellc
