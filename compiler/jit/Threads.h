@@ -13,9 +13,12 @@
 
 namespace cellc {
 
-// Products of fewer multiply-adds (M N K) run on one thread. From 2^21 (B = 64 at n = 256, about
-// 30 us on one core) two threads pay (measured on Zen 4: 1.4x at 2^22, none at 2^20).
-inline constexpr int64_t kParallelWork = int64_t{1} << 21;
+// Products of fewer multiply-adds (M N K) run on one thread. Since the threads share chunks
+// (jit/WorkPool.h) rather than fork and join, two threads pay from 2^20 (B = 16 at n = 256, about
+// 15 us on one core): on Zen 5, alternating runs, n = 256, B = 16 went from 128-139 to 148-218
+// steps/s (dale_rnn) and 44-47 to 55-76 (gru) when the threshold fell from 2^21; at 2^19 they lose
+// (n = 100, B = 64: 200 -> 141).
+inline constexpr int64_t kParallelWork = int64_t{1} << 20;
 
 void setThreads(int n);  // 0: all cores
 int threads();           // the count in use
