@@ -126,8 +126,8 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
-  // Threads only for large products: handing out chunks costs about a microsecond, and waking a
-  // sleeping helper several, more than a small product takes.
+  // Threads only for large products (jit/Threads.h): handing out chunks, and waking a helper
+  // that went to sleep, cost more than a small product takes.
   // Split by hand between threads, along C's longer side (its rows on a tie), every share a
   // one-thread product. Eigen's own split does badly on a step's products, which have a short
   // side (the batch) and a long one (the width; C = h W^T is B x n): two threads ran 1.1-1.4x one
