@@ -161,20 +161,6 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
 
 }  // namespace
 
-namespace cellc {
-
-namespace {
-std::atomic<int> gThreads{0};  // 0: not set, all cores
-}
-int hardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
-void setThreads(int n) { gThreads = n > 0 ? n : hardwareThreads(); }
-int threads() {
-  int n = gThreads;
-  return n > 0 ? n : hardwareThreads();
-}
-
-}  // namespace cellc
-
 namespace {
 
 // A batched kernel of fewer elements (batch x elements per batch element) runs on one thread: a
@@ -193,7 +179,7 @@ extern "C" {
 void cellc_parallel_batch(void (*fn)(void* const*, int64_t, int64_t, int64_t), void* const* bufs,
                           int64_t batch, int64_t elements) {
   const int64_t nt = std::min<int64_t>(elements >= kParallelElements ? cellc::threads() : 1, batch);
-  if (nt <= 1) {
+  if (nt <= 1 || cellc::inChunk()) {  // inside a chunk (a batch shard): this thread's share
     fn(bufs, batch, 0, batch);
     return;
   }

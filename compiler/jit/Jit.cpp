@@ -1,5 +1,6 @@
 #include "jit/Jit.h"
 #include "jit/HostCpu.h"
+#include "jit/WorkPool.h"
 
 #include "pipeline/Hoist.h"
 #include "pipeline/SegmentGemm.h"
@@ -176,7 +177,17 @@ struct CompiledCell<T>::Segment {
 template <class T>
 CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, StepIR ir, codegen::Plan plan)
     : session_(std::move(session)), fns_(fns), ir_(std::move(ir)), layout_(ir_.layout), plan_(std::move(plan)),
-      hoistedSize_(ir_.hoistedSize) {}
+      hoistedSize_(ir_.hoistedSize), scratch_(std::make_unique<Scratch[]>(kMaxWorkers)) {
+  // Per trial, a product's multiply-adds: the output's elements times the contraction for a
+  // batched product (M = B), the output's elements for a weight gradient summed over the batch.
+  for (const codegen::FunctionPlan* fp : {&plan_.forward, &plan_.backward})
+    for (const codegen::Kernel& k : fp->kernels) {
+      if (k.kind != codegen::Kernel::Kind::Gemm) continue;
+      const ir::Node& n = ir_.g[k.node];
+      const int64_t depth = n.op == ir::Op::MatMul ? ir_.g[n.in[0]].shape.dims.back() : 1;
+      productWork_ = std::max(productWork_, n.shape.numel() * depth);
+    }
+}
 
 template <class T>
 CompiledCell<T>::~CompiledCell() = default;
@@ -229,15 +240,16 @@ const StepIR* CompiledCell<T>::segmentStep() const {
 
 template <class T>
 T* CompiledCell<T>::scratch(int64_t elements) {
+  Scratch& s = scratch_[workerIndex()];
   size_t need = static_cast<size_t>(elements);
-  if (need > scratchSize_ || !scratch_) {
+  if (need > s.size || !s.data) {
     size_t bytes = ((std::max<size_t>(need, 1) * sizeof(T) + 63) / 64) * 64;
     T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
     if (!p) throw std::bad_alloc();
-    scratch_.reset(p);
-    scratchSize_ = need;
+    s.data.reset(p);
+    s.size = need;
   }
-  return scratch_.get();
+  return s.data.get();
 }
 
 template <class T>

@@ -38,6 +38,10 @@ class CompiledCell final : public StepKernel<T> {
   ~CompiledCell() override;
 
   const ir::Layout& layout() const override { return layout_; }
+  // Calls on disjoint buffers may run at once on the pool's threads (each has its own scratch);
+  // the self-contained forward and backward excepted (they share hoisted_).
+  bool concurrentCalls() const override { return true; }
+  int64_t productWorkPerTrial() const override { return productWork_; }
   int64_t tapeSize(int64_t batch) const override { return plan_.tape.at(batch); }
   void forward(const T* params, const T* state, const T* input, const T* noise, T* stateNext,
                T* output, T* tape, int64_t batch) override;
@@ -100,18 +104,23 @@ class CompiledCell final : public StepKernel<T> {
   ir::Layout layout_;
   codegen::Plan plan_;
   int64_t hoistedSize_ = 0;
+  int64_t productWork_ = 0;
   mutable std::once_flag planOnce_;
   std::once_flag compileOnce_;
   mutable std::unique_ptr<Segment> segment_;
   std::atomic<int> segmentCompiles_{0};
   // The self-contained forward and backward's own hoisted values and adjoints (per instance).
   std::vector<T> hoisted_, dHoisted_;
-  // Per instance (a CompiledCell is not shared between threads), 64-byte aligned for vector loads.
+  // Per instance and per worker of the pool (jit/WorkPool.h): the pool's threads may run steps of
+  // disjoint batch shards at once (concurrentCalls). 64-byte aligned for vector loads.
   struct Free {
     void operator()(T* p) const { std::free(p); }
   };
-  std::unique_ptr<T[], Free> scratch_;
-  size_t scratchSize_ = 0;
+  struct Scratch {
+    std::unique_ptr<T[], Free> data;
+    size_t size = 0;
+  };
+  std::unique_ptr<Scratch[]> scratch_;
 };
 
 // Compiles both steps, and the Omega term's gradient when asked for, hoisting the step's

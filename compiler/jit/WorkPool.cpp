@@ -21,6 +21,7 @@ void relax() {
 constexpr auto kSpin = std::chrono::microseconds(100);
 
 thread_local bool tInChunk = false;
+thread_local int tWorker = 0;  // 0: any thread but a helper; helper h: h + 1
 
 void serial(int64_t chunks, void (*fn)(void*, int64_t), void* ctx) {
   const bool outer = tInChunk;
@@ -36,7 +37,7 @@ void serial(int64_t chunks, void (*fn)(void*, int64_t), void* ctx) {
 class Pool {
  public:
   static constexpr int64_t kMaxChunks = 256;  // per job; more are run as several jobs
-  static constexpr int kMaxHelpers = 255;
+  static constexpr int kMaxHelpers = kMaxWorkers - 1;
 
   void run(int64_t chunks, int threads, void (*fn)(void*, int64_t), void* ctx) {
     std::unique_lock<std::mutex> lock(submit_, std::try_to_lock);
@@ -90,6 +91,7 @@ class Pool {
   }
 
   void help(int h) {
+    tWorker = h + 1;
     tInChunk = true;  // a product inside a chunk runs on its thread
     uint64_t last = 0;
     for (;;) {
@@ -129,6 +131,8 @@ class Pool {
 }  // namespace
 
 bool inChunk() { return tInChunk; }
+
+int workerIndex() { return tWorker; }
 
 void runChunks(int64_t chunks, int threads, void (*fn)(void*, int64_t), void* ctx) {
   if (chunks <= 0) return;

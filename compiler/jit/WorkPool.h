@@ -27,6 +27,13 @@ void runChunks(int64_t chunks, int threads, void (*fn)(void*, int64_t), void* ct
 // Whether this thread is running a chunk: a product inside one is a share of a split product.
 bool inChunk();
 
+// The most threads a job runs on: the caller and up to kMaxWorkers - 1 helpers.
+inline constexpr int kMaxWorkers = 256;
+
+// 0 on any thread but the pool's helpers, h + 1 on helper h: two chunks of one job that run at the
+// same time have different indices, so a chunk may use per-worker scratch memory.
+int workerIndex();
+
 template <class F>
 void forChunks(int64_t chunks, int threads, F&& f) {
   auto call = [](void* p, int64_t i) { (*static_cast<std::remove_reference_t<F>*>(p))(i); };

@@ -18,6 +18,13 @@ class StepKernel {
  public:
   virtual ~StepKernel() = default;
   virtual const ir::Layout& layout() const = 0;
+  // Whether the hoisted stages (prologue, forwardHoisted, backwardHoisted, epilogue, and the
+  // segment stages) may run at once on different threads of the work pool (jit/WorkPool.h), on
+  // disjoint buffers: BPTT then runs a batch's shards (runtime/train/Bptt.h) side by side.
+  virtual bool concurrentCalls() const { return false; }
+  // The multiply-adds of the step's largest matrix product (forward or backward), per trial of
+  // the batch; 0 when not known.
+  virtual int64_t productWorkPerTrial() const { return 0; }
   // Elements the forward saves for the backward (per step, for this batch size).
   virtual int64_t tapeSize(int64_t batch) const = 0;
   // One step: (params, state, input, noise) -> (stateNext, output), saving tapeSize(batch)
