@@ -11,9 +11,10 @@
 // Each point is timed in --repeats windows of at least --min-time seconds, and the fastest counts:
 // on a shared machine another tenant's burst only slows a window down (one grid run had a point
 // 6x slower than the same point alone). torch_baseline.py does the same.
-//        [--segment-gemms auto|on|off]
+//        [--segment-gemms auto|on|off] [--shards 0]
 // --segment-gemms forces BPTT's backward plan (runtime/train/Bptt.h): weight gradients per segment
-// (on) or per step (off); auto chooses by batch, as training does.
+// (on) or per step (off); auto chooses by batch, as training does. --shards forces BPTT's batch
+// shards (1: none); 0 chooses as training does.
 // Points whose BPTT memory exceeds --max-gb are skipped and reported as such.
 #include <algorithm>
 #include <chrono>
@@ -95,7 +96,7 @@ double sgemmRate(int threads) {
 
 int main(int argc, char** argv) {
   std::string out, cells = "dale_rnn,gru,brc,nbrc,pbrc", ns = "32,100,256,1024", batches = "1,16,64";
-  int64_t steps = 100, budgetMb = kDefaultMemoryBudgetMb;
+  int64_t steps = 100, budgetMb = kDefaultMemoryBudgetMb, shards = 0;
   double minTime = 0.3, maxGb = 4;
   int threads = 0, repeats = 3;
   SegmentGemms gemms = SegmentGemms::Auto;
@@ -111,6 +112,7 @@ int main(int argc, char** argv) {
     else if (k == "--repeats") repeats = std::max(1, std::stoi(v));
     else if (k == "--memory-budget-mb") budgetMb = std::stoll(v);
     else if (k == "--max-gb") maxGb = std::stod(v);
+    else if (k == "--shards") shards = std::stoll(v);
     else if (k == "--segment-gemms" && (v == "auto" || v == "on" || v == "off"))
       gemms = v == "on" ? SegmentGemms::On : v == "off" ? SegmentGemms::Off : SegmentGemms::Auto;
     else {
@@ -141,7 +143,7 @@ int main(int argc, char** argv) {
         t0 = Clock::now();
         initParams(ir, params, rng);
         const double initS = since(t0);
-        Bptt<float> bptt(*k, B, steps, 0, budgetMb << 20, gemms);
+        Bptt<float> bptt(*k, B, steps, 0, budgetMb << 20, gemms, shards);
         const int64_t S = ir.layout.stateSize * B;
         const double gb = static_cast<double>(
             bpttBytes(steps, bptt.segment(), S, k->tapeSize(B), ir.layout.outputSize * B, sizeof(float),
@@ -186,13 +188,14 @@ int main(int argc, char** argv) {
                              (gemmFlops(compiled, plan.forward, B) + gemmFlops(compiled, plan.backward, B));
         js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
            << ", \"steps\": " << steps << ", \"steps_per_s\": " << rate << ", \"matmul_flops\": " << flops
-           << ", \"segment\": " << r.segment << ", \"segment_gemms\": " << (bptt.segmentGemms() ? "true" : "false")
+           << ", \"segment\": " << r.segment << ", \"shards\": " << bptt.shards() << ", \"segment_gemms\": " << (bptt.segmentGemms() ? "true" : "false")
            << ", \"peak_bytes\": " << r.peakBytes
            << ", \"compile_s\": " << compileS << ", \"init_s\": " << initS << "}";
         first = false;
-        std::fprintf(stderr, "%s n=%lld B=%lld: %.4g steps/s (segment %lld%s, %.0f MB, compile %.0f ms, init %.0f ms)\n",
+        std::fprintf(stderr, "%s n=%lld B=%lld: %.4g steps/s (segment %lld%s, %lld shards, %.0f MB, compile %.0f ms, init %.0f ms)\n",
                      cell.c_str(), static_cast<long long>(n), static_cast<long long>(B), rate,
-                     static_cast<long long>(r.segment), bptt.segmentGemms() ? ", weight gradients per segment" : "", static_cast<double>(r.peakBytes) / 1e6, compileS * 1e3,
+                     static_cast<long long>(r.segment), bptt.segmentGemms() ? ", weight gradients per segment" : "",
+                     static_cast<long long>(bptt.shards()), static_cast<double>(r.peakBytes) / 1e6, compileS * 1e3,
                      initS * 1e3);
       }
   js << "\n]}\n";

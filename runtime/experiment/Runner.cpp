@@ -49,6 +49,7 @@ TrainConfig makeConfig(const Experiment& e, const PhaseSpec& p, const fs::path& 
   c.segment = phaseInt(e, p, "train.segment");
   c.memoryBudgetMb = phaseInt(e, p, "train.memory_budget_mb");
   c.threads = static_cast<int>(phaseInt(e, p, "train.threads"));
+  c.batchShards = phaseInt(e, p, "train.batch_shards");
   c.omega = phaseNum(e, p, "train.omega");
   c.omegaState = phaseStr(e, p, "train.omega_state");
   c.lossMilestones = phaseNums(e, p, "train.loss_milestones");

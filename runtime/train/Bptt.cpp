@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <stdexcept>
+
+#include "jit/Threads.h"
+#include "jit/WorkPool.h"
+#include "train/BatchShards.h"
 
 namespace cellc::runtime {
 
@@ -63,7 +68,23 @@ void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t
                                   std::to_string(L.inputSize * batch));
 }
 
+void checkTargets(const ir::Slot& out, const LossSpec& spec, const TrialBatch& b) {
+  for (int64_t t = 0; t < b.steps; ++t)
+    if (lossAt(spec, b, t) && static_cast<int64_t>(b.targets.at(t).size()) != out.size * b.batch)
+      throw std::invalid_argument("targets of step " + std::to_string(t) + " have " +
+                                  std::to_string(b.targets[t].size()) + " values, output " + out.name +
+                                  " has " + std::to_string(out.size * b.batch));
+}
+
 }  // namespace
+
+template <class T>
+int64_t batchShards(const StepKernel<T>& kernel, int64_t batch) {
+  if (batch < kAutoShards * kMinShardTrials) return 1;
+  // A shard's products too large: they split between the threads themselves, better.
+  if ((batch / kAutoShards) * kernel.productWorkPerTrial() > kMaxShardProductWork) return 1;
+  return kAutoShards;
+}
 
 int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN, int64_t outputN,
                   int64_t elementBytes, int64_t segmentN) {
@@ -74,11 +95,25 @@ int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN,
 
 template <class T>
 Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment,
-              int64_t memoryBudgetBytes, SegmentGemms gemms)
+              int64_t memoryBudgetBytes, SegmentGemms gemms, int64_t shards)
     : kernel_(kernel), batch_(batch), steps_(steps), segment_(segment),
-      wantSegment_(gemms == SegmentGemms::On || (gemms == SegmentGemms::Auto && batch <= kSegmentGemmMaxBatch)) {
+      wantSegment_(gemms == SegmentGemms::On || (gemms == SegmentGemms::Auto && batch <= kSegmentGemmMaxBatch)),
+      omegaBatch_(batch) {
   if (batch <= 0 || steps <= 0) throw std::invalid_argument("BPTT needs a positive batch and step count");
   const ir::Layout& L = kernel.layout();
+  zerosNoise_ = L.defaultNoise<T>(batch);  // 0 for normal noise, 1 for dropout masks
+  shards = std::min(batch, shards > 0 ? shards : batchShards(kernel, batch));
+  if (shards > 1) {
+    // Each shard keeps the whole batch's backward plan and gets its share of the memory budget.
+    const SegmentGemms plan = wantSegment_ ? SegmentGemms::On : SegmentGemms::Off;
+    for (int64_t s = 0; s < shards; ++s) {
+      const int64_t rows = shardFirst(batch, shards, s + 1) - shardFirst(batch, shards, s);
+      shards_.push_back(std::make_unique<Bptt>(kernel, rows, steps, segment, memoryBudgetBytes / shards, plan, 1));
+      shards_.back()->omegaBatch_ = batch;
+    }
+    segment_ = shards_[0]->segment();
+    return;
+  }
   if (segment_ <= 0) {
     const int64_t S = L.stateSize * batch, tapeN = kernel.tapeSize(batch), O = L.outputSize * batch;
     const int64_t segN = segmentN();
@@ -96,7 +131,12 @@ Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segme
       }
   }
   segment_ = std::clamp<int64_t>(segment_, 1, steps);
-  zerosNoise_ = L.defaultNoise<T>(batch);  // 0 for normal noise, 1 for dropout masks
+}
+
+template <class T>
+void Bptt<T>::setOmega(const OmegaSpec& o) {
+  omega_ = o;
+  for (auto& s : shards_) s->setOmega(o);
 }
 
 template <class T>
@@ -153,6 +193,7 @@ void Bptt<T>::forward(const std::vector<T>& params, const TrialBatch& b,
                       std::vector<std::vector<T>>* states) {
   const ir::Layout& L = kernel_.layout();
   checkBatch(L, b, batch_, steps_);
+  if (!shards_.empty()) return forwardShards(params, b, noise, masks, outputs, finalState, states);
   prologue(params);
   std::vector<T> state = initialState(params), next(state.size());
   std::vector<T> tape(kernel_.tapeSize(batch_) + 1);
@@ -174,12 +215,17 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
   const ir::Layout& L = kernel_.layout();
   checkBatch(L, b, batch_, steps_);
   const ir::Slot& out = outputSlot(L, spec);
-  for (int64_t t = 0; t < steps_; ++t)
-    if (lossAt(spec, b, t) && static_cast<int64_t>(b.targets.at(t).size()) != out.size * batch_)
-      throw std::invalid_argument("targets of step " + std::to_string(t) + " have " +
-                                  std::to_string(b.targets[t].size()) + " values, output " + out.name +
-                                  " has " + std::to_string(out.size * batch_));
+  checkTargets(out, spec, b);
   const double denom = lossDenominator(spec, out, b);
+  if (!shards_.empty()) return runShards(params, b, spec, noise, masks, keepOutputs, denom);
+  return run(params, b, spec, noise, masks, keepOutputs, denom);
+}
+
+template <class T>
+BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, const LossSpec& spec,
+                           const std::vector<std::vector<T>>& noise,
+                           const std::vector<std::vector<T>>& masks, bool keepOutputs, double denom) {
+  const ir::Layout& L = kernel_.layout();
   const int64_t S = L.stateSize * batch_, O = L.outputSize * batch_, tapeN = kernel_.tapeSize(batch_);
   const int64_t segN = segmentN();
   BpttResult<T> res;
@@ -275,6 +321,106 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
 }
 
 template <class T>
+TrialBatch Bptt<T>::shardTrials(const TrialBatch& b, const LossSpec* spec, int64_t s) const {
+  const ir::Layout& L = kernel_.layout();
+  const int64_t shards = static_cast<int64_t>(shards_.size());
+  const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
+  TrialBatch sub;
+  sub.batch = b1 - b0;
+  sub.steps = b.steps;
+  sub.inputs = sliceSteps<double>(L.inputs, L.inputSize, batch_, b0, b1, b.inputs);
+  if (spec) {
+    const std::vector<ir::Slot> one = oneSlot(outputSlot(L, *spec).size);
+    sub.targets = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.targets);
+    sub.masks = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.masks);
+  }
+  return sub;
+}
+
+// Runs f(s) for every shard on the work pool (one after the other when the kernel's calls may not
+// run at once); an exception in any (a bad input, memory) reaches
+// the caller after every shard has stopped.
+template <class F>
+static void eachShard(int64_t shards, bool concurrent, F&& f) {
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(shards));
+  forChunks(shards, concurrent ? threads() : 1, [&](int64_t s) {
+    try {
+      f(s);
+    } catch (...) {
+      errors[static_cast<size_t>(s)] = std::current_exception();
+    }
+  });
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+template <class T>
+BpttResult<T> Bptt<T>::runShards(const std::vector<T>& params, const TrialBatch& b, const LossSpec& spec,
+                                 const std::vector<std::vector<T>>& noise,
+                                 const std::vector<std::vector<T>>& masks, bool keepOutputs, double denom) {
+  const ir::Layout& L = kernel_.layout();
+  const int64_t shards = static_cast<int64_t>(shards_.size());
+  std::vector<BpttResult<T>> parts(static_cast<size_t>(shards));
+  eachShard(shards, kernel_.concurrentCalls(), [&](int64_t s) {
+    const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
+    const TrialBatch sub = shardTrials(b, &spec, s);
+    parts[s] = shards_[s]->run(params, sub, spec, sliceSteps<T>(L.noises, L.noiseSize, batch_, b0, b1, noise),
+                               sliceSteps<T>(L.states, L.stateSize, batch_, b0, b1, masks), keepOutputs, denom);
+  });
+  BpttResult<T> res;
+  res.segment = parts[0].segment;
+  res.dParams.assign(static_cast<size_t>(L.paramSize), T(0));
+  if (keepOutputs) res.outputs.assign(steps_, std::vector<T>(static_cast<size_t>(L.outputSize * batch_)));
+  for (int64_t s = 0; s < shards; ++s) {
+    const BpttResult<T>& p = parts[s];
+    res.loss += p.loss;
+    res.omega += p.omega;
+    res.peakBytes += p.peakBytes;
+    for (size_t i = 0; i < res.dParams.size(); ++i) res.dParams[i] += p.dParams[i];
+    if (keepOutputs)
+      for (int64_t t = 0; t < steps_; ++t)
+        placeRows(L.outputs, batch_, shardFirst(batch_, shards, s), shardFirst(batch_, shards, s + 1),
+                  p.outputs[t].data(), res.outputs[t].data());
+  }
+  return res;
+}
+
+template <class T>
+void Bptt<T>::forwardShards(const std::vector<T>& params, const TrialBatch& b,
+                            const std::vector<std::vector<T>>& noise,
+                            const std::vector<std::vector<T>>& masks,
+                            std::vector<std::vector<T>>& outputs, std::vector<T>* finalState,
+                            std::vector<std::vector<T>>* states) {
+  const ir::Layout& L = kernel_.layout();
+  const int64_t shards = static_cast<int64_t>(shards_.size());
+  struct Part {
+    std::vector<std::vector<T>> outputs, states;
+    std::vector<T> finalState;
+  };
+  std::vector<Part> parts(static_cast<size_t>(shards));
+  eachShard(shards, kernel_.concurrentCalls(), [&](int64_t s) {
+    const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
+    Part& p = parts[s];
+    shards_[s]->forward(params, shardTrials(b, nullptr, s),
+                        sliceSteps<T>(L.noises, L.noiseSize, batch_, b0, b1, noise),
+                        sliceSteps<T>(L.states, L.stateSize, batch_, b0, b1, masks), p.outputs,
+                        finalState ? &p.finalState : nullptr, states ? &p.states : nullptr);
+  });
+  outputs.assign(steps_, std::vector<T>(static_cast<size_t>(L.outputSize * batch_)));
+  if (finalState) finalState->assign(static_cast<size_t>(L.stateSize * batch_), T(0));
+  if (states) states->assign(steps_, std::vector<T>(static_cast<size_t>(L.stateSize * batch_)));
+  for (int64_t s = 0; s < shards; ++s) {
+    const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
+    const Part& p = parts[s];
+    for (int64_t t = 0; t < steps_; ++t) {
+      placeRows(L.outputs, batch_, b0, b1, p.outputs[t].data(), outputs[t].data());
+      if (states) placeRows(L.states, batch_, b0, b1, p.states[t].data(), (*states)[t].data());
+    }
+    if (finalState) placeRows(L.states, batch_, b0, b1, p.finalState.data(), finalState->data());
+  }
+}
+
+template <class T>
 void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* noise, const T* tape,
                         const std::vector<T>& dState, std::vector<T>& dParams, BpttResult<T>& res) {
   const ir::Layout& L = kernel_.layout();
@@ -289,7 +435,7 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* nois
   kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), noise, tape,
                           v.data(), noOut.data(), w.data(), dx.data(), scratch.data(),
                           dHoisted.data(), batch_);
-  const double scale = omega_.lambda / static_cast<double>(steps_ * batch_);
+  const double scale = omega_.lambda / static_cast<double>(steps_ * omegaBatch_);
   std::vector<T> cot(S, T(0));
   for (int64_t bb = 0; bb < batch_; ++bb) {
     double vv = 0, ww = 0;
@@ -299,7 +445,7 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* nois
     }
     if (!(vv > 1e-30)) continue;  // no gradient reaches this state here: nothing to regularize
     double r = ww / vv;
-    res.omega += (r - 1) * (r - 1) / static_cast<double>(steps_ * batch_);
+    res.omega += (r - 1) * (r - 1) / static_cast<double>(steps_ * omegaBatch_);
     res.loss += scale * (r - 1) * (r - 1);
     double k = scale * 4 * (r - 1) / vv;  // d/dw of scale (|w|^2/|v|^2 - 1)^2
     for (int64_t i = 0; i < n; ++i) cot[off + bb * n + i] = static_cast<T>(k * w[off + bb * n + i]);
@@ -340,6 +486,8 @@ double lossValue(const LossSpec& spec, const ir::Layout& L, const TrialBatch& b,
 
 template class Bptt<float>;
 template class Bptt<double>;
+template int64_t batchShards<float>(const StepKernel<float>&, int64_t);
+template int64_t batchShards<double>(const StepKernel<double>&, int64_t);
 template std::vector<std::vector<float>> dropoutMasks<float>(const ir::Layout&, const DropoutSpec&,
                                                              int64_t, int64_t,
                                                              const std::function<double()>&);

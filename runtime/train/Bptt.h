@@ -23,6 +23,21 @@
 // (the kernel's segmentEpilogue). At larger batches the per-step backward forms them, a GEMM with
 // K = B each, and nothing of the segment plan is made.
 //
+// Batch shards: a batch of at least 2 * kMinShardTrials trials whose step has small products is
+// cut into kAutoShards shards of consecutive trials. Each shard runs the whole BPTT of its trials
+// (its own buffers, within its share of the memory budget) as one chunk of the work pool
+// (jit/WorkPool.h), so on two threads they run side by side (when the kernel's calls may run at
+// once, StepKernel::concurrentCalls; else one after the other); their losses and gradients are
+// summed in shard order. One join per call
+// instead of one per product: the products of a small step (copy-first's 128 x 48 x 48) are too
+// small to share, so without shards one core did all the work.
+//
+// The shard count follows the batch and the cell, never the thread count or the machine: a run's
+// numbers are the same on one thread or two, in a sweep of one job or two, on resume with other
+// threads (one thread runs the shards one after the other, at a small cost: 5-7% at n = 48-100,
+// B = 64). They differ from an unsharded run's in the last bits (the sums over the batch are
+// split). train.batch_shards sets another count.
+//
 // Dropout on recurrent units is generic: a mask multiplies the chosen state slots before each step
 // (inverted dropout: kept units scaled by 1 / (1 - p)); the backward multiplies their adjoints by
 // the same mask.
@@ -30,6 +45,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -98,12 +114,37 @@ inline constexpr int64_t kSegmentGemmMaxBatch = 4;
 // Which backward plan BPTT runs: by batch (kSegmentGemmMaxBatch), or one forced (tests, benchmarks).
 enum class SegmentGemms { Auto, On, Off };
 
+// The fewest trials a batch shard gets (above).
+inline constexpr int64_t kMinShardTrials = 8;
+
+// How many shards BPTT cuts a batch into by default: two, the cores of the machines this was
+// measured on. More shards of fewer trials cost on two threads (n = 48-100, B = 64, steps/s of 2
+// shards -> 4 -> 8: nbrc 687 -> 631 -> 494, gru 519 -> 474 -> 373 at n = 48).
+inline constexpr int64_t kAutoShards = 2;
+
+// The most multiply-adds of one product in a shard (its trials x the kernel's
+// productWorkPerTrial). Beyond it the products share their chunks between threads
+// (jit/Gemm.cpp), and that pays more. Measured (bench/cellc_bench_grid, T = 100, Zen 5, 2 cores,
+// alternating, two rounds, steps/s without shards -> with two): n = 100, B = 64 (a shard's
+// product 0.3M): dale_rnn 190 -> 334, gru 62 -> 112, nbrc 86 -> 165, pbrc 6.8 -> 10.0; n = 256,
+// B = 64 (2.1M): dale_rnn 50-60 -> 62-66, gru 17.5-20.7 -> 22.9-24.5, nbrc 24-30 -> 35-37;
+// n = 256, B = 16 (0.5M) about even; n = 1024, B = 16 (8.4M): dale_rnn 13.6-14.0 -> 10.7-11.2,
+// gru 4.3-4.5 -> 2.9; n = 1024, B = 64 (34M): dale_rnn 5.0-5.1 -> 1.1.
+inline constexpr int64_t kMaxShardProductWork = int64_t{1} << 22;
+
+// The shard count BPTT chooses for a batch: kAutoShards, as long as each gets kMinShardTrials
+// trials and its products stay within kMaxShardProductWork; else 1.
+template <class T>
+int64_t batchShards(const StepKernel<T>& kernel, int64_t batch);
+
 template <class T>
 class Bptt {
  public:
   // segment 0: the largest that fits memoryBudgetBytes (all T steps when they fit); else as given.
+  // shards 0: batchShards(kernel, batch); 1: none; else as given (at most batch).
   Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment = 0,
-       int64_t memoryBudgetBytes = kDefaultMemoryBudgetMb << 20, SegmentGemms gemms = SegmentGemms::Auto);
+       int64_t memoryBudgetBytes = kDefaultMemoryBudgetMb << 20, SegmentGemms gemms = SegmentGemms::Auto,
+       int64_t shards = 0);
 
   // The state at t = 0 for these params: each state's number, or its param broadcast over the
   // batch.
@@ -122,8 +163,9 @@ class Bptt {
                                 const LossSpec& loss, const std::vector<std::vector<T>>& noise,
                                 const std::vector<std::vector<T>>& masks, bool keepOutputs = false);
 
-  void setOmega(const OmegaSpec& o) { omega_ = o; }
+  void setOmega(const OmegaSpec& o);
   int64_t segment() const { return segment_; }
+  int64_t shards() const { return shards_.empty() ? 1 : static_cast<int64_t>(shards_.size()); }
   // Whether the backward runs the segment plan (the kernel has one, and the batch or a force
   // asks for it).
   bool segmentGemms() const { return segmentN() > 0; }
@@ -142,6 +184,21 @@ class Bptt {
   const T* maskAt(const std::vector<std::vector<T>>& masks, int64_t t) const;
   const T* maskedState(const T* state, const T* mask);
 
+  // The loss and gradient of this object's trials, as terms of a whole batch's: the loss's
+  // denominator is the whole batch's (denom), and so is Omega's (omegaBatch_).
+  BpttResult<T> run(const std::vector<T>& params, const TrialBatch& b, const LossSpec& loss,
+                    const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
+                    bool keepOutputs, double denom);
+  BpttResult<T> runShards(const std::vector<T>& params, const TrialBatch& b, const LossSpec& loss,
+                          const std::vector<std::vector<T>>& noise,
+                          const std::vector<std::vector<T>>& masks, bool keepOutputs, double denom);
+  // Shard s's trials of a batch, noise and dropout masks.
+  TrialBatch shardTrials(const TrialBatch& b, const LossSpec* loss, int64_t s) const;
+  void forwardShards(const std::vector<T>& params, const TrialBatch& b,
+                     const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
+                     std::vector<std::vector<T>>& outputs, std::vector<T>* finalState,
+                     std::vector<std::vector<T>>* states);
+
   // The segment plan's buffer elements per step, 0 when the per-step plan runs.
   int64_t segmentN() const { return wantSegment_ ? kernel_.segmentSize(batch_) : 0; }
   // Adds lambda * Omega's term of step t to res and dParams; v is the adjoint of state t + 1.
@@ -151,7 +208,9 @@ class Bptt {
   StepKernel<T>& kernel_;
   int64_t batch_, steps_, segment_;
   bool wantSegment_;
+  int64_t omegaBatch_;  // the trials Omega is a mean over: the whole batch's, when this is a shard
   OmegaSpec omega_;
+  std::vector<std::unique_ptr<Bptt>> shards_;  // empty: this object runs the whole batch
   std::vector<T> zerosNoise_, inputBuf_, in_;
   std::vector<T> hoisted_, dHoisted_;  // the kernel's sequence-invariant values and their adjoints
   // Kept between calls: boundary states, the current segment's states, tapes and outputs, and

@@ -118,7 +118,8 @@ std::vector<std::vector<float>> Trainer::noiseFor(int64_t batch, int64_t steps,
 double Trainer::evaluate(const Task& task, const std::vector<double>& params, int64_t trials,
                          std::mt19937_64& rng) {
   TrialBatch b = task.sample(trials, rng);
-  Bptt<float> bptt(kernel_, trials, b.steps, cfg_.segment, cfg_.memoryBudgetMb << 20);
+  Bptt<float> bptt(kernel_, trials, b.steps, cfg_.segment, cfg_.memoryBudgetMb << 20,
+                   SegmentGemms::Auto, cfg_.batchShards);
   std::vector<std::vector<float>> outputs;
   bptt.forward(toFloat(params), b, noiseFor(trials, b.steps, rng, false), {}, outputs);
   std::vector<std::vector<double>> out64;
@@ -233,7 +234,8 @@ TrainResult Trainer::run(const Task& task) {
   } reset{metrics_};
   const bool tty = cfg_.progress && isatty(fileno(stderr));
   const int64_t steps = task.steps();
-  Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment, cfg_.memoryBudgetMb << 20);
+  Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment, cfg_.memoryBudgetMb << 20,
+                   SegmentGemms::Auto, cfg_.batchShards);
   if (cfg_.omega > 0) {
     int slot = 0;
     if (!cfg_.omegaState.empty()) {
