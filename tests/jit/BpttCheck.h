@@ -1,6 +1,6 @@
-// Helpers shared by the JIT's BPTT tests (test_hoist.cpp, test_segment_gemm.cpp): random
-// batches and noise, the relative error of two gradients, and directional finite differences of
-// a sequence loss in double precision.
+// Helpers shared by the BPTT tests (test_hoist.cpp, test_segment_gemm.cpp, test_batch_shards.cpp):
+// cells from the source tree, random batches and noise, the relative error of two gradients, and
+// directional finite differences of a sequence loss in double precision.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -10,12 +10,24 @@
 #include <random>
 #include <vector>
 
+#include "jit/Jit.h"
+#include "sema/Program.h"
 #include "train/Bptt.h"
 
 namespace cellc::bpttcheck {
 
 using runtime::Bptt;
 using runtime::TrialBatch;
+
+// A .cell file of the source tree (a path from its root), loaded with overrides and lowered.
+inline StepIR lowerSource(const std::string& path, const Overrides& o) {
+  std::string err;
+  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/" + path, &err);
+  DiagnosticSink d;
+  std::optional<Program> p = loadCell(f, o, d);
+  REQUIRE(p);
+  return lower(*p);
+}
 
 inline std::vector<double> randomVec(size_t n, std::mt19937_64& rng, double scale) {
   std::normal_distribution<double> d(0, scale);

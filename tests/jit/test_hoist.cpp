@@ -22,14 +22,7 @@ using namespace cellc::bpttcheck;
 
 namespace {
 
-StepIR lowerFile(const std::string& path, const Overrides& o) {
-  std::string err;
-  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/" + path, &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  return lower(*p);
-}
+StepIR lowerFile(const std::string& path, const Overrides& o) { return lowerSource(path, o); }
 
 int paramIndex(const ir::Layout& L, const std::string& name) {
   for (size_t i = 0; i < L.params.size(); ++i)

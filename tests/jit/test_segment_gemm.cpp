@@ -29,14 +29,7 @@ using namespace cellc::bpttcheck;
 
 namespace {
 
-StepIR lowerCell(const std::string& name, const Overrides& o) {
-  std::string err;
-  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name + ".cell", &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  return lower(*p);
-}
+StepIR lowerCell(const std::string& name, const Overrides& o) { return lowerSource("cells/" + name + ".cell", o); }
 
 // BPTT through the JIT (deferred), the evaluator of the deferred step and the evaluator of the
 // plain step: the same loss and gradient; and the JIT's gradient against finite differences.

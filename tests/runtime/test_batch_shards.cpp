@@ -20,14 +20,7 @@ using namespace cellc::bpttcheck;
 
 namespace {
 
-StepIR lowerCell(const std::string& name, const Overrides& o) {
-  std::string err;
-  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name, &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  return lower(*p);
-}
+StepIR lowerCell(const std::string& name, const Overrides& o) { return lowerSource("cells/" + name, o); }
 
 // Restores the thread count a test changed.
 struct ThreadsGuard {
