@@ -338,8 +338,8 @@ TrialBatch Bptt<T>::shardTrials(const TrialBatch& b, const LossSpec* spec, int64
 }
 
 // Runs f(s) for every shard on the work pool (one after the other when the kernel's calls may not
-// run at once); an exception in any (a bad input, memory) reaches
-// the caller after every shard has stopped.
+// run at once). An exception in any (a bad input, memory) reaches the caller after every shard
+// has stopped: a chunk must not throw into the pool.
 template <class F>
 static void eachShard(int64_t shards, bool concurrent, F&& f) {
   std::vector<std::exception_ptr> errors(static_cast<size_t>(shards));

@@ -1,8 +1,8 @@
 // BPTT's batch shards (train/Bptt.h): a batch cut into shards that run side by side gives the
 // loss, gradient, outputs and states of the whole batch (up to the order of the sums), with noise,
 // dropout masks, loss masks, a trainable initial state, a matrix state, segments and Omega; its
-// gradient matches finite differences; the automatic shard count follows the batch and the cell,
-// not the threads, and so do the bits.
+// gradient matches finite differences; a shard's error reaches the caller; the automatic shard
+// count follows the batch and the cell, not the threads, and so do the bits.
 #include <catch2/catch.hpp>
 
 #include <random>
@@ -186,4 +186,66 @@ TEST_CASE("batch shards: the same bits on one thread and on two, and for the eva
   BpttResult<double> e = slow.lossAndGradient(params, b, {}, {}, {});
   CHECK(e.loss == Approx(runs[1].loss).epsilon(1e-13));
   checkClose(e.dParams, runs[1].dParams, 1e-12);
+}
+
+namespace {
+
+// A JIT kernel whose forward fails for batches of one size: one shard's. It passes the hoisted
+// stages through (the JIT's self-contained steps share buffers, so BPTT never runs them at once).
+class FailingKernel : public StepKernel<double> {
+ public:
+  FailingKernel(StepKernel<double>& k, int64_t failBatch) : k_(k), fail_(failBatch) {}
+  const ir::Layout& layout() const override { return k_.layout(); }
+  bool concurrentCalls() const override { return true; }
+  int64_t tapeSize(int64_t b) const override { return k_.tapeSize(b); }
+  void forward(const double* p, const double* s, const double* x, const double* n, double* sn,
+               double* o, double* t, int64_t b) override {
+    k_.forward(p, s, x, n, sn, o, t, b);
+  }
+  void backward(const double* p, const double* s, const double* x, const double* n, const double* t,
+                const double* ds, const double* dout, double* dS, double* dX, double* dP,
+                int64_t b) override {
+    k_.backward(p, s, x, n, t, ds, dout, dS, dX, dP, b);
+  }
+  int64_t hoistedSize() const override { return k_.hoistedSize(); }
+  void prologue(const double* p, double* h) override { k_.prologue(p, h); }
+  void forwardHoisted(const double* p, const double* h, const double* s, const double* x,
+                      const double* n, double* sn, double* o, double* t, int64_t b) override {
+    if (b == fail_) throw std::runtime_error("this shard failed");
+    k_.forwardHoisted(p, h, s, x, n, sn, o, t, b);
+  }
+  void backwardHoisted(const double* p, const double* h, const double* s, const double* x,
+                       const double* n, const double* t, const double* ds, const double* dout,
+                       double* dS, double* dX, double* dP, double* dH, int64_t b) override {
+    k_.backwardHoisted(p, h, s, x, n, t, ds, dout, dS, dX, dP, dH, b);
+  }
+  void epilogue(const double* p, const double* h, const double* dH, double* dP) override {
+    k_.epilogue(p, h, dH, dP);
+  }
+
+ private:
+  StepKernel<double>& k_;
+  int64_t fail_;
+};
+
+}  // namespace
+
+TEST_CASE("batch shards: a shard's error reaches the caller, and the pool keeps working",
+          "[bptt][shards]") {
+  ThreadsGuard guard;
+  setThreads(2);
+  std::mt19937_64 rng(41);
+  StepIR ir = lowerCell("gru.cell", {{"n", 5}, {"n_in", 2}});
+  auto k = compileCell<double>(ir);
+  const int64_t B = 19, T = 4;  // shards of 10 and 9 trials
+  TrialBatch b = randomBatch(ir.layout, B, T, rng);
+  const std::vector<double> params = randomVec(static_cast<size_t>(ir.layout.paramSize), rng, 0.4);
+  FailingKernel failing(*k, 9);
+  Bptt<double> bad(failing, B, T);
+  REQUIRE(bad.shards() == 2);
+  std::vector<std::vector<double>> outs;
+  CHECK_THROWS_WITH(bad.lossAndGradient(params, b, {}, {}, {}), Catch::Contains("this shard failed"));
+  CHECK_THROWS_WITH(bad.forward(params, b, {}, {}, outs), Catch::Contains("this shard failed"));
+  Bptt<double> good(*k, B, T);
+  CHECK(std::isfinite(good.lossAndGradient(params, b, {}, {}, {}).loss));
 }
