@@ -321,20 +321,28 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
 }
 
 template <class T>
-TrialBatch Bptt<T>::shardTrials(const TrialBatch& b, const LossSpec* spec, int64_t s) const {
-  const ir::Layout& L = kernel_.layout();
+std::pair<int64_t, int64_t> Bptt<T>::shardRows(int64_t s) const {
   const int64_t shards = static_cast<int64_t>(shards_.size());
-  const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
-  TrialBatch sub;
-  sub.batch = b1 - b0;
-  sub.steps = b.steps;
-  sub.inputs = sliceSteps<double>(L.inputs, L.inputSize, batch_, b0, b1, b.inputs);
+  return {shardFirst(batch_, shards, s), shardFirst(batch_, shards, s + 1)};
+}
+
+template <class T>
+typename Bptt<T>::ShardInput Bptt<T>::shardInput(int64_t s, const TrialBatch& b, const LossSpec* spec,
+                                                 const std::vector<std::vector<T>>& noise,
+                                                 const std::vector<std::vector<T>>& masks) const {
+  const ir::Layout& L = kernel_.layout();
+  const auto [b0, b1] = shardRows(s);
+  ShardInput in{{}, sliceSteps<T>(L.noises, L.noiseSize, batch_, b0, b1, noise),
+                sliceSteps<T>(L.states, L.stateSize, batch_, b0, b1, masks)};
+  in.trials.batch = b1 - b0;
+  in.trials.steps = b.steps;
+  in.trials.inputs = sliceSteps<double>(L.inputs, L.inputSize, batch_, b0, b1, b.inputs);
   if (spec) {
     const std::vector<ir::Slot> one = oneSlot(outputSlot(L, *spec).size);
-    sub.targets = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.targets);
-    sub.masks = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.masks);
+    in.trials.targets = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.targets);
+    in.trials.masks = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.masks);
   }
-  return sub;
+  return in;
 }
 
 // Runs f(s) for every shard on the work pool (one after the other when the kernel's calls may not
@@ -362,10 +370,8 @@ BpttResult<T> Bptt<T>::runShards(const std::vector<T>& params, const TrialBatch&
   const int64_t shards = static_cast<int64_t>(shards_.size());
   std::vector<BpttResult<T>> parts(static_cast<size_t>(shards));
   eachShard(shards, kernel_.concurrentCalls(), [&](int64_t s) {
-    const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
-    const TrialBatch sub = shardTrials(b, &spec, s);
-    parts[s] = shards_[s]->run(params, sub, spec, sliceSteps<T>(L.noises, L.noiseSize, batch_, b0, b1, noise),
-                               sliceSteps<T>(L.states, L.stateSize, batch_, b0, b1, masks), keepOutputs, denom);
+    const ShardInput in = shardInput(s, b, &spec, noise, masks);
+    parts[s] = shards_[s]->run(params, in.trials, spec, in.noise, in.masks, keepOutputs, denom);
   });
   BpttResult<T> res;
   res.segment = parts[0].segment;
@@ -377,10 +383,9 @@ BpttResult<T> Bptt<T>::runShards(const std::vector<T>& params, const TrialBatch&
     res.omega += p.omega;
     res.peakBytes += p.peakBytes;
     for (size_t i = 0; i < res.dParams.size(); ++i) res.dParams[i] += p.dParams[i];
+    const auto [b0, b1] = shardRows(s);
     if (keepOutputs)
-      for (int64_t t = 0; t < steps_; ++t)
-        placeRows(L.outputs, batch_, shardFirst(batch_, shards, s), shardFirst(batch_, shards, s + 1),
-                  p.outputs[t].data(), res.outputs[t].data());
+      for (int64_t t = 0; t < steps_; ++t) placeRows(L.outputs, batch_, b0, b1, p.outputs[t].data(), res.outputs[t].data());
   }
   return res;
 }
@@ -399,18 +404,16 @@ void Bptt<T>::forwardShards(const std::vector<T>& params, const TrialBatch& b,
   };
   std::vector<Part> parts(static_cast<size_t>(shards));
   eachShard(shards, kernel_.concurrentCalls(), [&](int64_t s) {
-    const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
+    const ShardInput in = shardInput(s, b, nullptr, noise, masks);
     Part& p = parts[s];
-    shards_[s]->forward(params, shardTrials(b, nullptr, s),
-                        sliceSteps<T>(L.noises, L.noiseSize, batch_, b0, b1, noise),
-                        sliceSteps<T>(L.states, L.stateSize, batch_, b0, b1, masks), p.outputs,
+    shards_[s]->forward(params, in.trials, in.noise, in.masks, p.outputs,
                         finalState ? &p.finalState : nullptr, states ? &p.states : nullptr);
   });
   outputs.assign(steps_, std::vector<T>(static_cast<size_t>(L.outputSize * batch_)));
   if (finalState) finalState->assign(static_cast<size_t>(L.stateSize * batch_), T(0));
   if (states) states->assign(steps_, std::vector<T>(static_cast<size_t>(L.stateSize * batch_)));
   for (int64_t s = 0; s < shards; ++s) {
-    const int64_t b0 = shardFirst(batch_, shards, s), b1 = shardFirst(batch_, shards, s + 1);
+    const auto [b0, b1] = shardRows(s);
     const Part& p = parts[s];
     for (int64_t t = 0; t < steps_; ++t) {
       placeRows(L.outputs, batch_, b0, b1, p.outputs[t].data(), outputs[t].data());

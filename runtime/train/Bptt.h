@@ -28,9 +28,10 @@
 // (its own buffers, within its share of the memory budget) as one chunk of the work pool
 // (jit/WorkPool.h), so on two threads they run side by side (when the kernel's calls may run at
 // once, StepKernel::concurrentCalls; else one after the other); their losses and gradients are
-// summed in shard order. One join per call
-// instead of one per product: the products of a small step (copy-first's 128 x 48 x 48) are too
-// small to share, so without shards one core did all the work.
+// summed in shard order. Each shard computes the step's invariant part itself (the prologue and
+// epilogue, small where shards run), so no shard waits for another within a call. One join per
+// call instead of one per product: the products of a small step (copy-first's 128 x 48 x 48) are
+// too small to share, so without shards one core did all the work.
 //
 // The shard count follows the batch and the cell, never the thread count or the machine: a run's
 // numbers are the same on one thread or two, in a sweep of one job or two, on resume with other
@@ -47,6 +48,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipeline/StepKernel.h"
@@ -192,8 +194,16 @@ class Bptt {
   BpttResult<T> runShards(const std::vector<T>& params, const TrialBatch& b, const LossSpec& loss,
                           const std::vector<std::vector<T>>& noise,
                           const std::vector<std::vector<T>>& masks, bool keepOutputs, double denom);
-  // Shard s's trials of a batch, noise and dropout masks.
-  TrialBatch shardTrials(const TrialBatch& b, const LossSpec* loss, int64_t s) const;
+  // Shard s's trials [first, last) of the whole batch (shardRows), and its part of a batch
+  // (targets and loss masks only with a loss), of the noise and of the dropout masks.
+  struct ShardInput {
+    TrialBatch trials;
+    std::vector<std::vector<T>> noise, masks;
+  };
+  std::pair<int64_t, int64_t> shardRows(int64_t s) const;
+  ShardInput shardInput(int64_t s, const TrialBatch& b, const LossSpec* loss,
+                        const std::vector<std::vector<T>>& noise,
+                        const std::vector<std::vector<T>>& masks) const;
   void forwardShards(const std::vector<T>& params, const TrialBatch& b,
                      const std::vector<std::vector<T>>& noise, const std::vector<std::vector<T>>& masks,
                      std::vector<std::vector<T>>& outputs, std::vector<T>* finalState,
