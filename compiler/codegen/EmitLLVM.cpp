@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 
+#include "codegen/LoopGroups.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/Intrinsics.h"
 #include "llvm/IR/LLVMContext.h"
@@ -66,11 +67,13 @@ class Emitter {
       return;
     }
     std::vector<llvm::Function*> parts;
-    for (size_t first = 0; first < nk; first += kKernelsPerPart) {
+    for (size_t first = 0, last; first < nk; first = last) {
+      last = first;  // whole loop groups, up to kKernelsPerPart kernels (more if one group is)
+      while (last < nk && (last == first || groupEnd(last) - first <= kKernelsPerPart)) last = groupEnd(last);
       llvm::Function* part = newFunction(name + ".part" + std::to_string(parts.size()),
                                          llvm::Function::InternalLinkage);
       part->addFnAttr(llvm::Attribute::NoInline);
-      body(first, std::min(nk, first + kKernelsPerPart));
+      body(first, last);
       b_.CreateRetVoid();
       parts.push_back(part);
     }
@@ -98,19 +101,73 @@ class Emitter {
     return fn_;
   }
 
-  // Kernels [first, last) of the current plan into the function newFunction just began.
+  // The end of the loop group (codegen/LoopGroups.h) that begins at kernel i.
+  size_t groupEnd(size_t i) const {
+    for (++i; i < fp_->kernels.size() && fp_->kernels[i].fusedWithPrev; ++i) {}
+    return i;
+  }
+
+  // Kernels [first, last) of the current plan into the function newFunction just began, a loop
+  // group at a time.
   void body(size_t first, size_t last) {
     llvm::MDBuilder md(ctx_);
     llvm::MDNode* domain = md.createAnonymousAliasScopeDomain("cellc");
-    for (size_t ki = first; ki < last; ++ki) {
-      const Kernel& k = fp_->kernels[ki];
+    for (size_t ki = first; ki < last; ki = groupEnd(ki)) {
+      std::vector<const Kernel*> group;
+      for (size_t i = ki; i < groupEnd(ki); ++i) group.push_back(&fp_->kernels[i]);
       memo_.clear();
-      // A kernel's output never overlaps what it reads (every node has a region of its own), so
-      // its loads and stores are in different alias scopes: LLVM vectorizes without overlap checks.
-      scope_ = llvm::MDNode::get(ctx_, {md.createAnonymousAliasScope(domain, "kernel")});
-      if (splitsOverBatch(k)) outlineOverBatch(k, ki);
-      else kernel(k);
+      // A kernel's output never overlaps what it reads (every node has a region of its own), nor
+      // what the other kernels of its group read or write: each kernel's stores are in an alias
+      // scope of its own, and every load is outside all of them. LLVM vectorizes without overlap
+      // checks, and keeps a row sum in a register beside the group's other stores.
+      std::vector<llvm::Metadata*> all;
+      scopes_.clear();
+      for (size_t i = 0; i < group.size(); ++i) {
+        scopes_.push_back(llvm::MDNode::get(ctx_, {md.createAnonymousAliasScope(domain, "kernel")}));
+        all.push_back(scopes_.back()->getOperand(0));
+      }
+      loadScopes_ = llvm::MDNode::get(ctx_, all);
+      if (splitsOverBatch(group)) outlineOverBatch(group, ki);
+      else emitGroup(group);
     }
+  }
+
+  void emitGroup(const std::vector<const Kernel*>& group) {
+    if (group.size() == 1) {
+      scope_ = scopes_[0];
+      return kernel(*group[0]);
+    }
+    // Each reduction's output is zeroed first (or added to), then one pass over [B, p, q] computes
+    // every kernel's element at (b, r, c), in the order and with the sums it has alone.
+    const std::array<int64_t, 2> space = *loopSpace(g_, *group[0]);
+    for (size_t i = 0; i < group.size(); ++i) {
+      scope_ = scopes_[i];
+      if (group[i]->kind == Kernel::Kind::Reduce) zeroOutput(*group[i]);
+    }
+    batchLoop([&](Value* b) {
+      loop(c64(space[0]), [&](Value* r) {
+        loop(c64(space[1]), [&](Value* c) {
+          memo_.clear();
+          for (size_t i = 0; i < group.size(); ++i) {
+            scope_ = scopes_[i];
+            element(*group[i], b, r, c);
+          }
+        }, "c");
+      }, "r");
+    });
+  }
+
+  // Kernel k's work at (b, r, c) of its loop space (codegen::loopSpace).
+  void element(const Kernel& k, Value* b, Value* r, Value* c) {
+    switch (k.kind) {
+      case Kernel::Kind::Pointwise: case Kernel::Kind::Copy:
+        return pointwiseElement(k, Index{b, {r, c}}, k.kind == Kernel::Kind::Pointwise);
+      case Kernel::Kind::Reduce:
+        if (g_[k.node].op == Op::MatMul) return matVecElement(k, b, r, c);
+        return reduceElement(k, Index{b, {r, c}});
+      case Kernel::Kind::Gemm: break;
+    }
+    throw ir::InternalError("codegen: a product in a loop group");
   }
 
   void kernel(const Kernel& k) {
@@ -131,20 +188,32 @@ class Emitter {
     for (NodeId i : n.in) e = std::max(e, g_[i].shape.numel());
     return e;
   }
+  int64_t elementsPerBatch(const std::vector<const Kernel*>& group) const {
+    int64_t e = 0;
+    for (const Kernel* k : group) e += elementsPerBatch(*k);
+    return e;
+  }
 
   // A kernel whose batch elements are independent (batched output, each batch element writing
   // only its own rows) and large enough per batch element to be worth threads at some batch:
   // a Hebbian trace's [B, n, n] update and products. GEMMs thread themselves; reductions over the
   // batch write shared rows.
+  // A loop group splits when each of its kernels could.
   bool splitsOverBatch(const Kernel& k) const {
     if (k.kind == Kernel::Kind::Gemm || !g_[k.node].shape.batched) return false;
     return elementsPerBatch(k) >= kOutlineElements;
   }
+  bool splitsOverBatch(const std::vector<const Kernel*>& group) const {
+    for (const Kernel* k : group)
+      if (!splitsOverBatch(*k)) return false;
+    return true;
+  }
   static constexpr int64_t kOutlineElements = 1024;
 
-  // The kernel as its own function fn(bufs, batch, b0, b1) over batch elements [b0, b1), called
-  // through cellc_parallel_batch, which splits the batch between threads when the work is large.
-  void outlineOverBatch(const Kernel& k, size_t index) {
+  // The kernel (or loop group) as its own function fn(bufs, batch, b0, b1) over batch elements
+  // [b0, b1), called through cellc_parallel_batch, which splits the batch between threads when the
+  // work is large.
+  void outlineOverBatch(const std::vector<const Kernel*>& group, size_t index) {
     llvm::BasicBlock* callerBlock = b_.GetInsertBlock();
     llvm::Function* caller = fn_;
     Value* callerBatch = batch_;
@@ -156,7 +225,7 @@ class Emitter {
     bLo_ = f->getArg(2);
     bHi_ = f->getArg(3);
     memo_.clear();
-    kernel(k);
+    emitGroup(group);
     b_.CreateRetVoid();
 
     fn_ = caller;
@@ -165,7 +234,7 @@ class Emitter {
     std::copy(std::begin(callerBufs), std::end(callerBufs), std::begin(bufs_));
     memo_.clear();
     b_.SetInsertPoint(callerBlock);
-    Value* elements = b_.CreateMul(batch_, c64(elementsPerBatch(k)));
+    Value* elements = b_.CreateMul(batch_, c64(elementsPerBatch(group)));
     b_.CreateCall(parallel_, {f, caller->getArg(0), batch_, elements});
   }
 
@@ -232,19 +301,38 @@ class Emitter {
   // Over the batch elements this function handles: all of them, or [b0, b1) in an outlined kernel.
   void batchLoop(const std::function<void(Value*)>& body) { loop(bHi_ ? bHi_ : batch_, body, "b", bLo_); }
 
-  void store(const Place& p, const Shape& s, const Index& idx, Value* v, bool accumulate) {
+  // A reduction's sum (`sum` true) may be reassociated: a row sum then vectorizes with several
+  // partial sums instead of one chain of dependent adds, each waiting on the last (the trace
+  // product's row sums were a PBRC step's slowest loops). The order is fixed by the target's
+  // vector width, as FMA contraction is: results differ from a plain left-to-right sum in the last
+  // bits and from machine to machine, never from run to run.
+  void store(const Place& p, const Shape& s, const Index& idx, Value* v, bool accumulate, bool sum = false) {
     Value* addr = address(p, s, idx);
     if (accumulate) {
       auto* old = b_.CreateLoad(T_, addr);
       old->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_);
+      // Nothing another kernel of the group stores is read here.
+      if (scopes_.size() > 1) old->setMetadata(llvm::LLVMContext::MD_noalias, otherScopes());
       v = b_.CreateFAdd(old, v);
+      if (sum) llvm::cast<llvm::Instruction>(v)->setHasAllowReassoc(true);
     }
-    b_.CreateStore(v, addr)->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_);
+    auto* st = b_.CreateStore(v, addr);
+    st->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_);
+    if (scopes_.size() > 1) st->setMetadata(llvm::LLVMContext::MD_noalias, otherScopes());
+  }
+
+  // The scopes of the current group's other kernels: nothing the current kernel stores or adds
+  // to is touched by them.
+  llvm::MDNode* otherScopes() {
+    std::vector<llvm::Metadata*> others;
+    for (llvm::MDNode* sc : scopes_)
+      if (sc != scope_) others.push_back(sc->getOperand(0));
+    return llvm::MDNode::get(ctx_, others);
   }
 
   Value* load(Value* addr) {
     auto* l = b_.CreateLoad(T_, addr);
-    if (scope_) l->setMetadata(llvm::LLVMContext::MD_noalias, scope_);
+    if (loadScopes_) l->setMetadata(llvm::LLVMContext::MD_noalias, loadScopes_);
     return l;
   }
 
@@ -413,62 +501,76 @@ class Emitter {
   // ---- kernels -------------------------------------------------------------------------------
 
   void pointwise(const Kernel& k, bool self) {
-    const Shape& s = g_[k.node].shape;
-    loopNest(s, [&](const Index& idx) {
+    loopNest(g_[k.node].shape, [&](const Index& idx) {
       memo_.clear();
-      store(k.out, s, idx, value(k.node, idx, self), k.accumulate);
+      pointwiseElement(k, idx, self);
     });
+  }
+
+  void pointwiseElement(const Kernel& k, const Index& idx, bool self) {
+    store(k.out, g_[k.node].shape, idx, value(k.node, idx, self), k.accumulate);
+  }
+
+  // A reduction's output before its sum: zero, unless the kernel adds to what is there.
+  void zeroOutput(const Kernel& k) {
+    const Shape& out = g_[k.node].shape;
+    if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });
   }
 
   // y_b = M_b v_b (or v_b M_b) with the matrix computed inline (codegen::isBatchedMatVec). The
   // loops follow the matrix's storage (the transposed operand's source when it is a transpose),
   // so the inner loop reads contiguously.
   void batchedMatVec(const Kernel& k) {
-    const Node& n = g_[k.node];
-    const Shape& out = n.shape;
-    const bool matLeft = g_[n.in[0]].shape.rank() == 2;
-    const NodeId M = matLeft ? n.in[0] : n.in[1], v = matLeft ? n.in[1] : n.in[0];
-    const bool viaTranspose = g_[M].op == Op::Transpose && g_[M].shape.rank() == 2;
-    const Shape& ms = g_[M].shape;
-    const Shape& vs = g_[v].shape;
-    // Storage loop extents: the transpose's source is [d1, d0] of M.
-    const int64_t outer = viaTranspose ? ms.dims[1] : ms.dims[0];
-    const int64_t inner = viaTranspose ? ms.dims[0] : ms.dims[1];
-    if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });
+    const std::array<int64_t, 2> space = *loopSpace(g_, k);  // the storage's [rows, columns]
+    zeroOutput(k);
     batchLoop([&](Value* b) {
-      loop(c64(outer), [&](Value* r) {
-        loop(c64(inner), [&](Value* c) {
+      loop(c64(space[0]), [&](Value* r) {
+        loop(c64(space[1]), [&](Value* c) {
           memo_.clear();
-          Value* row = viaTranspose ? c : r;  // M's own indices
-          Value* col = viaTranspose ? r : c;
-          Value* m = value(M, Index{b, {row, col}});
-          Value* i = matLeft ? row : col;     // the output index; the other is contracted
-          Value* kk = matLeft ? col : row;
-          Value* x = value(v, Index{vs.batched ? b : nullptr, {kk}});
-          store(k.out, out, Index{b, {i}}, b_.CreateFMul(m, x), true);
+          matVecElement(k, b, r, c);
         }, "k");
       }, "r");
     });
   }
 
+  // One term of a batched matrix-vector product: storage row r, column c of batch element b.
+  void matVecElement(const Kernel& k, Value* b, Value* r, Value* c) {
+    const Node& n = g_[k.node];
+    const bool matLeft = g_[n.in[0]].shape.rank() == 2;
+    const NodeId M = matLeft ? n.in[0] : n.in[1], v = matLeft ? n.in[1] : n.in[0];
+    const bool viaTranspose = g_[M].op == Op::Transpose && g_[M].shape.rank() == 2;
+    Value* row = viaTranspose ? c : r;  // M's own indices
+    Value* col = viaTranspose ? r : c;
+    Value* m = value(M, Index{b, {row, col}});
+    Value* i = matLeft ? row : col;     // the output index; the other is contracted
+    Value* kk = matLeft ? col : row;
+    Value* x = value(v, Index{g_[v].shape.batched ? b : nullptr, {kk}});
+    store(k.out, n.shape, Index{b, {i}}, b_.CreateFMul(m, x), true, true);
+  }
+
   void reduce(const Kernel& k) {
     const Node& n = g_[k.node];
     if (n.op == Op::MatMul) return batchedMatVec(k);
-    const Shape& out = n.shape;
-    const Shape& in = g_[n.in[0]].shape;
-    if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });
-    loopNest(in, [&](const Index& idx) {
+    zeroOutput(k);
+    loopNest(g_[n.in[0]].shape, [&](const Index& idx) {
       memo_.clear();
-      Value* v = value(n.in[0], idx);
-      Index o{out.batched ? idx.batch : nullptr, {}};
-      if (n.op == Op::Sum && n.a0 >= 0) {
-        o.dims = idx.dims;
-        o.dims.erase(o.dims.begin() + n.a0);
-      } else if (n.op == Op::SumBatch) {
-        o.dims = idx.dims;
-      }
-      store(k.out, out, o, v, true);
+      reduceElement(k, idx);
     });
+  }
+
+  // One term of a sum: the operand at idx, added to the output element it reduces to.
+  void reduceElement(const Kernel& k, const Index& idx) {
+    const Node& n = g_[k.node];
+    const Shape& out = n.shape;
+    Value* v = value(n.in[0], idx);
+    Index o{out.batched ? idx.batch : nullptr, {}};
+    if (n.op == Op::Sum && n.a0 >= 0) {
+      o.dims = idx.dims;
+      o.dims.erase(o.dims.begin() + n.a0);
+    } else if (n.op == Op::SumBatch) {
+      o.dims = idx.dims;
+    }
+    store(k.out, out, o, v, true, true);
   }
 
   // A matrix operand as stored: its place, its stored shape, and whether it is read transposed.
@@ -567,7 +669,9 @@ class Emitter {
   Value* bufs_[static_cast<int>(Buf::kCount)] = {};
   const FunctionPlan* fp_ = nullptr;
   std::map<std::pair<NodeId, Index>, Value*> memo_;
-  llvm::MDNode* scope_ = nullptr;  // the current kernel's alias scope
+  llvm::MDNode* scope_ = nullptr;  // the current kernel's alias scope (one of scopes_)
+  std::vector<llvm::MDNode*> scopes_;  // the current loop group's, one per kernel
+  llvm::MDNode* loadScopes_ = nullptr;  // all of scopes_: what loads do not alias
 };
 
 }  // namespace

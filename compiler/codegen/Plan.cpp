@@ -1,5 +1,7 @@
 #include "codegen/Plan.h"
 
+#include "codegen/LoopGroups.h"
+
 #include <algorithm>
 #include <functional>
 #include <set>
@@ -413,6 +415,7 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
     for (auto& [id, p] : fp->placed)
       if (p.buf == Buf::Scratch && g[id].shape.batched) p.fixed = plan.scratch.fixed;
   }
+  for (FunctionPlan* fp : {&plan.forward, &plan.backward, &plan.omega}) groupLoops(g, *fp);
   return plan;
 }
 
@@ -463,10 +466,18 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
   }
   for (auto [name, fp] : stages) {
     os << "# " << name << ": " << fp->kernels.size() << " kernels\n";
-    for (const Kernel& k : fp->kernels)
-      os << "  " << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("
+    // A loop group (codegen/LoopGroups.h) is shown as its shared loop, its kernels indented.
+    for (size_t i = 0; i < fp->kernels.size(); ++i) {
+      const Kernel& k = fp->kernels[i];
+      const bool grouped = k.fusedWithPrev || (i + 1 < fp->kernels.size() && fp->kernels[i + 1].fusedWithPrev);
+      if (grouped && !k.fusedWithPrev) {
+        auto space = loopSpace(ir.g, k);
+        os << "  loop [B, " << (*space)[0] << ", " << (*space)[1] << "]:\n";
+      }
+      os << (grouped ? "    " : "  ") << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("
          << ir::opName(ir.g[k.node].op) << " " << ir.g[k.node].shape.str() << ") -> "
          << place(k.out) << (k.accumulate ? " (+=)" : "") << "\n";
+    }
   }
   os << "# tape: " << plan.tape.fixed << " + B*" << plan.tape.perBatch << " elements:";
   for (NodeId id : plan.tapeNodes) os << " %" << id;

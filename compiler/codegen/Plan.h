@@ -51,6 +51,7 @@ struct Kernel {
   ir::NodeId node;
   Place out;
   bool accumulate = false;  // out += value (param gradients accumulate over time steps)
+  bool fusedWithPrev = false;  // in the loop nest of the kernel before it (codegen/LoopGroups.h)
 };
 
 struct FunctionPlan {

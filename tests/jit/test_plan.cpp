@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "codegen/LoopGroups.h"
 #include "codegen/Plan.h"
 #include "jit/Threads.h"
 #include "sema/Program.h"
@@ -58,6 +59,37 @@ TEST_CASE("a Hebbian trace streams: no per-step copy of the [B, n, n] state", "[
         CHECK(k.kind == codegen::Kernel::Kind::Reduce);
       }
   CHECK(matVecs >= 2);
+}
+
+TEST_CASE("loop groups: a plastic cell streams its [B, n, n] values twice per step each way", "[plan][hebbian]") {
+  const int64_t n = 40;
+  for (const char* cell : {"pbrc.cell", "plastic_gru.cell"}) {
+    StepIR ir = lowerCell(cell, {{"n", static_cast<double>(n)}});
+    codegen::Plan plan = codegen::makePlan(ir);
+    INFO(cell << "\n" << codegen::printPlan(ir, plan));
+    // Passes over [B, n, n]: loop groups (or kernels alone) whose loop is [n, n] per batch element.
+    auto passes = [&](const codegen::FunctionPlan& fp) {
+      int count = 0;
+      for (const codegen::Kernel& k : fp.kernels) {
+        auto space = codegen::loopSpace(ir.g, k);
+        if (!k.fusedWithPrev && space && (*space)[0] == n && (*space)[1] == n) ++count;
+        if (k.fusedWithPrev) CHECK(codegen::loopSpace(ir.g, k) == space);  // a group shares one loop
+      }
+      return count;
+    };
+    // Forward: the trace product, then the trace's update, which needs the new state that the
+    // product feeds: two passes that cannot be one.
+    CHECK(passes(plan.forward) == 2);
+    // Backward: the sums of the next trace's adjoint (both sides of the outer product, and eta's
+    // gradient), then what needs the candidate's adjoint (the transposed product, A's gradient, the
+    // trace's adjoint). Seven passes when each kernel had its own.
+    CHECK(passes(plan.backward) == 2);
+    // Grouped kernels follow each other and keep the order their inputs need: every kernel reads
+    // only what kernels before it wrote (checked by the gradient tests against the evaluator).
+    int grouped = 0;
+    for (const codegen::Kernel& k : plan.backward.kernels) grouped += k.fusedWithPrev;
+    CHECK(grouped >= 4);
+  }
 }
 
 TEST_CASE("GEMM on several threads: the same bits on any count above one, close to one thread", "[gemm][threads]") {
