@@ -235,6 +235,7 @@ CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, Step
       const ir::Node& n = ir_.g[k.node];
       const int64_t depth = n.op == ir::Op::MatMul ? ir_.g[n.in[0]].shape.dims.back() : 1;
       productWork_ = std::max(productWork_, n.shape.numel() * depth);
+      if (n.op == ir::Op::BatchOuterSum) weightGradient_ = std::max(weightGradient_, n.shape.numel());
     }
 }
 

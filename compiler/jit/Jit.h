@@ -42,6 +42,7 @@ class CompiledCell final : public StepKernel<T> {
   // the self-contained forward and backward excepted (they share hoisted_).
   bool concurrentCalls() const override { return true; }
   int64_t productWorkPerTrial() const override { return productWork_; }
+  int64_t weightGradientElements() const override { return weightGradient_; }
   int64_t tapeSize(int64_t batch) const override { return plan_.tape.at(batch); }
   void forward(const T* params, const T* state, const T* input, const T* noise, T* stateNext,
                T* output, T* tape, int64_t batch) override;
@@ -105,6 +106,7 @@ class CompiledCell final : public StepKernel<T> {
   codegen::Plan plan_;
   int64_t hoistedSize_ = 0;
   int64_t productWork_ = 0;
+  int64_t weightGradient_ = 0;  // weightGradientElements()
   mutable std::once_flag planOnce_;
   std::once_flag compileOnce_;
   mutable std::unique_ptr<Segment> segment_;

@@ -25,6 +25,9 @@ class StepKernel {
   // The multiply-adds of the step's largest matrix product (forward or backward), per trial of
   // the batch; 0 when not known.
   virtual int64_t productWorkPerTrial() const { return 0; }
+  // The elements of the largest weight gradient the backward forms as a product summed over the
+  // batch (a GEMM with K = B per step); 0 when not known.
+  virtual int64_t weightGradientElements() const { return 0; }
   // Elements the forward saves for the backward (per step, for this batch size).
   virtual int64_t tapeSize(int64_t batch) const = 0;
   // One step: (params, state, input, noise) -> (stateNext, output), saving tapeSize(batch)

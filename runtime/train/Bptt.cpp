@@ -97,7 +97,9 @@ template <class T>
 Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment,
               int64_t memoryBudgetBytes, SegmentGemms gemms, int64_t shards)
     : kernel_(kernel), batch_(batch), steps_(steps), segment_(segment),
-      wantSegment_(gemms == SegmentGemms::On || (gemms == SegmentGemms::Auto && batch <= kSegmentGemmMaxBatch)),
+      wantSegment_(gemms == SegmentGemms::On ||
+                   (gemms == SegmentGemms::Auto && (batch <= kSegmentGemmMaxBatch ||
+                                                    kernel.weightGradientElements() >= kSegmentGemmMinElements))),
       omegaBatch_(batch) {
   if (batch <= 0 || steps <= 0) throw std::invalid_argument("BPTT needs a positive batch and step count");
   const ir::Layout& L = kernel.layout();

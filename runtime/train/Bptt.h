@@ -113,6 +113,15 @@ inline constexpr int64_t kDefaultMemoryBudgetMb = 1024;
 // points below 1). It costs steps x B x (its operands' widths) of memory more.
 inline constexpr int64_t kSegmentGemmMaxBatch = 4;
 
+// At any batch, BPTT forms weight gradients per segment when one of them has at least this many
+// elements (StepKernel::weightGradientElements): a per-step GEMM with K = B then reads and writes
+// an [n, n] result larger than a core's cache at every step. Measured the same way at n = 1024
+// (two rounds, background jobs stopped), the segment plan over the per-step one: B = 16 gru
+// 1.00-1.21x, nbrc 1.13-1.14x, dale_rnn 0.99-1.03x; B = 64 gru 1.03-1.07x, nbrc 1.01-1.05x,
+// dale_rnn 0.97-0.98x. At n <= 256 (65,536 elements) it lost for B >= 8 (above). The line
+// between is not measured: 2^19 elements, a 2 MB float32 result.
+inline constexpr int64_t kSegmentGemmMinElements = int64_t{1} << 19;
+
 // Which backward plan BPTT runs: by batch (kSegmentGemmMaxBatch), or one forced (tests, benchmarks).
 enum class SegmentGemms { Auto, On, Off };
 

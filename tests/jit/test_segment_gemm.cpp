@@ -3,8 +3,9 @@
 // per product; JIT (float64) and reference evaluator agree stage by stage and through BPTT (with
 // and without segments, B = 1 and 3) on gru, dale_rnn (hoisted too) and pbrc (a Hebbian trace),
 // and the gradient matches the plain evaluator and finite differences; the memory budget counts
-// the buffer. BPTT runs that plan at small batches only (kSegmentGemmMaxBatch), the per-step plan
-// beyond, and the JIT compiles the segment plan on first use, once.
+// the buffer. BPTT runs that plan at small batches (kSegmentGemmMaxBatch) and where a weight
+// gradient is large (kSegmentGemmMinElements), the per-step plan otherwise, and the JIT compiles
+// the segment plan on first use, once.
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -265,6 +266,24 @@ TEST_CASE("segment GEMMs: BPTT runs the segment plan at small batches, the per-s
       CHECK(r.dParams == f.dParams);
       CHECK(r.loss == f.loss);
     }
+  }
+}
+
+TEST_CASE("segment GEMMs: BPTT runs the segment plan at any batch when a weight gradient is large",
+          "[segment][bptt]") {
+  // GRU n = 1024: its [1024, 1024] weight gradients are above kSegmentGemmMinElements; n = 256's
+  // [256, 256] ones are not.
+  auto wide = compileCell<float>(lowerCell("gru", {{"n", 1024}, {"n_in", 1}}));
+  auto narrow = compileCell<float>(lowerCell("gru", {{"n", 256}, {"n_in", 1}}));
+  CHECK(wide->weightGradientElements() == 1024 * 1024);
+  CHECK(narrow->weightGradientElements() == 256 * 256);
+  REQUIRE(wide->weightGradientElements() >= kSegmentGemmMinElements);
+  REQUIRE(narrow->weightGradientElements() < kSegmentGemmMinElements);
+  for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}}) {
+    INFO("B = " << B);
+    CHECK(Bptt<float>(*wide, B, 2).segmentGemms());
+    CHECK(Bptt<float>(*narrow, B, 2).segmentGemms() == (B <= kSegmentGemmMaxBatch));
+    CHECK_FALSE(Bptt<float>(*wide, B, 2, 0, kDefaultMemoryBudgetMb << 20, SegmentGemms::Off).segmentGemms());
   }
 }
 
