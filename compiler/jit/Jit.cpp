@@ -15,7 +15,6 @@
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
-#include "llvm/ExecutionEngine/Orc/ThreadSafeModule.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Passes/PassBuilder.h"
@@ -140,17 +139,9 @@ std::vector<std::unique_ptr<llvm::MemoryBuffer>> compileInPieces(llvm::Module& m
       },
       /*PreserveLocals=*/false, /*RoundRobin=*/true);
   std::vector<std::unique_ptr<llvm::MemoryBuffer>> objects(pieces.size());
-  std::vector<std::exception_ptr> errors(pieces.size());
-  // A chunk must not throw into the pool: errors reach the caller after every piece is done.
-  forChunks(static_cast<int64_t>(pieces.size()), threads(), [&](int64_t i) {
-    try {
-      objects[static_cast<size_t>(i)] = compilePiece(pieces[static_cast<size_t>(i)]);
-    } catch (...) {
-      errors[static_cast<size_t>(i)] = std::current_exception();
-    }
+  forChunksRethrowing(static_cast<int64_t>(pieces.size()), threads(), [&](int64_t i) {
+    objects[static_cast<size_t>(i)] = compilePiece(pieces[static_cast<size_t>(i)]);
   });
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
   return objects;
 }
 

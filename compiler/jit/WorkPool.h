@@ -15,7 +15,9 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <type_traits>
+#include <vector>
 
 namespace cellc {
 
@@ -38,6 +40,22 @@ template <class F>
 void forChunks(int64_t chunks, int threads, F&& f) {
   auto call = [](void* p, int64_t i) { (*static_cast<std::remove_reference_t<F>*>(p))(i); };
   runChunks(chunks, threads, call, &f);
+}
+
+// forChunks for work that may throw (a chunk must not throw into the pool): every chunk runs, and
+// the first exception in chunk order reaches the caller after all of them are done.
+template <class F>
+void forChunksRethrowing(int64_t chunks, int threads, F&& f) {
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(chunks));
+  forChunks(chunks, threads, [&](int64_t i) {
+    try {
+      f(i);
+    } catch (...) {
+      errors[static_cast<size_t>(i)] = std::current_exception();
+    }
+  });
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace cellc

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <stdexcept>
 
 #include "jit/Threads.h"
@@ -352,16 +351,7 @@ typename Bptt<T>::ShardInput Bptt<T>::shardInput(int64_t s, const TrialBatch& b,
 // has stopped: a chunk must not throw into the pool.
 template <class F>
 static void eachShard(int64_t shards, bool concurrent, F&& f) {
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(shards));
-  forChunks(shards, concurrent ? threads() : 1, [&](int64_t s) {
-    try {
-      f(s);
-    } catch (...) {
-      errors[static_cast<size_t>(s)] = std::current_exception();
-    }
-  });
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  forChunksRethrowing(shards, concurrent ? threads() : 1, std::forward<F>(f));
 }
 
 template <class T>
