@@ -1,4 +1,4 @@
-// Helpers shared by the BPTT tests (test_hoist.cpp, test_segment_gemm.cpp, test_batch_shards.cpp):
+// Helpers shared by the BPTT and JIT tests (test_hoist.cpp, test_segment_gemm.cpp, test_batch_shards.cpp, ...):
 // cells from the source tree, random batches and noise, the relative error of two gradients, and
 // directional finite differences of a sequence loss in double precision.
 #pragma once

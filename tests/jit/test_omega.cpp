@@ -9,18 +9,13 @@
 #include "jit/Jit.h"
 #include "sema/Program.h"
 
+#include "BpttCheck.h"
+
 using namespace cellc;
 
 namespace {
 
-StepIR lowerCell(const std::string& name, const Overrides& o) {
-  std::string err;
-  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name, &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  return lower(*p);
-}
+StepIR lowerCell(const std::string& name, const Overrides& o) { return bpttcheck::lowerSource("cells/" + name, o); }
 
 std::vector<double> rnd(size_t n, std::mt19937& rng, double s) {
   std::normal_distribution<double> d(0, s);

@@ -10,6 +10,8 @@
 #include "jit/Threads.h"
 #include "sema/Program.h"
 
+#include "BpttCheck.h"
+
 extern "C" void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
                                const float*, int64_t, float, float*, int64_t);
 extern "C" void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
@@ -19,14 +21,7 @@ using namespace cellc;
 
 namespace {
 
-StepIR lowerCell(const std::string& name, const Overrides& o) {
-  std::string err;
-  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name, &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  return lower(*p);
-}
+StepIR lowerCell(const std::string& name, const Overrides& o) { return bpttcheck::lowerSource("cells/" + name, o); }
 
 }  // namespace
 

@@ -10,19 +10,14 @@
 #include "sema/Program.h"
 #include "train/Bptt.h"
 
+#include "../jit/BpttCheck.h"
+
 using namespace cellc;
 using namespace cellc::runtime;
 
 namespace {
 
-StepIR lowerCell(const std::string& name, const Overrides& o) {
-  std::string err;
-  SourceFile f = SourceFile::load(std::string(CELLC_SOURCE_DIR) + "/cells/" + name, &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  return lower(*p);
-}
+StepIR lowerCell(const std::string& name, const Overrides& o) { return bpttcheck::lowerSource("cells/" + name, o); }
 
 TrialBatch randomBatch(const ir::Layout& L, int64_t B, int64_t T, std::mt19937_64& rng, bool mask) {
   std::normal_distribution<double> n(0, 1);
