@@ -589,17 +589,30 @@ class Emitter {
     return {fp_->placed.at(id), n.shape, false};
   }
 
+  // packedAt >= 0: B's panels, packed by the prologue, at that offset of the hoisted buffer.
   void callGemm(bool ta, bool tb, Value* M, Value* N, Value* K, Value* A, int64_t lda, Value* B,
-                int64_t ldb, bool accumulate, Value* C, int64_t ldc, bool segment = false) {
+                int64_t ldb, bool accumulate, Value* C, int64_t ldc, bool segment = false,
+                int64_t packedAt = -1) {
+    const bool f64 = T_->isDoubleTy();
+    std::vector<Value*> args{b_.getInt32(ta), b_.getInt32(tb), M, N, K, A, c64(lda), B, c64(ldb),
+                             cT(accumulate ? 1.0 : 0.0), C, c64(ldc)};
     llvm::Function* f = gemm_;
-    if (segment) {  // a product over a segment's rows: its own entry (jit/Gemm.cpp), declared on use
-      const bool f64 = T_->isDoubleTy();
+    // Other entries (jit/Gemm.cpp), declared on use: a product over a segment's rows, and one
+    // with a packed W.
+    if (segment) {
       f = llvm::cast<llvm::Function>(
           m_.getOrInsertFunction(f64 ? "cellc_gemm_segment_f64" : "cellc_gemm_segment_f32", gemm_->getFunctionType())
               .getCallee());
+    } else if (packedAt >= 0) {
+      std::vector<llvm::Type*> params(gemm_->getFunctionType()->params());
+      params.push_back(ptr_);
+      f = llvm::cast<llvm::Function>(
+          m_.getOrInsertFunction(f64 ? "cellc_gemm_packed_f64" : "cellc_gemm_packed_f32",
+                                 llvm::FunctionType::get(b_.getVoidTy(), params, false))
+              .getCallee());
+      args.push_back(b_.CreateInBoundsGEP(T_, bufs_[static_cast<int>(Buf::Hoisted)], c64(packedAt)));
     }
-    b_.CreateCall(f, {b_.getInt32(ta), b_.getInt32(tb), M, N, K, A, c64(lda), B, c64(ldb),
-                      cT(accumulate ? 1.0 : 0.0), C, c64(ldc)});
+    b_.CreateCall(f, args);
   }
 
   void gemm(const Kernel& k) {
@@ -633,14 +646,14 @@ class Emitter {
       // y_b = A x_b for all b at once: Y[B, m] = X[B, kk] A^T.
       callGemm(false, !ta, batch_, c64(m), c64(kk), base(bm.place, bm.stored, nullptr), rows(bm.place, kk),
                base(a.place, a.stored, nullptr), lda, k.accumulate, base(k.out, out, nullptr),
-               rows(k.out, m));
+               rows(k.out, m), false, k.packedAt);
       return;
     }
     if (aB && !bB && la.rank() == 1 && !ta) {
       // y_b = x_b B for all b at once: Y[B, p] = X[B, kk] B.
       callGemm(false, tb, batch_, c64(p), c64(kk), base(a.place, a.stored, nullptr), rows(a.place, kk),
                base(bm.place, bm.stored, nullptr), ldb, k.accumulate, base(k.out, out, nullptr),
-               rows(k.out, p));
+               rows(k.out, p), false, k.packedAt);
       return;
     }
     if (a.place.batchStride || bm.place.batchStride || k.out.batchStride)

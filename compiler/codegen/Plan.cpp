@@ -1,9 +1,11 @@
 #include "codegen/Plan.h"
 
 #include "codegen/LoopGroups.h"
+#include "jit/PackedGemm.h"
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -253,7 +255,76 @@ std::set<NodeId> reachable(const Graph& g, const std::vector<NodeId>& roots) {
 
 }  // namespace
 
-Plan makePlan(const StepIR& ir, bool withOmega) {
+namespace {
+
+// The W of a per-step product Y[B, n] = X[B, k] op(W) that may be packed (PackedOperand, without
+// its offset): the cases of a batched operand times an unbatched one that codegen's gemm emits
+// as one product over the batch, W a param or a hoisted value.
+std::optional<PackedOperand> packableOperand(const Graph& g, const FunctionPlan& fp, const Kernel& k) {
+  const Node& n = g[k.node];
+  if (k.kind != Kernel::Kind::Gemm || n.op != Op::MatMul) return std::nullopt;
+  struct Mat {
+    const Place* place = nullptr;
+    const Shape* stored = nullptr;
+    bool trans = false;
+  };
+  auto mat = [&](NodeId id) {
+    const Node& m = g[id];
+    if (m.op == Op::Transpose && fp.placed.count(m.in[0]))
+      return Mat{&fp.placed.at(m.in[0]), &g[m.in[0]].shape, true};
+    auto it = fp.placed.find(id);
+    return it == fp.placed.end() ? Mat{} : Mat{&it->second, &m.shape, false};
+  };
+  const Mat a = mat(n.in[0]), b = mat(n.in[1]);
+  if (!a.place || !b.place) return std::nullopt;
+  const Shape &la = g[n.in[0]].shape, &lb = g[n.in[1]].shape;
+  PackedOperand p;
+  const Mat* w = nullptr;
+  if (!a.stored->batched && b.stored->batched && lb.rank() == 1 && !b.trans && la.rank() == 2) {
+    w = &a;  // Y = X A^T (A [n, k]); read transposed, A is stored [k, n]
+    p.n = la.dims[0];
+    p.k = la.dims[1];
+    p.rowMajor = !a.trans;
+  } else if (a.stored->batched && !b.stored->batched && la.rank() == 1 && !a.trans && lb.rank() == 2) {
+    w = &b;  // Y = X B (B [k, n]); read transposed, B is stored [n, k]
+    p.n = lb.dims[1];
+    p.k = lb.dims[0];
+    p.rowMajor = b.trans;
+  } else {
+    return std::nullopt;
+  }
+  if ((w->place->buf != Buf::Params && w->place->buf != Buf::Hoisted) || w->place->perBatch ||
+      w->place->batchStride || w->stored->rank() != 2 || p.n * p.k < kPackedMinElements)
+    return std::nullopt;
+  p.src = *w->place;
+  p.ld = w->stored->dims[1];
+  return p;
+}
+
+// Marks the per-step products whose W the prologue packs, and lays out their regions.
+void planPacking(const StepIR& ir, Plan& plan, const std::vector<PackedOperand>* packedFrom) {
+  if (packedFrom) {
+    plan.packed = *packedFrom;
+    for (const PackedOperand& p : plan.packed) plan.packedSize += packedRegionSize(p.n, p.k);
+  }
+  for (FunctionPlan* fp : {&plan.forward, &plan.backward})
+    for (Kernel& k : fp->kernels) {
+      std::optional<PackedOperand> p = packableOperand(ir.g, *fp, k);
+      if (!p) continue;
+      auto it = std::find(plan.packed.begin(), plan.packed.end(), *p);
+      if (it == plan.packed.end()) {
+        if (packedFrom) continue;  // not packed by the prologue this plan shares
+        p->offset = ir.hoistedSize + plan.packedSize;
+        plan.packedSize += packedRegionSize(p->n, p->k);
+        it = plan.packed.insert(plan.packed.end(), *p);
+      }
+      k.packedAt = it->offset;
+    }
+}
+
+}  // namespace
+
+Plan makePlan(const StepIR& ir, bool withOmega, const std::vector<PackedOperand>* packedFrom) {
   const Graph& g = ir.g;
   Plan plan;
   std::set<NodeId> fwdSet = reachable(g, ir.forwardRoots());
@@ -416,6 +487,7 @@ Plan makePlan(const StepIR& ir, bool withOmega) {
       if (p.buf == Buf::Scratch && g[id].shape.batched) p.fixed = plan.scratch.fixed;
   }
   for (FunctionPlan* fp : {&plan.forward, &plan.backward, &plan.omega}) groupLoops(g, *fp);
+  planPacking(ir, plan, packedFrom);
   return plan;
 }
 
@@ -456,6 +528,13 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
   } else {
     stages = {{"forward", &plan.forward}, {"backward", &plan.backward}};
   }
+  if (!plan.packed.empty()) {
+    os << "# packed by the prologue (GEMM panels, once per sequence):";
+    for (const PackedOperand& p : plan.packed)
+      os << " " << place(p.src) << " [" << p.n << ", " << p.k << "]" << (p.rowMajor ? "" : "^T") << " -> Hoisted+"
+         << p.offset;
+    os << "\n";
+  }
   if (plan.hasSegment) {
     os << "# segment buffer: " << ir.segmentSize << " elements per row, B rows per step:";
     for (size_t i = 0; i < ir.segmentValues.size(); ++i)
@@ -476,7 +555,8 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
       }
       os << (grouped ? "    " : "  ") << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("
          << ir::opName(ir.g[k.node].op) << " " << ir.g[k.node].shape.str() << ") -> "
-         << place(k.out) << (k.accumulate ? " (+=)" : "") << "\n";
+         << place(k.out) << (k.accumulate ? " (+=)" : "")
+         << (k.packedAt >= 0 ? " (W packed at Hoisted+" + std::to_string(k.packedAt) + ")" : "") << "\n";
     }
   }
   os << "# tape: " << plan.tape.fixed << " + B*" << plan.tape.perBatch << " elements:";

@@ -52,6 +52,7 @@ struct Kernel {
   Place out;
   bool accumulate = false;  // out += value (param gradients accumulate over time steps)
   bool fusedWithPrev = false;  // in the loop nest of the kernel before it (codegen/LoopGroups.h)
+  int64_t packedAt = -1;  // a Gemm whose W is packed (PackedOperand): its region in the hoisted buffer
 };
 
 struct FunctionPlan {
@@ -64,6 +65,23 @@ struct Extent {
   int64_t fixed = 0, perBatch = 0;
   int64_t at(int64_t batch) const { return fixed + batch * perBatch; }
 };
+
+// A sequence-invariant matrix W (a param, or a hoisted value) that per-step products
+// Y[B, n] = X[B, k] op(W) read: the prologue packs it into GEMM panels once per sequence, at
+// `offset` in the hoisted buffer (after the IR's hoisted values), and those products use the
+// panels (jit/PackedGemm.h). rowMajor: W stored [n, k] (Y = X W^T); else stored [k, n] (Y = X W).
+struct PackedOperand {
+  Place src;
+  bool rowMajor = true;
+  int64_t n = 0, k = 0, ld = 0;
+  int64_t offset = 0;
+  bool operator==(const PackedOperand& o) const {
+    return src.buf == o.src.buf && src.fixed == o.src.fixed && rowMajor == o.rowMajor && n == o.n &&
+           k == o.k && ld == o.ld;
+  }
+};
+// Smaller W (below 128 x 128) are not packed: the gain was measured from n = 256 up.
+inline constexpr int64_t kPackedMinElements = int64_t{1} << 14;
 
 struct Plan {
   // prologue and epilogue: the sequence-invariant part (pipeline/Hoist.h), empty when nothing is
@@ -78,9 +96,15 @@ struct Plan {
   bool hasOmega = false;
   Extent tape, scratch;
   std::vector<ir::NodeId> tapeNodes;
+  // Operands packed by the prologue, and the hoisted elements they take after ir.hoistedSize.
+  std::vector<PackedOperand> packed;
+  int64_t packedSize = 0;
 };
 
-Plan makePlan(const StepIR& ir, bool withOmega = false);
+// `packedFrom`: the packed operands of another plan of the same step whose prologue fills the
+// hoisted buffer (the segment plan's backward uses the per-step plan's); null: this plan's own.
+Plan makePlan(const StepIR& ir, bool withOmega = false,
+              const std::vector<PackedOperand>* packedFrom = nullptr);
 
 // Whether a backward planned in `b` can read a tape written by the forward of `a`: the same taped
 // nodes at the same places (a plan with deferred weight gradients next to the per-step one).

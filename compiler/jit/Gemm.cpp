@@ -14,7 +14,9 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
+#include "jit/PackedGemm.h"
 #include "jit/SplitPolicy.h"
 #include "jit/Threads.h"
 #include "jit/WorkPool.h"
@@ -159,6 +161,39 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
   }
 }
 
+// C = X op(W) + beta C with op(W)'s panels packed ahead of time (jit/PackedGemm.h), W the right
+// operand B of gemm. Below kPackedMinRows rows of X (B = 1 is a matrix-vector product, which packs
+// nothing), or when the region is unusable, it is the plain product. X is packed once on this
+// thread; the threads share W's row blocks, each the whole contraction for its columns of C, so
+// every element is summed in an order fixed by the blocking alone.
+constexpr int64_t kPackedMinRows = 4;
+
+template <class T>
+void packedGemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                const T* B, int64_t ldb, T beta, T* C, int64_t ldc, const T* region) {
+  const T* panels = ta || M < kPackedMinRows || K == 0 ? nullptr : cellc::packedPanels(region);
+  if (!panels) {
+    gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  [[maybe_unused]] static const bool tuned = tuneAllocator();
+  static thread_local std::vector<T, Eigen::aligned_allocator<T>> rhs;
+  rhs.resize(static_cast<size_t>(cellc::packedRhsSize(M, K)));
+  cellc::packRhs(M, K, A, lda, rhs.data());
+  const T* x = rhs.data();  // the helpers read this thread's buffer (a lambda cannot capture it)
+  const int64_t blocks = (N + cellc::kPackedRows - 1) / cellc::kPackedRows;
+  const int64_t parts = std::min(chunksFor(M * N * K, N), blocks);
+  auto share = [&](int64_t i) {
+    const int64_t lo = blocks * i / parts * cellc::kPackedRows;
+    const int64_t hi = std::min(N, blocks * (i + 1) / parts * cellc::kPackedRows);
+    if (beta == T(0))
+      for (int64_t r = 0; r < M; ++r) std::fill(C + r * ldc + lo, C + r * ldc + hi, T(0));
+    cellc::packedProduct(lo, hi, M, N, K, panels, x, C, ldc);
+  };
+  if (parts <= 1) share(0);
+  else cellc::forChunks(parts, cellc::threads(), share);
+}
+
 }  // namespace
 
 namespace {
@@ -214,6 +249,18 @@ void cellc_gemm_f64(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, con
 void cellc_gemm_f32(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+// A step's product with a sequence-invariant W packed by the prologue at `packed`
+// (codegen::PackedOperand); the arguments are those of the plain product, its fallback.
+void cellc_gemm_packed_f64(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const double* A,
+                           int64_t lda, const double* B, int64_t ldb, double beta, double* C,
+                           int64_t ldc, const double* packed) {
+  packedGemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, packed);
+}
+void cellc_gemm_packed_f32(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const float* A,
+                           int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                           int64_t ldc, const float* packed) {
+  packedGemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, packed);
 }
 // The segment stage's products (a weight gradient over a BPTT segment's rows): in blocks of K,
 // split between threads by hand.

@@ -1,5 +1,6 @@
 #include "jit/Jit.h"
 #include "jit/HostCpu.h"
+#include "jit/PackedGemm.h"
 #include "jit/Threads.h"
 #include "jit/WorkPool.h"
 
@@ -33,6 +34,10 @@ void cellc_gemm_segment_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const d
                             const double*, int64_t, double, double*, int64_t);
 void cellc_gemm_segment_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
                             const float*, int64_t, float, float*, int64_t);
+void cellc_gemm_packed_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
+                           const double*, int64_t, double, double*, int64_t, const double*);
+void cellc_gemm_packed_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
+                           const float*, int64_t, float, float*, int64_t, const float*);
 void cellc_parallel_batch(void (*)(void* const*, int64_t, int64_t, int64_t), void* const*, int64_t,
                           int64_t);
 }
@@ -186,6 +191,10 @@ std::shared_ptr<JitSession> jitModule(const StepIR& ir, const codegen::Plan& pla
       llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_segment_f64), llvm::JITSymbolFlags::Exported};
   gemms[jit.mangleAndIntern("cellc_gemm_segment_f32")] = {
       llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_segment_f32), llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_gemm_packed_f64")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_packed_f64), llvm::JITSymbolFlags::Exported};
+  gemms[jit.mangleAndIntern("cellc_gemm_packed_f32")] = {
+      llvm::orc::ExecutorAddr::fromPtr(&cellc_gemm_packed_f32), llvm::JITSymbolFlags::Exported};
   gemms[jit.mangleAndIntern("cellc_parallel_batch")] = {
       llvm::orc::ExecutorAddr::fromPtr(&cellc_parallel_batch), llvm::JITSymbolFlags::Exported};
   if (auto err = lib.define(llvm::orc::absoluteSymbols(std::move(gemms))))
@@ -217,7 +226,7 @@ struct CompiledCell<T>::Segment {
 template <class T>
 CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, StepIR ir, codegen::Plan plan)
     : session_(std::move(session)), fns_(fns), ir_(std::move(ir)), layout_(ir_.layout), plan_(std::move(plan)),
-      hoistedSize_(ir_.hoistedSize), scratch_(std::make_unique<Scratch[]>(kMaxWorkers)) {
+      hoistedSize_(ir_.hoistedSize + plan_.packedSize), scratch_(std::make_unique<Scratch[]>(kMaxWorkers)) {
   // Per trial, a product's multiply-adds: the output's elements times the contraction for a
   // batched product (M = B), the output's elements for a weight gradient summed over the batch.
   for (const codegen::FunctionPlan* fp : {&plan_.forward, &plan_.backward})
@@ -239,7 +248,7 @@ const typename CompiledCell<T>::Segment& CompiledCell<T>::segmentPlanned() const
     auto s = std::make_unique<Segment>();
     s->ir = deferWeightGradients(ir_);
     if (!s->ir.deferred.empty()) {
-      s->plan = codegen::makePlan(s->ir);
+      s->plan = codegen::makePlan(s->ir, false, &plan_.packed);  // the same prologue
       // Its backward reads the tape the per-step forward wrote.
       if (codegen::sameTape(plan_, s->plan)) s->row = s->ir.segmentSize;
     }
@@ -344,11 +353,19 @@ void CompiledCell<T>::backward(const T* params, const T* state, const T* input, 
 
 template <class T>
 void CompiledCell<T>::prologue(const T* params, T* hoisted) {
-  if (!fns_.prologue) return;
   using codegen::Buf;
-  Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
-  set(b, Buf::Hoisted, hoisted);
-  fns_.prologue(b.data(), 1);
+  if (fns_.prologue) {
+    Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
+    set(b, Buf::Hoisted, hoisted);
+    fns_.prologue(b.data(), 1);
+  }
+  // Then the packed operands, which may be hoisted values (jit/PackedGemm.h).
+  const std::vector<codegen::PackedOperand>& packed = plan_.packed;
+  if (!packed.empty()) forChunks(static_cast<int64_t>(packed.size()), threads(), [&](int64_t i) {
+    const codegen::PackedOperand& p = packed[static_cast<size_t>(i)];
+    const T* w = (p.src.buf == Buf::Params ? params : hoisted) + p.src.fixed;
+    packOperand(p.rowMajor, p.n, p.k, w, p.ld, hoisted + p.offset);
+  });
 }
 
 template <class T>
