@@ -9,7 +9,9 @@ and 2 threads.
 
 Debian's python3-torch links libblas.so.3, the reference BLAS unless OpenBLAS is selected: run it
 through scripts/bench_grid.sh, which puts OpenBLAS first on LD_LIBRARY_PATH for this process
-only. The BLAS this process loaded is printed (from /proc/self/maps) and stored in the output.
+only. The BLAS this process loaded is printed (from /proc/self/maps) and stored in the output,
+and its thread count follows each point's (openblas_set_num_threads: torch.set_num_threads does
+not reach it, and before this a "1 thread" point ran its products on both cores).
 
 usage: /usr/bin/python3 bench/torch_baseline.py --out torch.json [--cells gru,pbrc] [--n 32,100]
        [--batch 1,16] [--steps 100] [--min-time 0.3] [--repeats 3] [--threads 1,2] [--max-gb 8]
@@ -17,6 +19,7 @@ Each point is timed in --repeats windows of at least --min-time seconds and the 
 on cellc's side (bench_grid.cpp): a burst of another tenant's work only slows a window down.
 """
 import argparse
+import ctypes
 import json
 import math
 import sys
@@ -314,6 +317,9 @@ def time_steps(model_fn, params, xs, target, min_time, repeats=3):
     return best
 
 
+BLAS_SET_THREADS = None  # set in main: blas_set_threads()
+
+
 def blas_loaded():
     torch.ones(64, 64) @ torch.ones(64, 64)
     libs = set()
@@ -325,8 +331,27 @@ def blas_loaded():
     return sorted(libs)
 
 
-def sgemm_rate(threads, size=1024, min_time=0.5):
+def blas_set_threads():
+    """OpenBLAS's own thread count setter, or None. torch.set_num_threads does not reach the BLAS
+    Debian's torch loads (libblas.so.3): without this, OpenBLAS's pthread build runs every
+    product on all cores, and a "1 thread" point is a two-core one for its matrix products."""
+    for lib in blas_loaded():
+        if "openblas" in lib:
+            try:
+                return ctypes.CDLL(lib).openblas_set_num_threads
+            except (OSError, AttributeError):
+                pass
+    return None
+
+
+def set_threads(threads):
     torch.set_num_threads(threads)
+    if BLAS_SET_THREADS:
+        BLAS_SET_THREADS(threads)
+
+
+def sgemm_rate(threads, size=1024, min_time=0.5):
+    set_threads(threads)
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
     reps, t0 = 0, time.perf_counter()
@@ -356,9 +381,12 @@ def main():
     ap.add_argument("--variants", default="eager,script,nn.GRU")
     a = ap.parse_args()
     blas = blas_loaded()
-    print("torch", torch.__version__, "BLAS loaded:", ", ".join(blas) or "none found", file=sys.stderr)
+    global BLAS_SET_THREADS
+    BLAS_SET_THREADS = blas_set_threads()
+    print("torch", torch.__version__, "BLAS loaded:", ", ".join(blas) or "none found",
+          "(its threads follow each point's)" if BLAS_SET_THREADS else "(its threads not set)", file=sys.stderr)
     threads = [int(t) for t in a.threads.split(",")]
-    result = {"torch": torch.__version__, "blas": blas,
+    result = {"torch": torch.__version__, "blas": blas, "blas_threads_set": BLAS_SET_THREADS is not None,
               "sgemm_gflops": {str(t): sgemm_rate(t) for t in threads}, "points": []}
     variants = a.variants.split(",")
     T = a.steps
@@ -374,7 +402,7 @@ def main():
                 torch.manual_seed(1)
                 xs, target = torch.randn(T, B, 1), torch.randn(T, B, 1)
                 for th in threads:
-                    torch.set_num_threads(th)
+                    set_threads(th)
                     for v in variants:
                         if v == "nn.GRU" and cell != "gru":
                             continue
