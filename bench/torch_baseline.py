@@ -9,9 +9,14 @@ and 2 threads.
 
 Debian's python3-torch links libblas.so.3, the reference BLAS unless OpenBLAS is selected: run it
 through scripts/bench_grid.sh, which puts OpenBLAS first on LD_LIBRARY_PATH for this process
-only. The BLAS this process loaded is printed (from /proc/self/maps) and stored in the output,
-and its thread count follows each point's (openblas_set_num_threads: torch.set_num_threads does
-not reach it, and before this a "1 thread" point ran its products on both cores).
+only. The BLAS this process loaded is printed (from /proc/self/maps) and stored in the output.
+
+Threads: torch.set_num_threads does not reach that OpenBLAS, which runs on every core unless told
+(openblas_set_num_threads). Each point therefore runs every variant with torch on t threads and
+the BLAS on b, for (t, b) in (1, 1), (1, max) and (max, max) of --threads, labelled "t" when b = t
+and "t-blasb" otherwise: on two cores, torch on one thread with OpenBLAS on two is the fastest at
+large n (torch on two threads beside OpenBLAS on two spins), and the one-core SGEMM rate is one
+core's.
 
 usage: /usr/bin/python3 bench/torch_baseline.py --out torch.json [--cells gru,pbrc] [--n 32,100]
        [--batch 1,16] [--steps 100] [--min-time 0.3] [--repeats 3] [--threads 1,2] [--max-gb 8]
@@ -344,10 +349,21 @@ def blas_set_threads():
     return None
 
 
-def set_threads(threads):
+def set_threads(threads, blas_threads=None):
     torch.set_num_threads(threads)
     if BLAS_SET_THREADS:
-        BLAS_SET_THREADS(threads)
+        BLAS_SET_THREADS(blas_threads or threads)
+
+
+def thread_configs(threads):
+    """(torch threads, BLAS threads, label) per timed configuration (see the module's doc)."""
+    lo, hi = min(threads), max(threads)
+    configs = [(lo, lo, f"{lo}t")]
+    if hi != lo and BLAS_SET_THREADS:
+        configs.append((lo, hi, f"{lo}t-blas{hi}"))
+    if hi != lo:
+        configs.append((hi, hi, f"{hi}t"))
+    return configs
 
 
 def sgemm_rate(threads, size=1024, min_time=0.5):
@@ -384,7 +400,8 @@ def main():
     global BLAS_SET_THREADS
     BLAS_SET_THREADS = blas_set_threads()
     print("torch", torch.__version__, "BLAS loaded:", ", ".join(blas) or "none found",
-          "(its threads follow each point's)" if BLAS_SET_THREADS else "(its threads not set)", file=sys.stderr)
+          "(its threads set per configuration)" if BLAS_SET_THREADS else "(its threads not settable)",
+          file=sys.stderr)
     threads = [int(t) for t in a.threads.split(",")]
     result = {"torch": torch.__version__, "blas": blas, "blas_threads_set": BLAS_SET_THREADS is not None,
               "sgemm_gflops": {str(t): sgemm_rate(t) for t in threads}, "points": []}
@@ -401,8 +418,8 @@ def main():
                     continue
                 torch.manual_seed(1)
                 xs, target = torch.randn(T, B, 1), torch.randn(T, B, 1)
-                for th in threads:
-                    set_threads(th)
+                for th, blas_th, label in thread_configs(threads):
+                    set_threads(th, blas_th)
                     for v in variants:
                         if v == "nn.GRU" and cell != "gru":
                             continue
@@ -416,7 +433,7 @@ def main():
                         if fn is None:
                             continue
                         rate = time_steps(fn, params, xs, target, a.min_time, max(1, a.repeats))
-                        point["variants"][f"{v}/{th}t"] = rate
+                        point["variants"][f"{v}/{label}"] = rate
                 best = max(point["variants"].items(), key=lambda kv: kv[1])
                 point["best"], point["best_steps_per_s"] = best
                 print(f"{cell} n={n} B={B}: best {best[0]} {best[1]:.3g} steps/s", file=sys.stderr)
