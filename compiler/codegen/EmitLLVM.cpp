@@ -127,8 +127,20 @@ class Emitter {
         all.push_back(scopes_.back()->getOperand(0));
       }
       loadScopes_ = llvm::MDNode::get(ctx_, all);
+      // Work only the input adjoint needs runs when the caller gave a d_input buffer.
+      llvm::BasicBlock* skip = nullptr;
+      if (group[0]->inputAdjointOnly) {
+        auto* run = llvm::BasicBlock::Create(ctx_, "dinput", fn_);
+        skip = llvm::BasicBlock::Create(ctx_, "dinput.skip", fn_);
+        b_.CreateCondBr(b_.CreateIsNotNull(bufs_[static_cast<int>(Buf::DInput)]), run, skip);
+        b_.SetInsertPoint(run);
+      }
       if (splitsOverBatch(group)) outlineOverBatch(group, ki);
       else emitGroup(group);
+      if (skip) {
+        b_.CreateBr(skip);
+        b_.SetInsertPoint(skip);
+      }
     }
   }
 

@@ -82,7 +82,8 @@ void groupLoops(const Graph& g, FunctionPlan& fp) {
   for (Kernel k : fp.kernels) {
     k.fusedWithPrev = false;
     Scheduled s{k, readsOf(g, fp, k)};
-    const auto space = loopSpace(g, k);
+    // A kernel the backward may skip (Kernel::inputAdjointOnly) is emitted alone, under its test.
+    const auto space = k.inputAdjointOnly ? std::nullopt : loopSpace(g, k);
     size_t at = out.size();  // where k goes: the end, or the end of the group it joins
     if (space) {
       // Walk back group by group while k may move above every kernel passed.

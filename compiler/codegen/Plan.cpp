@@ -257,6 +257,31 @@ std::set<NodeId> reachable(const Graph& g, const std::vector<NodeId>& roots) {
 
 namespace {
 
+// Flags the backward kernels that no root but the input adjoint needs (a GRU's dz W_zx, ...), and
+// whether a null d_input may skip them: every kernel writing d_input is flagged, and no value the
+// other kernels use lives there.
+void markInputAdjointOnly(const Graph& g, const std::vector<Root>& roots, Plan& plan) {
+  std::vector<NodeId> others;
+  for (const Root& r : roots)
+    if (r.dest.buf != Buf::DInput) others.push_back(r.node);
+  const std::set<NodeId> needed = reachable(g, others);
+  bool any = false, valid = true;
+  for (Kernel& k : plan.backward.kernels) {
+    k.inputAdjointOnly = !needed.count(k.node);
+    any = any || k.inputAdjointOnly;
+    if (k.out.buf == Buf::DInput && !k.inputAdjointOnly) valid = false;
+  }
+  for (const auto& [id, p] : plan.backward.placed)
+    if (p.buf == Buf::DInput && needed.count(id)) valid = false;
+  plan.inputAdjointOptional = any && valid;
+  if (!plan.inputAdjointOptional)
+    for (Kernel& k : plan.backward.kernels) k.inputAdjointOnly = false;
+}
+
+}  // namespace
+
+namespace {
+
 // The W of a per-step product Y[B, n] = X[B, k] op(W) that may be packed (PackedOperand, without
 // its offset): the cases of a batched operand times an unbatched one that codegen's gemm emits
 // as one product over the batch, W a param or a hoisted value.
@@ -431,6 +456,7 @@ Plan makePlan(const StepIR& ir, bool withOmega, const std::vector<PackedOperand>
     auto it = segmentHome.find(id);
     return it != segmentHome.end() ? it->second : bwdScratch.alloc(g[id]);
   });
+  markInputAdjointOnly(g, bwRoots, plan);
 
   // The segment stage: the operands are in place; one GEMM (K = steps x B) per product.
   Allocator segScratch{Buf::Scratch};
@@ -556,7 +582,8 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
       os << (grouped ? "    " : "  ") << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("
          << ir::opName(ir.g[k.node].op) << " " << ir.g[k.node].shape.str() << ") -> "
          << place(k.out) << (k.accumulate ? " (+=)" : "")
-         << (k.packedAt >= 0 ? " (W packed at Hoisted+" + std::to_string(k.packedAt) + ")" : "") << "\n";
+         << (k.packedAt >= 0 ? " (W packed at Hoisted+" + std::to_string(k.packedAt) + ")" : "")
+         << (k.inputAdjointOnly ? " (skipped without d_input)" : "") << "\n";
     }
   }
   os << "# tape: " << plan.tape.fixed << " + B*" << plan.tape.perBatch << " elements:";

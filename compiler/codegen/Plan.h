@@ -53,6 +53,7 @@ struct Kernel {
   bool accumulate = false;  // out += value (param gradients accumulate over time steps)
   bool fusedWithPrev = false;  // in the loop nest of the kernel before it (codegen/LoopGroups.h)
   int64_t packedAt = -1;  // a Gemm whose W is packed (PackedOperand): its region in the hoisted buffer
+  bool inputAdjointOnly = false;  // backward: only the input adjoint needs it (Plan::inputAdjointOptional)
 };
 
 struct FunctionPlan {
@@ -96,6 +97,10 @@ struct Plan {
   bool hasOmega = false;
   Extent tape, scratch;
   std::vector<ir::NodeId> tapeNodes;
+  // The backward runs its inputAdjointOnly kernels only when given a d_input buffer: a caller that
+  // does not need the input adjoint (training) passes null and skips them. False when nothing is
+  // skipped, or when another kernel writes or reads d_input (null must then not be passed).
+  bool inputAdjointOptional = false;
   // Operands packed by the prologue, and the hoisted elements they take after ir.hoistedSize.
   std::vector<PackedOperand> packed;
   int64_t packedSize = 0;

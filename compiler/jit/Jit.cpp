@@ -271,6 +271,13 @@ const typename CompiledCell<T>::Segment& CompiledCell<T>::segmentCompiled() {
   return *segment_;
 }
 
+// Both backward plans must skip: BPTT may run either.
+template <class T>
+bool CompiledCell<T>::inputAdjointOptional() const {
+  const Segment& s = segmentPlanned();
+  return plan_.inputAdjointOptional && (s.row == 0 || s.plan.inputAdjointOptional);
+}
+
 template <class T>
 int64_t CompiledCell<T>::segmentSize(int64_t batch) const {
   return segmentPlanned().row * batch;

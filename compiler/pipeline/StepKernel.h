@@ -28,6 +28,9 @@ class StepKernel {
   // The elements of the largest weight gradient the backward forms as a product summed over the
   // batch (a GEMM with K = B per step); 0 when not known.
   virtual int64_t weightGradientElements() const { return 0; }
+  // Whether backward and its hoisted and segment forms accept dInput = nullptr, and then skip the
+  // work only the input adjoint needs (training never reads it).
+  virtual bool inputAdjointOptional() const { return false; }
   // Elements the forward saves for the backward (per step, for this batch size).
   virtual int64_t tapeSize(int64_t batch) const = 0;
   // One step: (params, state, input, noise) -> (stateNext, output), saving tapeSize(batch)

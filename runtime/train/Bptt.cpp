@@ -264,7 +264,10 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
   }
 
   // Backward, one segment at a time from the last; the others are recomputed from their boundary.
-  std::vector<T> dState(S, T(0)), dIn(S), dInput(L.inputSize * batch_), adjOut(O);
+  // The input adjoint is never read here: the kernel skips it when it can (null).
+  std::vector<T> dState(S, T(0)), dIn(S), adjOut(O);
+  std::vector<T> dInputBuf(kernel_.inputAdjointOptional() ? 0 : L.inputSize * batch_);
+  T* const dInput = dInputBuf.empty() ? nullptr : dInputBuf.data();
   std::vector<T> dParams(L.paramSize, T(0));
   for (int64_t seg = nSeg - 1; seg >= 0; --seg) {
     const int64_t t0 = seg * K, t1 = std::min(steps_, t0 + K);
@@ -287,12 +290,12 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
       if (segN)
         kernel_.backwardSegment(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
                                 segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
-                                dInput.data(), dParams.data(), dHoisted_.data(), segmentBuf_.data(),
+                                dInput, dParams.data(), dHoisted_.data(), segmentBuf_.data(),
                                 k, batch_);
       else
         kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
                                 segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
-                                dInput.data(), dParams.data(), dHoisted_.data(), batch_);
+                                dInput, dParams.data(), dHoisted_.data(), batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
       if (m)
         for (int64_t i = 0; i < S; ++i) dState[i] = dIn[i] * m[i];
