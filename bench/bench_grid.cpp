@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "jit/GemmEntries.h"
 #include "jit/Jit.h"
 #include "jit/Threads.h"
 #include "params/Init.h"
@@ -33,9 +34,6 @@
 #include "sema/Program.h"
 #include "train/Bptt.h"
 #include "train/Optimizer.h"
-
-extern "C" void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                               const float*, int64_t, float, float*, int64_t);
 
 using namespace cellc;
 using namespace cellc::runtime;

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "jit/GemmEntries.h"
 #include "jit/PackedGemm.h"
 #include "jit/SplitPolicy.h"
 #include "jit/Threads.h"

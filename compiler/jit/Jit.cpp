@@ -1,4 +1,5 @@
 #include "jit/Jit.h"
+#include "jit/GemmEntries.h"
 #include "jit/HostCpu.h"
 #include "jit/PackedGemm.h"
 #include "jit/Threads.h"
@@ -25,22 +26,6 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Transforms/Utils/SplitModule.h"
 
-extern "C" {
-void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                    const double*, int64_t, double, double*, int64_t);
-void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                    const float*, int64_t, float, float*, int64_t);
-void cellc_gemm_segment_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                            const double*, int64_t, double, double*, int64_t);
-void cellc_gemm_segment_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                            const float*, int64_t, float, float*, int64_t);
-void cellc_gemm_packed_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                           const double*, int64_t, double, double*, int64_t, const double*);
-void cellc_gemm_packed_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                           const float*, int64_t, float, float*, int64_t, const float*);
-void cellc_parallel_batch(void (*)(void* const*, int64_t, int64_t, int64_t), void* const*, int64_t,
-                          int64_t);
-}
 
 namespace cellc {
 

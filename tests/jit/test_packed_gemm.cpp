@@ -12,6 +12,7 @@
 
 #include "codegen/Plan.h"
 #include "eval/Evaluate.h"
+#include "jit/GemmEntries.h"
 #include "jit/Jit.h"
 #include "jit/PackedGemm.h"
 #include "jit/Threads.h"
@@ -19,15 +20,6 @@
 #include "train/Bptt.h"
 
 #include "BpttCheck.h"
-
-extern "C" {
-void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                    const double*, int64_t, double, double*, int64_t);
-void cellc_gemm_packed_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                           const double*, int64_t, double, double*, int64_t, const double*);
-void cellc_gemm_packed_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                           const float*, int64_t, float, float*, int64_t, const float*);
-}
 
 using namespace cellc;
 using namespace cellc::runtime;

@@ -7,15 +7,11 @@
 
 #include "codegen/LoopGroups.h"
 #include "codegen/Plan.h"
+#include "jit/GemmEntries.h"
 #include "jit/Threads.h"
 #include "sema/Program.h"
 
 #include "BpttCheck.h"
-
-extern "C" void cellc_gemm_f32(int32_t, int32_t, int64_t, int64_t, int64_t, const float*, int64_t,
-                               const float*, int64_t, float, float*, int64_t);
-extern "C" void cellc_gemm_f64(int32_t, int32_t, int64_t, int64_t, int64_t, const double*, int64_t,
-                               const double*, int64_t, double, double*, int64_t);
 
 using namespace cellc;
 
