@@ -642,6 +642,14 @@ class Emitter {
                base(k.out, out, nullptr), p, segment);
       return;
     }
+    if (const std::optional<BatchedProduct> bp = batchedProduct(g_, *fp_, k.node)) {
+      // Y[B, n] = X[B, k] op(W) for all b at once (y_b = A x_b, or y_b = x_b B).
+      const Place &xp = fp_->placed.at(bp->x), &wp = fp_->placed.at(bp->w);
+      callGemm(false, bp->wTrans, batch_, c64(bp->n), c64(bp->k), base(xp, g_[bp->x].shape, nullptr),
+               rows(xp, bp->k), base(wp, g_[bp->w].shape, nullptr), bp->ldw, k.accumulate,
+               base(k.out, out, nullptr), rows(k.out, bp->n), false, k.packedAt);
+      return;
+    }
     // Logical (per batch element) operands: A [m, kk] (a vector is [1, kk]), B [kk, p] (a vector
     // is [kk, 1]). Stored row-major; a transposed read flips the flag and the leading dimension.
     const Shape& la = g_[n.in[0]].shape;
@@ -653,21 +661,6 @@ class Emitter {
     int64_t ldb = bm.stored.rank() == 2 ? bm.stored.dims[1] : 1;
     bool ta = a.trans, tb = bm.trans;
     const bool aB = a.stored.batched, bB = bm.stored.batched;
-
-    if (aB == false && bB && lb.rank() == 1 && !tb) {
-      // y_b = A x_b for all b at once: Y[B, m] = X[B, kk] A^T.
-      callGemm(false, !ta, batch_, c64(m), c64(kk), base(bm.place, bm.stored, nullptr), rows(bm.place, kk),
-               base(a.place, a.stored, nullptr), lda, k.accumulate, base(k.out, out, nullptr),
-               rows(k.out, m), false, k.packedAt);
-      return;
-    }
-    if (aB && !bB && la.rank() == 1 && !ta) {
-      // y_b = x_b B for all b at once: Y[B, p] = X[B, kk] B.
-      callGemm(false, tb, batch_, c64(p), c64(kk), base(a.place, a.stored, nullptr), rows(a.place, kk),
-               base(bm.place, bm.stored, nullptr), ldb, k.accumulate, base(k.out, out, nullptr),
-               rows(k.out, p), false, k.packedAt);
-      return;
-    }
     if (a.place.batchStride || bm.place.batchStride || k.out.batchStride)
       throw ir::InternalError("codegen: a per-batch-element product in the segment buffer");
     auto one = [&](Value* bi) {

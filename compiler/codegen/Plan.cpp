@@ -255,6 +255,32 @@ std::set<NodeId> reachable(const Graph& g, const std::vector<NodeId>& roots) {
 
 }  // namespace
 
+std::optional<BatchedProduct> batchedProduct(const Graph& g, const FunctionPlan& fp, NodeId node) {
+  const Node& n = g[node];
+  if (n.op != Op::MatMul) return std::nullopt;
+  // An operand's node with a place, and whether it is read transposed.
+  auto placed = [&](NodeId id) -> std::optional<std::pair<NodeId, bool>> {
+    const Node& m = g[id];
+    if (m.op == Op::Transpose && fp.placed.count(m.in[0])) return std::pair{m.in[0], true};
+    if (fp.placed.count(id)) return std::pair{id, false};
+    return std::nullopt;
+  };
+  const auto a = placed(n.in[0]), b = placed(n.in[1]);
+  if (!a || !b) return std::nullopt;
+  // Logical (per batch element) operands: A [m, k] (a vector is [1, k]), B [k, p] (a vector is
+  // [k, 1]), stored row-major; a transposed read flips the flag.
+  const Shape &la = g[n.in[0]].shape, &lb = g[n.in[1]].shape;
+  const Shape &sa = g[a->first].shape, &sb = g[b->first].shape;
+  const int64_t k = la.dims.back();
+  if (!sa.batched && sb.batched && lb.rank() == 1 && !b->second)  // y_b = A x_b: Y = X A^T
+    return BatchedProduct{b->first, a->first, !a->second, la.rank() == 2 ? la.dims[0] : 1, k,
+                          sa.rank() == 2 ? sa.dims[1] : k};
+  if (sa.batched && !sb.batched && la.rank() == 1 && !a->second)  // y_b = x_b B: Y = X B
+    return BatchedProduct{a->first, b->first, b->second, lb.rank() == 2 ? lb.dims[1] : 1, k,
+                          sb.rank() == 2 ? sb.dims[1] : 1};
+  return std::nullopt;
+}
+
 namespace {
 
 // Flags the backward kernels that no root but the input adjoint needs (a GRU's dz W_zx, ...), and
@@ -278,51 +304,22 @@ void markInputAdjointOnly(const Graph& g, const std::vector<Root>& roots, Plan& 
     for (Kernel& k : plan.backward.kernels) k.inputAdjointOnly = false;
 }
 
-}  // namespace
-
-namespace {
-
-// The W of a per-step product Y[B, n] = X[B, k] op(W) that may be packed (PackedOperand, without
-// its offset): the cases of a batched operand times an unbatched one that codegen's gemm emits
-// as one product over the batch, W a param or a hoisted value.
+// The W of a per-step product that may be packed (PackedOperand, without its offset): a
+// BatchedProduct whose W is a param or a hoisted value.
 std::optional<PackedOperand> packableOperand(const Graph& g, const FunctionPlan& fp, const Kernel& k) {
-  const Node& n = g[k.node];
-  if (k.kind != Kernel::Kind::Gemm || n.op != Op::MatMul) return std::nullopt;
-  struct Mat {
-    const Place* place = nullptr;
-    const Shape* stored = nullptr;
-    bool trans = false;
-  };
-  auto mat = [&](NodeId id) {
-    const Node& m = g[id];
-    if (m.op == Op::Transpose && fp.placed.count(m.in[0]))
-      return Mat{&fp.placed.at(m.in[0]), &g[m.in[0]].shape, true};
-    auto it = fp.placed.find(id);
-    return it == fp.placed.end() ? Mat{} : Mat{&it->second, &m.shape, false};
-  };
-  const Mat a = mat(n.in[0]), b = mat(n.in[1]);
-  if (!a.place || !b.place) return std::nullopt;
-  const Shape &la = g[n.in[0]].shape, &lb = g[n.in[1]].shape;
+  if (k.kind != Kernel::Kind::Gemm) return std::nullopt;
+  const std::optional<BatchedProduct> bp = batchedProduct(g, fp, k.node);
+  if (!bp) return std::nullopt;
+  const Place& w = fp.placed.at(bp->w);
+  if ((w.buf != Buf::Params && w.buf != Buf::Hoisted) || w.perBatch || w.batchStride ||
+      g[bp->w].shape.rank() != 2 || bp->n * bp->k < kPackedMinElements)
+    return std::nullopt;
   PackedOperand p;
-  const Mat* w = nullptr;
-  if (!a.stored->batched && b.stored->batched && lb.rank() == 1 && !b.trans && la.rank() == 2) {
-    w = &a;  // Y = X A^T (A [n, k]); read transposed, A is stored [k, n]
-    p.n = la.dims[0];
-    p.k = la.dims[1];
-    p.rowMajor = !a.trans;
-  } else if (a.stored->batched && !b.stored->batched && la.rank() == 1 && !a.trans && lb.rank() == 2) {
-    w = &b;  // Y = X B (B [k, n]); read transposed, B is stored [n, k]
-    p.n = lb.dims[1];
-    p.k = lb.dims[0];
-    p.rowMajor = b.trans;
-  } else {
-    return std::nullopt;
-  }
-  if ((w->place->buf != Buf::Params && w->place->buf != Buf::Hoisted) || w->place->perBatch ||
-      w->place->batchStride || w->stored->rank() != 2 || p.n * p.k < kPackedMinElements)
-    return std::nullopt;
-  p.src = *w->place;
-  p.ld = w->stored->dims[1];
+  p.src = w;
+  p.rowMajor = bp->wTrans;
+  p.n = bp->n;
+  p.k = bp->k;
+  p.ld = bp->ldw;
   return p;
 }
 

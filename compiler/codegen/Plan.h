@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -66,6 +67,17 @@ struct Extent {
   int64_t fixed = 0, perBatch = 0;
   int64_t at(int64_t batch) const { return fixed + batch * perBatch; }
 };
+
+// A matrix product codegen emits as one GEMM over the batch: Y[B, n] = X[B, k] op(W), X a batched
+// vector, W an unbatched matrix. x and w are the nodes that hold them (W's own node under a
+// transposed read); wTrans: op(W) = W^T with W stored [n, k], else W stored [k, n]; ldw: W's row
+// stride. Null for any other product (a batched matrix, a weight gradient, an unplaced operand).
+struct BatchedProduct {
+  ir::NodeId x, w;
+  bool wTrans;
+  int64_t n, k, ldw;
+};
+std::optional<BatchedProduct> batchedProduct(const ir::Graph& g, const FunctionPlan& fp, ir::NodeId node);
 
 // A sequence-invariant matrix W (a param, or a hoisted value) that per-step products
 // Y[B, n] = X[B, k] op(W) read: the prologue packs it into GEMM panels once per sequence, at

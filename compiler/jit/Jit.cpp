@@ -353,7 +353,8 @@ void CompiledCell<T>::prologue(const T* params, T* hoisted) {
   }
   // Then the packed operands, which may be hoisted values (jit/PackedGemm.h).
   const std::vector<codegen::PackedOperand>& packed = plan_.packed;
-  if (!packed.empty()) forChunks(static_cast<int64_t>(packed.size()), threads(), [&](int64_t i) {
+  if (packed.empty()) return;
+  forChunks(static_cast<int64_t>(packed.size()), threads(), [&](int64_t i) {
     const codegen::PackedOperand& p = packed[static_cast<size_t>(i)];
     const T* w = (p.src.buf == Buf::Params ? params : hoisted) + p.src.fixed;
     packOperand(p.rowMajor, p.n, p.k, w, p.ld, hoisted + p.offset);

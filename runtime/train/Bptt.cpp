@@ -266,8 +266,9 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
   // Backward, one segment at a time from the last; the others are recomputed from their boundary.
   // The input adjoint is never read here: the kernel skips it when it can (null).
   std::vector<T> dState(S, T(0)), dIn(S), adjOut(O);
-  std::vector<T> dInputBuf(kernel_.inputAdjointOptional() ? 0 : L.inputSize * batch_);
-  T* const dInput = dInputBuf.empty() ? nullptr : dInputBuf.data();
+  const bool skipInputAdjoint = kernel_.inputAdjointOptional();
+  std::vector<T> dInputBuf(skipInputAdjoint ? 0 : L.inputSize * batch_);
+  T* const dInput = skipInputAdjoint ? nullptr : dInputBuf.data();
   std::vector<T> dParams(L.paramSize, T(0));
   for (int64_t seg = nSeg - 1; seg >= 0; --seg) {
     const int64_t t0 = seg * K, t1 = std::min(steps_, t0 + K);
