@@ -15,6 +15,11 @@ parameter-matched runs). Writes small files only into --out:
                  empty verdict section for the integrator
   sweep.csv      a copy of each sweep's table (sweep-NAME.csv when there are several)
   *.png          the experiment's figures (dpi 110)
+  runs/          the archive (experiments/summaries/archive.py): every finished run's summary.json
+                 and thinned learning curve, and each sweep's table, so the summary can be made
+                 again from the repository alone. Each SWEEP_DIR is pooled with runs/<its name>:
+                 runs finished in the live folder win, the archive fills the rest (or stands in
+                 for a live folder that is gone)
 
 Unfinished runs (no summary.json, or a status other than finished) are listed as missing and left
 out of every number. Exit status: 0 (also for a partial sweep), 1 if no sweep folder is readable,
@@ -27,7 +32,8 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from summaries.common import PROG, Sweeps, note, read_sweep  # noqa: E402
+from summaries import archive  # noqa: E402
+from summaries.common import PROG, Sweeps, note  # noqa: E402
 from summaries.copy_first import summarize_copy_first  # noqa: E402
 from summaries.forgetting import summarize_forgetting  # noqa: E402
 from summaries.multi_sequence import summarize_multi_sequence  # noqa: E402
@@ -51,7 +57,8 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     sw = Sweeps()
-    readable = [d for d in args.sweeps if read_sweep(d, sw)]
+    runs_dir = os.path.join(args.out, "runs")
+    readable = archive.pool(args.sweeps, runs_dir, sw)
     for d in args.sweeps:
         if d not in readable:
             note(f"error: {d}: no sweep.csv, sweep.json or run folder with a summary.json")
@@ -62,6 +69,7 @@ def main(argv=None):
              + ", ".join(n for _, n, _ in sw.missing[:10])
              + (" ..." if len(sw.missing) > 10 else ""))
     os.makedirs(args.out, exist_ok=True)
+    archive.write(sw, runs_dir)
     text = SUMMARIZERS[args.experiment](sw, args.out, args)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
@@ -70,7 +78,9 @@ def main(argv=None):
             f"sweep-{os.path.basename(os.path.dirname(os.path.abspath(path)))}.csv"
         shutil.copyfile(path, os.path.join(args.out, name))
     for f in sorted(os.listdir(args.out)):
-        print(os.path.join(args.out, f))
+        if f != "runs":
+            print(os.path.join(args.out, f))
+    print(runs_dir + os.sep)
     return 0
 
 

@@ -283,7 +283,11 @@ def curve(run):
     try:
         phases, step, loss, _ = plot.read_metrics(plot.Run(run.dir, run.summary))
     except plot.Missing:
-        return None
+        from summaries.archive import read_curve  # an archived run: its thinned curve
+        got = read_curve(run.dir)
+        if got is None:
+            return None
+        step, loss = got
     batch = plot.samples_per_step(run.summary.get("training") or {})
     ok = np.isfinite(loss) & (loss > 0)
     if not ok.any():

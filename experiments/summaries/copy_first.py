@@ -178,12 +178,14 @@ def e5_learning_curves(by, settings, out):
                              squeeze=False, constrained_layout=True)
     per_sample = True
     cells_seen = set()
+    no_curve = 0
     for i, s in enumerate(settings):
         ax = axes[i // ncols, i % ncols]
         for c in sorted({c for ss, c in by if ss == s}, key=cell_key):
             for r in by[(s, c)]:
                 cv = curve(r)
                 if cv is None:
+                    no_curve += 1
                     continue
                 x, y, ps = cv
                 per_sample &= ps
@@ -197,6 +199,11 @@ def e5_learning_curves(by, settings, out):
         if i % ncols == 0:
             ax.set_ylabel("minibatch loss")
         ax.set_xlabel("samples seen" if per_sample else "step")
+    if not cells_seen:
+        plt.close(fig)
+        raise plot.Missing("no finished run has a learning curve")
+    if no_curve:
+        note(f"learning curves: {no_curve} run(s) have no metrics.csv or archived curve")
     for k in range(n, nrows * ncols):
         axes[k // ncols, k % ncols].axis("off")
     fig.legend(handles=[Line2D([], [], color=CELL_COLOR.get(c, "0.3"), lw=1.5, label=c)

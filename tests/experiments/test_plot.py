@@ -17,7 +17,8 @@ Checks, each in a fresh temporary folder:
      dispatched on each entry's kind, named analyses' figures prefixed with their name, no note;
   7. a malformed metrics.csv row is skipped with a note naming its line;
   8. summarize.py on a fake sweep of each experiment, with two runs unfinished: summary.md with
-     the seed spreads, the published numbers and the missing runs named, the figures, no arrays.
+     the seed spreads, the published numbers and the missing runs named, the figures, no arrays;
+  9. the archive summarize.py leaves (runs/): enough to make the same summary without the sweep.
 Exit status 0 if all pass, 1 otherwise.
 """
 
@@ -170,8 +171,8 @@ def check_summarize(fake, summarize, tmp):
         rc, stdout, err = run([summarize, sweep, "--experiment", exp, "--out", out])
         check(rc == 0, f"summarize.py {exp}: exit 0 on a partial sweep (rc={rc}) {err.strip()}")
         files = sorted(os.listdir(out)) if os.path.isdir(out) else []
-        check(files == sorted(figs + ["summary.md", "sweep.csv"]),
-              f"summarize.py {exp}: writes {sorted(figs)}, summary.md, sweep.csv ({files})")
+        check(files == sorted(figs + ["runs", "summary.md", "sweep.csv"]),
+              f"summarize.py {exp}: writes {sorted(figs)}, runs/, summary.md, sweep.csv ({files})")
         for name in figs:
             check(is_png(os.path.join(out, name))
                   and os.path.getsize(os.path.join(out, name)) < 400_000,
@@ -193,11 +194,61 @@ def check_summarize(fake, summarize, tmp):
           and "| 0.786 [0.714, 0.857] (n=4) |" in text,
           f"summarize.py on bare run folders pools by lambda (rc={rc}) {err.strip()}")
 
+    check_archive(summarize, tmp)
+
     rc, _, err = run([summarize, os.path.join(tmp, "no_such_sweep"), "--experiment", "readout",
                       "--out", os.path.join(tmp, "r")])
     check(rc == 1 and "no_such_sweep" in err, f"summarize.py on a missing folder: exit 1 ({rc})")
     rc, _, _ = run([summarize, tmp, "--experiment", "nope", "--out", os.path.join(tmp, "r")])
     check(rc == 2, f"summarize.py with an unknown experiment: usage error (rc={rc})")
+
+
+def tables_of(path):
+    text = open(path).read()
+    return text[text.find("## Beside"):text.find("## Figures")]
+
+
+def check_archive(summarize, tmp):
+    """9. The archive (results/NAME/runs/): every finished run's summary.json and thinned curve
+    and the sweep's table; with the live sweep folder gone, the same tables and a learning-curve
+    figure from the archive alone; a live folder holding only some runs is filled from it."""
+    sweep = os.path.join(tmp, "sweep_copy_first")
+    out = os.path.join(tmp, "results_copy_first")
+    arch = os.path.join(out, "runs", "sweep_copy_first")
+    first = tables_of(os.path.join(out, "summary.md"))
+    finished = sorted(n for n in os.listdir(sweep)
+                      if os.path.isfile(os.path.join(sweep, n, "summary.json")))
+    archived = sorted(n for n in os.listdir(arch) if os.path.isdir(os.path.join(arch, n)))
+    check(finished and archived == finished and os.path.isfile(os.path.join(arch, "sweep.csv")),
+          f"archive: one folder per finished run ({archived} vs {finished}) and sweep.csv")
+    curve = os.path.join(arch, finished[0], "curve.csv")
+    rows = open(curve).read().splitlines() if os.path.isfile(curve) else []
+    check(rows and rows[0] == "phase,step,loss,rows" and 1 < len(rows) <= 401,
+          f"archive: a thinned curve.csv with its header ({len(rows)} lines)")
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(arch) for f in fs)
+    check(size < 200_000 * len(finished), f"archive: small files only ({size} bytes)")
+    gone = sweep + "_moved"
+    os.rename(sweep, gone)
+    os.remove(os.path.join(out, "learning_curves.png"))
+    rc, _, err = run([summarize, sweep, "--experiment", "copy_first", "--out", out])
+    check(rc == 0 and tables_of(os.path.join(out, "summary.md")) == first
+          and is_png(os.path.join(out, "learning_curves.png")),
+          f"archive: the live folder gone, the same tables and curves from runs/ (rc={rc}) {err}")
+    # A live folder with one finished run and the rest unfinished: the archive fills the rest.
+    os.makedirs(sweep)
+    shutil.copy(os.path.join(gone, "sweep.json"), sweep)
+    shutil.copytree(os.path.join(gone, finished[0]), os.path.join(sweep, finished[0]))
+    with open(os.path.join(gone, "sweep.csv")) as f:
+        lines = f.read().splitlines()
+    with open(os.path.join(sweep, "sweep.csv"), "w") as f:
+        f.write("\n".join(lines[:1] + [ln.replace(",finished,", ",pending,")
+                                        if not ln.startswith(f'"{finished[0]}"') else ln
+                                        for ln in lines[1:]]) + "\n")
+    rc, _, err = run([summarize, sweep, "--experiment", "copy_first", "--out", out])
+    check(rc == 0 and tables_of(os.path.join(out, "summary.md")) == first,
+          f"archive: a partial live folder pooled with the archive (rc={rc}) {err}")
+    shutil.rmtree(sweep)
+    os.rename(gone, sweep)
 
 
 PARTS = ("plot", "summarize", "all")

@@ -1,0 +1,180 @@
+"""The results archive: what a finished run leaves in results/<experiment>/runs/, so a summary can be
+made again after the machine that ran the sweep is gone.
+
+A sweep's run folders hold checkpoints and arrays (tens of MB a run), so they live outside the
+repository; the archive keeps, per sweep folder NAME and run RUN, only
+
+    runs/NAME/sweep.csv          the sweep's table, every run (finished rows from wherever they are)
+    runs/NAME/sweep.json         the sweep's description, when the live folder had one
+    runs/NAME/RUN/summary.json   the run's summary, as written by `cellc run`
+    runs/NAME/RUN/curve.csv      its learning curve, thinned: `phase,step,loss,rows`, where loss is
+                                 the geometric mean of the minibatch losses of the `rows` steps
+                                 ending at `step` (at most CURVE_ROWS rows per phase)
+
+An archived folder is itself a sweep folder that read_sweep reads. summarize.py pools each sweep
+folder it is given with runs/<its name>: a run finished in the live folder wins, the archive fills
+the runs the live folder lacks (or the whole sweep, when the live folder is gone).
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+
+from summaries.common import Sweeps, note, np, plot, read_sweep
+
+CURVE_ROWS = 400
+CURVE_FILE = "curve.csv"
+
+
+def _table(path):
+    """(header, {run: row dict}) of a sweep.csv, or ([], {})."""
+    if not os.path.isfile(path):
+        return [], {}
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None) or []
+        rows = {}
+        for fields in reader:
+            if len(fields) == len(header) and "run" in header:
+                r = dict(zip(header, fields))
+                rows[r["run"]] = r
+    return header, rows
+
+
+def _merge_tables(live_path, arch_path, out_path):
+    """The union of two sweep tables by run, a finished row over an unfinished one, the live row
+    over the archived one when both finished; columns in the live table's order, then the rest."""
+    lh, lrows = _table(live_path)
+    ah, arows = _table(arch_path)
+    if not lh and not ah:
+        return False
+    header = list(lh) + [c for c in ah if c not in lh]
+    order = list(lrows) + [r for r in arows if r not in lrows]
+    merged = []
+    for name in order:
+        lr, ar = lrows.get(name), arows.get(name)
+        pick = lr
+        if lr is None or (lr.get("status") != "finished" and ar is not None
+                          and ar.get("status") == "finished"):
+            pick = ar
+        merged.append([pick.get(c, "") for c in header])
+    tmp = out_path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(merged)
+    os.replace(tmp, out_path)
+    return True
+
+
+def thin_curve(run_dir, summary):
+    """The run's metrics.csv as curve.csv rows [(phase, step, loss, rows)], or [] without one."""
+    try:
+        cols = plot.read_metric_columns(plot.Run(run_dir, summary))
+    except plot.Missing:
+        return []
+    phase = cols["phase"]
+    step = np.asarray(cols["step"], dtype=float)
+    loss = np.asarray(cols.get("loss", np.full(step.size, math.nan)), dtype=float)
+    out = []
+    start = 0
+    while start < step.size:  # contiguous phases, each thinned on its own
+        end = start
+        while end < step.size and phase[end] == phase[start]:
+            end += 1
+        k = max(1, math.ceil((end - start) / CURVE_ROWS))
+        for b in range(start, end, k):
+            seg = loss[b:min(b + k, end)]
+            ok = seg[np.isfinite(seg) & (seg > 0)]
+            gm = float(np.exp(np.mean(np.log(ok)))) if ok.size else math.nan
+            last = min(b + k, end) - 1
+            out.append((phase[start], int(step[last]), gm, int(seg.size)))
+        start = end
+    return out
+
+
+def read_curve(run_dir):
+    """curve.csv as (step, loss) arrays, or None."""
+    path = os.path.join(run_dir, CURVE_FILE)
+    if not os.path.isfile(path):
+        return None
+    steps, losses = [], []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            try:
+                steps.append(float(r["step"]))
+                losses.append(float(r["loss"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return (np.asarray(steps), np.asarray(losses)) if steps else None
+
+
+def _write_run(run, dst):
+    os.makedirs(dst, exist_ok=True)
+    with open(os.path.join(dst, "summary.json.tmp"), "w") as f:
+        json.dump(run.summary, f, indent=1, sort_keys=True)
+    os.replace(os.path.join(dst, "summary.json.tmp"), os.path.join(dst, "summary.json"))
+    rows = thin_curve(run.dir, run.summary)
+    if rows:
+        with open(os.path.join(dst, CURVE_FILE + ".tmp"), "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["phase", "step", "loss", "rows"])
+            w.writerows((p, s, f"{l:.6g}", n) for p, s, l, n in rows)
+        os.replace(os.path.join(dst, CURVE_FILE + ".tmp"), os.path.join(dst, CURVE_FILE))
+
+
+def pool(sweep_dirs, archive, sw):
+    """Reads each sweep folder into sw, filled from archive/<name>; returns the folders that gave
+    anything. Runs of a live folder are re-pointed nowhere: they keep their live paths."""
+    readable = []
+    for d in sweep_dirs:
+        name = os.path.basename(os.path.normpath(d))
+        a = os.path.join(archive, name) if archive else None
+        if a and os.path.isdir(d) and os.path.realpath(a) == os.path.realpath(d):
+            a = None  # the archive itself was given
+        live = Sweeps()
+        got_live = read_sweep(d, live)
+        arch = Sweeps()
+        got_arch = bool(a) and os.path.isdir(a) and read_sweep(a, arch)
+        if not got_live and not got_arch:
+            continue
+        readable.append(d)
+        have = {r.name for r in live.runs}
+        from_arch = {r.name: r for r in arch.runs if r.name not in have}
+        sw.runs += live.runs + list(from_arch.values())
+        missing = [(dd, n, s) for dd, n, s in (live.missing if got_live else arch.missing)
+                   if n not in from_arch and n not in have]
+        if got_live:  # runs only the archive lists (a live folder of an older grid) stay missing
+            listed = have | {n for _, n, _ in live.missing}
+            missing += [(d, n, s) for _, n, s in arch.missing if n not in listed]
+        sw.missing += missing
+        sw.meta += live.meta if got_live and any(m for _, m in live.meta) else arch.meta
+        sw.tables.append((d, a))
+    return readable
+
+
+def write(sw, archive):
+    """Archives every run not already read from the archive, then merges each sweep's table into
+    the archive; sw.tables becomes the merged tables' paths (what the results folder copies)."""
+    root = os.path.realpath(archive)
+    for run in sw.runs:
+        if os.path.realpath(run.dir).startswith(root + os.sep):
+            continue
+        _write_run(run, os.path.join(archive, os.path.basename(os.path.normpath(run.sweep)),
+                                     run.name))
+    tables = []
+    for d, a in sw.tables:
+        a = a or os.path.join(archive, os.path.basename(os.path.normpath(d)))
+        os.makedirs(a, exist_ok=True)
+        live_json = os.path.join(d, "sweep.json")
+        if os.path.isfile(live_json) and os.path.realpath(live_json) != \
+                os.path.realpath(os.path.join(a, "sweep.json")):
+            shutil.copyfile(live_json, os.path.join(a, "sweep.json"))
+        out = os.path.join(a, "sweep.csv")
+        if _merge_tables(os.path.join(d, "sweep.csv"), out, out):
+            tables.append(out)
+        else:
+            note(f"{d}: no sweep.csv to archive")
+    sw.tables = tables
