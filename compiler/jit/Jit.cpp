@@ -8,7 +8,11 @@
 #include "pipeline/Hoist.h"
 #include "pipeline/SegmentGemm.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
+
+#include <unistd.h>
 
 #include "llvm/Analysis/TargetLibraryInfo.h"
 #include "llvm/Bitcode/BitcodeReader.h"
@@ -19,6 +23,7 @@
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Object/ELFObjectFile.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/TargetSelect.h"
@@ -140,6 +145,72 @@ constexpr codegen::Precision precisionOf() {
   return std::is_same_v<T, double> ? codegen::Precision::F64 : codegen::Precision::F32;
 }
 
+// CELLC_PERF_MAP=1: every generated function's address, size and name is appended to
+// /tmp/perf-PID.map, the file `perf report` reads to name JIT code (cell_backward.k3, an outlined
+// loop group, rather than an address). Off by default: it writes outside the run folder.
+bool perfMapWanted() {
+  const char* v = std::getenv("CELLC_PERF_MAP");
+  return v && *v && std::string(v) != "0";
+}
+
+// A function of a compiled object: its section, offset and size there, and whether it is
+// global (then the JIT can look it up, and its address places the section's others).
+struct PerfSymbol {
+  std::string name;
+  uint64_t object, section, offset, size;
+  bool global;
+};
+
+void perfSymbols(const llvm::MemoryBuffer& buffer, std::vector<PerfSymbol>& out) {
+  static uint64_t objectCount = 0;
+  const uint64_t object = objectCount++;
+  auto obj = llvm::object::ObjectFile::createObjectFile(buffer.getMemBufferRef());
+  if (!obj) return llvm::consumeError(obj.takeError());
+  for (const llvm::object::SymbolRef& sym : (*obj)->symbols()) {
+    auto type = sym.getType();
+    auto name = sym.getName();
+    auto value = sym.getValue();
+    auto section = sym.getSection();
+    auto flags = sym.getFlags();
+    if (!type || !name || !value || !section || !flags || *type != llvm::object::SymbolRef::ST_Function ||
+        *section == (*obj)->section_end()) {
+      llvm::consumeError(type.takeError());
+      llvm::consumeError(name.takeError());
+      llvm::consumeError(value.takeError());
+      llvm::consumeError(section.takeError());
+      llvm::consumeError(flags.takeError());
+      continue;
+    }
+    out.push_back({name->str(), object, (*section)->getIndex(), *value,
+                   llvm::object::ELFSymbolRef(sym).getSize(),
+                   (*flags & llvm::object::SymbolRef::SF_Global) != 0});
+  }
+}
+
+void writePerfMap(llvm::orc::LLJIT& jit, const std::vector<PerfSymbol>& syms) {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  FILE* f = std::fopen(("/tmp/perf-" + std::to_string(getpid()) + ".map").c_str(), "a");
+  if (!f) return;
+  for (const PerfSymbol& s : syms) {
+    // The section's base, from a global function in it that the JIT resolves.
+    uint64_t base = 0;
+    for (const PerfSymbol& g : syms)
+      if (g.global && g.object == s.object && g.section == s.section) {
+        auto addr = jit.lookup(g.name);
+        if (!addr) {
+          llvm::consumeError(addr.takeError());
+          continue;
+        }
+        base = addr->getValue() - g.offset;
+        break;
+      }
+    if (base) std::fprintf(f, "%llx %llx %s\n", static_cast<unsigned long long>(base + s.offset),
+                           static_cast<unsigned long long>(s.size), s.name.c_str());
+  }
+  std::fclose(f);
+}
+
 // The step's module, emitted, optimized and added to a JIT of its own that resolves the GEMM
 // and thread helpers from this process.
 std::shared_ptr<JitSession> jitModule(const StepIR& ir, const codegen::Plan& plan, codegen::Precision precision,
@@ -184,9 +255,13 @@ std::shared_ptr<JitSession> jitModule(const StepIR& ir, const codegen::Plan& pla
       llvm::orc::ExecutorAddr::fromPtr(&cellc_parallel_batch), llvm::JITSymbolFlags::Exported};
   if (auto err = lib.define(llvm::orc::absoluteSymbols(std::move(gemms))))
     throw JitError("defining the GEMM symbols: " + errorText(std::move(err)));
+  std::vector<PerfSymbol> perf;
+  if (perfMapWanted())
+    for (auto& object : objects) perfSymbols(*object, perf);
   for (auto& object : objects)
     if (auto err = jit.addObjectFile(std::move(object)))
       throw JitError("adding the compiled module: " + errorText(std::move(err)));
+  if (!perf.empty()) writePerfMap(jit, perf);
   return session;
 }
 

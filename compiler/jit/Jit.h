@@ -38,6 +38,8 @@ class CompiledCell final : public StepKernel<T> {
   ~CompiledCell() override;
 
   const ir::Layout& layout() const override { return layout_; }
+  // The generated entry points (a profiler's map, tests).
+  const Fns& functions() const { return fns_; }
   // Calls on disjoint buffers may run at once on the pool's threads (each has its own scratch);
   // the self-contained forward and backward excepted (they share hoisted_).
   bool concurrentCalls() const override { return true; }
