@@ -576,7 +576,9 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
         auto space = loopSpace(ir.g, k);
         os << "  loop [B, " << (*space)[0] << ", " << (*space)[1] << "]:\n";
       }
-      os << (grouped ? "    " : "  ") << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("
+      // [i]: the kernel's index; a loop group or kernel the emitter outlines to split it over the
+      // batch is the function <name>.k<i> of its first kernel (named in CELLC_PERF_MAP profiles).
+      os << (grouped ? "    " : "  ") << "[" << i << "] " << kinds[static_cast<int>(k.kind)] << " %" << k.node << " ("
          << ir::opName(ir.g[k.node].op) << " " << ir.g[k.node].shape.str() << ") -> "
          << place(k.out) << (k.accumulate ? " (+=)" : "")
          << (k.packedAt >= 0 ? " (W packed at Hoisted+" + std::to_string(k.packedAt) + ")" : "")
