@@ -184,3 +184,23 @@ TEST_CASE("batch-split kernels give the same bits on one thread and on two", "[j
   CHECK(one.dParams == two.dParams);
   compare(two, run(ref, d, B), 1e-12);
 }
+
+// Loops that sum over a trace's rows into values indexed by its columns (PBRC's backward: the
+// transposed trace product, the column sums for eta) are unrolled whole once vectorized, so those
+// sums stay in registers across the rows (EmitLLVM.cpp, unrollColumns); loops without such a sum,
+// and columns past kUnrollColumns, are not. The gradients of every cell are checked elsewhere
+// against the evaluator and finite differences.
+TEST_CASE("column sums over a small trace are unrolled, nothing else", "[jit]") {
+  auto marked = [](const char* cell, double n) {
+    std::optional<Program> prog =
+        load(std::string(CELLC_SOURCE_DIR "/cells/") + cell, {{"n", n}, {"n_in", 3.0}});
+    REQUIRE(prog);
+    const std::string ir = emitLLVM(lower(*prog), codegen::Precision::F32, false);
+    return ir.find("llvm.loop.vectorize.followup_vectorized") != std::string::npos;
+  };
+  CHECK(marked("pbrc.cell", 48));
+  CHECK(marked("plastic_gru_clip.cell", 64));
+  CHECK(!marked("pbrc.cell", 100));  // 100 columns: past kUnrollColumns
+  CHECK(!marked("gru.cell", 48));    // no [n, n] loop at all
+  CHECK(!marked("nbrc.cell", 48));
+}
