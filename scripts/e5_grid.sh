@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# E5's full grid on one machine, in the order that answers the open questions first: one run at a
+# time on every core, each a `cellc sweep ... --only ...` subset, so an interrupted grid resumes
+# (finished runs are skipped, a run in progress continues from its checkpoint). Hours per plastic
+# run; start it in the background and let it run over several sittings:
+#
+#   nohup bash scripts/e5_grid.sh > e5_grid.log 2>&1 &
+#   bash scripts/e5_grid.sh --dry-run            # the subsets, in order
+#
+# Options: --out DIR (the sweeps' parent folder, default sweeps/; one folder per sweep file),
+# --threads N (each run's train.threads, default all cores; a sweep folder resumes only with the
+# --set edits it was made with, so keep N for a folder),
+# --bin PATH (the cellc to run, default a copy of build/tools/cellc/cellc made at the first start
+# in DIR/cellc-e5: a rebuild never changes a run's binary midway; delete it to take a new build).
+# Summaries: experiments/summarize.py over DIR/copy_first_* (results/copy_first/COMMAND).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=sweeps bin="" dry=0 threads=$(nproc)
+while [ $# -gt 0 ]; do
+  case $1 in
+    --out) out=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --dry-run) dry=1; shift ;;
+    *) echo "e5_grid: unknown option $1 (--out DIR, --bin PATH, --threads N, --dry-run)" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+if [ -z "$bin" ]; then
+  bin=$out/cellc-e5
+  if [ ! -x "$bin" ]; then
+    [ -x build/tools/cellc/cellc ] || { echo "e5_grid: build cellc first (bash scripts/test.sh)" >&2; exit 1; }
+    cp build/tools/cellc/cellc "$bin"
+  fi
+fi
+
+# sweep file (experiments/sweeps/NAME.toml), then --only filters. First the runs that no sweep
+# folder or archive (results/copy_first/runs/) has yet, the open questions first; then whole
+# sweeps, which also re-run what only the archive holds (to get its learning curve back).
+subsets=(
+  "copy_first_d32 cell=plastic_gru dims.n=64 seed=1"
+  "copy_first_d32 cell=pbrc dims.n=64 seed=2"
+  "copy_first_d32 cell=gru dims.n=64 seed=3"
+  "copy_first_matched_split seed=1"
+  "copy_first_d1 cell=plastic_gru_clip steps=100"
+  "copy_first_d1 cell=plastic_gru steps=100"
+  "copy_first_d1 cell=pbrc steps=300 dims.n=100"
+  "copy_first_d32 cell=pbrc dims.n=64 seed=3"
+  "copy_first_d32 cell=plastic_gru dims.n=64"
+  "copy_first_d32 cell=plastic_gru_clip dims.n=48"
+  "copy_first_d32 cell=plastic_gru dims.n=48 seed=2"
+  "copy_first_d32 cell=plastic_gru dims.n=48 seed=3"
+  "copy_first_d32 cell=brc dims.n=48 seed=2"
+  "copy_first_d32 cell=brc dims.n=48 seed=3"
+  "copy_first_d32 cell=brc dims.n=64"
+  "copy_first_d32_split dims.k=32"
+  "copy_first_d1 cell=plastic_gru steps=300 dims.n=100"
+  "copy_first_d1 cell=plastic_gru_clip steps=300 dims.n=100"
+  "copy_first_matched_split"
+  "copy_first_d1_split"
+  "copy_first_d32"
+  "copy_first_d32_split"
+  "copy_first_d1"
+  "copy_first_matched"
+)
+for s in "${subsets[@]}"; do
+  read -r name filters <<< "$s"
+  only=()
+  for f in $filters; do only+=(--only "$f"); done
+  cmd=("$bin" sweep "experiments/sweeps/$name.toml" --jobs 1 --set train.threads="$threads" --out "$out/$name" "${only[@]}")
+  echo "=== $(date -u +%FT%TZ) ${cmd[*]}"
+  if [ $dry = 1 ]; then
+    "${cmd[@]}" --dry-run | grep -v -e 'not selected by' -e '^ *--set' || true
+    continue
+  fi
+  "${cmd[@]}" || echo "=== exit $? (a run failed: see its log.txt; the next subsets go on)"
+done
