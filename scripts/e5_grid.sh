@@ -69,8 +69,9 @@ for s in "${subsets[@]}"; do
   for f in $filters; do only+=(--only "$f"); done
   cmd=("$bin" sweep "experiments/sweeps/$name.toml" --jobs 1 --set train.threads="$threads" --out "$out/$name" "${only[@]}")
   echo "=== $(date -u +%FT%TZ) ${cmd[*]}"
-  if [ $dry = 1 ]; then
-    "${cmd[@]}" --dry-run | grep -v -e 'not selected by' -e '^ *--set' || true
+  if [ $dry = 1 ]; then  # a filter that matches no run stops here with the sweep's error
+    listing=$("${cmd[@]}" --dry-run)
+    grep -v -e 'not selected by' -e '^ *--set' <<< "$listing" || true
     continue
   fi
   "${cmd[@]}" || echo "=== exit $? (a run failed: see its log.txt; the next subsets go on)"
