@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 
 #include <unistd.h>
@@ -161,9 +162,7 @@ struct PerfSymbol {
   bool global;
 };
 
-void perfSymbols(const llvm::MemoryBuffer& buffer, std::vector<PerfSymbol>& out) {
-  static uint64_t objectCount = 0;
-  const uint64_t object = objectCount++;
+void perfSymbols(const llvm::MemoryBuffer& buffer, uint64_t object, std::vector<PerfSymbol>& out) {
   auto obj = llvm::object::ObjectFile::createObjectFile(buffer.getMemBufferRef());
   if (!obj) return llvm::consumeError(obj.takeError());
   for (const llvm::object::SymbolRef& sym : (*obj)->symbols()) {
@@ -192,22 +191,21 @@ void writePerfMap(llvm::orc::LLJIT& jit, const std::vector<PerfSymbol>& syms) {
   std::lock_guard<std::mutex> lock(mutex);
   FILE* f = std::fopen(("/tmp/perf-" + std::to_string(getpid()) + ".map").c_str(), "a");
   if (!f) return;
-  for (const PerfSymbol& s : syms) {
-    // The section's base, from a global function in it that the JIT resolves.
-    uint64_t base = 0;
-    for (const PerfSymbol& g : syms)
-      if (g.global && g.object == s.object && g.section == s.section) {
-        auto addr = jit.lookup(g.name);
-        if (!addr) {
-          llvm::consumeError(addr.takeError());
-          continue;
-        }
-        base = addr->getValue() - g.offset;
-        break;
-      }
-    if (base) std::fprintf(f, "%llx %llx %s\n", static_cast<unsigned long long>(base + s.offset),
-                           static_cast<unsigned long long>(s.size), s.name.c_str());
+  // Each section's base, from a global function in it that the JIT resolves.
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> bases;
+  for (const PerfSymbol& g : syms) {
+    if (!g.global || bases.count({g.object, g.section})) continue;
+    auto addr = jit.lookup(g.name);
+    if (!addr) {
+      llvm::consumeError(addr.takeError());
+      continue;
+    }
+    bases[{g.object, g.section}] = addr->getValue() - g.offset;
   }
+  for (const PerfSymbol& s : syms)
+    if (auto it = bases.find({s.object, s.section}); it != bases.end())
+      std::fprintf(f, "%llx %llx %s\n", static_cast<unsigned long long>(it->second + s.offset),
+                   static_cast<unsigned long long>(s.size), s.name.c_str());
   std::fclose(f);
 }
 
@@ -257,7 +255,7 @@ std::shared_ptr<JitSession> jitModule(const StepIR& ir, const codegen::Plan& pla
     throw JitError("defining the GEMM symbols: " + errorText(std::move(err)));
   std::vector<PerfSymbol> perf;
   if (perfMapWanted())
-    for (auto& object : objects) perfSymbols(*object, perf);
+    for (size_t i = 0; i < objects.size(); ++i) perfSymbols(*objects[i], i, perf);
   for (auto& object : objects)
     if (auto err = jit.addObjectFile(std::move(object)))
       throw JitError("adding the compiled module: " + errorText(std::move(err)));
