@@ -28,6 +28,23 @@ CURVE_ROWS = 400
 CURVE_FILE = "curve.csv"
 
 
+def _replace(path, write):
+    """Writes path through write(file) into a temporary beside it, then renames it into place: an
+    interrupted summary never leaves half a file in the archive."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def _csv(header, rows):
+    def write(f):
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return write
+
+
 def _table(path):
     """(header, {run: row dict}) of a sweep.csv, or ([], {})."""
     if not os.path.isfile(path):
@@ -60,12 +77,7 @@ def _merge_tables(live_path, arch_path, out_path):
                           and ar.get("status") == "finished"):
             pick = ar
         merged.append([pick.get(c, "") for c in header])
-    tmp = out_path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(merged)
-    os.replace(tmp, out_path)
+    _replace(out_path, _csv(header, merged))
     return True
 
 
@@ -113,31 +125,27 @@ def read_curve(run_dir):
 
 def _write_run(run, dst):
     os.makedirs(dst, exist_ok=True)
-    with open(os.path.join(dst, "summary.json.tmp"), "w") as f:
-        json.dump(run.summary, f, indent=1, sort_keys=True)
-    os.replace(os.path.join(dst, "summary.json.tmp"), os.path.join(dst, "summary.json"))
+    _replace(os.path.join(dst, "summary.json"),
+             lambda f: json.dump(run.summary, f, indent=1, sort_keys=True))
     rows = thin_curve(run.dir, run.summary)
     if rows:
-        with open(os.path.join(dst, CURVE_FILE + ".tmp"), "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(["phase", "step", "loss", "rows"])
-            w.writerows((p, s, f"{l:.6g}", n) for p, s, l, n in rows)
-        os.replace(os.path.join(dst, CURVE_FILE + ".tmp"), os.path.join(dst, CURVE_FILE))
+        _replace(os.path.join(dst, CURVE_FILE),
+                 _csv(["phase", "step", "loss", "rows"], [(p, s, f"{l:.6g}", n) for p, s, l, n in rows]))
 
 
 def pool(sweep_dirs, archive, sw):
     """Reads each sweep folder into sw, filled from archive/<name>; returns the folders that gave
-    anything. Runs of a live folder are re-pointed nowhere: they keep their live paths."""
+    anything. A run read from a live folder keeps its live path (write() archives it)."""
     readable = []
     for d in sweep_dirs:
         name = os.path.basename(os.path.normpath(d))
-        a = os.path.join(archive, name) if archive else None
-        if a and os.path.isdir(d) and os.path.realpath(a) == os.path.realpath(d):
+        a = os.path.join(archive, name)
+        if os.path.isdir(d) and os.path.realpath(a) == os.path.realpath(d):
             a = None  # the archive itself was given
         live = Sweeps()
         got_live = read_sweep(d, live)
         arch = Sweeps()
-        got_arch = bool(a) and os.path.isdir(a) and read_sweep(a, arch)
+        got_arch = a is not None and os.path.isdir(a) and read_sweep(a, arch)
         if not got_live and not got_arch:
             continue
         readable.append(d)
