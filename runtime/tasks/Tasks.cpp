@@ -104,10 +104,12 @@ TrialBatch CopyFirstTask::sample(int64_t batch, std::mt19937_64& rng) const {
   TrialBatch b;
   b.batch = batch, b.steps = T;
   b.inputs.resize(T);
+  std::vector<double*> steps(T);
   for (int64_t t = 0; t < T; ++t) {
     b.inputs[t].resize(D * batch);
-    fillNormals(rng, b.inputs[t].data(), b.inputs[t].size());
+    steps[t] = b.inputs[t].data();
   }
+  fillNormals(rng, steps, static_cast<size_t>(D * batch));  // one job for all T steps
   // The target is the first input, asked for at the end; the loss reads no other step, so the
   // other steps' targets stay empty (at T = 300, D = 32, B = 128 a full set is 10 MB a step).
   b.targets.resize(T);

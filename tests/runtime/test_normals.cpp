@@ -2,6 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
+
+#include "jit/Threads.h"
 
 #include "random/Normals.h"
 
@@ -20,4 +23,30 @@ TEST_CASE("fillNormals draws standard normals, deterministically", "[random]") {
   std::mt19937_64 again(5);
   cellc::runtime::fillNormals(again, f.data(), n);
   for (size_t i = 0; i < n; i += 997) CHECK(f[i] == Approx(z[i]).margin(1e-6));
+}
+
+// The copy-first task draws all T steps in one job: the same bits as one call per step, in turn,
+// on one thread or two (only the math is shared; the draws stay in stream order).
+TEST_CASE("fillNormals over many arrays matches one call per array, on any thread count", "[random]") {
+  const int saved = cellc::threads();
+  for (size_t n : {size_t{1}, size_t{7}, size_t{1024}, size_t{4097}}) {
+    const size_t arrays = 40;
+    std::vector<std::vector<float>> one(arrays, std::vector<float>(n));
+    std::mt19937_64 a(11);
+    for (auto& v : one) cellc::runtime::fillNormals(a, v.data(), n);
+    const uint64_t next = a();
+    for (int threads : {1, 2}) {
+      cellc::setThreads(threads);
+      std::vector<std::vector<float>> many(arrays, std::vector<float>(n));
+      std::vector<float*> outs;
+      for (auto& v : many) outs.push_back(v.data());
+      std::mt19937_64 b(11);
+      cellc::runtime::fillNormals(b, outs, n);
+      INFO("n = " << n << ", threads = " << threads);
+      CHECK(b() == next);  // as many draws taken
+      for (size_t k = 0; k < arrays; ++k)
+        CHECK(std::memcmp(one[k].data(), many[k].data(), n * sizeof(float)) == 0);
+    }
+  }
+  cellc::setThreads(saved);
 }
