@@ -190,17 +190,51 @@ TEST_CASE("batch-split kernels give the same bits on one thread and on two", "[j
 // sums stay in registers across the rows (EmitLLVM.cpp, unrollColumns); loops without such a sum,
 // and columns past kUnrollColumns, are not. The gradients of every cell are checked elsewhere
 // against the evaluator and finite differences.
-TEST_CASE("column sums over a small trace are unrolled, nothing else", "[jit]") {
+TEST_CASE("column sums over a trace are unrolled, in blocks past 64 columns, nothing else", "[jit]") {
+  // The loops marked for unrolling (each has loop metadata; nothing else has at O0).
   auto marked = [](const char* cell, double n) {
     std::optional<Program> prog =
         load(std::string(CELLC_SOURCE_DIR "/cells/") + cell, {{"n", n}, {"n_in", 3.0}});
     REQUIRE(prog);
     const std::string ir = emitLLVM(lower(*prog), codegen::Precision::F32, false);
-    return ir.find("llvm.loop.vectorize.followup_vectorized") != std::string::npos;
+    int loops = 0;
+    for (size_t at = ir.find(", !llvm.loop !"); at != std::string::npos; at = ir.find(", !llvm.loop !", at + 1))
+      ++loops;
+    return loops;
   };
-  CHECK(marked("pbrc.cell", 48));
-  CHECK(marked("plastic_gru_clip.cell", 64));
-  CHECK(!marked("pbrc.cell", 100));  // 100 columns: past kUnrollColumns
-  CHECK(!marked("gru.cell", 48));    // no [n, n] loop at all
-  CHECK(!marked("nbrc.cell", 48));
+  // PBRC's backward has two [n, n] loop groups with column sums: the first also sums along rows,
+  // so past 64 columns it stays one loop (blocks would cut its row sums); the second is cut
+  // into blocks of at most 64 columns, each unrolled.
+  CHECK(marked("pbrc.cell", 48) == 2);
+  CHECK(marked("plastic_gru_clip.cell", 64) == 3);
+  CHECK(marked("pbrc.cell", 100) == 2);   // 64 + 36
+  CHECK(marked("pbrc.cell", 130) == 3);   // 64 + 64 + 2
+  CHECK(marked("plastic_gru_clip.cell", 100) == 4);
+  CHECK(marked("gru.cell", 48) == 0);     // no [n, n] loop at all
+  CHECK(marked("nbrc.cell", 48) == 0);
+}
+
+// The column blocks above compute the same step as the evaluator (the tests of every cell run at
+// n <= 12, one block).
+TEST_CASE("plastic cells past 64 columns, in column blocks, equal the reference evaluator", "[jit]") {
+  for (const char* cell : {"pbrc.cell", "plastic_gru.cell", "plastic_gru_clip.cell"}) {
+    DYNAMIC_SECTION(cell) {
+      std::optional<Program> first = load(std::string(CELLC_SOURCE_DIR "/cells/") + cell, {});
+      REQUIRE(first);
+      std::optional<Program> prog = load(std::string(CELLC_SOURCE_DIR "/cells/") + cell, smallDims(*first, 70));
+      REQUIRE(prog);
+      StepIR ir = lower(*prog);
+      eval::Evaluator ref(ir);
+      auto f64 = compileCell<double>(ir);
+      auto f32 = compileCell<float>(ir);
+      std::mt19937 rng(7);
+      for (int64_t B : {1, 3}) {
+        INFO("batch " << B);
+        StepData d = randomStep(ir.layout, B, rng);
+        Result r = run(ref, d, B);
+        compare(run(*f64, d, B), r, 1e-12);
+        compare(run(*f32, d, B), r, 1e-5);
+      }
+    }
+  }
 }
