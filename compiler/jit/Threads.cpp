@@ -10,7 +10,12 @@ namespace {
 std::atomic<int> gThreads{0};  // 0: not set, all cores
 }
 
-int hardwareThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+// Asked once: glibc answers by reading /sys/devices/system/cpu/online (an open, a read and a close),
+// and threads() is asked at every parallel product when no count was set.
+int hardwareThreads() {
+  static const int n = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return n;
+}
 void setThreads(int n) { gThreads = n > 0 ? n : hardwareThreads(); }
 int threads() {
   int n = gThreads;
