@@ -9,7 +9,7 @@ torch.nn.GRU runs ATen's CPU kernels step by step. Prints ms per training step a
 
 Fairness: torch uses the BLAS that libblas.so.3 resolves to. On Debian that may be the reference
 BLAS (much slower GEMM) unless OpenBLAS is selected: see docs/python.md. The script prints which
-one it loaded, and uses one thread for both (cellc is single-threaded).
+one it loaded, and uses one thread for both (torch.set_num_threads(1), cellc.set_threads(1)).
 """
 import argparse
 import pathlib
@@ -77,11 +77,12 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    cellc.set_threads(1)
     torch.manual_seed(0)
     x = torch.randn(args.T, args.B, 1)
     target = torch.cumsum(x, 0) / torch.arange(1, args.T + 1).view(-1, 1, 1)
 
-    print(f"GRU n={args.n}, T={args.T}, B={args.B}, float32, {torch.get_num_threads()} thread; "
+    print(f"GRU n={args.n}, T={args.T}, B={args.B}, float32, {torch.get_num_threads()} thread (cellc: {cellc.threads()}); "
           f"torch {torch.__version__}, BLAS loaded: {blas_loaded()}")
     ms_torch, loss_torch = train(TorchGru(args.n), x, target, args.steps)
     ms_cellc, loss_cellc = train(CellcGru(args.n), x, target, args.steps)

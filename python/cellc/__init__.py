@@ -22,7 +22,8 @@ import numpy as np
 from . import _cellc
 from ._cellc import CompileError, Tape
 
-__all__ = ["compile", "Cell", "Layout", "Slot", "CompileError", "train", "run", "Tape"]
+__all__ = ["compile", "Cell", "Layout", "Slot", "CompileError", "train", "run", "Tape", "set_threads",
+           "threads"]
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,18 @@ def _dtype_name(dtype) -> str:
     if name not in ("float32", "float64"):
         raise ValueError(f"dtype {dtype!r}: it must be float32 or float64")
     return name
+
+
+def set_threads(n: int) -> None:
+    """Threads for the generated code's large matrix products (and batch-split trace loops), for
+    the whole process; 0: every core (the default). Results are the same on any count above one;
+    one thread may differ from them in the last bits. `cellc.run` sets it from `train.threads`."""
+    _cellc.set_threads(int(n))
+
+
+def threads() -> int:
+    """The thread count in use (set_threads)."""
+    return _cellc.threads()
 
 
 def compile(path: Union[str, os.PathLike], dims: Optional[Mapping[str, float]] = None,

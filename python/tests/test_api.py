@@ -1,4 +1,6 @@
 """The numpy API: compile, layout, init_params, unroll, vjp, and the errors."""
+import os
+
 import numpy as np
 import pytest
 
@@ -209,3 +211,25 @@ def test_astype_shares_the_cell():
     p = c64.init_params(0)
     X = np.random.default_rng(0).normal(size=(3, 2, 2))
     np.testing.assert_allclose(c32.unroll(p, x=X)[0], c64.unroll(p, x=X)[0], rtol=1e-4, atol=1e-6)
+
+
+def test_set_threads_counts_and_results():
+    """One thread or every core: the same unroll to float32 rounding; a bad count is an error."""
+    saved = cellc.threads()
+    try:
+        cell = cellc.compile(cell_path("gru"), dims={"n": 256, "n_in": 2, "n_out": 2}, dtype="float32")
+        p = cell.init_params(seed=3)
+        X = np.random.default_rng(1).normal(size=(5, 64, 2)).astype(np.float32)
+        cellc.set_threads(1)
+        assert cellc.threads() == 1
+        y1, _ = cell.unroll(p, x=X)
+        cellc.set_threads(2)
+        assert cellc.threads() == 2
+        y2, _ = cell.unroll(p, x=X)
+        np.testing.assert_allclose(y1, y2, rtol=1e-4, atol=1e-5)
+        cellc.set_threads(0)
+        assert cellc.threads() == (os.cpu_count() or 1)
+        with pytest.raises(ValueError, match="set_threads: n must be 0"):
+            cellc.set_threads(-1)
+    finally:
+        cellc.set_threads(saved)
