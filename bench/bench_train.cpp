@@ -6,8 +6,10 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <random>
 
 #include "jit/Jit.h"
+#include "jit/Threads.h"
 #include "params/Init.h"
 #include "sema/Program.h"
 #include "tasks/Tasks.h"
@@ -141,6 +143,60 @@ void BM_TrainStep_copy_first(benchmark::State& state, const std::string& cell) {
   trainSteps(state, cell, dims, task, 128, std::make_unique<Adam>(1e-3));
 }
 
+// What bounds a copy-first step (results/speed/profile_pbrc_copy_first.md): one batch shard's
+// (B = 64, as training runs it on each of two threads) forward and backward step on one thread,
+// cycling through `states` distinct state and tape buffers: 1 keeps everything in cache (the
+// kernels' own speed), 300 streams them as BPTT does over T = 300 (a [64, 48, 48] trace is 590 KB
+// a step). Counters: microseconds per step, forward and backward.
+void BM_CopyFirstKernels(benchmark::State& state, const std::string& cell) {
+  const int64_t B = 64, states = state.range(0);
+  Overrides dims = {{"n", 48}, {"n_in", 32}, {"n_out", 32}};
+  if (cell == "pbrc_split.cell") dims["k"] = 24;
+  std::unique_ptr<CompiledCell<float>> k = compileCell<float>(lowerCell(cell, dims));
+  const ir::Layout& L = k->layout();
+  const int saved = threads();
+  setThreads(1);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.f, 0.3f);
+  auto vec = [&](int64_t size) {
+    std::vector<float> v(static_cast<size_t>(size));
+    for (float& x : v) x = normal(rng);
+    return v;
+  };
+  std::vector<float> params = vec(L.paramSize), input = vec(L.inputSize * B), noise(L.noiseSize * B + 1),
+                     out(L.outputSize * B), dOut = vec(L.outputSize * B), dNext = vec(L.stateSize * B),
+                     dState(L.stateSize * B), dParams(L.paramSize), hoisted(k->hoistedSize() + 1),
+                     dHoisted(k->hoistedSize() + 1);
+  std::vector<std::vector<float>> state_(static_cast<size_t>(states + 1)), tape(static_cast<size_t>(states));
+  for (auto& s : state_) s = vec(L.stateSize * B);
+  for (auto& t : tape) t.assign(static_cast<size_t>(k->tapeSize(B) + 1), 0.f);
+  k->prologue(params.data(), hoisted.data());
+  double fwd = 0, bwd = 0;
+  int64_t steps = 0;
+  auto sequence = [&](bool timed) {
+    auto t0 = Clock::now();
+    for (int64_t t = 0; t < states; ++t)
+      k->forwardHoisted(params.data(), hoisted.data(), state_[t].data(), input.data(), noise.data(),
+                        state_[t + 1].data(), out.data(), tape[t].data(), B);
+    auto t1 = Clock::now();
+    for (int64_t t = states - 1; t >= 0; --t) {
+      k->backwardHoisted(params.data(), hoisted.data(), state_[t].data(), input.data(), noise.data(),
+                         tape[t].data(), dNext.data(), dOut.data(), dState.data(), nullptr,
+                         dParams.data(), dHoisted.data(), B);
+      std::swap(dNext, dState);
+    }
+    if (!timed) return;
+    fwd += std::chrono::duration<double>(t1 - t0).count();
+    bwd += std::chrono::duration<double>(Clock::now() - t1).count();
+    steps += states;
+  };
+  sequence(false);  // warm-up: every page touched
+  for (auto _ : state) sequence(true);
+  setThreads(saved);
+  state.counters["forward_us"] = fwd / static_cast<double>(steps) * 1e6;
+  state.counters["backward_us"] = bwd / static_cast<double>(steps) * 1e6;
+}
+
 // A cell's params from its initializers at n = 1024 (issue 10's target: under a second): the
 // QR of orthogonal() and the eigensolve of spectral_radius() dominate.
 void BM_Init(benchmark::State& state, const std::string& cell) {
@@ -166,3 +222,6 @@ BENCHMARK_CAPTURE(BM_TrainStep_copy_first, nbrc, "nbrc.cell")->Unit(benchmark::k
 BENCHMARK_CAPTURE(BM_TrainStep_copy_first, pbrc, "pbrc.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep_copy_first, pbrc_split, "pbrc_split.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_TrainStep_copy_first, plastic_gru_clip, "plastic_gru_clip.cell")->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_CopyFirstKernels, nbrc, "nbrc.cell")->Arg(1)->Arg(300)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_CopyFirstKernels, pbrc, "pbrc.cell")->Arg(1)->Arg(300)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_CopyFirstKernels, plastic_gru_clip, "plastic_gru_clip.cell")->Arg(1)->Arg(300)->Unit(benchmark::kMillisecond)->UseRealTime();
