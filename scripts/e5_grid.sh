@@ -5,9 +5,17 @@
 # run; start it in the background and let it run over several sittings:
 #
 #   nohup bash scripts/e5_grid.sh > e5_grid.log 2>&1 &
-#   bash scripts/e5_grid.sh --dry-run            # the subsets, in order
+#   bash scripts/e5_grid.sh --dry-run            # the subsets, in order, with what each would run
+#   bash scripts/e5_grid.sh --list               # the subsets only (sweep file and filters)
+#
+# Two lanes, one run per core (PBRC 7% and nBRC 10% more runs an hour than one run on both cores;
+# a sweep folder is locked by the lane that runs in it, so the lanes take disjoint sweep files):
+#
+#   nohup bash scripts/e5_grid.sh --threads 1 --sweeps copy_first_d32 > lane1.log 2>&1 &
+#   nohup bash scripts/e5_grid.sh --threads 1 --skip-sweeps copy_first_d32 > lane2.log 2>&1 &
 #
 # Options: --out DIR (the sweeps' parent folder, default sweeps/; one folder per sweep file),
+# --sweeps A,B / --skip-sweeps A,B (only the subsets of these sweep files / all but these),
 # --threads N (each run's train.threads, default all cores; a sweep folder resumes only with the
 # --set edits it was made with, so keep N for a folder),
 # --bin PATH (the cellc to run, default a copy of build/tools/cellc/cellc made at the first start
@@ -15,18 +23,21 @@
 # Summaries: experiments/summarize.py over DIR/copy_first_* (results/copy_first/COMMAND).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=sweeps bin="" dry=0 threads=$(nproc)
+out=sweeps bin="" dry=0 list=0 threads=$(nproc) only_sweeps="" skip_sweeps=""
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --sweeps) only_sweeps=$2; shift 2 ;;
+    --skip-sweeps) skip_sweeps=$2; shift 2 ;;
     --dry-run) dry=1; shift ;;
-    *) echo "e5_grid: unknown option $1 (--out DIR, --bin PATH, --threads N, --dry-run)" >&2; exit 2 ;;
+    --list) list=1; shift ;;
+    *) echo "e5_grid: unknown option $1 (--out DIR, --bin PATH, --threads N, --sweeps A,B, --skip-sweeps A,B, --dry-run, --list)" >&2; exit 2 ;;
   esac
 done
-mkdir -p "$out"
-if [ -z "$bin" ]; then
+[ $list = 1 ] || mkdir -p "$out"
+if [ $list = 0 ] && [ -z "$bin" ]; then
   bin=$out/cellc-e5
   if [ ! -x "$bin" ]; then
     [ -x build/tools/cellc/cellc ] || { echo "e5_grid: build cellc first (bash scripts/test.sh)" >&2; exit 1; }
@@ -63,8 +74,15 @@ subsets=(
   "copy_first_d1"
   "copy_first_matched"
 )
+listed() { [[ ",$1," == *",$2,"* ]]; }  # listed A,B NAME
+for name in ${only_sweeps//,/ } ${skip_sweeps//,/ }; do
+  [ -f "experiments/sweeps/$name.toml" ] || { echo "e5_grid: no sweep file experiments/sweeps/$name.toml" >&2; exit 2; }
+done
 for s in "${subsets[@]}"; do
   read -r name filters <<< "$s"
+  if [ -n "$only_sweeps" ] && ! listed "$only_sweeps" "$name"; then continue; fi
+  if listed "$skip_sweeps" "$name"; then continue; fi
+  if [ $list = 1 ]; then echo "$name $filters"; continue; fi
   only=()
   for f in $filters; do only+=(--only "$f"); done
   cmd=("$bin" sweep "experiments/sweeps/$name.toml" --jobs 1 --set train.threads="$threads" --out "$out/$name" "${only[@]}")
