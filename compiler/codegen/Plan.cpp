@@ -108,7 +108,7 @@ class FunctionPlanner {
       const Node& n = g_[id];
       if (isConstantLike(n.op)) continue;
       bool m = isContract(g_, id) || force.count(id) > 0;
-      if (users[id] >= 2 && !isView(id) && !isCheap(id, mat)) m = true;
+      if (users[id] >= 2 && !isView(id) && !isCheap(id, mat) && !isCheapTrace(id, mat)) m = true;
       if (m) mat.insert(id);
       if ((n.op == Op::MatMul && !isInlineMatMul(g_, id) && !isBatchedMatVec(g_, id)) ||
           n.op == Op::BatchOuterSum)
@@ -176,6 +176,36 @@ class FunctionPlanner {
       if (x.shape.batched == n.shape.batched && x.shape.numel() == n.shape.numel()) ++full;
     }
     return full <= 1;
+  }
+
+  // A [B, p, q] value (a plastic cell's trace-sized term) that a few adds, multiplies, outer
+  // products and views make from stored values, reading at most one stored value of its size:
+  // recomputed at each use, in the loop that needs it, it reads what reading it back would (or
+  // only vectors), without a pass that stores it. The clipped plastic GRU's backward stored the
+  // clip's argument hebb + eta outer(h, c) (read by two comparisons in one kernel) and the
+  // transposed outer product of two vectors this way, two [B, n, n] stores and passes a step.
+  bool isCheapTrace(NodeId id, const std::set<NodeId>& mat) const {
+    const Node& n = g_[id];
+    if (!n.shape.batched || n.shape.rank() != 2) return false;
+    std::set<NodeId> full;
+    return recomputable(id, mat, n.shape.numel(), 4, full) && full.size() <= 1;
+  }
+  bool recomputable(NodeId id, const std::set<NodeId>& mat, int64_t size, int depth, std::set<NodeId>& full) const {
+    const Node& n = g_[id];
+    if (isConstantLike(n.op)) return true;
+    if (out_.placed.count(id) || mat.count(id)) {
+      if (n.shape.batched && n.shape.numel() == size) full.insert(id);
+      return true;
+    }
+    if (depth == 0) return false;
+    switch (n.op) {
+      case Op::Add: case Op::Sub: case Op::Mul: case Op::Neg: case Op::Outer:
+      case Op::Transpose: case Op::Broadcast: case Op::Squeeze: case Op::Unsqueeze: break;
+      default: return false;
+    }
+    for (NodeId i : n.in)
+      if (!recomputable(i, mat, size, depth - 1, full)) return false;
+    return true;
   }
 
   // A view re-indexes one buffer (or a constant): cheap to recompute at every use.
