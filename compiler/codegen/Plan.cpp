@@ -200,7 +200,7 @@ class FunctionPlanner {
     if (depth == 0) return false;
     switch (n.op) {
       case Op::Add: case Op::Sub: case Op::Mul: case Op::Neg: case Op::Outer:
-      case Op::Transpose: case Op::Broadcast: case Op::Squeeze: case Op::Unsqueeze: break;
+      case Op::Transpose: case Op::Broadcast: case Op::Slice: case Op::Squeeze: case Op::Unsqueeze: break;
       default: return false;
     }
     for (NodeId i : n.in)

@@ -83,25 +83,31 @@ TEST_CASE("loop groups: a plastic cell streams its [B, n, n] values twice per st
   }
 }
 
-// The clipped plastic GRU's backward: the clip's argument hebb + eta outer(h, c) (read by its two
-// comparisons) and the transposed outer product of the candidate's adjoint with h (read by three
-// kernels) are recomputed where used (Plan.cpp, isCheapTrace); only the gated adjoint of the next
-// trace, read in both of the backward's loop groups, is stored, beside the trace's own adjoint.
-// They were two more [B, n, n] stores and passes a step (copy-first 11.9-13.0 -> 15.0-15.2 steps/s).
-TEST_CASE("the clipped plastic GRU's backward stores one [B, n, n] value besides the trace's adjoint", "[plan][hebbian]") {
+// The clipped cells' backward (the code's plastic GRU and PBRC): the clip's argument, such as
+// hebb + eta outer(h, c) (read by its two comparisons), and the transposed outer product of the
+// candidate's adjoint with h (read by three kernels) are recomputed where used (Plan.cpp,
+// isCheapTrace); only the gated adjoint of the next trace, read by both of the backward's loop
+// groups, is stored, beside the trace's own adjoint. They were up to two more [B, n, n] stores and
+// passes a step (copy-first: plastic_gru_clip 11.9-13.0 -> 15.0-15.2 steps/s, pbrc_split
+// 15.6-16.0 -> 17.1-17.3).
+TEST_CASE("a clipped trace's backward stores one trace-sized value besides the trace's adjoint", "[plan][hebbian]") {
   const int64_t n = 40;
-  StepIR ir = lowerCell("plastic_gru_clip.cell", {{"n", static_cast<double>(n)}});
-  codegen::Plan plan = codegen::makePlan(ir);
-  INFO(codegen::printPlan(ir, plan));
-  std::vector<codegen::Buf> bufs;
-  int passes = 0;
-  for (const codegen::Kernel& k : plan.backward.kernels) {
-    if (ir.g[k.node].shape.batched && ir.g[k.node].shape.numel() == n * n) bufs.push_back(k.out.buf);
-    auto space = codegen::loopSpace(ir.g, k);
-    if (!k.fusedWithPrev && space && (*space)[0] == n && (*space)[1] == n) ++passes;
+  for (const char* cell : {"plastic_gru_clip.cell", "pbrc_split.cell"}) {
+    const bool split = std::string(cell) == "pbrc_split.cell";
+    StepIR ir = lowerCell(cell, split ? Overrides{{"n", double(n)}, {"k", double(n / 2)}} : Overrides{{"n", double(n)}});
+    codegen::Plan plan = codegen::makePlan(ir);
+    INFO(cell << "\n" << codegen::printPlan(ir, plan));
+    const int64_t q = split ? n / 2 : n;  // the trace is [n, n / 2] in the split PBRC
+    std::vector<codegen::Buf> bufs;
+    int passes = 0;
+    for (const codegen::Kernel& k : plan.backward.kernels) {
+      if (ir.g[k.node].shape.batched && ir.g[k.node].shape.numel() == n * q) bufs.push_back(k.out.buf);
+      auto space = codegen::loopSpace(ir.g, k);
+      if (!k.fusedWithPrev && space && (*space)[0] == n && (*space)[1] == q) ++passes;
+    }
+    CHECK(bufs == std::vector{codegen::Buf::Scratch, codegen::Buf::DState});
+    CHECK(passes == 3);  // the gated adjoint, then the two groups that read it
   }
-  CHECK(bufs == std::vector{codegen::Buf::Scratch, codegen::Buf::DState});
-  CHECK(passes == 3);  // the gated adjoint, then the two groups that read it
 }
 
 TEST_CASE("GEMM on several threads: the same bits on any count above one, close to one thread", "[gemm][threads]") {
