@@ -167,8 +167,8 @@ void BM_CopyFirstKernels(benchmark::State& state, const std::string& cell) {
                      out(L.outputSize * B), dOut = vec(L.outputSize * B), dNext = vec(L.stateSize * B),
                      dState(L.stateSize * B), dParams(L.paramSize), hoisted(k->hoistedSize() + 1),
                      dHoisted(k->hoistedSize() + 1);
-  std::vector<std::vector<float>> state_(static_cast<size_t>(states + 1)), tape(static_cast<size_t>(states));
-  for (auto& s : state_) s = vec(L.stateSize * B);
+  std::vector<std::vector<float>> stateBufs(static_cast<size_t>(states + 1)), tape(static_cast<size_t>(states));
+  for (auto& s : stateBufs) s = vec(L.stateSize * B);
   for (auto& t : tape) t.assign(static_cast<size_t>(k->tapeSize(B) + 1), 0.f);
   k->prologue(params.data(), hoisted.data());
   double fwd = 0, bwd = 0;
@@ -176,11 +176,11 @@ void BM_CopyFirstKernels(benchmark::State& state, const std::string& cell) {
   auto sequence = [&](bool timed) {
     auto t0 = Clock::now();
     for (int64_t t = 0; t < states; ++t)
-      k->forwardHoisted(params.data(), hoisted.data(), state_[t].data(), input.data(), noise.data(),
-                        state_[t + 1].data(), out.data(), tape[t].data(), B);
+      k->forwardHoisted(params.data(), hoisted.data(), stateBufs[t].data(), input.data(), noise.data(),
+                        stateBufs[t + 1].data(), out.data(), tape[t].data(), B);
     auto t1 = Clock::now();
     for (int64_t t = states - 1; t >= 0; --t) {
-      k->backwardHoisted(params.data(), hoisted.data(), state_[t].data(), input.data(), noise.data(),
+      k->backwardHoisted(params.data(), hoisted.data(), stateBufs[t].data(), input.data(), noise.data(),
                          tape[t].data(), dNext.data(), dOut.data(), dState.data(), nullptr,
                          dParams.data(), dHoisted.data(), B);
       std::swap(dNext, dState);

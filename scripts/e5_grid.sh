@@ -16,8 +16,8 @@
 #
 # Options: --out DIR (the sweeps' parent folder, default sweeps/; one folder per sweep file),
 # --sweeps A,B / --skip-sweeps A,B (only the subsets of these sweep files / all but these),
-# --threads N (each run's train.threads, default all cores; a sweep folder resumes only with the
-# --set edits it was made with, so keep N for a folder),
+# --threads N (each run's train.threads, default all cores; it changes no number, so a run may
+# resume with another N: the sweep and `cellc run` let threads differ on resume),
 # --bin PATH (the cellc to run, default a copy of build/tools/cellc/cellc made at the first start
 # in DIR/cellc-e5: a rebuild never changes a run's binary midway; delete it to take a new build).
 # Summaries: experiments/summarize.py over DIR/copy_first_* (results/copy_first/COMMAND).
