@@ -8,6 +8,7 @@
 
 #include "jit/Threads.h"
 #include "jit/WorkPool.h"
+#include "random/Mt64Block.h"
 
 namespace cellc::runtime {
 
@@ -48,7 +49,7 @@ void fill(std::mt19937_64& rng, std::span<T* const> outs, size_t n) {
   const size_t perArray = (n + 1) / 2;
   thread_local std::vector<uint64_t> draws;
   draws.resize(outs.size() * perArray);
-  for (uint64_t& d : draws) d = rng();
+  drawBlock(rng, draws.data(), draws.size());
   const size_t chunksPerArray = (n + kChunk - 1) / kChunk;
   const int64_t chunks = static_cast<int64_t>(outs.size() * chunksPerArray);
   const int threads = outs.size() * n >= kParallelNormals ? cellc::threads() : 1;
