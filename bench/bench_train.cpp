@@ -171,6 +171,7 @@ void BM_CopyFirstKernels(benchmark::State& state, const std::string& cell) {
   for (auto& s : stateBufs) s = vec(L.stateSize * B);
   for (auto& t : tape) t.assign(static_cast<size_t>(k->tapeSize(B) + 1), 0.f);
   k->prologue(params.data(), hoisted.data());
+  const bool inPlace = k->adjointInPlace();
   double fwd = 0, bwd = 0;
   int64_t steps = 0;
   auto sequence = [&](bool timed) {
@@ -181,9 +182,9 @@ void BM_CopyFirstKernels(benchmark::State& state, const std::string& cell) {
     auto t1 = Clock::now();
     for (int64_t t = states - 1; t >= 0; --t) {
       k->backwardHoisted(params.data(), hoisted.data(), stateBufs[t].data(), input.data(), noise.data(),
-                         tape[t].data(), dNext.data(), dOut.data(), dState.data(), nullptr,
-                         dParams.data(), dHoisted.data(), B);
-      std::swap(dNext, dState);
+                         tape[t].data(), dNext.data(), dOut.data(), inPlace ? dNext.data() : dState.data(),
+                         nullptr, dParams.data(), dHoisted.data(), B);
+      if (!inPlace) std::swap(dNext, dState);  // as BPTT: one state-adjoint buffer when allowed
     }
     if (!timed) return;
     fwd += std::chrono::duration<double>(t1 - t0).count();

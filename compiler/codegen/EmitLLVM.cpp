@@ -120,13 +120,19 @@ class Emitter {
       // what the other kernels of its group read or write: each kernel's stores are in an alias
       // scope of its own, and every load is outside all of them. LLVM vectorizes without overlap
       // checks, and keeps a row sum in a register beside the group's other stores.
-      std::vector<llvm::Metadata*> all;
+      // With the state adjoint in place (codegen/InPlaceAdjoint.h) the adjoint leaves are loaded
+      // from d_state, which the group's d_state writers store to: those loads are in the writers'
+      // scopes (so every other access is known apart from them) and outside the others' only.
+      std::vector<llvm::Metadata*> all, dState, notDState;
       scopes_.clear();
       for (size_t i = 0; i < group.size(); ++i) {
         scopes_.push_back(llvm::MDNode::get(ctx_, {md.createAnonymousAliasScope(domain, "kernel")}));
         all.push_back(scopes_.back()->getOperand(0));
+        (group[i]->out.buf == Buf::DState ? dState : notDState).push_back(all.back());
       }
       loadScopes_ = llvm::MDNode::get(ctx_, all);
+      dStateScopes_ = dState.empty() ? nullptr : llvm::MDNode::get(ctx_, dState);
+      dStateLoadScopes_ = llvm::MDNode::get(ctx_, notDState);
       // Work only the input adjoint needs runs when the caller gave a d_input buffer.
       llvm::BasicBlock* skip = nullptr;
       if (group[0]->inputAdjointOnly) {
@@ -258,13 +264,18 @@ class Emitter {
   Value* cT(double v) { return llvm::ConstantFP::get(T_, v); }
 
   // Element pointer of `idx` in a value of shape `s` living at `p`.
+  // Offsets are non-negative and far below 2^63: the arithmetic is marked as not wrapping, so that
+  // LLVM can tell how two accesses to one buffer relate (the state adjoint read and written in
+  // place at one element, codegen/InPlaceAdjoint.h) without checks at run time.
   Value* address(const Place& p, const Shape& s, const Index& idx) {
-    Value* off = b_.CreateAdd(c64(p.fixed), b_.CreateMul(batch_, c64(p.perBatch)));
+    auto add = [&](Value* a, Value* b) { return b_.CreateAdd(a, b, "", true, true); };
+    auto mul = [&](Value* a, Value* b) { return b_.CreateMul(a, b, "", true, true); };
+    Value* off = add(c64(p.fixed), mul(batch_, c64(p.perBatch)));
     if (s.batched && idx.batch)
-      off = b_.CreateAdd(off, b_.CreateMul(idx.batch, c64(p.batchStride ? p.batchStride : s.numel())));
+      off = add(off, mul(idx.batch, c64(p.batchStride ? p.batchStride : s.numel())));
     int64_t stride = 1;
     for (int ax = s.rank() - 1; ax >= 0; --ax) {
-      if (s.dims[ax] != 1) off = b_.CreateAdd(off, b_.CreateMul(idx.dims[ax], c64(stride)));
+      if (s.dims[ax] != 1) off = add(off, mul(idx.dims[ax], c64(stride)));
       stride *= s.dims[ax];
     }
     return b_.CreateInBoundsGEP(T_, bufs_[static_cast<int>(p.buf)], off);
@@ -406,9 +417,14 @@ class Emitter {
     return llvm::MDNode::get(ctx_, others);
   }
 
-  Value* load(Value* addr) {
+  Value* load(Value* addr, Buf buf = Buf::kCount) {
     auto* l = b_.CreateLoad(T_, addr);
-    if (loadScopes_) l->setMetadata(llvm::LLVMContext::MD_noalias, loadScopes_);
+    if (buf == Buf::DState && dStateScopes_) {
+      l->setMetadata(llvm::LLVMContext::MD_alias_scope, dStateScopes_);
+      l->setMetadata(llvm::LLVMContext::MD_noalias, dStateLoadScopes_);
+    } else if (loadScopes_) {
+      l->setMetadata(llvm::LLVMContext::MD_noalias, loadScopes_);
+    }
     return l;
   }
 
@@ -437,7 +453,7 @@ class Emitter {
     const Node& n = g_[id];
     if (!self) {
       auto it = fp_->placed.find(id);
-      if (it != fp_->placed.end()) return load(address(it->second, n.shape, idx));
+      if (it != fp_->placed.end()) return load(address(it->second, n.shape, idx), it->second.buf);
     }
     auto key = std::make_pair(id, idx);
     if (auto it = memo_.find(key); it != memo_.end()) return it->second;
@@ -756,6 +772,8 @@ class Emitter {
   llvm::MDNode* scope_ = nullptr;  // the current kernel's alias scope (one of scopes_)
   std::vector<llvm::MDNode*> scopes_;  // the current loop group's, one per kernel
   llvm::MDNode* loadScopes_ = nullptr;  // all of scopes_: what loads do not alias
+  llvm::MDNode* dStateScopes_ = nullptr;  // those of scopes_ whose kernel writes d_state (or null)
+  llvm::MDNode* dStateLoadScopes_ = nullptr;  // the others
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "codegen/Plan.h"
 
+#include "codegen/InPlaceAdjoint.h"
 #include "codegen/LoopGroups.h"
 #include "jit/PackedGemm.h"
 
@@ -540,6 +541,7 @@ Plan makePlan(const StepIR& ir, bool withOmega, const std::vector<PackedOperand>
       if (p.buf == Buf::Scratch && g[id].shape.batched) p.fixed = plan.scratch.fixed;
   }
   for (FunctionPlan* fp : {&plan.forward, &plan.backward, &plan.omega}) groupLoops(g, *fp);
+  plan.adjointInPlace = placeAdjointInPlace(g, ir.layout, plan.backward);
   planPacking(ir, plan, packedFrom);
   return plan;
 }
@@ -615,6 +617,7 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
          << (k.inputAdjointOnly ? " (skipped without d_input)" : "") << "\n";
     }
   }
+  if (plan.adjointInPlace) os << "# backward: d_state written over d_state_next (one buffer)\n";
   os << "# tape: " << plan.tape.fixed << " + B*" << plan.tape.perBatch << " elements:";
   for (NodeId id : plan.tapeNodes) os << " %" << id;
   os << "\n# scratch: " << plan.scratch.fixed << " + B*" << plan.scratch.perBatch << " elements\n";

@@ -113,6 +113,9 @@ struct Plan {
   // does not need the input adjoint (training) passes null and skips them. False when nothing is
   // skipped, or when another kernel writes or reads d_input (null must then not be passed).
   bool inputAdjointOptional = false;
+  // The backward writes d_state over d_state_next, reading its adjoint leaves from the d_state
+  // buffer (codegen/InPlaceAdjoint.h): the caller passes d_state holding d_state_next's values.
+  bool adjointInPlace = false;
   // Operands packed by the prologue, and the hoisted elements they take after ir.hoistedSize.
   std::vector<PackedOperand> packed;
   int64_t packedSize = 0;

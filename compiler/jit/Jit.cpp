@@ -1,4 +1,5 @@
 #include "jit/Jit.h"
+
 #include "jit/GemmEntries.h"
 #include "jit/HostCpu.h"
 #include "jit/PackedGemm.h"
@@ -8,6 +9,7 @@
 #include "pipeline/Hoist.h"
 #include "pipeline/SegmentGemm.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -336,6 +338,13 @@ bool CompiledCell<T>::inputAdjointOptional() const {
   return plan_.inputAdjointOptional && (s.row == 0 || s.plan.inputAdjointOptional);
 }
 
+// Both backward plans must: BPTT may run either.
+template <class T>
+bool CompiledCell<T>::adjointInPlace() const {
+  const Segment& s = segmentPlanned();
+  return plan_.adjointInPlace && (s.row == 0 || s.plan.adjointInPlace);
+}
+
 template <class T>
 int64_t CompiledCell<T>::segmentSize(int64_t batch) const {
   return segmentPlanned().row * batch;
@@ -447,12 +456,25 @@ void CompiledCell<T>::forwardHoisted(const T* params, const T* hoisted, const T*
   fns_.forward(b.data(), batch);
 }
 
+namespace {
+// A backward planned with the state adjoint in place reads d_state_next from d_state: a caller
+// with two buffers has it copied there first.
+template <class T>
+const T* adjointInto(const codegen::Plan& plan, const ir::Layout& L, const T* dStateNext, T* dState,
+                     int64_t batch) {
+  if (!plan.adjointInPlace || dStateNext == dState) return dStateNext;
+  std::copy_n(dStateNext, L.stateSize * batch, dState);
+  return dState;
+}
+}  // namespace
+
 template <class T>
 void CompiledCell<T>::backwardHoisted(const T* params, const T* hoisted, const T* state,
                                       const T* input, const T* noise, const T* tape,
                                       const T* dStateNext, const T* dOutput, T* dState, T* dInput,
                                       T* dParams, T* dHoisted, int64_t batch) {
   using codegen::Buf;
+  dStateNext = adjointInto(plan_, layout_, dStateNext, dState, batch);
   Bufs b = bufs(params, state, input, noise, batch);
   setBackward(b, hoisted, tape, dStateNext, dOutput, dState, dInput, dParams, dHoisted);
   fns_.backward(b.data(), batch);
@@ -473,6 +495,7 @@ void CompiledCell<T>::backwardSegment(const T* params, const T* hoisted, const T
     return;
   }
   using codegen::Buf;
+  dStateNext = adjointInto(s.plan, layout_, dStateNext, dState, batch);
   Bufs b = bufs(params, state, input, noise, batch);
   b[static_cast<size_t>(Buf::Scratch)] = scratch(s.plan.scratch.at(batch));
   setBackward(b, hoisted, tape, dStateNext, dOutput, dState, dInput, dParams, dHoisted);

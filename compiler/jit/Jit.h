@@ -56,6 +56,7 @@ class CompiledCell final : public StepKernel<T> {
 
   int64_t hoistedSize() const override { return hoistedSize_; }
   bool inputAdjointOptional() const override;
+  bool adjointInPlace() const override;
   void prologue(const T* params, T* hoisted) override;
   void forwardHoisted(const T* params, const T* hoisted, const T* state, const T* input,
                       const T* noise, T* stateNext, T* output, T* tape, int64_t batch) override;

@@ -31,6 +31,10 @@ class StepKernel {
   // Whether backward and its hoisted and segment forms accept dInput = nullptr, and then skip the
   // work only the input adjoint needs (training never reads it).
   virtual bool inputAdjointOptional() const { return false; }
+  // Whether backward and its hoisted and segment forms accept dState == dStateNext: the state
+  // adjoint overwritten in place, each element read before it is written. BPTT then keeps one
+  // state-adjoint buffer instead of two (a plastic cell's trace adjoint stays in cache).
+  virtual bool adjointInPlace() const { return false; }
   // Elements the forward saves for the backward (per step, for this batch size).
   virtual int64_t tapeSize(int64_t batch) const = 0;
   // One step: (params, state, input, noise) -> (stateNext, output), saving tapeSize(batch)

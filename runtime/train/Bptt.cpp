@@ -265,7 +265,9 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
 
   // Backward, one segment at a time from the last; the others are recomputed from their boundary.
   // The input adjoint is never read here: the kernel skips it when it can (null).
-  std::vector<T> dState(S, T(0)), dIn(S), adjOut(O);
+  // The state adjoint in place when the kernel allows (StepKernel::adjointInPlace): one buffer.
+  const bool inPlace = kernel_.adjointInPlace();
+  std::vector<T> dState(S, T(0)), dIn(inPlace ? 0 : S), adjOut(O);
   const bool skipInputAdjoint = kernel_.inputAdjointOptional();
   std::vector<T> dInputBuf(skipInputAdjoint ? 0 : L.inputSize * batch_);
   T* const dInput = skipInputAdjoint ? nullptr : dInputBuf.data();
@@ -288,19 +290,20 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
       if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
+      T* const out = inPlace ? dState.data() : dIn.data();
       if (segN)
         kernel_.backwardSegment(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
-                                segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
+                                segTapes_[k].data(), dState.data(), adjOut.data(), out,
                                 dInput, dParams.data(), dHoisted_.data(), segmentBuf_.data(),
                                 k, batch_);
       else
         kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
-                                segTapes_[k].data(), dState.data(), adjOut.data(), dIn.data(),
+                                segTapes_[k].data(), dState.data(), adjOut.data(), out,
                                 dInput, dParams.data(), dHoisted_.data(), batch_);
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
       if (m)
-        for (int64_t i = 0; i < S; ++i) dState[i] = dIn[i] * m[i];
-      else
+        for (int64_t i = 0; i < S; ++i) dState[i] = out[i] * m[i];
+      else if (!inPlace)
         std::swap(dState, dIn);
     }
     // The segment's weight gradients, one product each over its steps x B rows.
