@@ -3,6 +3,10 @@
 # batch 128, Adam; experiments/copy_first.toml) over a short run of each cell, on all cores, and
 # the minutes a full run of 15,625 steps would take at that rate. Stop other jobs first.
 #
+# The rate is the steady state: steps 30 to the last, from the run's metrics.csv (the first steps
+# also touch the BPTT buffers' pages for the first time: 350 MB for a plastic cell). The minutes
+# add the time to the end of step 1 (the first allocation) to 15,625 steps at that rate.
+#
 #   bash scripts/bench_copy_first.sh                 # every E5 cell, 400 steps (150 for plastic cells)
 #   BUILD=build-release bash scripts/bench_copy_first.sh
 set -euo pipefail
@@ -21,7 +25,14 @@ for cell in gru brc nbrc plastic_gru plastic_gru_clip pbrc pbrc_split; do
   "$cellc" run experiments/copy_first.toml --out "$work/$cell" --no-plot --set train.max_steps=$steps \
     --set test.trials=100 --set cell.file="\"../cells/$cell.cell\"" "${extra[@]}" > "$work/$cell.log" 2>&1 \
     || { echo "bench_copy_first: $cell failed: $(tail -3 "$work/$cell.log")" >&2; exit 1; }
-  rate=$(grep -o '[0-9.]* steps/s' "$work/$cell.log" | tail -1 | cut -d' ' -f1)
-  params=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['cell']['params'])" "$work/$cell/summary.json")
-  echo "| $cell | $params | $rate | $(/usr/bin/python3 -c "print(f'{15625 / $rate / 60:.1f}')") |"
+  /usr/bin/python3 - "$cell" "$work/$cell" <<'PY'
+import csv, json, sys
+cell, run = sys.argv[1], sys.argv[2]
+rows = [r for r in csv.DictReader(open(run + "/metrics.csv")) if r["phase"] == "train"]
+steps = {int(r["step"]): float(r["seconds"]) for r in rows}
+first, last = min(s for s in steps if s >= 30), max(steps)
+rate = (last - first) / (steps[last] - steps[first])
+params = json.load(open(run + "/summary.json"))["cell"]["params"]
+print(f"| {cell} | {params} | {rate:.1f} | {(steps[min(steps)] + 15625 / rate) / 60:.1f} |")
+PY
 done
