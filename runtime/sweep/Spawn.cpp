@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <utility>
 
 #include "sweep/SweepFile.h"
 
@@ -29,23 +30,43 @@ void onSignal(int sig) {
   }
 }
 
-// Closes every descriptor from `from` up, except `keep` (async-signal-safe).
-void closeFrom(int from, int keep) {
-  if (keep >= from) {
+// Closes every descriptor from `from` up, except `keepA` and `keepB` (-1: none; async-signal-safe).
+void closeFrom(int from, int keepA, int keepB) {
+  if (keepA > keepB) std::swap(keepA, keepB);
+  for (int keep : {keepA, keepB}) {
+    if (keep < from) continue;
     if (keep > from) ::syscall(SYS_close_range, from, keep - 1, 0);
-    ::syscall(SYS_close_range, keep + 1, ~0U, 0);
-  } else {
-    ::syscall(SYS_close_range, from, ~0U, 0);
+    from = keep + 1;
   }
+  ::syscall(SYS_close_range, from, ~0U, 0);
+}
+
+// This executable: its path when first asked, and a descriptor of the file itself. A sweep starts
+// its runs through the descriptor, so they run the binary the sweep started with even after the
+// file at the path is replaced (a rebuild, an install: /proc/self/exe then names a deleted file,
+// which execv cannot start) or removed.
+struct Self {
+  std::string path;
+  int fd = -1;
+};
+const Self& self() {
+  static const Self s = [] {
+    Self r;
+    char buf[4096];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) r.path.assign(buf, static_cast<size_t>(n));
+    r.fd = ::open("/proc/self/exe", O_PATH | O_CLOEXEC);
+    return r;
+  }();
+  return s;
 }
 
 }  // namespace
 
 std::string selfExecutable() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) throw SweepError(std::string("cannot find this executable: ") + std::strerror(errno));
-  return std::string(buf, static_cast<size_t>(n));
+  const Self& s = self();
+  if (s.path.empty()) throw SweepError(std::string("cannot find this executable: ") + std::strerror(errno));
+  return s.path;
 }
 
 pid_t spawnChild(const std::vector<std::string>& argv, const std::string& logPath, int keepFd) {
@@ -60,6 +81,8 @@ pid_t spawnChild(const std::vector<std::string>& argv, const std::string& logPat
   }
   int nullFd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const bool ownGroup = !logPath.empty();
+  // This executable again (a run of the sweep): through its descriptor (see self()).
+  const int selfFd = !argv.empty() && argv[0] == self().path ? self().fd : -1;
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -81,7 +104,8 @@ pid_t spawnChild(const std::vector<std::string>& argv, const std::string& logPat
       ::dup2(logFd, 1);
       ::dup2(logFd, 2);
     }
-    closeFrom(3, keepFd);
+    closeFrom(3, keepFd, selfFd);
+    if (selfFd >= 0) ::syscall(SYS_execveat, selfFd, "", av.data(), environ, AT_EMPTY_PATH);
     ::execv(av[0], av.data());
     const char msg[] = "cellc sweep: cannot execute the run\n";
     ssize_t ignored = ::write(2, msg, sizeof msg - 1);
@@ -112,6 +136,7 @@ pid_t waitChild(pid_t pid, int* code) {
 }
 
 void installSweepSignals() {
+  self();  // this executable, before anything can replace it
   struct sigaction sa {};
   sa.sa_handler = onSignal;
   sigemptyset(&sa.sa_mask);

@@ -9,7 +9,9 @@
 
 namespace cellc::runtime {
 
-// This executable (/proc/self/exe resolved), to start `cellc run` children with.
+// This executable (/proc/self/exe resolved when first asked), to start `cellc run` children with.
+// spawnChild starts this path through a descriptor of the file opened then: the runs of a sweep
+// run the binary it started with, even once the file is replaced or removed.
 std::string selfExecutable();
 
 // Starts argv (argv[0] a path) with stdin from /dev/null and stdout and stderr appended to

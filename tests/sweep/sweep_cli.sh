@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `cellc sweep` end to end, one case per ctest entry:
 #   sweep_cli.sh CELLC SOURCE_DIR CASE
-# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, resume, example, mpi.
+# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, resume, replaced_binary,
+# example, mpi.
 set -uo pipefail
 CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -216,6 +217,25 @@ interrupt)
   "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
     || fail "the rerun failed: $(cat "$WORK/rerun")"
   check_contains "$WORK/rerun" "2 finished, 0 failed"
+  ;;
+replaced_binary)
+  # The binary is replaced (a rebuild) and then removed while the sweep runs: every run still
+  # starts, with the binary the sweep started with (it used to fail with exit status 127).
+  mkdir -p "$WORK/bin" && cp "$CELLC" "$WORK/bin/cellc" || fail "cannot copy $CELLC"
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  "$WORK/bin/cellc" sweep "$WORK/s.toml" --jobs 1 --out "$WORK/out" --set train.max_steps=200 > /dev/null 2> "$WORK/log" &
+  driver=$!
+  seen=
+  for _ in $(seq 15000); do
+    kill -0 $driver 2> /dev/null || break
+    ls "$WORK"/out/*/log.txt > /dev/null 2>&1 && { seen=1; break; }
+    sleep 0.02
+  done
+  [ -n "$seen" ] || fail "no run started: $(cat "$WORK/log")"
+  cp "$CELLC" "$WORK/bin/cellc.new" && mv -f "$WORK/bin/cellc.new" "$WORK/bin/cellc" && rm -f "$WORK/bin/cellc" \
+    || fail "cannot replace the binary"
+  wait $driver || fail "the sweep exited $?: $(cat "$WORK/log")"
+  check_contains "$WORK/log" "2 finished, 0 failed"
   ;;
 example)
   # The example sweep (2 cells x 3 sizes x 2 seeds) with --jobs 2, and its figure.
