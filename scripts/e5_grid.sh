@@ -8,11 +8,16 @@
 #   bash scripts/e5_grid.sh --dry-run            # the subsets, in order, with what each would run
 #   bash scripts/e5_grid.sh --list               # the subsets only (sweep file and filters)
 #
-# Two lanes, one run per core (PBRC 7% and nBRC 10% more runs an hour than one run on both cores;
-# a sweep folder is locked by the lane that runs in it, so the lanes take disjoint sweep files):
+# Two lanes, one run per core, pay only for small states (PBRC and nBRC at H = 48: 7-10% more
+# runs an hour than one run on both cores; a sweep folder is locked by the lane that runs in it, so
+# the lanes take disjoint sweep files):
 #
 #   nohup bash scripts/e5_grid.sh --threads 1 --sweeps copy_first_d32 > lane1.log 2>&1 &
 #   nohup bash scripts/e5_grid.sh --threads 1 --skip-sweeps copy_first_d32 > lane2.log 2>&1 &
+#
+# Larger traces fight over the shared cache: the plastic GRU at H = 64 ran 2.0 steps/s in a lane
+# beside the plastic GRU at D = 1, H = 100 (0.54 steps/s), against 4.5 alone on one core, 1.75
+# for the other, and 6.0 alone on both: one lane on both cores (the default) for those.
 #
 # Options: --out DIR (the sweeps' parent folder, default sweeps/; one folder per sweep file),
 # --sweeps A,B / --skip-sweeps A,B (only the subsets of these sweep files / all but these),
