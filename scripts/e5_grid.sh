@@ -16,7 +16,7 @@
 #   nohup bash scripts/e5_grid.sh --threads 1 --skip-sweeps copy_first_d32 > lane2.log 2>&1 &
 #
 # Larger traces fight over the shared cache: the plastic GRU at H = 64 ran 2.0 steps/s in a lane
-# beside the plastic GRU at D = 1, H = 100 (0.54 steps/s), against 4.5 alone on one core, 1.75
+# beside the plastic GRU at D = 1, H = 100 (0.54 steps/s), against over 3.7 alone on one core, 1.75
 # for the other, and 6.0 alone on both: one lane on both cores (the default) for those.
 #
 # Options: --out DIR (the sweeps' parent folder, default sweeps/; one folder per sweep file),
