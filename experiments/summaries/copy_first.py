@@ -100,6 +100,9 @@ def summarize_copy_first(sw, out, args):
     figs += try_figure(e5_learning_curves, by, settings, out)
     figs += try_figure(e5_plastic_figure, sw.runs, out)
     md.append("\n" + figure_section(figs))
+    if PLASTIC_CAPTIONS:
+        md.append("Trace figures (one test sequence, trial 0): " + "; ".join(
+            f"`{f}` from {run}" for f, run in PLASTIC_CAPTIONS) + ".\n")
 
     comps = []
     for s in settings:
@@ -213,30 +216,46 @@ def e5_learning_curves(by, settings, out):
     return save(fig, out, "learning_curves")
 
 
+PLASTIC_CAPTIONS = []  # (figure file, run) of the trace figures, for the summary's text
+
+
 def e5_plastic_figure(runs, out):
-    """The plastic-cell trace figure from one run: the code's PBRC at the published setting if
-    there, else any plastic cell."""
-    pref = ["pbrc_split", "pbrc", "plastic_gru_clip", "plastic_gru"]
-    cands = [r for r in runs if r.cell in pref]
-    if not cands:
-        raise plot.Missing("no finished run of a plastic cell")
-    cands.sort(key=lambda r: (e5_setting(r) != (300, 32, 48), pref.index(r.cell), r.seed))
-    for r in cands:
-        entry = ((r.summary.get("analyses") or {}).get("trace"))
-        if not isinstance(entry, dict):
-            continue
-        an = plot.AnalysisView(r.plot_run(out), "trace", "trace", entry)
-        try:
-            paths = plot.draw_plastic(an.run, an)
-        except plot.Missing as e:
-            note(f"plastic trace of {r.name}: {e}")
-            continue
-        if not paths:
-            continue
-        final = []
-        for p in paths:
-            dst = os.path.join(out, "plastic_trace" + os.path.basename(p)[len("plastic"):])
-            os.replace(p, dst)
-            final.append(dst)
-        return final
-    raise plot.Missing("no plastic run has a recorded matrix state")
+    """The trace figures: plastic_trace.png from the code's PBRC, plastic_trace_pbrc.png from the
+    paper's (else from a plastic GRU), each from a run that learned (test MSE below 0.05) if any,
+    nearest the published setting (T = 300, D = 32, H = 48; then D = 32 at any H, the nearest H
+    first; then the lowest seed), so that a newly finished run does not silently swap the figure
+    the text describes."""
+    PLASTIC_CAPTIONS.clear()
+    published = (300, 32, 48)
+
+    def nearness(r):
+        T, D, H = e5_setting(r)
+        learned = r.get("test.loss") < 0.05
+        return (not learned, (T, D, H) != published, (T, D) != published[:2], abs(H - 48), r.seed)
+
+    def draw(cells, name):
+        for r in sorted((r for r in runs if r.cell in cells), key=lambda r: (cells.index(r.cell), nearness(r))):
+            entry = ((r.summary.get("analyses") or {}).get("trace"))
+            if not isinstance(entry, dict):
+                continue
+            an = plot.AnalysisView(r.plot_run(out), "trace", "trace", entry)
+            try:
+                paths = plot.draw_plastic(an.run, an)
+            except plot.Missing as e:
+                note(f"plastic trace of {r.name}: {e}")
+                continue
+            if not paths:
+                continue
+            final = []
+            for p in paths:
+                dst = os.path.join(out, name + os.path.basename(p)[len("plastic"):])
+                os.replace(p, dst)
+                final.append(dst)
+            PLASTIC_CAPTIONS.append((os.path.basename(final[0]), f"{r.cell} {setting_label(e5_setting(r))} seed {r.seed}"))
+            return final
+        return []
+
+    figs = draw(["pbrc_split"], "plastic_trace") + draw(["pbrc", "plastic_gru_clip", "plastic_gru"], "plastic_trace_pbrc")
+    if not figs:
+        raise plot.Missing("no plastic run has a recorded matrix state")
+    return figs

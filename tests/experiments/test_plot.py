@@ -142,7 +142,7 @@ def check_malformed_metrics(fake, plot, tmp):
 
 
 SUMMARY_FIGURES = {
-    "copy_first": ["test_mse.png", "learning_curves.png", "plastic_trace.png"],
+    "copy_first": ["test_mse.png", "learning_curves.png", "plastic_trace.png", "plastic_trace_pbrc.png"],
     "multi_sequence": ["weight_histograms.png", "ei_ratio_vs_k.png", "trained_trials.png"],
     "forgetting": ["task1_before_after.png", "retention_vs_lambda.png"],
     "readout": ["readout_comparison.png", "readout_peaks.png"],
