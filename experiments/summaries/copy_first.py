@@ -172,47 +172,57 @@ def e5_test_mse_figure(by, settings, out):
 
 
 def e5_learning_curves(by, settings, out):
+    """One panel per setting that has a curve; a run's curve comes from its metrics.csv or the
+    archive. Settings whose runs have none (finished on a machine since lost) get no empty panel:
+    the figure names them, and each panel says how many of its runs it lacks."""
     if not settings:
         raise plot.Missing("no finished run")
-    n = len(settings)
-    ncols = min(3, n)
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows + 0.6),
-                             squeeze=False, constrained_layout=True)
-    per_sample = True
-    cells_seen = set()
-    no_curve = 0
-    for i, s in enumerate(settings):
-        ax = axes[i // ncols, i % ncols]
+    curves, missing = {}, {}
+    for s in settings:
         for c in sorted({c for ss, c in by if ss == s}, key=cell_key):
             for r in by[(s, c)]:
                 cv = curve(r)
                 if cv is None:
-                    no_curve += 1
-                    continue
-                x, y, ps = cv
-                per_sample &= ps
-                w = max(1, x.size // 150)
-                ys = np.exp(plot.smooth(np.log(y), w)) if w > 1 else y
-                ax.plot(x[::w], ys[::w], color=CELL_COLOR.get(c, "0.3"), lw=0.8, alpha=0.8)
-                cells_seen.add(c)
+                    missing[s] = missing.get(s, 0) + 1
+                else:
+                    curves.setdefault(s, []).append((c, cv))
+    shown = [s for s in settings if s in curves]
+    if not shown:
+        raise plot.Missing("no finished run has a learning curve")
+    n = len(shown)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows + 0.9),
+                             squeeze=False, constrained_layout=True)
+    per_sample = True
+    cells_seen = set()
+    for i, s in enumerate(shown):
+        ax = axes[i // ncols, i % ncols]
+        for c, (x, y, ps) in curves[s]:
+            per_sample &= ps
+            w = max(1, x.size // 150)
+            ys = np.exp(plot.smooth(np.log(y), w)) if w > 1 else y
+            ax.plot(x[::w], ys[::w], color=CELL_COLOR.get(c, "0.3"), lw=0.8, alpha=0.8)
+            cells_seen.add(c)
         ax.set_yscale("log")
-        ax.set_title(setting_label(s), fontsize=10)
+        lacking = f" ({missing[s]} run(s) without a curve)" if s in missing else ""
+        ax.set_title(setting_label(s) + lacking, fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
         if i % ncols == 0:
             ax.set_ylabel("minibatch loss")
         ax.set_xlabel("samples seen" if per_sample else "step")
-    if not cells_seen:
-        plt.close(fig)
-        raise plot.Missing("no finished run has a learning curve")
-    if no_curve:
-        note(f"learning curves: {no_curve} run(s) have no metrics.csv or archived curve")
+    if missing:
+        note(f"learning curves: {sum(missing.values())} run(s) have no metrics.csv or archived curve")
     for k in range(n, nrows * ncols):
         axes[k // ncols, k % ncols].axis("off")
     fig.legend(handles=[Line2D([], [], color=CELL_COLOR.get(c, "0.3"), lw=1.5, label=c)
                         for c in sorted(cells_seen, key=cell_key)],
                loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle("E5 copy-first: learning curves (one line per seed, running mean)")
+    title = "E5 copy-first: learning curves (one line per seed, running mean)"
+    absent = [setting_label(s) for s in settings if s not in curves]
+    if absent:
+        title += "\nno curve kept for " + ", ".join(absent)
+    fig.suptitle(title)
     return save(fig, out, "learning_curves")
 
 
