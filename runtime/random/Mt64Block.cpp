@@ -1,5 +1,6 @@
 #include "random/Mt64Block.h"
 
+#include <locale>
 #include <sstream>
 
 namespace cellc::runtime {
@@ -43,6 +44,7 @@ void drawBlock(std::mt19937_64& rng, uint64_t* out, size_t n) {
     uint64_t x[kN];
     size_t p = 0;
     std::stringstream state;
+    state.imbue(std::locale::classic());  // plain digits, whatever the global locale groups
     state << rng;
     for (uint64_t& w : x) state >> w;
     state >> p;
@@ -58,6 +60,7 @@ void drawBlock(std::mt19937_64& rng, uint64_t* out, size_t n) {
         done += take;
       }
       std::stringstream back;
+      back.imbue(std::locale::classic());
       for (uint64_t w : x) back << w << ' ';
       back << p;
       back >> rng;

@@ -3,6 +3,8 @@
 // ends, below and above the block threshold.
 #include <catch2/catch.hpp>
 
+#include <locale>
+#include <string>
 #include <vector>
 
 #include "random/Mt64Block.h"
@@ -26,4 +28,24 @@ TEST_CASE("drawBlock gives rng()'s draws and leaves the engine where they do", "
         CHECK(block() == one());
       }
     }
+}
+
+// The engine's state moves through its textual form: a global locale that groups digits (as a
+// host program may set) must not change it.
+namespace {
+struct Grouping : std::numpunct<char> {
+  char do_thousands_sep() const override { return ','; }
+  std::string do_grouping() const override { return "\3"; }
+};
+}  // namespace
+
+TEST_CASE("drawBlock ignores a global locale that groups digits", "[random]") {
+  const std::locale saved = std::locale::global(std::locale(std::locale::classic(), new Grouping));
+  std::mt19937_64 one(3), block(3);
+  std::vector<uint64_t> want(kMt64BlockMin * 2), got(want.size());
+  for (uint64_t& v : want) v = one();
+  drawBlock(block, got.data(), got.size());
+  std::locale::global(saved);
+  CHECK(got == want);
+  CHECK(block == one);
 }
