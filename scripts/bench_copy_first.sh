@@ -13,13 +13,13 @@
 # where the first loss differs.
 #
 #   bash scripts/bench_copy_first.sh                 # every E5 cell, 400 steps (150 for plastic cells)
-#   BUILD=build-release bash scripts/bench_copy_first.sh
+#   BUILD=build-release bash scripts/bench_copy_first.sh   # or CELLC=path/to/cellc
 #   bash scripts/bench_copy_first.sh --against /tmp/old-cellc --rounds 2 --cells pbrc,nbrc
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cellc=${BUILD:-build}/tools/cellc/cellc
+cellc=${CELLC:-${BUILD:-build}/tools/cellc/cellc}
 against="" rounds=1 cells="gru,brc,nbrc,plastic_gru,plastic_gru_clip,pbrc,pbrc_split" steps=""
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --against CELLC  --rounds N  --cells a,b  --steps N"; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --against CELLC  --rounds N  --cells a,b  --steps N"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --against) against=${2:?--against needs a cellc binary}; shift 2 ;;
