@@ -51,7 +51,8 @@ if [ $list = 0 ] && [ -z "$bin" ]; then
 fi
 
 # sweep file (experiments/sweeps/NAME.toml), then --only filters. First the runs that no sweep
-# folder or archive (results/copy_first/runs/) has yet, the open questions first; then whole
+# folder or archive (results/copy_first/runs/) has yet, the open questions first (the seeds that
+# decide a comparison before the one-to-two-hour runs at D = 1, T = 300, H = 100); then whole
 # sweeps, which also re-run what only the archive holds (to get its learning curve back).
 subsets=(
   "copy_first_d32 cell=plastic_gru dims.n=64 seed=1"
@@ -72,11 +73,11 @@ subsets=(
   "copy_first_d32 cell=brc dims.n=48 seed=3"
   "copy_first_d32 cell=brc dims.n=64"
   "copy_first_d32_split dims.k=32"
+  "copy_first_d1_seeds"
+  "copy_first_matched_split"
   "copy_first_d1 cell=plastic_gru steps=300 dims.n=100"
   "copy_first_d1 cell=plastic_gru_clip steps=300 dims.n=100"
-  "copy_first_matched_split"
   "copy_first_d1_split"
-  "copy_first_d1_seeds"
   "copy_first_d32"
   "copy_first_d32_split"
   "copy_first_d1"
