@@ -11,8 +11,11 @@ arrays/). Several sweep folders of one experiment are pooled (e.g. the published
 parameter-matched runs). Writes small files only into --out:
 
   summary.md     every number with its seed spread (mean [min, max] n), beside the published
-                 numbers; the runs that are missing; the measured comparisons, plainly; and an
-                 empty verdict section for the integrator
+                 numbers; the runs that are missing; the measured comparisons, plainly; then
+                 the hand-written part, verdict.md (below), or an empty verdict section
+  verdict.md     (read, never written) the summary's hand-written part, kept beside it: what the
+                 numbers say in words, the verdict, caveats. It stands where the empty verdict
+                 section would, so the summary is made again whole from the repository
   sweep.csv      a copy of each sweep's table (sweep-NAME.csv when there are several)
   *.png          the experiment's figures (dpi 110)
   runs/          the archive (experiments/summaries/archive.py): every finished run's summary.json
@@ -33,7 +36,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from summaries import archive  # noqa: E402
-from summaries.common import PROG, Sweeps, note  # noqa: E402
+from summaries.common import PROG, VERDICT_PLACEHOLDER, Sweeps, note  # noqa: E402
 from summaries.copy_first import summarize_copy_first  # noqa: E402
 from summaries.forgetting import summarize_forgetting  # noqa: E402
 from summaries.multi_sequence import summarize_multi_sequence  # noqa: E402
@@ -71,6 +74,10 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     archive.write(sw, runs_dir)
     text = SUMMARIZERS[args.experiment](sw, args.out, args)
+    hand = os.path.join(args.out, "verdict.md")
+    if os.path.exists(hand):
+        with open(hand) as f:
+            text = text.replace(VERDICT_PLACEHOLDER, f.read())
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     for path in sw.tables:

@@ -253,10 +253,14 @@ def missing_section(sw):
             "out.\n\n" + table(["run", "status"], rows))
 
 
+# Where the summary's hand-written part goes: summarize.py puts the text of the results folder's
+# verdict.md here (the readings of the numbers and the verdict, under its own headings).
+VERDICT_PLACEHOLDER = "## Verdict\n\n_To be written by the integrator from the comparisons above._\n"
+
+
 def verdict_section(comparisons):
     body = "".join(f"- {c}\n" for c in comparisons) or "- (no comparison could be made yet)\n"
-    return ("## Measured comparisons\n\n" + body + "\n## Verdict\n\n"
-            "_To be written by the integrator from the comparisons above._\n")
+    return "## Measured comparisons\n\n" + body + "\n" + VERDICT_PLACEHOLDER
 
 
 def figure_section(paths):

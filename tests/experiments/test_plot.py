@@ -194,6 +194,21 @@ def check_summarize(fake, summarize, tmp):
           and "| 0.786 [0.714, 0.857] (n=4) |" in text,
           f"summarize.py on bare run folders pools by lambda (rc={rc}) {err.strip()}")
 
+    # The hand-written part (results/NAME/verdict.md) stands where the empty verdict would, and
+    # is read, never written: a summary made again keeps it.
+    out = os.path.join(tmp, "results_readout")
+    hand = "In words: the fixed readout loses a bump.\n\n## Verdict\n\nIt holds.\n"
+    with open(os.path.join(out, "verdict.md"), "w") as f:
+        f.write(hand)
+    for attempt in (1, 2):
+        rc, _, err = run([summarize, os.path.join(tmp, "sweep_readout"), "--experiment", "readout",
+                          "--out", out])
+        text = open(os.path.join(out, "summary.md")).read() if rc == 0 else ""
+        check(rc == 0 and text.endswith("\n" + hand) and "_To be written" not in text
+              and text.count("## Verdict") == 1
+              and open(os.path.join(out, "verdict.md")).read() == hand,
+              f"summarize.py puts verdict.md in place of the empty verdict (run {attempt}, rc={rc})")
+
     check_archive(summarize, tmp)
 
     rc, _, err = run([summarize, os.path.join(tmp, "no_such_sweep"), "--experiment", "readout",
