@@ -7,6 +7,7 @@
 #   nohup bash scripts/e5_grid.sh > e5_grid.log 2>&1 &
 #   bash scripts/e5_grid.sh --dry-run            # the subsets, in order, with what each would run
 #   bash scripts/e5_grid.sh --list               # the subsets only (sweep file and filters)
+#   bash scripts/e5_grid.sh --rerun-archived     # then also re-run what only the archive holds
 #
 # Two lanes, one run per core, pay only for small states (PBRC and nBRC at H = 48: 7-10% more
 # runs an hour than one run on both cores; a sweep folder is locked by the lane that runs in it, so
@@ -23,12 +24,16 @@
 # --sweeps A,B / --skip-sweeps A,B (only the subsets of these sweep files / all but these),
 # --threads N (each run's train.threads, default all cores; it changes no number, so a run may
 # resume with another N: the sweep and `cellc run` let threads differ on resume),
+# --rerun-archived (after the grid, the whole sweeps again: the runs that only the archive
+# results/copy_first/runs/ holds, their folders lost with an earlier machine, train again for
+# their learning curves; their numbers then come from this binary, which may differ from the
+# archived ones in the last bits and so in the steps they took),
 # --bin PATH (the cellc to run, default a copy of build/tools/cellc/cellc made at the first start
 # in DIR/cellc-e5: a rebuild never changes a run's binary midway; delete it to take a new build).
 # Summaries: experiments/summarize.py over DIR/copy_first_* (results/copy_first/COMMAND).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=sweeps bin="" dry=0 list=0 threads=$(nproc) only_sweeps="" skip_sweeps=""
+out=sweeps bin="" dry=0 list=0 threads=$(nproc) only_sweeps="" skip_sweeps="" rerun=0
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
@@ -38,7 +43,8 @@ while [ $# -gt 0 ]; do
     --skip-sweeps) skip_sweeps=$2; shift 2 ;;
     --dry-run) dry=1; shift ;;
     --list) list=1; shift ;;
-    *) echo "e5_grid: unknown option $1 (--out DIR, --bin PATH, --threads N, --sweeps A,B, --skip-sweeps A,B, --dry-run, --list)" >&2; exit 2 ;;
+    --rerun-archived) rerun=1; shift ;;
+    *) echo "e5_grid: unknown option $1 (--out DIR, --bin PATH, --threads N, --sweeps A,B, --skip-sweeps A,B, --dry-run, --list, --rerun-archived)" >&2; exit 2 ;;
   esac
 done
 [ $list = 1 ] || mkdir -p "$out"
@@ -50,10 +56,10 @@ if [ $list = 0 ] && [ -z "$bin" ]; then
   fi
 fi
 
-# sweep file (experiments/sweeps/NAME.toml), then --only filters. First the runs that no sweep
-# folder or archive (results/copy_first/runs/) has yet, the open questions first (the seeds that
-# decide a comparison before the one-to-two-hour runs at D = 1, T = 300, H = 100); then whole
-# sweeps, which also re-run what only the archive holds (to get its learning curve back).
+# sweep file (experiments/sweeps/NAME.toml), then --only filters: the runs that no sweep folder
+# or archive (results/copy_first/runs/) has yet, the open questions first (the seeds that decide
+# a comparison before the one-to-two-hour runs at D = 1, T = 300, H = 100). With
+# --rerun-archived, then the whole sweeps of rerun_subsets.
 subsets=(
   "copy_first_d32 cell=plastic_gru dims.n=64 seed=1"
   "copy_first_d32 cell=pbrc dims.n=64 seed=2"
@@ -78,11 +84,14 @@ subsets=(
   "copy_first_d1 cell=plastic_gru steps=300 dims.n=100"
   "copy_first_d1 cell=plastic_gru_clip steps=300 dims.n=100"
   "copy_first_d1_split"
+)
+rerun_subsets=(
   "copy_first_d32"
   "copy_first_d32_split"
   "copy_first_d1"
   "copy_first_matched"
 )
+[ $rerun = 0 ] || subsets+=("${rerun_subsets[@]}")
 listed() { [[ ",$1," == *",$2,"* ]]; }  # listed A,B NAME
 for name in ${only_sweeps//,/ } ${skip_sweeps//,/ }; do
   [ -f "experiments/sweeps/$name.toml" ] || { echo "e5_grid: no sweep file experiments/sweeps/$name.toml" >&2; exit 2; }
