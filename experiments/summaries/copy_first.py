@@ -50,6 +50,64 @@ def milestone_text(rs, level):
     return f"{spread(reached, fmt=lambda x: f'{x:.0f}')}, {len(reached)}/{len(rs)} reached"
 
 
+# Each plastic cell and the cell it adds a trace to.
+PLASTIC_PAIRS = (("pbrc", "nbrc"), ("pbrc_split", "nbrc"), ("plastic_gru", "gru"),
+                 ("plastic_gru_clip", "gru"))
+
+
+def reached_at(r, what):
+    """The first step below a minibatch loss (what: 0.5 or 0.1), or the step a run stopped at
+    the target (what: "target"); inf when it never got there."""
+    if what == "target":
+        stop = (r.summary.get("training") or {}).get("stop_reason")
+        return r.get("training.steps") if stop in ("loss-target", "target") else math.inf
+    v = r.get(f"training.first_step_loss.below_{what:g}")
+    return v if math.isfinite(v) else math.inf
+
+
+def seed_by_seed(by, settings):
+    """Each plastic cell against its cell without a trace, run by run on the same seed: the same
+    training data, so a step count compares with its pair, not only with a spread."""
+    rows, lines = [], []
+    step = lambda x: "never" if math.isinf(x) else f"{x:.0f}"  # noqa: E731
+    for s in settings:
+        for plastic, base in PLASTIC_PAIRS:
+            p = {r.seed: r for r in by.get((s, plastic), [])}
+            b = {r.seed: r for r in by.get((s, base), [])}
+            seeds = sorted(set(p) & set(b))
+            if not seeds:
+                continue
+            first = {what: [0, 0] for what in (0.5, "target")}
+            for k in seeds:
+                cols = []
+                for what in (0.5, 0.1, "target"):
+                    x, y = reached_at(p[k], what), reached_at(b[k], what)
+                    cols.append(f"{step(x)} / {step(y)}")
+                    if what in first and x != y:
+                        first[what][0 if x < y else 1] += 1
+                rows.append((setting_label(s), f"{plastic} / {base}", str(k), *cols,
+                             f"{g(p[k].get('test.loss'))} / {g(b[k].get('test.loss'))}"))
+            def who(what, label):
+                (a, c) = first[what]
+                if a + c == 0:
+                    return f"{label}: the same in every seed (never, or at one step)"
+                return f"{plastic} {label} first in {a}, {base} in {c}"
+            n = len(seeds)
+            lines.append(f"- {setting_label(s)}, {plastic} against {base}, {n} seed"
+                         f"{'s' if n > 1 else ''}: {who(0.5, 'below 0.5')}; "
+                         f"{who('target', 'at the target')}\n")
+    if not rows:
+        return ""
+    return ("\n## Seed by seed: each plastic cell against its cell without a trace\n\n"
+            "The same seed draws the same training data for every cell, so each plastic run is "
+            "set beside its pair: the step its minibatch loss first fell below 0.5 and below "
+            "0.1, the step it reached the target (early stop), and its test MSE, as "
+            "plastic / without. Ties (both never) count for neither.\n\n"
+            + "".join(lines) + "\n"
+            + table(["setting", "cells", "seed", "first < 0.5", "first < 0.1", "target at",
+                     "test MSE"], rows))
+
+
 def summarize_copy_first(sw, out, args):
     by = group(sw.runs, lambda r: (e5_setting(r), r.cell))
     settings = sorted({s for s, _ in by}, key=lambda s: (-s[1], s[0], s[2]))
@@ -94,6 +152,8 @@ def summarize_copy_first(sw, out, args):
               "the target loss before the step limit.\n\n")
     md.append(table(["setting", "cell", "params", "test MSE", "published", "chance",
                      "first < 0.5", "first < 0.1", "steps", "stopped early"], rows))
+
+    md.append(seed_by_seed(by, settings))
 
     figs = []
     figs += try_figure(e5_test_mse_figure, by, settings, out)

@@ -151,7 +151,10 @@ SUMMARY_FIGURES = {
 # numbers the fake sweeps make, as summary.md must show them (mean [min, max] (n))
 SUMMARY_TEXT = {
     "copy_first": ["| nbrc T=300 D=32 H=48 | 0.0072 |", "| pbrc_split T=300 D=32 H=48 | 0.0075 |",
-                   "cell=pbrc_split,steps=100,dim=1,n=8,seed=1` | interrupted"],
+                   "cell=pbrc_split,steps=100,dim=1,n=8,seed=1` | interrupted",
+                   # seed by seed: the fake split PBRC never reaches the target, nBRC does
+                   "| T=300 D=32 H=48 | pbrc_split / nbrc | 1 | 100 / 100 | 200 / 200 | never / 400 |",
+                   "pbrc_split at the target first in 0, nbrc in 2"],
     "multi_sequence": ["| 1 | 2 |", "| 2 | 2 |", "tasks=4,seed=2"],
     "forgetting": ["| dropout p = 0.5 | 500 |", "| 0.857 [0.857, 0.857] (n=2) |",
                    "dropout=0,lambda=10000,seed=1"],
