@@ -77,7 +77,12 @@ def main(argv=None):
     hand = os.path.join(args.out, "verdict.md")
     if os.path.exists(hand):
         with open(hand) as f:
-            text = text.replace(VERDICT_PLACEHOLDER, f.read())
+            written = f.read()
+        if VERDICT_PLACEHOLDER in text:
+            text = text.replace(VERDICT_PLACEHOLDER, written)
+        else:  # a summarizer without a verdict section: the text still goes in, at the end
+            note(f"{hand}: the summary has no empty verdict section; appended at its end")
+            text += "\n" + written
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     for path in sw.tables:
