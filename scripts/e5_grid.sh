@@ -84,6 +84,7 @@ subsets=(
   "copy_first_d1_split steps=5"
   "copy_first_d1_split dims.n=8"
   "copy_first_d1_split steps=100"
+  "copy_first_d1_split_seeds"
   "copy_first_d1 cell=plastic_gru steps=300 dims.n=100"
   "copy_first_d1 cell=plastic_gru_clip steps=300 dims.n=100"
   "copy_first_d1_split"
