@@ -138,8 +138,7 @@ def summarize_copy_first(sw, out, args):
         for cell in sorted({c for ss, c in by if ss == s}, key=cell_key):
             rs = by[(s, cell)]
             pub = E5_PUBLISHED.get((cell,) + s)
-            stops = sum(1 for r in rs if (r.summary.get("training") or {}).get("stop_reason")
-                        in ("loss-target", "target"))
+            stops = sum(math.isfinite(reached_at(r, "target")) for r in rs)
             rows.append((setting_label(s), cell, count(rs[0].get("cell.params")),
                          spread([r.get("test.loss") for r in rs]),
                          g(pub[0]) if pub else "",
