@@ -15,3 +15,9 @@ if err=$(bash "$grid" --list --sweeps copy_first_d3 2>&1); then
 fi
 grep -q "no sweep file experiments/sweeps/copy_first_d3.toml" <<< "$err" || { echo "unclear error: $err"; exit 1; }
 echo "lanes: $(wc -l <<< "$all") subsets, split $(wc -l <<< "$lane1") + $(wc -l <<< "$lane2")"
+# --rerun-archived adds the whole sweeps after the grid; without it the grid ends at its subsets.
+rerun=$(bash "$grid" --list --rerun-archived)
+extra=$(comm -13 <(sort <<< "$all") <(sort <<< "$rerun"))
+[ -n "$extra" ] && ! grep -v '^copy_first_[a-z0-9_]* $' <<< "$extra" && [ "$(head -n "$(wc -l <<< "$all")" <<< "$rerun")" = "$(bash "$grid" --list)" ] ||
+  { echo "--rerun-archived did not append whole sweeps after the grid: $extra"; exit 1; }
+echo "rerun-archived: $(wc -l <<< "$extra") whole sweeps after the grid"
