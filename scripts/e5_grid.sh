@@ -58,7 +58,8 @@ fi
 
 # sweep file (experiments/sweeps/NAME.toml), then --only filters: the runs that no sweep folder
 # or archive (results/copy_first/runs/) has yet, the open questions first (the seeds that decide
-# a comparison before the one-to-two-hour runs at D = 1, T = 300, H = 100). With
+# a comparison before the one-to-two-hour runs at D = 1, T = 300, H = 100; of those, the
+# bistable one first: it answers the question of the paper). With
 # --rerun-archived, then the whole sweeps of rerun_subsets.
 subsets=(
   "copy_first_d32 cell=plastic_gru dims.n=64 seed=1"
@@ -85,9 +86,9 @@ subsets=(
   "copy_first_d1_split dims.n=8"
   "copy_first_d1_split steps=100"
   "copy_first_d1_split_seeds"
+  "copy_first_d1_split"
   "copy_first_d1 cell=plastic_gru steps=300 dims.n=100"
   "copy_first_d1 cell=plastic_gru_clip steps=300 dims.n=100"
-  "copy_first_d1_split"
 )
 rerun_subsets=(
   "copy_first_d32"
