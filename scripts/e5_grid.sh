@@ -89,6 +89,10 @@ subsets=(
   "copy_first_d1_split"
   "copy_first_d1 cell=plastic_gru steps=300 dims.n=100"
   "copy_first_d1 cell=plastic_gru_clip steps=300 dims.n=100"
+  "copy_first_d1_t300_split_seeds seed=2"
+  "copy_first_d1_t300_seeds seed=2"
+  "copy_first_d1_t300_split_seeds seed=3"
+  "copy_first_d1_t300_seeds seed=3"
 )
 rerun_subsets=(
   "copy_first_d32"
