@@ -75,14 +75,9 @@ def main(argv=None):
     archive.write(sw, runs_dir)
     text = SUMMARIZERS[args.experiment](sw, args.out, args)
     hand = os.path.join(args.out, "verdict.md")
-    if os.path.exists(hand):
+    if os.path.exists(hand):  # every summarizer ends with common.verdict_section's placeholder
         with open(hand) as f:
-            written = f.read()
-        if VERDICT_PLACEHOLDER in text:
-            text = text.replace(VERDICT_PLACEHOLDER, written)
-        else:  # a summarizer without a verdict section: the text still goes in, at the end
-            note(f"{hand}: the summary has no empty verdict section; appended at its end")
-            text += "\n" + written
+            text = text.replace(VERDICT_PLACEHOLDER, f.read())
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(text)
     for path in sw.tables:

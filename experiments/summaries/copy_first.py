@@ -43,8 +43,7 @@ def cell_key(c):
 
 
 def milestone_text(rs, level):
-    steps = [r.get(f"training.first_step_loss.below_{level:g}") for r in rs]
-    reached = finite(steps)
+    reached = finite([reached_at(r, level) for r in rs])
     if not reached:
         return f"never (0/{len(rs)})"
     return f"{spread(reached, fmt=lambda x: f'{x:.0f}')}, {len(reached)}/{len(rs)} reached"
