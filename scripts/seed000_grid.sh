@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Seed 000's sweeps (E1-E4, issue 29) one after another, each resumable: run it again after an
+# interruption and finished runs are skipped, a run in progress continues from its checkpoint.
+#
+#   nohup bash scripts/seed000_grid.sh --out /work/sweeps > seed000.log 2>&1 &
+#   bash scripts/seed000_grid.sh --dry-run
+#
+# Options: --out DIR (one folder per sweep file, default sweeps/), --jobs N (runs at a time,
+# default 1), --bin PATH (default: a copy of build/tools/cellc/cellc made at the first start in
+# DIR/cellc-seed000, so a rebuild never changes a run's binary midway), --only A,B (these sweep
+# files only). Summaries: experiments/summarize.py (results/NAME/COMMAND).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=sweeps bin="" jobs=1 dry=0 only=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --out) out=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --dry-run) dry=1; shift ;;
+    *) echo "seed000_grid.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+# In the order that answers the open questions first (the cheap E2, then E1 case i, E4, case ii).
+sweeps=(multi_sequence sequence_shift_seeds readout sequence_shift_all_outputs_seeds forgetting)
+mkdir -p "$out"
+if [ -z "$bin" ]; then
+  bin=$out/cellc-seed000
+  [ -x "$bin" ] || cp build/tools/cellc/cellc "$bin"
+fi
+for s in "${sweeps[@]}"; do
+  if [ -n "$only" ] && [[ ",$only," != *",$s,"* ]]; then continue; fi
+  args=(sweep "experiments/sweeps/$s.toml" --jobs "$jobs" --set train.threads=1 --out "$out/$s")
+  if [ $dry = 1 ]; then "$bin" "${args[@]}" --dry-run | head -1; continue; fi
+  echo "== $(date -u +%FT%TZ) $s"
+  "$bin" "${args[@]}" || echo "== $s: exit $? (the next sweep starts; run again to retry)"
+done
