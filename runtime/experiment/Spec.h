@@ -75,8 +75,9 @@ std::string phaseStr(const Experiment& e, const PhaseSpec& p, const std::string&
 std::vector<std::string> phaseStrs(const Experiment& e, const PhaseSpec& p, const std::string& path);
 std::vector<double> phaseNums(const Experiment& e, const PhaseSpec& p, const std::string& path);
 
-// Run, phase and sweep-run names are plain file names: letters, digits, '_', '-', '.', not
-// starting with '.', at most 100 characters. kPlainName says so in a message.
+// Run, phase and sweep names (every name from a file that becomes a folder) are plain file names:
+// letters, digits, '_', '-', '.', not starting with '.', at most 100 characters. kPlainName says
+// so in a message.
 bool isPlainName(const std::string& s);
 extern const char* const kPlainName;
 

@@ -208,7 +208,13 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
     fail(at(path, sw->get("base")->source()), "key 'sweep.base': no such experiment file '" + basePath.string() + "'");
   s.base = fs::absolute(basePath).lexically_normal().string();
   s.name = str(path, *sw, "sweep", "name", false, sw->source());
+  // The name is the default folder, sweeps/<name>: the run names' check, so no '/' or '..'.
+  if (const toml::node* n = sw->get("name"); n && !isPlainName(s.name))
+    fail(at(path, n->source()), "sweep.name '" + s.name.substr(0, 40) + "': " + kPlainName + " (choose the folder with --out)");
   if (s.name.empty()) s.name = fs::path(path).stem().string();
+  if (!isPlainName(s.name))
+    fail(path, "the file's stem '" + s.name.substr(0, 40) + "' is not a plain name for the sweep's folder: " + kPlainName +
+                   "; give [sweep] name = \"...\"");
   s.profile = cliProfile.empty() ? str(path, *sw, "sweep", "profile", false, sw->source()) : cliProfile;
 
   // Edits of every run: the file's [set], then the command line's.
@@ -303,10 +309,17 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
   for (const std::string& k : keys) ++labelCount[label(k)];
   auto labelOf = [&](const std::string& k) { return labelCount[label(k)] > 1 ? k : label(k); };
 
-  // The product, first axis outermost.
+  // The product, first axis outermost; its size checked, as a wrapped product would list too few
+  // runs or none (and a stride of 0 would divide by zero below).
   size_t total = 1;
-  for (const SweepAxis& a : s.axes) total *= a.values.size();
-  std::map<std::string, int> names;
+  for (size_t k = 0; k < s.axes.size(); ++k)
+    if (__builtin_mul_overflow(total, s.axes[k].values.size(), &total)) {
+      std::string sizes;
+      for (const SweepAxis& a : s.axes) sizes += (sizes.empty() ? "" : " x ") + std::to_string(a.values.size());
+      fail(s.axes[k].where[0], "the grid has more runs than can be counted (" + sizes +
+                                   " values: beyond 2^64 at axis '" + s.axes[k].keys[0] + "'); sweep fewer values");
+    }
+  std::vector<std::string> natural;  // each run's name from its point, before de-duplication
   for (size_t r = 0; r < total; ++r) {
     SweepRun run;
     run.index = r;
@@ -327,9 +340,23 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
     }
     name = sanitizeName(name.empty() ? "run" : name);
     if (name.size() > 150) name = name.substr(0, 140) + "-" + std::to_string(r);
-    if (int n = ++names[name]; n > 1) name += "-" + std::to_string(n);
-    run.name = name;
+    natural.push_back(name);
     s.runs.push_back(std::move(run));
+  }
+  // One folder per run: a repeated name gets the first free "-K" that is no other run's name
+  // (cells gru-2.cell, a/gru.cell and b/gru.cell must not give two runs "cell=gru-2").
+  std::set<std::string> taken(natural.begin(), natural.end()), given;
+  for (size_t r = 0; r < total; ++r) {
+    std::string name = natural[r];
+    if (given.count(name))
+      for (int k = 2;; ++k)
+        if (std::string t = name + "-" + std::to_string(k); !taken.count(t)) {
+          name = t;
+          break;
+        }
+    taken.insert(name);
+    given.insert(name);
+    s.runs[r].name = name;
   }
 
   // Figures drawn at the end.

@@ -72,6 +72,13 @@ EOT
   check_contains "$WORK/stderr" "$WORK/bad.toml:5:7: error: axis 'train.batch' = 0: --set train.batch=0: key 'train.batch' = 0 is out of range"
   check_contains "$WORK/stderr" "nothing was run"
   [ ! -e "$WORK/out" ] || fail "a sweep with errors created its folder"
+  # A sweep.name that leaves sweeps/ is refused before any folder is made (its lock included).
+  printf '[sweep]\nbase = "%s"\nname = "../../escape"\n' "$SRC/experiments/copy_first_tiny.toml" > "$WORK/esc.toml"
+  mkdir -p "$WORK/a/b"
+  (cd "$WORK/a/b" && "$CELLC" sweep "$WORK/esc.toml" > /dev/null 2> "$WORK/stderr"); rc=$?
+  [ $rc = 1 ] || fail "sweep.name ../../escape: exit status $rc, expected 1"
+  check_contains "$WORK/stderr" "$WORK/esc.toml:3:8: error: sweep.name '../../escape': a name must be"
+  [ ! -e "$WORK/a/escape" ] && [ ! -e "$WORK/a/b/sweeps" ] || fail "sweep.name ../../escape made a folder"
   "$CELLC" sweep "$WORK/bad.toml" --jobs 0 2> "$WORK/stderr"; rc=$?
   [ $rc = 2 ] || fail "--jobs 0: exit status $rc, expected 2"
   check_contains "$WORK/stderr" "--jobs expects a whole number"

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "sweep/Status.h"
@@ -31,6 +32,17 @@ std::string writeSweep(const std::string& name, const std::string& text) {
   fs::path p = scratch() / (name + ".toml");
   std::ofstream(p) << text;
   return p.string();
+}
+
+// [axes] lines a0 = [0, 1, ...], one per size (unknown keys: loadSweep does not look them up).
+std::string axesOf(const std::vector<size_t>& sizes) {
+  std::string text;
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    text += "a" + std::to_string(k) + " = [";
+    for (size_t i = 0; i < sizes[k]; ++i) text += (i ? ", " : "") + std::to_string(i);
+    text += "]\n";
+  }
+  return text;
 }
 
 std::string errorOf(const std::string& path) {
@@ -110,6 +122,17 @@ TEST_CASE("run names are plain, unique file names", "[sweep]") {
   CHECK(s.runs[0].name == "cell=gru,frozen=__W_out__");
   CHECK(s.runs[2].name == "cell=gru,frozen=__W_out__-2");
   CHECK(s.runs[0].sets[1] == "train.frozen=[\"W_out\"]");
+  // A "-K" suffix is never another run's name: "gru-2" stays the run of gru-2.cell.
+  for (const char* cells : {"\"gru-2.cell\", \"c1/gru.cell\", \"c2/gru.cell\"",
+                            "\"c1/gru.cell\", \"c2/gru.cell\", \"gru-2.cell\""}) {
+    Sweep d = loadSweep(writeSweep("dedup", kHeader + "[axes]\ncell.file = [" + std::string(cells) + "]\n"));
+    REQUIRE(d.runs.size() == 3);
+    std::set<std::string> distinct;
+    for (const SweepRun& r : d.runs) distinct.insert(r.name);
+    CHECK(distinct == std::set<std::string>{"cell=gru", "cell=gru-2", "cell=gru-3"});
+    for (const SweepRun& r : d.runs)
+      if (r.point[0].toml == "\"gru-2.cell\"") CHECK(r.name == "cell=gru-2");
+  }
   // Labels that would collide fall back to the whole key.
   Sweep t = loadSweep(writeSweep("labels", kHeader + "[axes]\ntask.dim = [1]\nother.dim = [2]\n"));
   CHECK(t.runs[0].name == "task.dim=1,other.dim=2");
@@ -141,6 +164,15 @@ TEST_CASE("sweep file errors name the file, the line and the key", "[sweep]") {
       {"plot axis", kHeader + "[axes]\ntask.dim = [1]\n[[plot]]\nmetric = \"m\"\nx = \"cell.dims.n\"\n", ":7:",
        "[[plot]] axis 'cell.dims.n' is not an axis of the sweep (it has: task.dim)"},
       {"TOML syntax", kHeader + "[axes\n", ":3:", ""},
+      // sweep.name is the default folder sweeps/<name>: a plain name, like experiment.name.
+      {"name absolute", kHeader + "name = \"/tmp/elsewhere\"\n", ":3:", "sweep.name '/tmp/elsewhere': a name must be"},
+      {"name upward", kHeader + "name = \"../../x\"\n", ":3:", "sweep.name '../../x': a name must be"},
+      // A grid whose size does not fit 64 bits: 8 axes of 256 values (2^64, which wrapped to "0 runs"),
+      // and 6 of 2000 (6.4e19, which wrapped to a number of runs whose stride was 0: SIGFPE).
+      {"grid of 2^64", kHeader + "[axes]\n" + axesOf({256, 256, 256, 256, 256, 256, 256, 256}), ":11:",
+       "the grid has more runs than can be counted (256 x 256 x 256 x 256 x 256 x 256 x 256 x 256 values: beyond 2^64 at axis 'a7')"},
+      {"grid beyond 2^64", kHeader + "[axes]\n" + axesOf({2000, 2000, 2000, 2000, 2000, 2000}), ":9:",
+       "beyond 2^64 at axis 'a5'"},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.what) {
