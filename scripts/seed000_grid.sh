@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 # In the order that answers the open questions first (the cheap E2, then E1 case i, E4, case ii).
-sweeps=(multi_sequence sequence_shift_seeds readout sequence_shift_all_outputs_seeds forgetting)
+sweeps=(multi_sequence multi_sequence_untrained sequence_shift_seeds readout sequence_shift_all_outputs_seeds forgetting_lambda)
 mkdir -p "$out"
 if [ -z "$bin" ]; then
   bin=$out/cellc-seed000

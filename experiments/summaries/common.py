@@ -263,9 +263,11 @@ def verdict_section(comparisons):
     return "## Measured comparisons\n\n" + body + "\n" + VERDICT_PLACEHOLDER
 
 
-def figure_section(paths):
-    return "## Figures\n\n" + "".join(
-        f"![{os.path.basename(p)}]({os.path.basename(p)})\n\n" for p in paths)
+def figure_section(paths, base=None):
+    """Links to the figures, relative to base (the results folder) when given, else by name."""
+    def rel(p):
+        return os.path.relpath(p, base) if base else os.path.basename(p)
+    return "## Figures\n\n" + "".join(f"![{rel(p)}]({rel(p)})\n\n" for p in paths)
 
 
 def try_figure(fn, *a):

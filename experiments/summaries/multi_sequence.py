@@ -2,8 +2,9 @@
 
 import math
 
-from summaries.common import (as_float, figure_section, g, group, mean, missing_section, note, np,
-                              plot, plt, provenance, save, seed_jitter, spread, table, try_figure,
+from summaries import stats
+from summaries.common import (as_float, count, figure_section, group, missing_section, note,
+                              np, plot, plt, provenance, save, seed_jitter, table, try_figure,
                               verdict_section)
 
 
@@ -35,47 +36,80 @@ def e2_weights(r, excit=0.8):
     return w[:, :nE], w[:, nE:]
 
 
+LEARNED = 0.1  # a network learned its tasks: test MSE at most 10 % of chance (predicting 0)
+
+
+def mse_over_chance(r):
+    loss, chance = r.get("test.loss"), r.get("test.chance_loss")
+    return loss / chance if chance > 0 else math.nan
+
+
+def trained(r):
+    return r.get("training.steps", 0) > 0
+
+
 def summarize_multi_sequence(sw, out, args):
-    by = group(sw.runs, e2_k)
+    runs = [r for r in sw.runs if trained(r)]
+    controls = group([r for r in sw.runs if not trained(r)], e2_k)
+    by = group(runs, e2_k)
     ks = sorted(by)
     md = [f"# E2 one network, K sequences: results\n\n{provenance(args, sw)}\n",
-          "Each number: mean [min, max] over seeds (n seeds). E/I ratio: mean excitatory rate over "
-          "mean inhibitory rate (relu(x)) on fresh trials, over the whole trial. W_rec,eff: the "
-          "trained effective recurrent weights, E and I columns apart.\n\n",
+          "Each number: mean over seeds with a 95 % bootstrap interval [lo, hi] (n seeds). "
+          f"Learned: test MSE at most {LEARNED:g} of chance (predicting 0) on fresh trials. E/I "
+          "ratio: mean excitatory rate over mean inhibitory rate (relu(x)) on fresh trials, over "
+          "the whole trial (ratio of means) and as the mean of the per-step ratios (pycog's "
+          "`r4.txt`). Untrained: the same network and seed before any step (the control: what "
+          "initialization alone gives). W_rec,eff: the effective recurrent weights, E and I "
+          "columns apart.\n\n",
           "## The paper's claims beside ours\n\nThe paper: the E/I ratio falls as K grows; the "
           "weight distributions look alike across K.\n\n"]
     pre = "analyses.weight_histogram.measured"
+    ei = "analyses.ei_rates.measured"
     rows = []
     for k in ks:
         rs = by[k]
-        rows.append((k, len(rs), spread([r.get("analyses.ei_rates.measured.ratio_of_means")
-                                         for r in rs]),
-                     spread([r.get("analyses.ei_rates.measured.mean_of_step_ratios")
-                             for r in rs]),
-                     spread([r.get(f"{pre}.excitatory.mean") for r in rs]),
-                     spread([r.get(f"{pre}.excitatory.std") for r in rs]),
-                     spread([r.get(f"{pre}.inhibitory.mean") for r in rs]),
-                     spread([r.get(f"{pre}.inhibitory.std") for r in rs]),
-                     spread([r.get(f"{pre}.excitatory.zero_fraction") for r in rs]),
-                     spread([r.get("test.rmse") for r in rs]),
-                     spread([r.get("training.best_validation_error") for r in rs])))
-    md.append(table(["K", "runs", "E/I ratio (trial)", "E/I ratio (mean of steps)",
-                     "E weights mean", "E weights std", "I weights mean", "I weights std",
-                     "E zero fraction", "test RMSE", "best validation RMSE"], rows))
+        learned = [r for r in rs if mse_over_chance(r) <= LEARNED]
+        cs = controls.get(k, [])
+        rows.append((k, len(rs), f"{len(learned)}/{len(rs)}",
+                     stats.ci([mse_over_chance(r) for r in rs]),
+                     stats.ci([r.get("training.steps") for r in rs]).fmt(count),
+                     stats.ci([r.get(f"{ei}.ratio_of_means") for r in learned]),
+                     stats.ci([r.get(f"{ei}.mean_of_step_ratios") for r in learned]),
+                     stats.ci([r.get(f"{ei}.ratio_of_means") for r in cs]),
+                     stats.ci([r.get(f"{ei}.mean_of_step_ratios") for r in cs]),
+                     stats.ci([r.get(f"{pre}.excitatory.mean") for r in learned]),
+                     stats.ci([r.get(f"{pre}.inhibitory.mean") for r in learned])))
+    md.append(table(["K", "runs", "learned", "test MSE / chance", "steps to the criterion",
+                     "E/I ratio (trial), learned", "E/I ratio (mean of steps), learned",
+                     "E/I (trial), untrained", "E/I (mean of steps), untrained",
+                     "E weights mean", "I weights mean"], rows))
     comps = []
-    ratios = {k: mean([r.get("analyses.ei_rates.measured.ratio_of_means") for r in by[k]])
-              for k in ks}
-    if len(ks) >= 2:
-        seq = ", ".join(f"K={k}: {g(ratios[k])}" for k in ks)
-        falls = all(ratios[a] > ratios[b] for a, b in zip(ks, ks[1:]))
-        comps.append(f"E/I ratio (mean over seeds) by K: {seq}; "
-                     f"{'falls at every step of K' if falls else 'does not fall at every step of K'}")
-        x = np.log2([k for k in ks if math.isfinite(ratios[k])])
-        y = np.array([ratios[k] for k in ks if math.isfinite(ratios[k])])
-        if x.size >= 2:
-            slope = float(np.polyfit(x, y, 1)[0])
-            comps.append(f"least-squares slope of the E/I ratio per doubling of K: {slope:+.3g}")
-    # weight distributions: KS distance of each K's entries to the smallest K's (same seed)
+    for key, lab in (("ratio_of_means", "over the trial"),
+                     ("mean_of_step_ratios", "mean of per-step ratios")):
+        xs, ys, seq = [], [], []
+        for k in ks:
+            vals = [r.get(f"{ei}.{key}") for r in by[k] if mse_over_chance(r) <= LEARNED]
+            xs += [k] * len(vals)
+            ys += vals
+            seq.append(f"K={k}: {stats.ci(vals)}")
+        comps.append(f"E/I ratio ({lab}), learned networks: " + "; ".join(seq)
+                     + f"; trend in K: {stats.trend(xs, ys)}")
+        xs, ys = [], []
+        for k in ks:
+            vals = [r.get(f"{ei}.{key}") for r in controls.get(k, [])]
+            xs += [k] * len(vals)
+            ys += vals
+        if ys:
+            comps.append(f"E/I ratio ({lab}), untrained control: trend in K: {stats.trend(xs, ys)}")
+        if len(ks) >= 2:
+            k0, k1 = ks[0], ks[-1]
+            a = {r.seed: r.get(f"{ei}.{key}") for r in by[k1] if mse_over_chance(r) <= LEARNED}
+            b = {r.seed: r.get(f"{ei}.{key}") for r in by[k0] if mse_over_chance(r) <= LEARNED}
+            seeds = sorted(set(a) & set(b))
+            comps.append(f"E/I ratio ({lab}), K={k1} against K={k0}, same seed: "
+                         f"{stats.paired([a[s] for s in seeds], [b[s] for s in seeds])}")
+    # weight distributions: KS distance of each K's entries to the smallest K's (same seed), and
+    # of each trained network to its own initialization (how far training moved them)
     if len(ks) >= 2:
         k0 = ks[0]
         for k in ks[1:]:
@@ -93,10 +127,24 @@ def summarize_multi_sequence(sw, out, args):
                 di.append(ks_statistic(np.abs(i1), np.abs(i2)))
             if de:
                 comps.append(f"K={k} vs K={k0}, same seed: Kolmogorov-Smirnov distance of the E "
-                             f"entries {spread(de)}, of the I entries {spread(di)} (0: alike, 1: "
-                             f"disjoint)")
+                             f"entries {stats.ci(de)}, of the I entries {stats.ci(di)} (0: alike, "
+                             f"1: disjoint)")
+    for k in ks:
+        de = []
+        for r in by[k]:
+            init = [c for c in controls.get(k, []) if c.seed == r.seed]
+            if not init:
+                continue
+            try:
+                (e1, _), (e2, _) = e2_weights(init[0]), e2_weights(r)
+            except plot.Missing:
+                continue
+            de.append(ks_statistic(e1, e2))
+        if de:
+            comps.append(f"K={k}: trained against untrained E entries, same seed: "
+                         f"Kolmogorov-Smirnov distance {stats.ci(de)}")
     figs = try_figure(e2_histograms, by, ks, out)
-    figs += try_figure(e2_ratio_figure, by, ks, out)
+    figs += try_figure(e2_ratio_figure, by, ks, controls, out)
     figs += try_figure(e2_trials, by, ks, out)
     md.append("\n" + figure_section(figs) + "\n" + missing_section(sw) + "\n"
               + verdict_section(comps))
@@ -104,51 +152,79 @@ def summarize_multi_sequence(sw, out, args):
 
 
 def e2_histograms(by, ks, out):
+    """Per K, the trained W_rec,eff entries of every seed (E columns above zero, I below), 100
+    bins over the range the entries span (the zeros of the diagonal and of rectified entries
+    counted apart, in the legend), so the axes show the data."""
     if not ks:
         raise plot.Missing("no finished run")
     fig, axes = plt.subplots(1, len(ks), figsize=(3.8 * len(ks) + 0.6, 3.6), sharey=True,
                              squeeze=False, constrained_layout=True)
+    cmap = plt.get_cmap("viridis")
     for ax, k in zip(axes[0], ks):
-        r = by[k][0]
-        entry = (r.summary.get("analyses") or {}).get("weight_histogram")
-        entry = entry if isinstance(entry, dict) else {}
-        an = plot.AnalysisView(plot.Run(r.dir, r.summary), "weight_histogram",
-                               "weight_histogram", entry)
-        try:
-            edges, he, hi = plot.weight_hist_arrays(an)
-        except plot.Missing as e:
-            ax.text(0.5, 0.5, f"missing:\n{e}", ha="center", va="center", fontsize=7,
-                    transform=ax.transAxes, wrap=True)
+        mats = []
+        for r in by[k]:
+            try:
+                e, i = e2_weights(r)
+            except plot.Missing:
+                continue
+            mats.append((r.seed, np.concatenate([e.ravel(), i.ravel()])))
+        if not mats:
+            ax.text(0.5, 0.5, "no weight_matrix.npy", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
             continue
-        plot.draw_ei_hist(ax, edges, he, hi, entry.get("measured") or {}, True)
-        ax.set_title(f"K = {k} (seed {r.seed})", fontsize=10)
-        if ax is not axes[0][0]:
-            ax.set_ylabel("")
-    fig.suptitle("E2: trained W_rec,eff entries per K (E and I columns apart, log counts)")
+        nz = np.concatenate([m[m != 0] for _, m in mats])
+        lo, hi = float(np.min(nz)), float(np.max(nz))
+        edges = np.linspace(lo, hi, 101)
+        zeros = []
+        for j, (seed, m) in enumerate(mats):
+            h, _ = np.histogram(m[m != 0], bins=edges)
+            ax.stairs(h, edges, color=cmap(0.9 * j / max(len(mats) - 1, 1)), lw=0.9,
+                      label=f"seed {seed}")
+            zeros.append(float(np.mean(m == 0)))
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.axvline(0, color="0.5", lw=0.6)
+        ax.set_title(f"K = {k}: {len(mats)} seeds (zeros {100 * np.mean(zeros):.1f} %)",
+                     fontsize=9.5)
+        ax.set_xlabel("W_rec,eff entry (I < 0 < E)")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("entries per bin (log)")
+    axes[0][-1].legend(frameon=False, fontsize=7)
+    fig.suptitle("E2: trained W_rec,eff entries per K, every seed (zero entries left out)")
     return save(fig, out, "weight_histograms")
 
 
-def e2_ratio_figure(by, ks, out):
+def e2_ratio_figure(by, ks, controls, out):
     if not ks:
         raise plot.Missing("no finished run")
-    fig, ax = plt.subplots(figsize=(6.0, 4.0), constrained_layout=True)
-    for key, lab, c in (("ratio_of_means", "over the trial", "C0"),
-                        ("mean_of_step_ratios", "mean of per-step ratios", "C1")):
-        ms = []
-        for k in ks:
-            ys = [r.get(f"analyses.ei_rates.measured.{key}") for r in by[k]]
-            ax.plot([k * (1 + seed_jitter(j, len(ys), 0.12)) for j in range(len(ys))], ys,
-                    ls="none", marker="o", ms=4, color=c, alpha=0.6)
-            ms.append(mean(ys))
-        ax.plot(ks, ms, color=c, lw=1.6, marker="s", ms=5, label=f"E/I ratio, {lab} (mean)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(ks)
-    ax.set_xticklabels([str(k) for k in ks])
-    ax.set_xlabel("number of sequences K")
-    ax.set_ylabel("mean E rate / mean I rate")
-    ax.grid(True, alpha=0.3)
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title("E2: E/I rate ratio against K (dots: seeds)")
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0), sharey=True, constrained_layout=True)
+    for ax, (key, lab) in zip(axes, (("ratio_of_means", "ratio of trial means"),
+                                     ("mean_of_step_ratios", "mean of per-step ratios"))):
+        for src, name, c, mk in ((by, "trained (learned)", "C0", "o"),
+                                 (controls, "untrained (control)", "0.5", "^")):
+            ms, los, his, kk = [], [], [], []
+            for k in ks:
+                rs = [r for r in src.get(k, []) if src is controls or mse_over_chance(r) <= LEARNED]
+                ys = [r.get(f"analyses.ei_rates.measured.{key}") for r in rs]
+                ax.plot([k * (1 + seed_jitter(j, len(ys), 0.12)) for j in range(len(ys))], ys,
+                        ls="none", marker=mk, ms=4, color=c, alpha=0.55)
+                iv = stats.ci(ys)
+                if iv.n:
+                    kk.append(k), ms.append(iv.mean)
+                    los.append(iv.mean - (iv.lo if iv.n > 1 else iv.mean))
+                    his.append((iv.hi if iv.n > 1 else iv.mean) - iv.mean)
+            if kk:
+                ax.errorbar(kk, ms, yerr=[los, his], color=c, lw=1.6, marker="s", ms=5,
+                            capsize=3, label=f"{name}: mean, 95 % interval")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ks)
+        ax.set_xticklabels([str(k) for k in ks])
+        ax.set_xlabel("number of sequences K")
+        ax.set_title(f"E/I rate ratio, {lab}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("mean E rate / mean I rate")
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.suptitle("E2: E/I rate ratio against K (dots: seeds)")
     return save(fig, out, "ei_ratio_vs_k")
 
 

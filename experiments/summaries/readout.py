@@ -2,8 +2,9 @@
 
 import math
 
-from summaries.common import (figure_section, finite, g, group, mean, missing_section, np, plot,
-                              plt, provenance, save, seed_jitter, spread, table, try_figure,
+from summaries import stats
+from summaries.common import (count, figure_section, finite, g, group, mean, missing_section, np,
+                              plot, plt, provenance, save, seed_jitter, table, try_figure,
                               verdict_section)
 
 
@@ -18,30 +19,49 @@ def e4_label(r):
     return ",".join(f"{k}={v}" for k, v in rest.items()) or "base"
 
 
+def silent(r):
+    return r.get("analyses.readout_activity.measured.silent_outputs")
+
+
 def summarize_readout(sw, out, args):
     by = group(sw.runs, e4_label)
     labels = sorted(by, key=lambda s: (s != "fixed", s != "learned", s))
     md = [f"# E4 fixed vs learned readout: results\n\n{provenance(args, sw)}\n",
-          "Each number: mean [min, max] over seeds (n seeds). Silent: an output whose largest "
-          "value over fresh trials stays below the threshold (a fraction of the largest "
-          "target).\n\n",
+          "Each number: mean over seeds with a 95 % bootstrap interval [lo, hi] (n seeds). "
+          "Silent: an output whose largest value over fresh trials stays below the threshold (a "
+          "fraction of the largest target). Test MSE / chance: chance is predicting 0.\n\n",
           "## The paper's claim beside ours\n\nAppendix D: with the readout fixed to a partial "
           "identity, some outputs' peaks stay at 0.\n\n"]
     rows, comps = [], []
     for lab in labels:
         rs = by[lab]
-        silent = [r.get("analyses.readout_activity.measured.silent_outputs") for r in rs]
+        sil = [silent(r) for r in rs]
         n_out = mean([r.get("analyses.readout_activity.measured.outputs") for r in rs])
-        some = sum(1 for s in finite(silent) if s > 0)
-        rows.append((lab, len(rs), spread([r.get("training.best_validation_error") for r in rs]),
-                     spread([r.get("test.rmse") for r in rs]), spread(silent),
-                     f"{some}/{len(finite(silent))}", g(n_out)))
-        comps.append(f"{lab} readout: best validation RMSE "
-                     f"{spread([r.get('training.best_validation_error') for r in rs])}, silent "
-                     f"outputs {spread(silent)} of {g(n_out)}, runs with a silent output "
-                     f"{some}/{len(finite(silent))}")
-    md.append(table(["readout", "runs", "best validation RMSE", "test RMSE", "silent outputs",
-                     "runs with any silent", "outputs"], rows))
+        some = sum(1 for s in finite(sil) if s > 0)
+        rows.append((lab, len(rs), stats.ci([r.get("training.best_validation_error") for r in rs]),
+                     stats.ci([r.get("test.rmse") for r in rs]),
+                     stats.ci([r.get("test.loss") / r.get("test.chance_loss") for r in rs]),
+                     stats.ci(sil), f"{some}/{len(finite(sil))}", g(n_out),
+                     stats.ci([r.get("training.steps") for r in rs]).fmt(count)))
+    md.append(table(["readout", "runs", "best validation RMSE", "test RMSE", "test MSE / chance",
+                     "silent outputs", "runs with any silent", "outputs", "steps"], rows))
+    if "fixed" in by and "learned" in by:
+        kf = sum(1 for s in finite(silent(r) for r in by["fixed"]) if s > 0)
+        kl = sum(1 for s in finite(silent(r) for r in by["learned"]) if s > 0)
+        nf, nl = len(finite(silent(r) for r in by["fixed"])), len(finite(silent(r) for r in by["learned"]))
+        comps.append(f"runs with a silent output, fixed against learned readout: "
+                     f"{stats.fisher(kf, nf, kl, nl)}")
+        comps.append("silent outputs per run, fixed against learned: "
+                     f"{stats.unpaired([silent(r) for r in by['fixed']], [silent(r) for r in by['learned']])}")
+        f = {r.seed: r.get("test.rmse") for r in by["fixed"]}
+        l_ = {r.seed: r.get("test.rmse") for r in by["learned"]}
+        seeds = sorted(set(f) & set(l_))
+        comps.append(f"test RMSE, fixed minus learned, same seed (same trials): "
+                     f"{stats.paired([f[s] for s in seeds], [l_[s] for s in seeds])}")
+    for lab in labels:
+        rs = by[lab]
+        comps.append(f"{lab} readout: silent outputs per seed "
+                     + ", ".join(f"{r.seed}: {g(silent(r))}" for r in rs))
     figs = try_figure(e4_figure, by, labels, out)
     figs += try_figure(e4_peaks, by, labels, out)
     md.append("\n" + figure_section(figs) + "\n" + missing_section(sw) + "\n"
@@ -85,7 +105,8 @@ def e4_peaks(by, labels, out):
     fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.6), sharey=True,
                              squeeze=False, constrained_layout=True)
     for ax, lab in zip(axes[0], labels):
-        r = by[lab][0]
+        # the figure shows the claim where it happens: the first seed with a silent output
+        r = next((x for x in by[lab] if silent(x) > 0), by[lab][0])
         entry = (r.summary.get("analyses") or {}).get("readout_activity")
         entry = entry if isinstance(entry, dict) else {}
         an = plot.AnalysisView(plot.Run(r.dir, r.summary), "readout_activity",

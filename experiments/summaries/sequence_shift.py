@@ -7,6 +7,7 @@ import os
 import tomllib
 
 import sequence_noise_floor
+from summaries import stats
 from summaries.common import (count, figure_section, g, group, mean, missing_section, np, plot,
                               plt, provenance, save, spread, table, try_figure, verdict_section)
 
@@ -58,14 +59,134 @@ def noise_floor(runs):
     return math.sqrt(per_trial.mean()), step_only
 
 
+LEARNED = 0.1  # a network learned the sequence: test MSE at most 10 % of chance (predicting 0)
+N_NULL = 2000   # label permutations of the sign-consistency null
+
+
+def case(r):
+    n_out = r.get("cell.dims.n_out")
+    return "case ii (N_out = 100)" if n_out == 100 else "case i (N_out = 10)"
+
+
+def shift_view(r):
+    entry = (r.summary.get("analyses") or {}).get("column_shift")
+    if not isinstance(entry, dict):
+        raise plot.Missing("no column_shift analysis")
+    return plot.AnalysisView(plot.Run(r.dir, r.summary), "column_shift", "column_shift", entry)
+
+
+def sign_counts(peak, vals, dt):
+    """(same, opposite) over the edits (column, v != 0) that moved the mean peak by at least one
+    analysis step, as the C++ analysis counts them."""
+    v = np.broadcast_to(vals[None, :], peak.shape)
+    moved = (v != 0) & np.isfinite(peak) & (np.abs(peak) >= dt)
+    same = int(np.sum(moved & ((peak > 0) == (v > 0))))
+    return same, int(np.sum(moved)) - same
+
+
+def sign_null(r, seed=0):
+    """The run's sign consistency max(same, opposite) / moved, its share 'same', and the
+    consistency the same shifts give when v's labels are permuted within each column (the
+    chance level of the statistic, which cannot fall below 0.5): (observed, same share, null
+    mean, null 95th percentile, p = share of permutations at least as consistent)."""
+    an = shift_view(r)
+    vals, peak = an.array("shift_values", 1), an.array("peak_shift", 2)
+    dt = float(an.entry.get("dt", 0.5))
+    same, opp = sign_counts(peak, vals, dt)
+    if same + opp == 0:
+        return (math.nan,) * 5
+    obs = max(same, opp) / (same + opp)
+    rng = np.random.default_rng(seed)
+    null = np.empty(N_NULL)
+    for k in range(N_NULL):
+        perm = np.array([row[rng.permutation(len(vals))] for row in peak])
+        a, b = sign_counts(perm, vals, dt)
+        null[k] = max(a, b) / (a + b) if a + b else math.nan
+    null = null[np.isfinite(null)]
+    return (obs, same / (same + opp), float(null.mean()), float(np.quantile(null, 0.95)),
+            float((1 + np.sum(null >= obs - 1e-12)) / (1 + null.size)))
+
+
+def failure_fraction(r):
+    an = shift_view(r)
+    f = an.array("failures", 2)
+    n = r.get("cell.dims.n_out")
+    return float(f.sum() / (f.size * n)) if n > 0 else math.nan
+
+
+def mse_over_chance(r):
+    loss, chance = r.get("test.loss"), r.get("test.chance_loss")
+    return loss / chance if chance > 0 else math.nan
+
+
+def seed_figures(r, out):
+    """The paper's Fig. 2 (heatmap before and after the example edit; input, outputs, targets)
+    and Fig. 3 (shift against column for four v; against v for four columns) of one seed, in
+    out/figures-<case>-seed<N>/."""
+    an = shift_view(r)
+    pr = r.plot_run(os.path.join(out, f"figures-case{'ii' if '100' in case(r) else 'i'}-seed{r.seed}"))
+    return [fn(pr, an) for fn in (plot.draw_sequence_heatmap, plot.draw_traces,
+                                  plot.draw_shift_vs_column, plot.draw_shift_vs_value)]
+
+
+def shift_section(sw, out):
+    runs = [r for r in sw.runs if isinstance((r.summary.get("analyses") or {}).get("column_shift"), dict)
+            and r.get("test.loss") == r.get("test.loss")]
+    by = group(runs, case)
+    if not by:
+        return "", [], []
+    md = ["## The shift claim, per seed\n\n"
+          f"Learned: test MSE at most {LEARNED:g} of chance on 200 fresh trials. Sign "
+          "consistency: among edits (column, v != 0) that move the mean peak by at least one "
+          "analysis step, the share whose shift has the majority's sign relation to v; it cannot "
+          "fall below 0.5, so beside it stands its null: the same statistic with v's labels "
+          f"permuted within each column ({N_NULL} permutations; p: the share of permutations at "
+          "least as consistent). Same sign: the share of moved edits where v > 0 brings the "
+          "sequence earlier. Failures: outputs whose peak moved by more than tau / 2 (pycog "
+          "dropped them). Coherent: edits in which every output moved the same way.\n\n"]
+    comps, figs = [], []
+    for lab in sorted(by):
+        rs = by[lab]
+        rows, obs, nulls, fails, coh, same = [], [], [], [], [], []
+        for r in rs:
+            try:
+                o, sm, nm, n95, p = sign_null(r)
+                ff = failure_fraction(r)
+            except plot.Missing as e:
+                rows.append((r.seed, "n/a", "n/a", f"missing: {e}", "", "", "", ""))
+                continue
+            learned = mse_over_chance(r) <= LEARNED
+            rows.append((r.seed, g(mse_over_chance(r)), "yes" if learned else "no", g(o),
+                         f"{g(nm)} (95th pct {g(n95)})", g(p), g(sm), g(ff),
+                         g(r.get("analyses.column_shift.measured.coherent_fraction"))))
+            if learned:
+                obs.append(o), nulls.append(nm), fails.append(ff), same.append(sm)
+                coh.append(r.get("analyses.column_shift.measured.coherent_fraction"))
+            try:
+                figs += seed_figures(r, out)
+            except plot.Missing as e:
+                note(f"figures of {r.name}: {e}")
+        md.append(f"### {lab}\n\n" + table(
+            ["seed", "test MSE / chance", "learned", "sign consistency", "null (permuted v)",
+             "p", "same sign", "failure fraction", "coherent fraction"], rows) + "\n")
+        comps.append(f"{lab}, learned networks: sign consistency {stats.ci(obs)} against its "
+                     f"permutation null {stats.ci(nulls)}: {stats.paired(obs, nulls)}")
+        comps.append(f"{lab}, learned networks: share of moved edits where v > 0 brings the "
+                     f"sequence earlier {stats.ci(same)}; failures (|shift| > tau / 2) "
+                     f"{stats.ci(fails)} of output-edits; coherent edits {stats.ci(coh)}")
+        comps.append(f"{lab}: {sum(1 for r in rs if mse_over_chance(r) <= LEARNED)} of {len(rs)} "
+                     f"seeds learned (test MSE / chance {stats.ci([mse_over_chance(r) for r in rs])})")
+    return "".join(md), comps, figs
+
+
 def summarize_sequence_shift(sw, out, args):
     floor, step_only = noise_floor(sw.runs)
     by = group(sw.runs, setting)
     labels = sorted(by)
     md = [f"# E1 at the paper's criterion: results\n\n{provenance(args, sw)}\n",
           "Validation RMSE on 100 fresh trials every 500 steps; each run keeps its best "
-          "parameters. The column-shift analysis runs on those. Each number: mean [min, max] "
-          "(n seeds).\n\n",
+          "parameters. The column-shift analysis runs on those. Each number: mean over seeds with "
+          "a 95 % bootstrap interval [lo, hi] (n seeds).\n\n",
           "## The criterion beside the noise floor\n\n"
           f"pycog stops at validation RMSE <= {CRITERION}. No network can do better on average "
           f"than the best causal prediction of the targets from the noisy input: RMSE "
@@ -75,16 +196,20 @@ def summarize_sequence_shift(sw, out, args):
     for lab in labels:
         rs = by[lab]
         best = [r.get("training.best_validation_error") for r in rs]
-        rows.append((lab, len(rs), spread(best), spread([r.get("training.steps") for r in rs], count),
-                     spread([clipped_fraction(r) for r in rs]),
-                     spread([r.get("analyses.column_shift.measured.sign_consistency") for r in rs]),
-                     spread([r.get("training.seconds") for r in rs], count)))
-        comps.append(f"{lab}: best validation RMSE {spread(best)}, "
+        rows.append((lab, len(rs), stats.ci(best),
+                     stats.ci([r.get("training.steps") for r in rs]).fmt(count),
+                     stats.ci([clipped_fraction(r) for r in rs]),
+                     stats.ci([r.get("analyses.column_shift.measured.sign_consistency") for r in rs]),
+                     stats.ci([r.get("training.seconds") for r in rs]).fmt(count)))
+        comps.append(f"{lab}: best validation RMSE {stats.ci(best)}, "
                      f"{g(mean(best) / floor) if math.isfinite(floor) else 'n/a'} x the floor")
     md.append(table(["training", "runs", "best validation RMSE", "steps", "steps clipped",
                      "column-shift sign consistency", "seconds"], rows))
+    text, more, seed_figs = shift_section(sw, out)
+    md.append("\n" + text)
+    comps += more
     figs = try_figure(curves_figure, by, labels, floor, out)
-    md.append("\n" + figure_section(figs) + "\n" + missing_section(sw) + "\n"
+    md.append("\n" + figure_section(figs + seed_figs, out) + "\n" + missing_section(sw) + "\n"
               + verdict_section(comps))
     return "".join(md)
 
