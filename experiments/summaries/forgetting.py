@@ -1,10 +1,14 @@
 """E3: forgetting with dropout and EWC."""
 
 import math
+import os
+import tomllib
 
+from summaries import stats
 from summaries.common import (as_float, figure_section, g, group, mean, missing_section, note, np,
-                              plot, plt, provenance, save, spread, table, try_figure,
-                              verdict_section)
+                              plot, plt, provenance, save, table, try_figure, verdict_section)
+
+LEARNED = 0.1  # a task is learned: test MSE at most 10 % of chance (predicting 0)
 
 
 def phase_names(r):
@@ -21,20 +25,90 @@ def e3_lambda(r):
     return r.get("training.phases.0.ewc_lambda", 0.0)
 
 
+def resolved(r):
+    """The run's resolved experiment (experiment.toml), or {}."""
+    try:
+        with open(os.path.join(r.dir, "experiment.toml"), "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def phase_train(r, name):
+    """The train table of phase `name` over the top-level one (the resolved experiment)."""
+    e = resolved(r)
+    t = dict(e.get("train") or {})
+    for ph in e.get("phase") or []:
+        if ph.get("name") == name:
+            t.update(ph.get("train") or {})
+    return t
+
+
 def e3_dropout(r):
-    """The task-1 dropout of the sweep's axis; None when no axis sets it (the base file's)."""
+    """How task 1 was trained: (p, mode) with mode trial / step / fixed; p = 0 without dropout.
+    Read from the resolved experiment (archived runs without one: the sweep axis, per trial)."""
+    t = phase_train(r, (phase_names(r) or ["task1"])[0])
+    if t:
+        p = float(t.get("dropout", 0) or 0)
+        mode = "fixed" if t.get("dropout_fixed") else "step" if t.get("dropout_per_step") else "trial"
+        return (p, mode if p > 0 else "")
     v = r.axis("dropout")
-    v = as_float(v) if v is not None else math.nan
-    return v if math.isfinite(v) else None
+    p = as_float(v) if v is not None else math.nan
+    return (p if math.isfinite(p) else 0.0, "trial" if p > 0 else "")
 
 
-def dropout_order(p):
-    return -p if p is not None else 0.0
+def dropout_order(d):
+    return ({"": 0, "trial": 1, "step": 2, "fixed": 3}.get(d[1], 4), d[0])
 
 
-def dropout_label(p):
-    return "dropout: as in the base file" if p is None else (
-        "no dropout" if p == 0 else f"dropout p = {p:g}")
+def dropout_label(d):
+    p, mode = d
+    if p == 0:
+        return "no dropout"
+    return {"trial": f"inverted dropout p = {p:g}, a mask per trial",
+            "step": f"inverted dropout p = {p:g}, a mask per step",
+            "fixed": f"pycog's fixed mask p = {p:g} (unscaled, one per phase)"}.get(mode, f"dropout {p:g}")
+
+
+def ratio(r, key_loss, key_chance):
+    loss, chance = r.get(key_loss), r.get(key_chance)
+    return loss / chance if chance > 0 else math.nan
+
+
+def e3_numbers(r):
+    """task 1 before, task 1 after, task 2 after (each MSE / chance) and the retention."""
+    t1, t2 = phase_names(r)[0], phase_names(r)[-1]
+    return (ratio(r, f"test.after_{t1}.{t1}.loss", f"test.after_{t1}.{t1}.chance_loss"),
+            ratio(r, f"test.after_{t2}.{t1}.loss", f"test.after_{t2}.{t1}.chance_loss"),
+            ratio(r, f"test.after_{t2}.{t2}.loss", f"test.after_{t2}.{t2}.chance_loss"),
+            r.get(f"test.retention.{t1}"))
+
+
+def learned_both(r):
+    b1, _, a2, _ = e3_numbers(r)
+    return b1 <= LEARNED and a2 <= LEARNED
+
+
+def mechanism(r):
+    """From the run's saved arrays: the share of weights whose task-1 Fisher is exactly zero, the
+    units silent on task-1 trials after task 1, and how many of those task 2 recruited (active
+    on task-2 trials after task 2). None when the arrays are missing."""
+    fdir = os.path.join(r.dir, "fisher-task1")
+    try:
+        fisher = {f[:-4]: np.load(os.path.join(fdir, f)) for f in sorted(os.listdir(fdir))
+                  if f.endswith(".npy")}
+        x1 = np.load(os.path.join(r.dir, "arrays", "task1_before_trace_state_x.npy"))
+        x2 = np.load(os.path.join(r.dir, "arrays", "task2_after_trace_state_x.npy"))
+    except (OSError, ValueError):
+        return None
+    weights = [v for k, v in fisher.items() if k.startswith("W_")]
+    zero = float(sum(int(np.sum(v == 0)) for v in weights) / max(1, sum(v.size for v in weights)))
+    on1 = (x1.reshape(-1, x1.shape[-1]) > 0).any(axis=0)
+    on2 = (x2.reshape(-1, x2.shape[-1]) > 0).any(axis=0)
+    silent = ~on1
+    return {"fisher_zero": zero, "silent_task1": int(silent.sum()), "units": int(silent.size),
+            "recruited": int((silent & on2).sum()),
+            "silent_after_both": int((~on1 & ~on2).sum())}
 
 
 def summarize_forgetting(sw, out, args):
@@ -43,36 +117,69 @@ def summarize_forgetting(sw, out, args):
         if r not in runs:
             note(f"{r.name}: fewer than two phases in its training summary: left out")
     md = [f"# E3 catastrophic forgetting: results\n\n{provenance(args, sw)}\n",
-          "MSE on fresh trials of each task (test stage). Task 1 before: after its own phase; "
-          "after: after task 2. Retention = (E_chance - E_after) / (E_chance - E_before) of task "
-          "1 (1: nothing forgotten, 0: back to chance). Each number: mean [min, max] (n seeds).\n\n"]
+          "Errors are test MSE over chance (predicting 0) on fresh trials of each task. Task 1 "
+          "before: after its own phase; after: after task 2. Retention = (E_chance - E_after) / "
+          "(E_chance - E_before) of task 1 (1: nothing forgotten, 0: back to chance). Learned: "
+          f"task 1 before and task 2 after each at most {LEARNED:g} of chance. Each number: mean "
+          "over seeds with a 95 % bootstrap interval [lo, hi] (n seeds).\n\n"]
     rows, comps = [], []
     by = group(runs, lambda r: (e3_dropout(r), e3_lambda(r)))
     keys = sorted(by, key=lambda k: (dropout_order(k[0]), k[1]))
     for k in keys:
         rs = by[k]
-        t1, t2 = phase_names(rs[0])[0], phase_names(rs[0])[-1]
-        rows.append((dropout_label(k[0]), g(k[1]),
-                     spread([r.get(f"test.after_{t1}.{t1}.loss") for r in rs]),
-                     spread([r.get(f"test.after_{t2}.{t1}.loss") for r in rs]),
-                     spread([r.get(f"test.after_{t1}.{t2}.loss") for r in rs]),
-                     spread([r.get(f"test.after_{t2}.{t2}.loss") for r in rs]),
-                     spread([r.get(f"test.retention.{t1}") for r in rs]),
-                     g(mean([r.get(f"test.after_{t1}.{t1}.chance_loss") for r in rs]))))
-    md.append("## The paper's claim beside ours\n\nThe paper: EWC looked like no EWC (retention "
-              "poor). A correct EWC should show task-1 retention growing with lambda while task 2 "
-              "still learns.\n\n")
-    md.append(table(["dropout (task 1)", "EWC lambda", "task 1 before", "task 1 after",
-                     "task 2 before", "task 2 after", "retention of task 1", "task-1 chance"],
-                    rows))
-    for p in sorted({k[0] for k in keys}, key=dropout_order):
-        for lam in sorted(k[1] for k in keys if k[0] == p):
-            rs = by[(p, lam)]
-            t1, t2 = phase_names(rs[0])[0], phase_names(rs[0])[-1]
-            comps.append(f"{dropout_label(p)}, lambda {g(lam)}: retention "
-                         f"{spread([r.get(f'test.retention.{t1}') for r in rs])}, task-2 MSE "
-                         f"after {spread([r.get(f'test.after_{t2}.{t2}.loss') for r in rs])}")
+        nums = [e3_numbers(r) for r in rs]
+        rows.append((dropout_label(k[0]), g(k[1]), f"{sum(learned_both(r) for r in rs)}/{len(rs)}",
+                     stats.ci([n[0] for n in nums]), stats.ci([n[1] for n in nums]),
+                     stats.ci([n[2] for n in nums]), stats.ci([n[3] for n in nums])))
+    md.append("## The paper's claim beside ours\n\nThe paper: EWC looked like no EWC; the network "
+              "\"still somewhat remembers\" task 1. A correct EWC should trade task-2 error for "
+              "task-1 retention as lambda grows, from fine-tuning (lambda = 0) towards keeping task "
+              "1.\n\n")
+    md.append(table(["dropout (task 1)", "EWC lambda", "learned", "task 1 before / chance",
+                     "task 1 after / chance", "task 2 after / chance", "retention of task 1"], rows))
+    for d in sorted({k[0] for k in keys}, key=dropout_order):
+        lams = sorted(k[1] for k in keys if k[0] == d)
+        base = {r.seed: e3_numbers(r) for r in by.get((d, 0.0), [])}
+        if base:
+            n0 = [v[0] for v in base.values()]
+            comps.append(f"{dropout_label(d)}, lambda 0 (fine-tuning): task 1 learned (before task 2 "
+                         f"at most {LEARNED:g} of chance) in {sum(x <= LEARNED for x in n0)} of "
+                         f"{len(n0)} seeds, task 2 after its phase in "
+                         f"{sum(v[2] <= LEARNED for v in base.values())} of {len(base)}")
+        xs, ys = [], []
+        for lam in lams:
+            for r in by[(d, lam)]:
+                xs.append(lam), ys.append(e3_numbers(r)[1])
+        comps.append(f"{dropout_label(d)}: task-1 error after task 2 against lambda: "
+                     f"{stats.trend(xs, ys)}")
+        for lam in lams:
+            if lam == 0 or not base:
+                continue
+            cur = {r.seed: e3_numbers(r) for r in by[(d, lam)]}
+            seeds = sorted(set(cur) & set(base))
+            comps.append(
+                f"{dropout_label(d)}, lambda {g(lam)} against fine-tuning, same seeds: task-1 error "
+                f"after {stats.ratio_paired([cur[s][1] for s in seeds], [base[s][1] for s in seeds])}; "
+                f"task-2 error after {stats.ratio_paired([cur[s][2] for s in seeds], [base[s][2] for s in seeds])}")
+    mech = [(r, mechanism(r)) for r in runs]
+    mech = [(r, m) for r, m in mech if m]
+    if mech:
+        mrows = []
+        for d in sorted({e3_dropout(r) for r, _ in mech}, key=dropout_order):
+            ms = [m for r, m in mech if e3_dropout(r) == d]
+            mrows.append((dropout_label(d), len(ms), stats.ci([m["fisher_zero"] for m in ms]),
+                          stats.ci([m["silent_task1"] for m in ms]),
+                          stats.ci([m["recruited"] for m in ms]),
+                          stats.ci([m["silent_after_both"] for m in ms]), ms[0]["units"]))
+        md.append("\n### The mechanism, from the saved arrays\n\nFisher zero: the share of weight "
+                  "entries (W_rec, W_in, W_out raw) whose diagonal Fisher of task 1 is exactly 0, "
+                  "so EWC does not hold them at all. Silent on task 1: units whose state never "
+                  "rises above 0 on 20 task-1 trials after task 1; recruited: of those, the units "
+                  "active on 20 task-2 trials after task 2. Runs with lambda > 0 (a Fisher).\n\n"
+                  + table(["dropout (task 1)", "runs", "Fisher zero", "units silent on task 1",
+                           "recruited by task 2", "silent on both", "units"], mrows))
     figs = try_figure(e3_traces_figure, runs, out)
+    figs += try_figure(e3_tradeoff_figure, by, keys, out)
     figs += try_figure(e3_lambda_figure, by, keys, out)
     md.append("\n" + figure_section(figs) + "\n" + missing_section(sw) + "\n"
               + verdict_section(comps))
@@ -92,7 +199,7 @@ def e3_traces_figure(runs, out):
     positive), after without; dropout p = 0.5 runs preferred, the lowest seed."""
     def pick(pred):
         rs = [r for r in runs if pred(r)]
-        rs.sort(key=lambda r: (e3_dropout(r) != 0.5, r.seed))
+        rs.sort(key=lambda r: (dropout_order(e3_dropout(r)), r.seed))
         return rs[0] if rs else None
     lams = sorted({e3_lambda(r) for r in runs if e3_lambda(r) > 0}, key=lambda x: abs(x - 500))
     ewc = pick(lambda r: lams and e3_lambda(r) == lams[0])
@@ -127,6 +234,44 @@ def e3_traces_figure(runs, out):
     return save(fig, out, "task1_before_after")
 
 
+def e3_tradeoff_figure(by, keys, out):
+    """Kirkpatrick et al.'s trade-off: task-1 error after task 2 against task-2 error, one curve
+    per dropout setting through the lambdas (seeds as dots, means joined), fine-tuning (lambda = 0)
+    at one end; task 1 before task 2 and chance as references."""
+    if not keys:
+        raise plot.Missing("no finished run")
+    fig, ax = plt.subplots(figsize=(7.2, 5.2), constrained_layout=True)
+    drops = sorted({k[0] for k in keys}, key=dropout_order)
+    before = []
+    for i, d in enumerate(drops):
+        c = f"C{i}"
+        lams = sorted(k[1] for k in keys if k[0] == d)
+        mx, my = [], []
+        for lam in lams:
+            nums = [e3_numbers(r) for r in by[(d, lam)]]
+            before += [n[0] for n in nums]
+            xs, ys = [n[2] for n in nums], [n[1] for n in nums]
+            ax.plot(xs, ys, ls="none", marker="o", ms=3.5, color=c, alpha=0.45)
+            mx.append(stats.ci(xs).mean), my.append(stats.ci(ys).mean)
+        ax.plot(mx, my, color=c, lw=1.6, marker="s", ms=5, label=dropout_label(d))
+        for lam, x, y in zip(lams, mx, my):
+            ax.annotate(f"{g(lam)}", (x, y), textcoords="offset points", xytext=(4, 3),
+                        fontsize=7, color=c)
+    ax.axhline(1.0, color="0.4", ls=":", lw=1.0, label="chance (predicting 0)")
+    b = stats.ci(before)
+    if b.n:
+        ax.axhline(b.mean, color="k", ls="--", lw=1.0, label=f"task 1 before task 2 ({g(b.mean)})")
+    ax.axvline(LEARNED, color="#c0392b", ls=":", lw=1.0, label=f"task 2 learned ({LEARNED:g})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("task-2 MSE / chance after task 2 (log)")
+    ax.set_ylabel("task-1 MSE / chance after task 2 (log)")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(frameon=False, fontsize=7.5)
+    ax.set_title("E3: what EWC trades (labels: lambda; dots: seeds)")
+    return save(fig, out, "tradeoff")
+
+
 def e3_lambda_figure(by, keys, out):
     if not keys:
         raise plot.Missing("no finished run")
@@ -152,9 +297,10 @@ def e3_lambda_figure(by, keys, out):
         ax.set_xlabel("EWC lambda (symlog: 0 is no EWC)")
         ax.grid(True, alpha=0.3)
         ax.legend(frameon=False, fontsize=8)
+    ax_r.set_yscale("symlog", linthresh=1)
     ax_r.axhline(1, color="0.5", lw=0.8, ls=":")
     ax_r.axhline(0, color="0.5", lw=0.8, ls=":")
-    ax_r.set_ylabel("retention of task 1")
+    ax_r.set_ylabel("retention of task 1 (symlog)")
     ax_r.set_title("task-1 retention after task 2 (1: kept, 0: chance)", fontsize=10)
     ax_2.set_yscale("log")
     ax_2.set_ylabel("task-2 MSE after task 2 (log)")

@@ -12,6 +12,7 @@ std::unique_ptr<Analysis> makeTrace();
 std::unique_ptr<Analysis> makeEiRates();
 std::unique_ptr<Analysis> makeWeightHistogram();
 std::unique_ptr<Analysis> makeReadoutActivity();
+std::unique_ptr<Analysis> makeTraceAblation();
 
 namespace {
 
@@ -21,6 +22,7 @@ const std::vector<AnalysisDef> kAnalyses = {
     {"ei_rates", makeEiRates},
     {"weight_histogram", makeWeightHistogram},
     {"readout_activity", makeReadoutActivity},
+    {"trace_ablation", makeTraceAblation},
 };
 
 }  // namespace

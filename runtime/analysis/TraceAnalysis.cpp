@@ -39,10 +39,20 @@ class TraceAnalysis : public Analysis {
     chosenStates(c);
     const double trials = c.num("trials", 1);
     if (trials < 1 || trials > 1000) c.fail("trials", "takes 1 to 1000 trials");
+    phaseOfTask(c);
+  }
+
+  // The phase whose task the trials come from: analysis.task names it; default the first.
+  static const PhaseSpec& phaseOfTask(const AnalysisContext& c) {
+    const std::string name = c.str("task", "");
+    if (name.empty()) return c.experiment.phases.front();
+    for (const PhaseSpec& p : c.experiment.phases)
+      if (p.name == name) return p;
+    c.fail("task", "no phase named '" + name + "'");
   }
 
   json run(const AnalysisContext& c) const override {
-    std::unique_ptr<Task> task = makeTask(c.experiment, c.experiment.phases.front());
+    std::unique_ptr<Task> task = makeTask(c.experiment, phaseOfTask(c));
     const uint64_t seed = static_cast<uint64_t>(c.experiment.integer("experiment.seed")) + 0x7ace;
     Trace tr = traceTrials(c.model, c.params,
                            exampleTrials(*task, static_cast<int64_t>(c.num("trials", 1)), c.num("onset", 150), seed));

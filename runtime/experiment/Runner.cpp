@@ -43,6 +43,7 @@ TrainConfig makeConfig(const Experiment& e, const PhaseSpec& p, const fs::path& 
   c.noise = phaseFlag(e, p, "train.noise");
   c.dropout.p = phaseNum(e, p, "train.dropout");
   c.dropout.perStep = phaseFlag(e, p, "train.dropout_per_step");
+  c.dropout.fixed = phaseFlag(e, p, "train.dropout_fixed");
   c.frozen = phaseStrs(e, p, "train.frozen");
   for (auto& [name, ps] : e.params)
     if (ps.frozen) c.frozen.push_back(name);
@@ -53,6 +54,7 @@ TrainConfig makeConfig(const Experiment& e, const PhaseSpec& p, const fs::path& 
   c.omega = phaseNum(e, p, "train.omega");
   c.omegaState = phaseStr(e, p, "train.omega_state");
   c.lossMilestones = phaseNums(e, p, "train.loss_milestones");
+  c.lossWindow = phaseInt(e, p, "train.loss_window");
   c.checkpointPath = (run / ("train-" + p.name + ".ckpt")).string();
   c.checkpointEvery = phaseInt(e, p, "train.checkpoint_every");
   c.metricsPath = (run / "metrics.csv").string();
@@ -149,7 +151,7 @@ json testStage(const Experiment& e, Model& m, const std::vector<std::unique_ptr<
   const uint64_t seed = static_cast<uint64_t>(e.integer("experiment.seed"));
   auto one = [&](size_t after, size_t task) {
     TestResult r = testOnFreshTrials(*m.kernel, *tasks[task], phaseParams[after], trials,
-                                     seed * 1000003 + task, phaseFlag(e, e.phases[task], "train.noise"));
+                                     testSeed(seed, task), phaseFlag(e, e.phases[task], "train.noise"));
     return json{{"loss", r.loss}, {"rmse", std::sqrt(r.loss)}, {"chance_loss", r.chanceLoss}};
   };
   json j;
@@ -300,13 +302,17 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
                     {"samples", r.steps * cfg.batch},
                     {"last_loss", r.lastLoss}};
     if (!cfg.lossMilestones.empty()) {
-      json ms = json::object();
+      json ms = json::object(), secs = json::object();
       for (double lm : cfg.lossMilestones) {
         auto it = r.milestones.find(milestoneKey(lm));
         ms["below_" + milestoneKey(lm)] = it == r.milestones.end() ? json() : json(it->second);
+        auto st = r.milestoneSeconds.find(milestoneKey(lm));
+        secs["below_" + milestoneKey(lm)] = st == r.milestoneSeconds.end() ? json() : json(st->second);
       }
       summary["first_step_loss"] = ms;
+      summary["first_seconds_loss"] = secs;
     }
+    if (cfg.lossWindow > 1) summary["loss_window"] = cfg.lossWindow;
     // Consolidate this phase for the ones after it.
     double lambda = phaseNum(e, ph, "ewc.lambda");
     if (lambda > 0) {
@@ -319,6 +325,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
       }
       ewc.add({params, fisher, lambda, ph.name});
       summary["ewc_lambda"] = lambda;
+      saveParams(run / ("fisher-" + ph.name), m.ir.layout, fisher);  // what EWC protects, per param
     }
     Checkpoint c;
     c.cellSource = m.source, c.cellPath = m.cellPath, c.overrides = m.overrides, c.experiment = e.text;
@@ -333,6 +340,8 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     writeCheckpoint(done.string(), c);
     training.push_back(summary);
     phaseParams.push_back(params);
+    // Each phase's params, so what a later phase changed can be read (silent units, moved weights).
+    if (e.phases.size() > 1) saveParams(run / ("params-" + ph.name), m.ir.layout, params);
   }
   saveParams(run / "params", m.ir.layout, params);
 

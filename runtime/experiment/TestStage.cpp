@@ -5,12 +5,18 @@
 
 namespace cellc::runtime {
 
+uint64_t testSeed(uint64_t experimentSeed, size_t task) { return experimentSeed * 1000003 + task; }
+
+std::mt19937_64 testStream(uint64_t seed) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x7e57U};
+  return std::mt19937_64(seq);
+}
+
 TestResult testOnFreshTrials(StepKernel<float>& kernel, const Task& task,
                              const std::vector<double>& params, int64_t trials, uint64_t seed,
                              bool noise, int64_t chunk) {
   const ir::Layout& L = kernel.layout();
-  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), 0x7e57U};
-  std::mt19937_64 rng(seq);
+  std::mt19937_64 rng = testStream(seed);
   std::vector<float> p(params.begin(), params.end());
   TestResult r;
   double sumLoss = 0, sumChance = 0;

@@ -18,6 +18,11 @@ struct TestResult {
   double chanceLoss = 0;  // the same loss for outputs that are all zero
 };
 
+// The seed of phase `task`'s test trials in an experiment seeded `experimentSeed`, and the stream
+// it starts: the test stage draws from it, and an analysis that wants the same trials does too.
+uint64_t testSeed(uint64_t experimentSeed, size_t task);
+std::mt19937_64 testStream(uint64_t seed);
+
 // Tests `params` on `trials` fresh trials of `task` drawn from a stream seeded by `seed` (the same
 // trials for any params), in chunks of at most `chunk` trials. noise: draw the cell's noise.
 TestResult testOnFreshTrials(StepKernel<float>& kernel, const Task& task,

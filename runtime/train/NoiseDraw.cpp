@@ -23,9 +23,22 @@ std::vector<std::vector<T>> drawNoise(const ir::Layout& L, int64_t batch, int64_
   auto fillMask = [&](T* out, int64_t n) {
     for (int64_t i = 0; i < n; ++i) out[i] = uniform01(*masks) < dropout.p ? T(0) : keep;
   };
-  // Per trial: one mask per dropout slot, drawn before the trial and copied into every step.
+  // Per trial: one mask per dropout slot, drawn before the trial and copied into every step; a
+  // fixed mask is the same for every trial of the batch.
   std::vector<T> trialMask;
-  if (drawMasks && !dropout.perStep) {
+  if (drawMasks && !dropout.fixedMask.empty()) {
+    trialMask = L.defaultNoise<T>(batch);
+    size_t unit = 0;
+    for (const ir::Slot& s : L.noises) {
+      if (!s.dropout) continue;
+      if (unit + static_cast<size_t>(s.size) > dropout.fixedMask.size())
+        throw std::invalid_argument("dropout: the fixed mask has fewer values than the cell's dropout units");
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t i = 0; i < s.size; ++i)
+          trialMask[static_cast<size_t>(batch * s.offset + b * s.size + i)] = static_cast<T>(dropout.fixedMask[unit + static_cast<size_t>(i)]);
+      unit += static_cast<size_t>(s.size);
+    }
+  } else if (drawMasks && !dropout.perStep) {
     trialMask = L.defaultNoise<T>(batch);
     for (const ir::Slot& s : L.noises)
       if (s.dropout) fillMask(trialMask.data() + batch * s.offset, batch * s.size);
@@ -45,13 +58,21 @@ std::vector<std::vector<T>> drawNoise(const ir::Layout& L, int64_t batch, int64_
       }
       if (drawMasks) {
         T* dst = step.data() + batch * s.offset;
-        if (dropout.perStep) fillMask(dst, batch * s.size);
+        if (dropout.perStep && dropout.fixedMask.empty()) fillMask(dst, batch * s.size);
         else std::copy_n(trialMask.data() + batch * s.offset, batch * s.size, dst);
       }
       ++i;
     }
   }
   return noise;
+}
+
+std::vector<double> drawFixedMask(const ir::Layout& L, double p, std::mt19937_64& rng) {
+  std::vector<double> mask;
+  for (const ir::Slot& s : L.noises)
+    if (s.dropout)
+      for (int64_t i = 0; i < s.size; ++i) mask.push_back(uniform01(rng) < p ? 0.0 : 1.0);
+  return mask;
 }
 
 template std::vector<std::vector<float>> drawNoise<float>(const ir::Layout&, int64_t, int64_t,

@@ -16,7 +16,16 @@ namespace cellc::runtime {
 struct RecurrentDropout {
   double p = 0;          // probability of dropping a unit; 0: off
   bool perStep = false;  // a new mask every step (default: one mask per trial)
+  bool fixed = false;    // one unscaled mask for the whole phase (the trainer fills fixedMask)
+  // pycog's course trainer (seed 000's E3): one 0/1 mask, not rescaled, for every trial and step of
+  // a training phase. Holds one value per unit of the cell's dropout slots, in slot order; empty:
+  // masks are drawn per trial (or step) as above.
+  std::vector<double> fixedMask;
 };
+
+// The fixed mask of a phase (RecurrentDropout::fixedMask): 0 with probability p, else 1, per unit of
+// every dropout slot, from its own generator, so a resumed phase gets the same mask.
+std::vector<double> drawFixedMask(const ir::Layout& L, double p, std::mt19937_64& rng);
 
 // The noise of `steps` steps for a batch, [steps][noiseSize * batch]. `normals` draws the normal
 // slots (null: zeros); `masks` draws the dropout slots when dropout.p > 0 (null or p = 0: ones).

@@ -30,6 +30,13 @@ bool allFinite(const std::vector<double>& v) {
 
 std::vector<float> toFloat(const std::vector<double>& v) { return {v.begin(), v.end()}; }
 
+// A double as text that reads back to the same bits (checkpoint extras).
+std::string exactText(double x) {
+  std::ostringstream os;
+  os << std::setprecision(17) << x;
+  return os.str();
+}
+
 }  // namespace
 
 std::string milestoneKey(double loss) {
@@ -169,6 +176,12 @@ void Trainer::saveCheckpoint(int64_t step, const Optimizer& opt, double best,
   c.extra["since_best"] = std::to_string(sinceBest_);
   c.extra["seconds"] = std::to_string(seconds);
   for (auto& [k, v] : milestones_) c.extra["milestone " + k] = std::to_string(v);
+  for (auto& [k, v] : milestoneSeconds_) c.extra["milestone_seconds " + k] = exactText(v);
+  if (cfg_.lossWindow > 1) {
+    std::string w;
+    for (double l : lossWindow_) w += (w.empty() ? "" : " ") + exactText(l);
+    c.extra["loss_window"] = w;
+  }
   if (!diverged.empty()) c.extra["diverged"] = diverged;
   writeCheckpoint(cfg_.checkpointPath, c);
 }
@@ -194,8 +207,15 @@ bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector
                    "learning rate or clip the gradient, and start again in a fresh folder");
   if (auto it = c.extra.find("since_best"); it != c.extra.end()) sinceBest_ = std::stoll(it->second);
   if (auto it = c.extra.find("seconds"); it != c.extra.end()) seconds = std::stod(it->second);
-  for (auto& [k, v] : c.extra)
+  for (auto& [k, v] : c.extra) {
     if (k.rfind("milestone ", 0) == 0) milestones_[k.substr(10)] = std::stoll(v);
+    if (k.rfind("milestone_seconds ", 0) == 0) milestoneSeconds_[k.substr(18)] = std::stod(v);
+  }
+  lossWindow_.clear();
+  if (auto it = c.extra.find("loss_window"); it != c.extra.end()) {
+    std::istringstream ws(it->second);
+    for (double l; ws >> l;) lossWindow_.push_back(l);
+  }
   std::istringstream os(c.optimizerState);
   opt.load(os);
   streams_.load(c.randomState);
@@ -214,6 +234,22 @@ TrainResult Trainer::run(const Task& task) {
   std::vector<double> bestParams;
   sinceBest_ = 0;
   milestones_.clear();
+  milestoneSeconds_.clear();
+  lossWindow_.clear();
+  if (cfg_.lossWindow < 1) throw std::invalid_argument("train.loss_window must be at least 1");
+  if (cfg_.dropout.fixed && cfg_.dropout.p > 0) {
+    if (cfg_.dropout.perStep)
+      throw std::invalid_argument("train.dropout_fixed and train.dropout_per_step exclude each other");
+    // Its own generator, seeded by the run's seed and the phase, so a resumed phase (and only
+    // this phase) gets the same mask.
+    std::seed_seq seq{cfg_.seed, static_cast<uint64_t>(std::hash<std::string>{}(cfg_.phase)), uint64_t{0xf1ed}};
+    std::mt19937_64 g(seq);
+    cfg_.dropout.fixedMask = drawFixedMask(L, cfg_.dropout.p, g);
+    int64_t kept = 0;
+    for (double k : cfg_.dropout.fixedMask) kept += k > 0;
+    log_ << "dropout: one fixed mask for the phase, " << kept << " of " << cfg_.dropout.fixedMask.size()
+         << " units kept, not rescaled (pycog's course trainer)\n";
+  }
   double secondsBefore = 0;  // training time of earlier sittings (the curve's clock continues)
   res.resumed = tryResume(step, *opt, best, bestParams, secondsBefore);
   if (res.resumed)
@@ -305,9 +341,22 @@ TrainResult Trainer::run(const Task& task) {
     }
     ++step;
     res.lastLoss = loss;
+    // The loss that targets and milestones read: this minibatch's, or the window's mean once it
+    // holds lossWindow losses (NaN before: nothing fires).
+    double judged = loss;
+    if (cfg_.lossWindow > 1) {
+      lossWindow_.push_back(loss);
+      if (static_cast<int64_t>(lossWindow_.size()) > cfg_.lossWindow) lossWindow_.erase(lossWindow_.begin());
+      judged = NAN;
+      if (static_cast<int64_t>(lossWindow_.size()) == cfg_.lossWindow) {
+        double sum = 0;
+        for (double l : lossWindow_) sum += l;
+        judged = sum / static_cast<double>(cfg_.lossWindow);
+      }
+    }
     for (double m : cfg_.lossMilestones) {
       std::string key = milestoneKey(m);
-      if (loss < m && !milestones_.count(key)) milestones_[key] = step;
+      if (judged < m && !milestones_.count(key)) milestones_[key] = step, milestoneSeconds_[key] = elapsed();
     }
     const bool validate = cfg_.validateEvery > 0 && step % cfg_.validateEvery == 0;
     if (validate) {
@@ -333,7 +382,7 @@ TrainResult Trainer::run(const Task& task) {
       res.stopReason = "target";
       break;
     }
-    if (cfg_.targetLoss >= 0 && loss < cfg_.targetLoss) {
+    if (cfg_.targetLoss >= 0 && judged < cfg_.targetLoss) {
       res.stopReason = "loss-target";
       break;
     }
@@ -349,6 +398,7 @@ TrainResult Trainer::run(const Task& task) {
   res.steps = step;
   res.seconds = elapsed();
   res.milestones = milestones_;
+  res.milestoneSeconds = milestoneSeconds_;
   res.bestError = best;
   res.params = bestParams.empty() ? params_ : bestParams;
   return res;

@@ -73,6 +73,9 @@ struct TrainConfig {
   bool progress = true;
   std::string phase;               // a name for this training phase (multi-phase runs)
   std::vector<double> lossMilestones;  // record the first step whose minibatch loss is below each
+  // target_loss and the milestones read the mean of the last lossWindow minibatch losses, so one
+  // lucky minibatch cannot end a run or mark a milestone; 1: each minibatch alone
+  int64_t lossWindow = 1;
 };
 
 // The key of a loss milestone in TrainResult::milestones ("0.5", "0.1").
@@ -96,6 +99,7 @@ struct TrainResult {
   std::string diverged;            // how it diverged (stopReason "diverged")
   double seconds = 0;              // training time over every sitting of this phase
   std::map<std::string, int64_t> milestones;  // milestoneKey(loss) -> first step below it
+  std::map<std::string, double> milestoneSeconds;  // milestoneKey(loss) -> training seconds then
   std::vector<double> params;      // the best parameters (or the last good ones)
 };
 
@@ -147,6 +151,8 @@ class Trainer {
   Ewc ewc_;
   int64_t sinceBest_ = 0;  // validations since the best one (patience)
   std::map<std::string, int64_t> milestones_;
+  std::map<std::string, double> milestoneSeconds_;
+  std::vector<double> lossWindow_;  // the last cfg_.lossWindow minibatch losses, oldest first
   MetricsLog* metrics_ = nullptr;  // the curve of the phase in training
 };
 
