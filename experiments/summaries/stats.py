@@ -225,6 +225,8 @@ def trend(x, y, name="Spearman's rho, permutation test", n_perm=20000, seed=SEED
         return Test(name, None, math.nan, len(pts))
     xs, ys = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
     rho = spearman(xs, ys)
+    if not math.isfinite(rho):  # x or y constant: no order to test
+        return Test(name, "rho n/a (a constant)", math.nan, len(pts))
     rng = np.random.default_rng(seed)
     hits = sum(abs(spearman(xs, rng.permutation(ys))) >= abs(rho) - 1e-12 for _ in range(n_perm))
     return Test(name, f"rho {_fmt(rho)}", (1 + hits) / (n_perm + 1), len(pts))

@@ -57,6 +57,9 @@ check("spearman -1", abs(stats.spearman([1, 2, 3, 4], [4, 3, 2, 1]) + 1) < 1e-12
 t = stats.trend([1, 2, 4, 8] * 5, [4, 3, 2, 1] * 5)
 check("trend significant", t.p < 1e-3, t)
 
+t = stats.trend([0, 0, 0, 0], [1, 2, 3, 4])
+check("trend of a constant has no p", t.p != t.p and "n/a" in str(t), t)
+
 try:  # scipy, where installed, agrees on random tables
     from scipy.stats import fisher_exact as sfe
     import numpy as np
