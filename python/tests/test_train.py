@@ -119,3 +119,18 @@ def test_run_experiment_errors(tmp_path):
     with pytest.raises(ValueError, match="train.max_step"):
         cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "r",
                   set={"train.max_step": 10}, verbose=False)
+
+
+def test_metrics_keep_the_curve_before_the_resume_point(gru, tmp_path):
+    # The curve's rows name their phase; rows without one were dropped on resume.
+    kw = dict(batch=4, validate_every=1, checkpoint=str(tmp_path / "run.ckpt"),
+              metrics=str(tmp_path / "metrics.csv"), verbose=False)
+    cellc.train(gru, memory_task, max_steps=6, **kw)
+    r = cellc.train(gru, memory_task, max_steps=12, **kw)
+    assert r["resumed"] and r["steps"] == 12
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "phase,step,loss,val_error,grad_norm,seconds"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [int(row[1]) for row in rows] == list(range(1, 13))
+    assert {row[0] for row in rows} == {"train"}
+
