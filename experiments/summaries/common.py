@@ -101,6 +101,13 @@ class Sweeps:
         self.tables = []      # sweep.csv paths
 
 
+def plain_run_name(name):
+    """A run name read from a table is joined onto paths (the run's folder, its archive): one path
+    component, as `cellc sweep` makes it; an absolute or '..' name would lead outside."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name
+            and os.path.basename(name) == name and not (os.altsep and os.altsep in name))
+
+
 def read_sweep(d, out):
     """Adds the runs of sweep folder d to out; False if the folder has neither table nor runs."""
     meta = {}
@@ -135,7 +142,7 @@ def read_sweep(d, out):
     for r in (meta.get("runs") or []) if isinstance(meta.get("runs"), list) else []:
         if isinstance(r, dict) and r.get("name") not in listed:
             point = r.get("point") if isinstance(r.get("point"), dict) else {}
-            rows.append((r["name"], {k: str(v) for k, v in point.items()}, "not in sweep.csv"))
+            rows.append((r.get("name"), {k: str(v) for k, v in point.items()}, "not in sweep.csv"))
     if not rows:  # no table: every subfolder with a summary.json is a run
         if not os.path.isdir(d):
             return False
@@ -145,6 +152,9 @@ def read_sweep(d, out):
         if not rows:
             return False
     for name, point, status in rows:
+        if not plain_run_name(name):
+            note(f"{d}: run name {name!r} is not a plain folder name: skipped")
+            continue
         spath = os.path.join(d, name, "summary.json")
         if status != "finished" or not os.path.isfile(spath):
             out.missing.append((d, name, status if status != "finished" else "no summary.json"))

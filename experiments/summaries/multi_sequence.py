@@ -1,6 +1,7 @@
 """E2: K sequences in one network."""
 
 import math
+import os
 
 from summaries import stats
 from summaries.common import (as_float, count, figure_section, group, missing_section, note,
@@ -48,9 +49,15 @@ def trained(r):
     return r.get("training.steps", 0) > 0
 
 
+def matched_steps(r):
+    """A run of the matched-length control (every K trained as long as K = 8 took)."""
+    return "matched_steps" in os.path.basename(os.path.normpath(r.sweep))
+
+
 def summarize_multi_sequence(sw, out, args):
-    runs = [r for r in sw.runs if trained(r)]
+    runs = [r for r in sw.runs if trained(r) and not matched_steps(r)]
     controls = group([r for r in sw.runs if not trained(r)], e2_k)
+    same_length = group([r for r in sw.runs if matched_steps(r)], e2_k)
     by = group(runs, e2_k)
     ks = sorted(by)
     md = [f"# E2 one network, K sequences: results\n\n{provenance(args, sw)}\n",
@@ -108,6 +115,26 @@ def summarize_multi_sequence(sw, out, args):
             seeds = sorted(set(a) & set(b))
             comps.append(f"E/I ratio ({lab}), K={k1} against K={k0}, same seed: "
                          f"{stats.paired([a[s] for s in seeds], [b[s] for s in seeds])}")
+    if same_length:
+        rows = []
+        xs, ys = [], []
+        for k in sorted(same_length):
+            rs = same_length[k]
+            vals = [r.get(f"{ei}.ratio_of_means") for r in rs if mse_over_chance(r) <= LEARNED]
+            xs += [k] * len(vals)
+            ys += vals
+            rows.append((k, len(rs), f"{len(vals)}/{len(rs)}",
+                         stats.ci([r.get("training.steps") for r in rs]).fmt(count),
+                         stats.ci([mse_over_chance(r) for r in rs]), stats.ci(vals),
+                         stats.ci([r.get(f"{ei}.mean_of_step_ratios") for r in rs
+                                   if mse_over_chance(r) <= LEARNED])))
+        md.append("\n### Control: every K trained equally long\n\nTrained to the criterion, larger K "
+                  "trains longer; here every K trains as many steps as K = 8 took (no stop at the "
+                  "criterion).\n\n" + table(["K", "runs", "learned", "steps", "test MSE / chance",
+                                                "E/I ratio (trial), learned",
+                                                "E/I ratio (mean of steps), learned"], rows))
+        comps.append(f"E/I ratio (over the trial), every K trained {stats.ci([r.get('training.steps') for v in same_length.values() for r in v]).fmt(count)} steps: "
+                     f"trend in K: {stats.trend(xs, ys)}")
     # weight distributions: KS distance of each K's entries to the smallest K's (same seed), and
     # of each trained network to its own initialization (how far training moved them)
     if len(ks) >= 2:

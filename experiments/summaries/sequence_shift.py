@@ -132,7 +132,8 @@ def seed_figures(r, out):
 def shift_section(sw, out):
     runs = [r for r in sw.runs if isinstance((r.summary.get("analyses") or {}).get("column_shift"), dict)
             and r.get("test.loss") == r.get("test.loss")]
-    by = group(runs, case)
+    untrained = group([r for r in runs if r.get("training.steps", 0) == 0], case)
+    by = group([r for r in runs if r.get("training.steps", 0) > 0], case)
     if not by:
         return "", [], []
     md = ["## The shift claim, per seed\n\n"
@@ -147,7 +148,7 @@ def shift_section(sw, out):
     comps, figs = [], []
     for lab in sorted(by):
         rs = by[lab]
-        rows, obs, nulls, fails, coh, same = [], [], [], [], [], []
+        rows, obs, nulls, fails, coh, same, by_seed = [], [], [], [], [], [], {}
         for r in rs:
             try:
                 o, sm, nm, n95, p = sign_null(r)
@@ -161,6 +162,7 @@ def shift_section(sw, out):
                          g(r.get("analyses.column_shift.measured.coherent_fraction"))))
             if learned:
                 obs.append(o), nulls.append(nm), fails.append(ff), same.append(sm)
+                by_seed[r.seed] = o
                 coh.append(r.get("analyses.column_shift.measured.coherent_fraction"))
             try:
                 figs += seed_figures(r, out)
@@ -171,6 +173,19 @@ def shift_section(sw, out):
              "p", "same sign", "failure fraction", "coherent fraction"], rows) + "\n")
         comps.append(f"{lab}, learned networks: sign consistency {stats.ci(obs)} against its "
                      f"permutation null {stats.ci(nulls)}: {stats.paired(obs, nulls)}")
+        ctrl = {}
+        for r in untrained.get(lab, []):
+            try:
+                ctrl[r.seed] = sign_null(r)
+            except plot.Missing:
+                pass
+        if ctrl:
+            seeds = sorted(set(by_seed) & set(ctrl))
+            md.append(f"Untrained control ({lab}, the same seeds before any step): sign consistency "
+                      + ", ".join(f"seed {s_}: {g(ctrl[s_][0])} (null {g(ctrl[s_][2])}, p {g(ctrl[s_][4])})"
+                                  for s_ in sorted(ctrl)) + "\n\n")
+            comps.append(f"{lab}: sign consistency, learned against the same seed untrained: "
+                         f"{stats.paired([by_seed[s_] for s_ in seeds], [ctrl[s_][0] for s_ in seeds])}")
         comps.append(f"{lab}, learned networks: share of moved edits where v > 0 brings the "
                      f"sequence earlier {stats.ci(same)}; failures (|shift| > tau / 2) "
                      f"{stats.ci(fails)} of output-edits; coherent edits {stats.ci(coh)}")
@@ -181,7 +196,7 @@ def shift_section(sw, out):
 
 def summarize_sequence_shift(sw, out, args):
     floor, step_only = noise_floor(sw.runs)
-    by = group(sw.runs, setting)
+    by = group([r for r in sw.runs if r.get("training.steps", 0) > 0], setting)
     labels = sorted(by)
     md = [f"# E1 at the paper's criterion: results\n\n{provenance(args, sw)}\n",
           "Validation RMSE on 100 fresh trials every 500 steps; each run keeps its best "

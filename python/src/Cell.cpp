@@ -141,10 +141,9 @@ std::shared_ptr<Cell> Cell::astype(const std::string& dtype) {
   return other_;
 }
 
-StepKernel<float>& Cell::trainingKernel() {
-  if (f32_) return *f32_;
-  std::shared_ptr<Cell> c = astype("float32");
-  return *c->f32_;
+Cell& Cell::trainingCell() {
+  if (f32_) return *this;
+  return *astype("float32");  // kept in other_
 }
 
 py::dict Cell::layoutDict() const {

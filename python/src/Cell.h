@@ -48,8 +48,9 @@ class Cell {
   const std::string& dtype() const { return dtype_; }
   bool isDouble() const { return dtype_ == "float64"; }
 
-  // A float32 kernel for the trainer (this cell's own when it is float32).
-  StepKernel<float>& trainingKernel();
+  // The float32 cell the trainer uses (this one when it is float32): its kernel, under its mutex.
+  Cell& trainingCell();
+  StepKernel<float>& trainingKernel() { return *trainingCell().f32_; }
 
   py::dict layoutDict() const;
   py::dict initParams(uint64_t seed) const;

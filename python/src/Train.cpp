@@ -7,6 +7,9 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -16,6 +19,7 @@
 #include "Arrays.h"
 #include "PyLog.h"
 #include "diag/Text.h"
+#include "experiment/TaskTable.h"
 #include "tasks/Tasks.h"
 #include "train/Trainer.h"
 
@@ -46,19 +50,36 @@ class Settings {
   explicit Settings(std::string what) : what_(std::move(what)) {}
   void num(const std::string& key, double* p) { add(key, [=, this](py::handle v) { *p = toNum(key, v); }); }
   void integer(const std::string& key, int64_t* p) {
-    add(key, [=, this](py::handle v) {
-      double d = toNum(key, v);
-      if (d != static_cast<double>(static_cast<int64_t>(d)))
-        throw py::value_error(what_ + " '" + key + "' must be an integer, got " + repr(v));
-      *p = static_cast<int64_t>(d);
-    });
+    add(key, [=, this](py::handle v) { integerInto(key, v, p); });
   }
   void flag(const std::string& key, bool* p) {
-    add(key, [=, this](py::handle v) {
-      if (!py::isinstance<py::bool_>(v))
-        throw py::value_error(what_ + " '" + key + "' must be True or False, got " + repr(v));
-      *p = v.cast<bool>();
-    });
+    add(key, [=, this](py::handle v) { flagInto(key, v, p); });
+  }
+  // A key of the experiment format (type "int", "float" or "bool"): its value becomes the edit
+  // PATH=VALUE in `edits`, in TOML.
+  void edit(const std::string& key, const std::string& type, const std::string& path,
+            std::vector<std::string>* edits) {
+    if (type == "int") {
+      add(key, [=, this](py::handle v) {
+        int64_t i = 0;
+        integerInto(key, v, &i);
+        edits->push_back(path + "=" + std::to_string(i));
+      });
+    } else if (type == "bool") {
+      add(key, [=, this](py::handle v) {
+        bool b = false;
+        flagInto(key, v, &b);
+        edits->push_back(path + "=" + (b ? "true" : "false"));
+      });
+    } else {
+      add(key, [=, this](py::handle v) {
+        char buf[64];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, toNum(key, v));
+        std::string t(buf, end);
+        if (t.find_first_of(".eEn") == std::string::npos) t += ".0";  // a TOML float (not nan, inf)
+        edits->push_back(path + "=" + t);
+      });
+    }
   }
   void str(const std::string& key, std::string* p) {
     add(key, [=, this](py::handle v) {
@@ -101,6 +122,18 @@ class Settings {
     setters_[key] = std::move(f);
   }
   static std::string repr(py::handle v) { return py::repr(v).cast<std::string>(); }
+  void integerInto(const std::string& key, py::handle v, int64_t* p) const {
+    double d = toNum(key, v);
+    // Beyond 2^63 the cast below is undefined: such a value is no integer setting.
+    if (!(std::fabs(d) < 9.2e18) || d != static_cast<double>(static_cast<int64_t>(d)))
+      throw py::value_error(what_ + " '" + key + "' must be an integer, got " + repr(v));
+    *p = static_cast<int64_t>(d);
+  }
+  void flagInto(const std::string& key, py::handle v, bool* p) const {
+    if (!py::isinstance<py::bool_>(v))
+      throw py::value_error(what_ + " '" + key + "' must be True or False, got " + repr(v));
+    *p = v.cast<bool>();
+  }
   double toNum(const std::string& key, py::handle v) const {
     if (py::isinstance<py::bool_>(v) || !(py::isinstance<py::int_>(v) || py::isinstance<py::float_>(v) ||
                                           py::hasattr(v, "__float__")))
@@ -113,44 +146,40 @@ class Settings {
   std::map<std::string, std::function<void(py::handle)>> setters_;
 };
 
-// The built-in tasks, with the keys of the experiment format's [task] table (docs/experiments.md).
-std::unique_ptr<Task> builtinTask(const std::string& kind, py::handle options) {
-  auto pycog = [](Settings& s, runtime::PycogInput& in) {
-    s.num("dt", &in.dt), s.num("baseline", &in.baseline), s.num("tau_in", &in.tauIn);
-    s.num("sigma_in", &in.sigmaIn), s.num("duration", &in.duration);
-    s.num("onset_min", &in.onsetMin), s.num("onset_max", &in.onsetMax);
-  };
+// The built-in tasks and the keys of the experiment format's [task] table each takes
+// (docs/experiments.md). Their values pass the format's own ranges and checks (taskFromEdits), as
+// a [task] table's do: here only the names and the Python types are checked.
+const std::map<std::string, std::vector<std::string>> kTaskKeys = {
+    {"sequence", {"dt", "baseline", "tau_in", "sigma_in", "duration", "onset_min", "onset_max", "input_amp",
+                  "input_decay", "input_sign", "period", "outputs", "height", "offset", "spacing", "width",
+                  "reverse"}},
+    {"multi_sequence", {"dt", "baseline", "tau_in", "sigma_in", "duration", "onset_min", "onset_max", "tasks",
+                        "per_task", "input_decay", "height", "offset", "spacing", "width"}},
+    {"copy_first", {"steps", "dim"}},
+};
+
+std::unique_ptr<Task> builtinTask(const std::string& kind, py::handle options, const ir::Layout& L,
+                                  int64_t batch) {
+  auto keys = kTaskKeys.find(kind);
+  if (keys == kTaskKeys.end())
+    throw py::value_error("unknown task '" + kind + "'" +
+                          nearest(kind, {"sequence", "multi_sequence", "copy_first"}) +
+                          "; the built-in tasks: sequence, multi_sequence, copy_first (or pass a "
+                          "Python callable)");
   Settings s("option of task " + kind);
-  if (kind == "sequence") {
-    runtime::SequenceSpec spec;
-    pycog(s, spec.in);
-    s.num("input_amp", &spec.inputAmp), s.num("input_decay", &spec.inputDecay);
-    s.num("input_sign", &spec.inputSign), s.num("period", &spec.period);
-    s.integer("outputs", &spec.outputs), s.num("height", &spec.height);
-    s.num("offset", &spec.offset), s.num("spacing", &spec.spacing), s.num("width", &spec.width);
-    s.flag("reverse", &spec.reverse);
-    s.apply(options);
-    return std::make_unique<runtime::SequenceTask>(spec);
+  std::vector<std::string> edits = {"task.kind=\"" + kind + "\""};
+  const std::vector<runtime::KeySpec>& schema = runtime::experimentKeys();
+  for (const std::string& key : keys->second) {
+    const std::string path = "task." + key;
+    auto spec = std::find_if(schema.begin(), schema.end(), [&](const runtime::KeySpec& k) { return k.path == path; });
+    s.edit(key, spec->type, path, &edits);
   }
-  if (kind == "multi_sequence") {
-    runtime::MultiSequenceSpec spec;
-    pycog(s, spec.in);
-    s.integer("tasks", &spec.tasks), s.integer("per_task", &spec.perTask);
-    s.num("input_decay", &spec.inputDecay), s.num("height", &spec.height);
-    s.num("offset", &spec.offset), s.num("spacing", &spec.spacing), s.num("width", &spec.width);
-    s.apply(options);
-    return std::make_unique<runtime::MultiSequenceTask>(spec);
+  s.apply(options);
+  try {
+    return runtime::taskFromEdits(edits, "task_options", L, batch);
+  } catch (const runtime::ExperimentError& e) {
+    throw py::value_error(e.what());
   }
-  if (kind == "copy_first") {
-    runtime::CopyFirstSpec spec;
-    s.integer("steps", &spec.steps), s.integer("dim", &spec.dim);
-    s.apply(options);
-    return std::make_unique<runtime::CopyFirstTask>(spec);
-  }
-  throw py::value_error("unknown task '" + kind + "'" +
-                        nearest(kind, {"sequence", "multi_sequence", "copy_first"}) +
-                        "; the built-in tasks: sequence, multi_sequence, copy_first (or pass a "
-                        "Python callable)");
 }
 
 // A task written in Python: fn(batch, rng) -> (inputs, targets[, mask]), rng a numpy Generator
@@ -210,6 +239,8 @@ class CallableTask : public Task {
                             shapeStr(Shape(a0.shape(), a0.shape() + a0.ndim())) + " but needs " +
                             needStr({"T", "B"}, {}, first));
     const int64_t T = a0.shape(0), B = batch;
+    if (T < 1)  // no step to run, and no last step for mse_last
+      throw py::value_error("the task's input " + first.name + " has T = 0 steps: a trial needs at least one");
     TrialBatch b;
     b.batch = B;
     b.steps = T;
@@ -263,9 +294,12 @@ class CallableTask : public Task {
 // whatever a handler raised) sets the trainer's interrupt flag; the trainer then checkpoints and
 // stops, and train() raises it. A KeyboardInterrupt raised inside a Python task is caught the same
 // way; that batch is replaced by the last one of its size (the trainer stops after that step).
+// `kernelLock` (the training kernel's, held by the trainer) is let go while a batch is drawn: no
+// kernel work is under way then, and a Python task may unroll that very cell.
 class Interruptible : public Task {
  public:
-  explicit Interruptible(const Task& inner) : inner_(inner) {}
+  Interruptible(const Task& inner, std::unique_lock<std::mutex>& kernelLock)
+      : inner_(inner), kernelLock_(kernelLock) {}
   ~Interruptible() override {
     py::gil_scoped_acquire gil;
     pending_.reset();
@@ -273,6 +307,11 @@ class Interruptible : public Task {
   int64_t steps() const override { return inner_.steps(); }
   LossSpec loss() const override { return inner_.loss(); }
   TrialBatch sample(int64_t batch, std::mt19937_64& rng) const override {
+    struct Unlocked {  // taken again before the trainer's next kernel call, also on an error
+      std::unique_lock<std::mutex>& l;
+      ~Unlocked() { l.lock(); }
+    } unlocked{kernelLock_};
+    kernelLock_.unlock();  // before the GIL: the mutex is never waited for with the GIL held
     {
       py::gil_scoped_acquire gil;
       if (PyErr_CheckSignals() != 0) stash();
@@ -299,6 +338,7 @@ class Interruptible : public Task {
   }
 
   const Task& inner_;
+  std::unique_lock<std::mutex>& kernelLock_;
   mutable std::map<int64_t, TrialBatch> last_;
   mutable std::optional<py::error_already_set> pending_;
 };
@@ -347,7 +387,7 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
   if (py::isinstance<py::str>(task)) {
     if (lossName != "auto" || !output.empty())
       throw py::value_error("loss and output belong to a Python task; a built-in task sets its own");
-    owned = builtinTask(task.cast<std::string>(), taskOptions);
+    owned = builtinTask(task.cast<std::string>(), taskOptions, L, cfg.batch);
   } else if (PyCallable_Check(task.ptr())) {
     if (!taskOptions.is_none() && py::len(taskOptions) > 0)
       throw py::value_error("task_options are for built-in tasks; a Python task takes its own");
@@ -373,21 +413,25 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
 
   const CellSource& src = cell.source();
   runtime::ModelInfo info{src.path, src.text, src.overrides, ""};
-  StepKernel<float>& kernel = cell.trainingKernel();
+  Cell& trainer32 = cell.trainingCell();
+  StepKernel<float>& kernel = trainer32.trainingKernel();
   std::vector<double> start;
   if (!params.is_none()) start = cell.flatParams<double>(params);
 
   PyLog log(!verbose);
-  Interruptible wrapped(*owned);
   runtime::TrainResult r;
   {
     runtime::Trainer trainer(src.ir, kernel, info, cfg, log);
     if (start.empty()) trainer.initialize();
     else trainer.setParams(start);
     py::gil_scoped_release release;
-    std::lock_guard<std::mutex> lock(cell.mutex());
+    // The kernel's mutex (its scratch memory is not shared between threads), held while the
+    // trainer runs it; the task wrapper lets it go while the task runs.
+    std::unique_lock<std::mutex> lock(trainer32.mutex());
+    Interruptible wrapped(*owned, lock);
     runtime::Trainer::interruptFlag() = false;  // an interrupt of an earlier call is not this one's
     r = trainer.run(wrapped);
+    lock.unlock();  // before the wrapper goes, which takes the GIL
   }
   log.flush();
   if (r.stopReason == "interrupted") {

@@ -119,3 +119,70 @@ def test_run_experiment_errors(tmp_path):
     with pytest.raises(ValueError, match="train.max_step"):
         cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "r",
                   set={"train.max_step": 10}, verbose=False)
+
+
+def test_metrics_keep_the_curve_before_the_resume_point(gru, tmp_path):
+    # The curve's rows name their phase; rows without one were dropped on resume.
+    kw = dict(batch=4, validate_every=1, checkpoint=str(tmp_path / "run.ckpt"),
+              metrics=str(tmp_path / "metrics.csv"), verbose=False)
+    cellc.train(gru, memory_task, max_steps=6, **kw)
+    r = cellc.train(gru, memory_task, max_steps=12, **kw)
+    assert r["resumed"] and r["steps"] == 12
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "phase,step,loss,val_error,grad_norm,seconds"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [int(row[1]) for row in rows] == list(range(1, 13))
+    assert {row[0] for row in rows} == {"train"}
+
+
+@pytest.mark.parametrize("loss", ["mse", "mse_last"])
+def test_a_task_of_no_steps_is_an_error(gru, loss):
+    empty = lambda batch, rng: (np.zeros((0, batch, 1)), np.zeros((0, batch, 1)))
+    with pytest.raises(ValueError, match=r"the task's input x has T = 0 steps: a trial needs at least one"):
+        cellc.train(gru, empty, loss=loss, verbose=False)
+
+
+def test_builtin_task_options_pass_the_experiment_format_checks():
+    # The ranges and checks of an experiment's [task] table, whatever the options' source.
+    cell = cellc.compile(cell_path("gru"), dims={"n": 4, "n_in": 1, "n_out": 5})
+    with pytest.raises(ValueError, match=r"task_options: task.tasks=0: error: key 'task.tasks' = 0 is out of range: at least 1"):
+        cellc.train(cell, "multi_sequence", task_options={"tasks": 0}, max_steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"task_options: task.duration=1e\+12: error: key 'task.duration' = 1e\+12 is out of range"):
+        cellc.train(cell, "sequence", task_options={"duration": 1e12, "outputs": 5}, max_steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"task.duration / task.dt = 1000 / 1e-06 = 1e\+09 steps: a trial takes 1 to 1000000 steps"):
+        cellc.train(cell, "sequence", task_options={"dt": 1e-6, "outputs": 5}, max_steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"task.onset_max = 200 is after the end of the trial"):
+        cellc.train(cell, "sequence", task_options={"duration": 150, "outputs": 5}, max_steps=1, verbose=False)
+    # ... and the task must fit the cell (5 outputs here).
+    with pytest.raises(ValueError, match=r"key 'task.outputs': task sequence has 10 outputs per step, the cell's output y has 5"):
+        cellc.train(cell, "sequence", max_steps=1, verbose=False)
+    with pytest.raises(ValueError, match=r"option of task sequence 'outputs' must be an integer, got 1e\+30"):
+        cellc.train(cell, "sequence", task_options={"outputs": 1e30}, max_steps=1, verbose=False)
+    r = cellc.train(cell, "sequence", task_options={"outputs": 5, "duration": 200, "onset_max": 150},
+                    batch=2, max_steps=2, validate_every=0, verbose=False)
+    assert r["steps"] == 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_task_may_unroll_the_cell_being_trained(dtype):
+    # The trainer lets go of the cell's lock while the task runs: this deadlocked (and Ctrl-C was
+    # never serviced). Run in a child so that a deadlock is a failure, not a hung suite.
+    import subprocess, sys, textwrap
+    code = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(ROOT / "python")!r})
+        import numpy as np, cellc
+        cell = cellc.compile({cell_path("gru")!r}, dims={{"n": 8}}, dtype={dtype!r})
+        params = cell.init_params(0)
+        calls = []
+        def task(batch, rng):
+            x = rng.normal(size=(10, batch, 1))
+            for c in (cell, cell.astype("float32")):
+                y, _ = c.unroll(params, x=x)  # the teacher: the untrained cell itself
+            calls.append(batch)
+            return x, np.asarray(y, dtype=np.float64)
+        r = cellc.train(cell, task, batch=4, max_steps=5, validate_every=2, verbose=False)
+        assert r["steps"] == 5 and len(calls) > 5, (r, calls)
+        print("ok")
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr

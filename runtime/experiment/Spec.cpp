@@ -411,17 +411,12 @@ std::vector<double> phaseNums(const Experiment& e, const PhaseSpec& p, const std
   if (const Value* v = lookup(e.values, path)) return v->nums;
   return {};
 }
-Experiment loadExperiment(const std::string& path, const std::vector<std::string>& sets,
-                          const std::string& profile) {
-  toml::table root;
-  if (std::string why = unreadableFileReason(path); !why.empty()) throw ExperimentError(why);
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    const auto& r = e.source();
-    fail(path + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column),
-         std::string(e.description()));
-  }
+namespace {
+
+// The experiment of a parsed file (or of nothing, for edits alone): `profile`, then the edits
+// `sets`, each located at `setsAt` + the edit, then the schema's checks.
+Experiment buildExperiment(const std::string& path, toml::table root, const std::vector<std::string>& sets,
+                           const std::string& profile, const std::string& setsAt) {
   // A profile, then --set overrides, are applied onto the file before validation.
   Origins origins;
   toml::table profiles;
@@ -448,7 +443,7 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
   }
   for (const std::string& s : sets) {
     auto eq = s.find('=');
-    const std::string at = "command line: --set " + elide(s, 80);
+    const std::string at = setsAt + elide(s, 80);
     if (eq == std::string::npos || eq == 0)
       throw ExperimentError(at + ": error: expected key=value, e.g. train.batch=64");
     std::string key = s.substr(0, eq), value = s.substr(eq + 1);
@@ -518,11 +513,32 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
   if (auto it = e.values.find("experiment.name"); it != e.values.end() && !isPlainName(it->second.str))
     fail(it->second.where, "experiment.name '" + elide(it->second.str, 40) + "': " + kPlainName +
                                " (choose the folder with --out)");
+  return e;
+}
+
+}  // namespace
+
+Experiment loadExperiment(const std::string& path, const std::vector<std::string>& sets,
+                          const std::string& profile) {
+  toml::table root;
+  if (std::string why = unreadableFileReason(path); !why.empty()) throw ExperimentError(why);
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& r = e.source();
+    fail(path + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column),
+         std::string(e.description()));
+  }
+  Experiment e = buildExperiment(path, std::move(root), sets, profile, "command line: --set ");
   if (!e.values.count("cell.file")) throw ExperimentError(path + ": key 'cell.file' is required");
   bool anyKind = e.values.count("task.kind") > 0;
   for (const PhaseSpec& p : e.phases) anyKind = anyKind || p.values.count("task.kind");
   if (!anyKind) throw ExperimentError(path + ": key 'task.kind' is required");
   return e;
+}
+
+Experiment experimentFromEdits(const std::vector<std::string>& edits, const std::string& origin) {
+  return buildExperiment(origin, toml::table{}, edits, "", origin + ": ");
 }
 
 }  // namespace cellc::runtime

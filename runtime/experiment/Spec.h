@@ -86,4 +86,8 @@ extern const char* const kPlainName;
 Experiment loadExperiment(const std::string& path, const std::vector<std::string>& sets = {},
                           const std::string& profile = "");
 
+// The experiment of `key=value` edits alone, with no file (cellc.train's task options): the same
+// schema and checks as a file's keys, each error located at "ORIGIN: EDIT". Nothing is required.
+Experiment experimentFromEdits(const std::vector<std::string>& edits, const std::string& origin);
+
 }  // namespace cellc::runtime

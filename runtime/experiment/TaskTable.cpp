@@ -118,4 +118,12 @@ void checkTaskFits(const Experiment& e, const PhaseSpec& p, const Task& task, co
   }
 }
 
+std::unique_ptr<Task> taskFromEdits(const std::vector<std::string>& edits, const std::string& origin,
+                                    const ir::Layout& L, int64_t batch) {
+  Experiment e = experimentFromEdits(edits, origin);
+  std::unique_ptr<Task> task = makeTask(e, e.phases.at(0));
+  checkTaskFits(e, e.phases.at(0), *task, L, batch);
+  return task;
+}
+
 }  // namespace cellc::runtime

@@ -34,4 +34,10 @@ inline constexpr double kMaxBatchBytes = 4e9;
 void checkTaskFits(const Experiment& e, const PhaseSpec& p, const Task& task, const ir::Layout& L,
                    int64_t batch);
 
+// A built-in task from `task.KEY=VALUE` edits alone (cellc.train's task_options), through the
+// same schema ranges and checks as an experiment's [task] table (makeTask, checkTaskFits): one
+// checking path whatever the options' source. Throws ExperimentError located at "ORIGIN: EDIT".
+std::unique_ptr<Task> taskFromEdits(const std::vector<std::string>& edits, const std::string& origin,
+                                    const ir::Layout& L, int64_t batch);
+
 }  // namespace cellc::runtime

@@ -94,6 +94,12 @@ std::vector<MetricsRow> readMetrics(const std::string& path) {
   return rows;
 }
 
+MetricsLog::MetricsLog(std::string path, std::string phase) : path_(std::move(path)), phase_(std::move(phase)) {
+  if (phase_.empty() || phase_.find_first_of(",\r\n") != std::string::npos)
+    throw std::invalid_argument("the learning curve " + path_ + " needs a phase name without ',' or line breaks, got '" +
+                                phase_ + "'");
+}
+
 void MetricsLog::keepUpTo(int64_t step) {
   pending_.clear();
   std::string kept = std::string(kMetricsHeader) + "\n";

@@ -32,7 +32,9 @@ std::vector<MetricsRow> readMetrics(const std::string& path);
 
 class MetricsLog {
  public:
-  MetricsLog(std::string path, std::string phase) : path_(std::move(path)), phase_(std::move(phase)) {}
+  // Throws std::invalid_argument for a phase name parseMetricsRow would not read back (empty, or
+  // with a ',' or a line break): its rows would be dropped at the next resume.
+  MetricsLog(std::string path, std::string phase);
 
   // Rewrites the file (atomically) with the rows of other phases and this phase's rows up to
   // `step`; malformed rows are dropped. Creates the file with its header when missing.

@@ -191,7 +191,9 @@ bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector
   if (cfg_.checkpointPath.empty() || !std::filesystem::exists(cfg_.checkpointPath)) return false;
   Checkpoint c = readCheckpoint(cfg_.checkpointPath);
   checkCompatible(c, info_.cellSource, info_.overrides, ir_.layout.paramSize);
-  if (c.extra.count("phase") && c.extra.at("phase") != cfg_.phase)
+  // A checkpoint of cellc.train from before phases had a default name says "".
+  const bool unnamed = c.extra.count("phase") && c.extra.at("phase").empty() && cfg_.phase == "train";
+  if (c.extra.count("phase") && c.extra.at("phase") != cfg_.phase && !unnamed)
     throw CheckpointError(cfg_.checkpointPath + ": belongs to training phase '" + c.extra.at("phase") +
                           "', not '" + cfg_.phase + "'; each phase needs its own checkpoint path");
   if (c.optimizerKind != opt.kind())

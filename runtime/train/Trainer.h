@@ -71,7 +71,10 @@ struct TrainConfig {
   int64_t checkpointEvery = 1000;  // steps
   std::string metricsPath;         // learning curve CSV; empty: none
   bool progress = true;
-  std::string phase;               // a name for this training phase (multi-phase runs)
+  // A name for this training phase (multi-phase runs), in the learning curve's first column:
+  // never empty, as the curve's reader drops a row without one (the experiment format's default
+  // phase is "train" too).
+  std::string phase = "train";
   std::vector<double> lossMilestones;  // record the first step whose minibatch loss is below each
   // target_loss and the milestones read the mean of the last lossWindow minibatch losses, so one
   // lucky minibatch cannot end a run or mark a milestone; 1: each minibatch alone

@@ -18,7 +18,8 @@ Checks, each in a fresh temporary folder:
   7. a malformed metrics.csv row is skipped with a note naming its line;
   8. summarize.py on a fake sweep of each experiment, with two runs unfinished: summary.md with
      the seed spreads, the published numbers and the missing runs named, the figures, no arrays;
-  9. the archive summarize.py leaves (runs/): enough to make the same summary without the sweep.
+  9. the archive summarize.py leaves (runs/): enough to make the same summary without the sweep;
+ 10. run names in a crafted sweep.csv (absolute, ../) are skipped: nothing outside --out is written.
 Exit status 0 if all pass, 1 otherwise.
 """
 
@@ -213,6 +214,7 @@ def check_summarize(fake, summarize, tmp):
               f"summarize.py puts verdict.md in place of the empty verdict (run {attempt}, rc={rc})")
 
     check_archive(summarize, tmp)
+    check_crafted_names(summarize, tmp)
 
     rc, _, err = run([summarize, os.path.join(tmp, "no_such_sweep"), "--experiment", "readout",
                       "--out", os.path.join(tmp, "r")])
@@ -267,6 +269,37 @@ def check_archive(summarize, tmp):
           f"archive: a partial live folder pooled with the archive (rc={rc}) {err}")
     shutil.rmtree(sweep)
     os.rename(gone, sweep)
+
+
+def check_crafted_names(summarize, tmp):
+    """10. Run names in a crafted sweep.csv are never joined onto paths: an absolute name and a
+    '../' one, each naming a finished run outside the sweep, are skipped with a note, and nothing
+    outside --out is written (the archive rewrote their summary.json and added a curve.csv)."""
+    import csv
+    sweep = os.path.join(tmp, "crafted", "x", "sweep_copy_first")
+    out = os.path.join(tmp, "results_crafted")  # its runs/sweep_copy_first is as deep as sweep
+    shutil.copytree(os.path.join(tmp, "sweep_copy_first"), sweep)
+    with open(os.path.join(sweep, "sweep.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    done = next(r for r in rows[1:] if "finished" in r)
+    victims = {os.path.join(tmp, "victim_abs"): None, os.path.join(tmp, "victim_rel"): None}
+    for v in victims:
+        shutil.copytree(os.path.join(sweep, done[0]), v)
+        with open(os.path.join(v, "summary.json")) as f:
+            text = json.dumps(json.load(f))  # one line: the archive's copy would be indented
+        with open(os.path.join(v, "summary.json"), "w") as f:
+            f.write(text)
+        victims[v] = text
+    for name in (os.path.join(tmp, "victim_abs"), "../../../victim_rel"):
+        rows.append([name] + done[1:])
+    with open(os.path.join(sweep, "sweep.csv"), "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    rc, _, err = run([summarize, sweep, "--experiment", "copy_first", "--out", out])
+    kept = all(open(os.path.join(v, "summary.json")).read() == text
+               and not os.path.exists(os.path.join(v, "curve.csv")) for v, text in victims.items())
+    check(rc == 0 and kept and err.count("is not a plain folder name: skipped") == 2,
+          f"summarize.py: absolute and '../' run names in sweep.csv are skipped, nothing written "
+          f"outside --out (rc={rc}, kept={kept}) {err.strip()}")
 
 
 PARTS = ("plot", "summarize", "all")
