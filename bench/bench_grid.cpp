@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "jit/GemmEntries.h"
+#include "blas/GemmEntries.h"
 #include "jit/Jit.h"
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 #include "params/Init.h"
 #include "pipeline/Hoist.h"
 #include "sema/Program.h"

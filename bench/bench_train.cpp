@@ -9,7 +9,7 @@
 #include <random>
 
 #include "jit/Jit.h"
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 #include "params/Init.h"
 #include "sema/Program.h"
 #include "tasks/Tasks.h"

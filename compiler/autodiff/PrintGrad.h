@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "pipeline/Lower.h"
+#include "ir/StepIR.h"
 #include "sema/Program.h"
 
 namespace cellc::autodiff {

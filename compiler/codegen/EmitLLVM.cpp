@@ -691,7 +691,7 @@ class Emitter {
     std::vector<Value*> args{b_.getInt32(ta), b_.getInt32(tb), M, N, K, A, c64(lda), B, c64(ldb),
                              cT(accumulate ? 1.0 : 0.0), C, c64(ldc)};
     llvm::Function* f = gemm_;
-    // Other entries (jit/Gemm.cpp), declared on use: a product over a segment's rows, and one
+    // Other entries (blas/Gemm.cpp), declared on use: a product over a segment's rows, and one
     // with a packed W.
     if (segment) {
       f = llvm::cast<llvm::Function>(

@@ -2,7 +2,7 @@
 
 #include "codegen/InPlaceAdjoint.h"
 #include "codegen/LoopGroups.h"
-#include "jit/PackedGemm.h"
+#include "codegen/PackedLayout.h"
 
 #include <algorithm>
 #include <functional>

@@ -82,7 +82,7 @@ std::optional<BatchedProduct> batchedProduct(const ir::Graph& g, const FunctionP
 // A sequence-invariant matrix W (a param, or a hoisted value) that per-step products
 // Y[B, n] = X[B, k] op(W) read: the prologue packs it into GEMM panels once per sequence, at
 // `offset` in the hoisted buffer (after the IR's hoisted values), and those products use the
-// panels (jit/PackedGemm.h). rowMajor: W stored [n, k] (Y = X W^T); else stored [k, n] (Y = X W).
+// panels (blas/PackedGemm.h). rowMajor: W stored [n, k] (Y = X W^T); else stored [k, n] (Y = X W).
 struct PackedOperand {
   Place src;
   bool rowMajor = true;

@@ -1,10 +1,10 @@
 #include "jit/Jit.h"
 
-#include "jit/GemmEntries.h"
-#include "jit/HostCpu.h"
-#include "jit/PackedGemm.h"
-#include "jit/Threads.h"
-#include "jit/WorkPool.h"
+#include "blas/GemmEntries.h"
+#include "blas/HostCpu.h"
+#include "blas/PackedGemm.h"
+#include "blas/Threads.h"
+#include "blas/WorkPool.h"
 
 #include "pipeline/Hoist.h"
 #include "pipeline/SegmentGemm.h"
@@ -433,7 +433,7 @@ void CompiledCell<T>::prologue(const T* params, T* hoisted) {
     set(b, Buf::Hoisted, hoisted);
     fns_.prologue(b.data(), 1);
   }
-  // Then the packed operands, which may be hoisted values (jit/PackedGemm.h).
+  // Then the packed operands, which may be hoisted values (blas/PackedGemm.h).
   const std::vector<codegen::PackedOperand>& packed = plan_.packed;
   if (packed.empty()) return;
   forChunks(static_cast<int64_t>(packed.size()), threads(), [&](int64_t i) {

@@ -117,7 +117,7 @@ class CompiledCell final : public StepKernel<T> {
   std::atomic<int> segmentCompiles_{0};
   // The self-contained forward and backward's own hoisted values and adjoints (per instance).
   std::vector<T> hoisted_, dHoisted_;
-  // Per instance and per worker of the pool (jit/WorkPool.h): the pool's threads may run steps of
+  // Per instance and per worker of the pool (blas/WorkPool.h): the pool's threads may run steps of
   // disjoint batch shards at once (concurrentCalls). 64-byte aligned for vector loads.
   struct Free {
     void operator()(T* p) const { std::free(p); }

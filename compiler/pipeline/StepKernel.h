@@ -19,7 +19,7 @@ class StepKernel {
   virtual ~StepKernel() = default;
   virtual const ir::Layout& layout() const = 0;
   // Whether the hoisted stages (prologue, forwardHoisted, backwardHoisted, epilogue, and the
-  // segment stages) may run at once on different threads of the work pool (jit/WorkPool.h), on
+  // segment stages) may run at once on different threads of the work pool (blas/WorkPool.h), on
   // disjoint buffers: BPTT then runs a batch's shards (runtime/train/Bptt.h) side by side.
   virtual bool concurrentCalls() const { return false; }
   // The multiply-adds of the step's largest matrix product (forward or backward), per trial of

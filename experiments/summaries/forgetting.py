@@ -8,6 +8,9 @@ from summaries import stats
 from summaries.common import (as_float, figure_section, g, group, mean, missing_section, note, np,
                               plot, plt, provenance, save, table, try_figure, verdict_section)
 
+# The archive keeps derive(run)'s small arrays (the Fisher's zeros, each unit's largest state).
+ARCHIVE_FILES = ()
+
 LEARNED = 0.1  # a task is learned: test MSE at most 10 % of chance (predicting 0)
 
 
@@ -54,15 +57,19 @@ def e3_dropout(r):
         return (p, mode if p > 0 else "")
     v = r.axis("dropout")
     p = as_float(v) if v is not None else math.nan
-    return (p if math.isfinite(p) else 0.0, "trial" if p > 0 else "")
+    if not math.isfinite(p):
+        return (None, "")  # neither the experiment nor an axis says
+    return (p, "trial" if p > 0 else "")
 
 
 def dropout_order(d):
-    return ({"": 0, "trial": 1, "step": 2, "fixed": 3}.get(d[1], 4), d[0])
+    return ({"": 0, "trial": 1, "step": 2, "fixed": 3}.get(d[1], 4), d[0] if d[0] is not None else -1)
 
 
 def dropout_label(d):
     p, mode = d
+    if p is None:
+        return "dropout: as in the base file"
     if p == 0:
         return "no dropout"
     return {"trial": f"inverted dropout p = {p:g}, a mask per trial",
@@ -89,26 +96,39 @@ def learned_both(r):
     return b1 <= LEARNED and a2 <= LEARNED
 
 
-def mechanism(r):
-    """From the run's saved arrays: the share of weights whose task-1 Fisher is exactly zero, the
-    units silent on task-1 trials after task 1, and how many of those task 2 recruited (active
-    on task-2 trials after task 2). None when the arrays are missing."""
+def derive(r):
+    """The small arrays the mechanism rests on (kept in the archive): per weight matrix the share
+    of its entries whose task-1 Fisher is exactly zero (and their count), and per unit the largest
+    state on task-1 trials after task 1 and on task-2 trials after task 2."""
+    d = os.path.join(r.dir, "derived")
+    if os.path.isfile(os.path.join(d, "unit_max_task1.npy")):  # an archived run
+        return {f[:-4]: np.load(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".npy")}
+    out = {}
     fdir = os.path.join(r.dir, "fisher-task1")
+    if os.path.isdir(fdir):
+        w = [np.load(os.path.join(fdir, f)) for f in sorted(os.listdir(fdir)) if f.startswith("W_")]
+        out["fisher_zero"] = np.array([sum(int(np.sum(v == 0)) for v in w), sum(v.size for v in w)])
     try:
-        fisher = {f[:-4]: np.load(os.path.join(fdir, f)) for f in sorted(os.listdir(fdir))
-                  if f.endswith(".npy")}
-        x1 = np.load(os.path.join(r.dir, "arrays", "task1_before_trace_state_x.npy"))
-        x2 = np.load(os.path.join(r.dir, "arrays", "task2_after_trace_state_x.npy"))
+        for key, name in (("task1_before", "unit_max_task1"), ("task2_after", "unit_max_task2")):
+            x = np.load(os.path.join(r.dir, "arrays", f"{key}_trace_state_x.npy"))
+            out[name] = x.reshape(-1, x.shape[-1]).max(axis=0)
     except (OSError, ValueError):
+        pass
+    return out
+
+
+def mechanism(r):
+    """From the run's saved (or archived) arrays: the share of weights whose task-1 Fisher is
+    exactly zero, the units silent on task-1 trials after task 1, and how many of those task 2
+    recruited (active on task-2 trials after task 2). None when the arrays are missing."""
+    d = derive(r)
+    if "unit_max_task1" not in d or "unit_max_task2" not in d:
         return None
-    weights = [v for k, v in fisher.items() if k.startswith("W_")]
-    zero = float(sum(int(np.sum(v == 0)) for v in weights) / max(1, sum(v.size for v in weights)))
-    on1 = (x1.reshape(-1, x1.shape[-1]) > 0).any(axis=0)
-    on2 = (x2.reshape(-1, x2.shape[-1]) > 0).any(axis=0)
-    silent = ~on1
-    return {"fisher_zero": zero, "silent_task1": int(silent.sum()), "units": int(silent.size),
-            "recruited": int((silent & on2).sum()),
-            "silent_after_both": int((~on1 & ~on2).sum())}
+    on1, on2 = d["unit_max_task1"] > 0, d["unit_max_task2"] > 0
+    fz = d.get("fisher_zero")
+    return {"fisher_zero": float(fz[0] / fz[1]) if fz is not None and fz[1] > 0 else math.nan,
+            "silent_task1": int((~on1).sum()), "units": int(on1.size),
+            "recruited": int((~on1 & on2).sum()), "silent_after_both": int((~on1 & ~on2).sum())}
 
 
 def summarize_forgetting(sw, out, args):

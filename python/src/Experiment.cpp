@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "PyLog.h"
-#include "experiment/Runner.h"
+#include "run/Runner.h"
 #include "experiment/Spec.h"
 #include "train/Trainer.h"
 

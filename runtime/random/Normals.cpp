@@ -6,8 +6,8 @@
 #include <numbers>
 #include <vector>
 
-#include "jit/Threads.h"
-#include "jit/WorkPool.h"
+#include "blas/Threads.h"
+#include "blas/WorkPool.h"
 #include "random/Mt64Block.h"
 
 namespace cellc::runtime {

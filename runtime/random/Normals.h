@@ -5,7 +5,7 @@
 //
 // Deterministic for a given stream state, and the same bits on any number of threads: the 64-bit
 // draws are taken from the stream in order on the calling thread, and only the math (log, sqrt,
-// sin, cos: scalar glibc calls, the bulk of the time) is shared between threads (jit/WorkPool.h,
+// sin, cos: scalar glibc calls, the bulk of the time) is shared between threads (blas/WorkPool.h,
 // cellc::threads()) once a call holds enough of it.
 #pragma once
 

@@ -13,7 +13,7 @@
 #include <iostream>
 
 #include "experiment/RunFolder.h"
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 #include "sweep/Spawn.h"
 #include "sweep/Status.h"
 #include "sweep/Table.h"

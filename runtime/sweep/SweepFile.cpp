@@ -11,7 +11,7 @@
 #include <toml++/toml.h>
 
 #include "experiment/Model.h"
-#include "experiment/Runner.h"
+#include "run/Runner.h"
 #include "experiment/Spec.h"
 
 namespace cellc::runtime {

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "jit/Threads.h"
-#include "jit/WorkPool.h"
+#include "blas/Threads.h"
+#include "blas/WorkPool.h"
 #include "train/BatchShards.h"
 
 namespace cellc::runtime {

@@ -26,7 +26,7 @@
 // Batch shards: a batch of at least 2 * kMinShardTrials trials whose step has small products is
 // cut into kAutoShards shards of consecutive trials. Each shard runs the whole BPTT of its trials
 // (its own buffers, within its share of the memory budget) as one chunk of the work pool
-// (jit/WorkPool.h), so on two threads they run side by side (when the kernel's calls may run at
+// (blas/WorkPool.h), so on two threads they run side by side (when the kernel's calls may run at
 // once, StepKernel::concurrentCalls; else one after the other); their losses and gradients are
 // summed in shard order. Each shard computes the step's invariant part itself (the prologue and
 // epilogue, small where shards run), so no shard waits for another within a call. One join per
@@ -135,7 +135,7 @@ inline constexpr int64_t kAutoShards = 2;
 
 // The most multiply-adds of one product in a shard (its trials x the kernel's
 // productWorkPerTrial). Beyond it the products share their chunks between threads
-// (jit/Gemm.cpp), and that pays more. Measured (bench/cellc_bench_grid, T = 100, Zen 5, 2 cores,
+// (blas/Gemm.cpp), and that pays more. Measured (bench/cellc_bench_grid, T = 100, Zen 5, 2 cores,
 // alternating, two rounds, steps/s without shards -> with two): n = 100, B = 64 (a shard's
 // product 0.3M): dale_rnn 190 -> 334, gru 62 -> 112, nbrc 86 -> 165, pbrc 6.8 -> 10.0; n = 256,
 // B = 64 (2.1M): dale_rnn 50-60 -> 62-66, gru 17.5-20.7 -> 22.9-24.5, nbrc 24-30 -> 35-37;

@@ -63,7 +63,7 @@ struct TrainConfig {
   std::vector<std::string> frozen; // params that do not train
   int64_t segment = 0;             // BPTT segment length; 0: automatic (within memoryBudgetMb)
   int64_t memoryBudgetMb = kDefaultMemoryBudgetMb;  // BPTT keeps every step's tape within it
-  int threads = 0;                 // threads of the matrix products (jit/Threads.h); 0: all cores
+  int threads = 0;                 // threads of the matrix products (blas/Threads.h); 0: all cores
   int64_t batchShards = 0;         // BPTT's batch shards (train/Bptt.h); 0: automatic, 1: none
   double omega = 0;                // weight of pycog's vanishing-gradient regularizer; 0: off
   std::string omegaState;          // the state it regularizes; empty: the first

@@ -1,6 +1,6 @@
 """Synthetic run folders of E2-E5 (copy_first, multi_sequence, forgetting, readout) and a fake
 sweep folder of them, with the arrays' shapes and summary.json keys the C++ writes (see
-runtime/analysis/*.cpp, runtime/experiment/Runner.cpp, runtime/sweep/Table.cpp). Used by
+runtime/analysis/*.cpp, runtime/run/Runner.cpp, runtime/sweep/Table.cpp). Used by
 make_fake_run.py; no training."""
 
 import csv

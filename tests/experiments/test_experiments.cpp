@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "experiment/Runner.h"
+#include "run/Runner.h"
 #include "train/Trainer.h"
 
 using namespace cellc::runtime;

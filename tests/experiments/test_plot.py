@@ -145,7 +145,7 @@ def check_malformed_metrics(fake, plot, tmp):
 SUMMARY_FIGURES = {
     "copy_first": ["test_mse.png", "learning_curves.png", "plastic_trace.png", "plastic_trace_pbrc.png"],
     "multi_sequence": ["weight_histograms.png", "ei_ratio_vs_k.png", "trained_trials.png"],
-    "forgetting": ["task1_before_after.png", "retention_vs_lambda.png"],
+    "forgetting": ["task1_before_after.png", "tradeoff.png", "retention_vs_lambda.png"],
     "readout": ["readout_comparison.png", "readout_peaks.png"],
     "sequence_shift": ["training_curves.png"],
 }
@@ -157,7 +157,7 @@ SUMMARY_TEXT = {
                    "| T=300 D=32 H=48 | pbrc_split / nbrc | 1 | 100 / 100 | 200 / 200 | never / 400 |",
                    "pbrc_split at the target first in 0, nbrc in 2"],
     "multi_sequence": ["| 1 | 2 |", "| 2 | 2 |", "tasks=4,seed=2"],
-    "forgetting": ["| dropout p = 0.5 | 500 |", "| 0.857 [0.857, 0.857] (n=2) |",
+    "forgetting": ["| inverted dropout p = 0.5, a mask per trial | 500 |", "| 0.857 [0.857, 0.857] (n=2) |",
                    "dropout=0,lambda=10000,seed=1"],
     "readout": ["| fixed | 3 |", "| 1.67 [1, 2] (n=3) |", "| learned | 1 |",
                 "frozen=false,seed=3"],

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "experiment/RunFolder.h"
-#include "experiment/Runner.h"
+#include "run/Runner.h"
 #include "train/Metrics.h"
 #include "train/Trainer.h"
 

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "jit/Jit.h"
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 #include "train/Bptt.h"
 
 #include "BpttCheck.h"

@@ -1,8 +1,8 @@
-// The host check (jit/HostCpu.h): a build compiled for extensions this CPU lacks must say which,
+// The host check (blas/HostCpu.h): a build compiled for extensions this CPU lacks must say which,
 // instead of dying of an illegal instruction.
 #include <catch2/catch.hpp>
 
-#include "jit/HostCpu.h"
+#include "blas/HostCpu.h"
 
 using namespace cellc;
 

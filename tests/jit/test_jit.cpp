@@ -6,7 +6,7 @@
 
 #include "eval/Evaluate.h"
 #include "jit/Jit.h"
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 #include "sema/Program.h"
 
 using namespace cellc;

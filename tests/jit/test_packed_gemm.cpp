@@ -1,4 +1,4 @@
-// Products with a W packed once per sequence (jit/PackedGemm.h, codegen::PackedOperand): the
+// Products with a W packed once per sequence (blas/PackedGemm.h, codegen::PackedOperand): the
 // packed product equals a long-double reference at shapes that leave partial row, depth and
 // column blocks, for both layouts of W, overwriting and accumulating, with the same bits on one
 // thread and two; a region copied elsewhere, never packed, or used with fewer than four rows
@@ -12,10 +12,10 @@
 
 #include "codegen/Plan.h"
 #include "eval/Evaluate.h"
-#include "jit/GemmEntries.h"
+#include "blas/GemmEntries.h"
 #include "jit/Jit.h"
-#include "jit/PackedGemm.h"
-#include "jit/Threads.h"
+#include "blas/PackedGemm.h"
+#include "blas/Threads.h"
 #include "pipeline/Hoist.h"
 #include "train/Bptt.h"
 

@@ -7,8 +7,8 @@
 
 #include "codegen/LoopGroups.h"
 #include "codegen/Plan.h"
-#include "jit/GemmEntries.h"
-#include "jit/Threads.h"
+#include "blas/GemmEntries.h"
+#include "blas/Threads.h"
 #include "sema/Program.h"
 
 #include "BpttCheck.h"
@@ -128,7 +128,7 @@ TEST_CASE("GEMM on several threads: the same bits on any count above one, close 
   std::vector<float> one = product(1), many = product(all), again = product(all);
   CHECK(threads() == all);
   CHECK(many == again);
-  // The chunks follow the product's shape, not the thread count (jit/Threads.h).
+  // The chunks follow the product's shape, not the thread count (blas/Threads.h).
   CHECK(product(2) == product(3));
   CHECK(product(2) == product(5));
   for (size_t i = 0; i < one.size(); ++i) CHECK(many[i] == Approx(one[i]).margin(1e-3));
@@ -136,7 +136,7 @@ TEST_CASE("GEMM on several threads: the same bits on any count above one, close 
   CHECK(threads() == all);
 }
 
-// Large products are split between threads by hand along C's longer side (jit/Gemm.cpp): each
+// Large products are split between threads by hand along C's longer side (blas/Gemm.cpp): each
 // share must see the right rows or columns of op(A) and op(B) for every transpose, with leading
 // dimensions wider than the matrices, and accumulate (beta = 1) into only its part of C.
 TEST_CASE("GEMM split between threads: every transpose, both sides of C, strided, accumulating", "[gemm][threads]") {

@@ -1,9 +1,9 @@
-// The choice between a batch-split kernel on several threads and on one (jit/SplitPolicy.h), on
+// The choice between a batch-split kernel on several threads and on one (blas/SplitPolicy.h), on
 // synthetic costs: it settles on the cheaper way, keeps the other's share small, and follows a
 // change of the machine's load.
 #include <catch2/catch.hpp>
 
-#include "jit/SplitPolicy.h"
+#include "blas/SplitPolicy.h"
 
 using cellc::SplitPolicy;
 

@@ -1,4 +1,4 @@
-// The work pool (jit/WorkPool.h) that the generated code's products and batch kernels share
+// The work pool (blas/WorkPool.h) that the generated code's products and batch kernels share
 // between threads: every chunk runs exactly once, helpers really take part, nesting and a second
 // caller fall back to running here.
 #include <catch2/catch.hpp>
@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "jit/WorkPool.h"
+#include "blas/WorkPool.h"
 
 using namespace cellc;
 

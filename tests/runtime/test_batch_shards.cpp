@@ -10,7 +10,7 @@
 #include "../jit/BpttCheck.h"
 #include "eval/Evaluate.h"
 #include "jit/Jit.h"
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
 

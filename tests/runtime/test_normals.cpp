@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 
 #include "random/Normals.h"
 

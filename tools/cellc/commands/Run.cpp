@@ -1,8 +1,8 @@
-// `cellc run`: an experiment file to a run folder (runtime/experiment/Runner.h).
+// `cellc run`: an experiment file to a run folder (runtime/run/Runner.h).
 #include <iostream>
 
 #include "Cli.h"
-#include "experiment/Runner.h"
+#include "run/Runner.h"
 #include "train/Trainer.h"
 
 namespace cellc::cli {

@@ -1,4 +1,4 @@
-// The C entries generated code calls (jit/Gemm.cpp), resolved by the JIT to this process
+// The C entries generated code calls (blas/Gemm.cpp), resolved by the JIT to this process
 // (jit/Jit.cpp): products (plain, over a segment's rows, with W packed by the prologue; the
 // arguments of cellc_gemm_*: transpose flags, M, N, K, A, lda, B, ldb, beta (0 or 1), C, ldc), and
 // kernels split over the batch.

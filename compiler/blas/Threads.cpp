@@ -1,4 +1,4 @@
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 
 #include <algorithm>
 #include <atomic>

@@ -1,4 +1,4 @@
-#include "experiment/Runner.h"
+#include "run/Runner.h"
 
 #include <chrono>
 #include <cmath>
@@ -15,7 +15,7 @@
 #include "experiment/TestStage.h"
 #include "io/Spawn.h"
 #include "io/npy.h"
-#include "jit/Threads.h"
+#include "blas/Threads.h"
 #include "train/Checkpoint.h"
 #include "train/Trainer.h"
 

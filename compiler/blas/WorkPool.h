@@ -1,5 +1,5 @@
 // Work sharing between threads for the generated code's large products and batch-split kernels
-// (jit/Gemm.cpp): a job is cut into chunks, the calling thread and up to threads - 1 pool helpers
+// (blas/Gemm.cpp): a job is cut into chunks, the calling thread and up to threads - 1 pool helpers
 // claim them (one compare-and-swap per chunk), and the caller returns when every chunk is done.
 //
 // Why not a fork and join (OpenMP's parallel for, used before): a join waits for every thread of

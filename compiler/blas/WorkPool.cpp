@@ -1,4 +1,4 @@
-#include "jit/WorkPool.h"
+#include "blas/WorkPool.h"
 
 #include <algorithm>
 #include <atomic>

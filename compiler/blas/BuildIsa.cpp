@@ -1,6 +1,6 @@
 // Compiled with CELLC_ARCH's flags, like the speed-tuned files: records the extensions they enabled
-// (jit/HostCpu.h). Data only, so reading it runs none of them.
-#include "jit/HostCpu.h"
+// (blas/HostCpu.h). Data only, so reading it runs none of them.
+#include "blas/HostCpu.h"
 
 namespace cellc {
 

@@ -2,7 +2,7 @@
 // GeneralBlockPanelKernel.h, Eigen 3.4), driven over operands packed ahead of time. The loops are
 // those of Eigen's sequential general_matrix_matrix_product, in the column-major view it uses:
 // C^T [n, m] = op(W)^T [n, k] X^T [k, m], W the left operand.
-#include "jit/PackedGemm.h"
+#include "blas/PackedGemm.h"
 
 #include <Eigen/Core>
 #include <algorithm>

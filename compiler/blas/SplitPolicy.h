@@ -1,4 +1,4 @@
-// Whether a batch-split kernel (cellc_parallel_batch, jit/Gemm.cpp) runs on several threads or
+// Whether a batch-split kernel (cellc_parallel_batch, blas/Gemm.cpp) runs on several threads or
 // on one, chosen by measuring both. On an idle machine the split pays (PBRC's [B, n, n] trace:
 // 1.3x on two cores); on a machine whose cores other processes also use, every fork and join
 // waits for a descheduled thread: PBRC's copy-first step took 16.2 s of wall time for 4 s of

@@ -1,4 +1,4 @@
-#include "jit/HostCpu.h"
+#include "blas/HostCpu.h"
 
 #include <stdexcept>
 #include <type_traits>

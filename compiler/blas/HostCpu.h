@@ -27,7 +27,7 @@ constexpr uint32_t isaBit(std::string_view name) {
   throw std::logic_error("no such extension");
 }
 
-// What CELLC_ARCH enabled (jit/BuildIsa.cpp, compiled with it; data only).
+// What CELLC_ARCH enabled (blas/BuildIsa.cpp, compiled with it; data only).
 extern const uint32_t kBuildIsa;
 // What this CPU has.
 uint32_t hostIsa();

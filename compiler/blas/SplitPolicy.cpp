@@ -1,4 +1,4 @@
-#include "jit/SplitPolicy.h"
+#include "blas/SplitPolicy.h"
 
 #include <algorithm>
 

@@ -6,21 +6,21 @@
 // memory) costs a sixth to a third of the product: measured on Zen 5, one thread, W cycling
 // through six matrices as in a step, packed over per-product Eigen at B = 64: 1.2-1.5x (n = 256..1024),
 // at B = 16: 1.7-2.6x. So the prologue packs each such W into the hoisted buffer
-// (codegen::PackedOperand), and the step's products (cellc_gemm_packed_*, jit/Gemm.cpp) pack only
+// (codegen::PackedOperand), and the step's products (cellc_gemm_packed_*, blas/Gemm.cpp) pack only
 // X, then run Eigen's own micro-kernel (gebp) over W's panels.
 //
-// A packed region is kPackedPad elements, then the panels from the first 64-byte boundary: the
-// hoisted buffer is the caller's memory, of any alignment. Its first element records where the
-// panels start; a region that has been copied elsewhere since (a different alignment) or never
-// packed is refused (packedPanels returns null) and the product falls back to the plain one.
+// A packed region (its size: codegen/PackedLayout.h) is kPackedPad elements, then the panels from
+// the first 64-byte boundary: the hoisted buffer is the caller's memory, of any alignment. Its
+// first element records where the panels start; a region that has been copied elsewhere since (a
+// different alignment) or never packed is refused (packedPanels returns null) and the product
+// falls back to the plain one.
 #pragma once
 
 #include <cstdint>
 
-namespace cellc {
+#include "codegen/PackedLayout.h"
 
-inline constexpr int64_t kPackedPad = 16;
-inline constexpr int64_t packedRegionSize(int64_t n, int64_t k) { return n * k + kPackedPad; }
+namespace cellc {
 
 // The blocking, fixed (not taken from the cache sizes) so that a product's summation order is the
 // same on every machine of one vector width and for every thread count: W's rows in blocks of

@@ -1,7 +1,7 @@
 // The matrix-product kernel that generated code calls: C = op(A) op(B) + beta C on row-major
 // buffers with leading dimensions, through Eigen's GEMM/GEMV. Kept out of the LLVM translation
 // units; the JIT resolves these symbols to this process. Large products are split between
-// threads by hand (jit/WorkPool.h), each share one Eigen product on one thread (jit/Threads.h).
+// threads by hand (blas/WorkPool.h), each share one Eigen product on one thread (blas/Threads.h).
 #include <malloc.h>
 
 #include <Eigen/Core>
@@ -16,11 +16,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "jit/GemmEntries.h"
-#include "jit/PackedGemm.h"
-#include "jit/SplitPolicy.h"
-#include "jit/Threads.h"
-#include "jit/WorkPool.h"
+#include "blas/GemmEntries.h"
+#include "blas/PackedGemm.h"
+#include "blas/SplitPolicy.h"
+#include "blas/Threads.h"
+#include "blas/WorkPool.h"
 
 namespace {
 
@@ -56,7 +56,7 @@ Share<T> shareOf(bool rows, int64_t lo, int64_t hi, int32_t ta, int32_t tb, int6
 
 // A product of at least kParallelWork multiply-adds, on more than one thread, is cut into chunks
 // of about kChunkWork multiply-adds (at least 2, at most kMaxChunks) that the threads share
-// (jit/WorkPool.h). The cut depends on the product's shape alone, not on the thread count:
+// (blas/WorkPool.h). The cut depends on the product's shape alone, not on the thread count:
 // results are the same on any number of threads above one.
 constexpr int64_t kChunkWork = int64_t{1} << 20;
 constexpr int64_t kMaxChunks = 8;
@@ -129,7 +129,7 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
     if (beta == T(0)) c.setZero();
     return;
   }
-  // Threads only for large products (jit/Threads.h): handing out chunks, and waking a helper
+  // Threads only for large products (blas/Threads.h): handing out chunks, and waking a helper
   // that went to sleep, cost more than a small product takes.
   // Split by hand between threads, along C's longer side (its rows on a tie), every share a
   // one-thread product. Eigen's own split does badly on a step's products, which have a short
@@ -162,7 +162,7 @@ void gemm(int32_t ta, int32_t tb, int64_t M, int64_t N, int64_t K, const T* A, i
   }
 }
 
-// C = X op(W) + beta C with op(W)'s panels packed ahead of time (jit/PackedGemm.h), W the right
+// C = X op(W) + beta C with op(W)'s panels packed ahead of time (blas/PackedGemm.h), W the right
 // operand B of gemm. Below kPackedMinRows rows of X (B = 1 is a matrix-vector product, which packs
 // nothing), or when the region is unusable, it is the plain product. X is packed once on this
 // thread; the threads share W's row blocks, each the whole contraction for its columns of C, so
@@ -210,7 +210,7 @@ extern "C" {
 // code generator as fn(bufs, batch, b0, b1) over batch elements [b0, b1): split into one
 // contiguous range per thread. Every element is still computed by one thread in the same order,
 // so results do not depend on the thread count.
-// Whether splitting pays is measured per kernel (jit/SplitPolicy.h): on a busy machine it
+// Whether splitting pays is measured per kernel (blas/SplitPolicy.h): on a busy machine it
 // does not.
 void cellc_parallel_batch(void (*fn)(void* const*, int64_t, int64_t, int64_t), void* const* bufs,
                           int64_t batch, int64_t elements) {
