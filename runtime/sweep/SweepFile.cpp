@@ -218,13 +218,15 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
   s.profile = cliProfile.empty() ? str(path, *sw, "sweep", "profile", false, sw->source()) : cliProfile;
 
   // Edits of every run: the file's [set], then the command line's.
+  std::vector<std::string> setWhere;  // where each edit was given
   if (const toml::table* set = tableOf(path, root, "set")) {
     std::vector<Leaf> ls;
     leaves(*set, "", ls);
     byLine(ls);
-    for (const Leaf& l : ls) s.sets.push_back(l.key + "=" + tomlText(*l.node));
+    for (const Leaf& l : ls) s.sets.push_back(l.key + "=" + tomlText(*l.node)), setWhere.push_back(at(path, l.where));
   }
   s.sets.insert(s.sets.end(), cliSets.begin(), cliSets.end());
+  for (const std::string& c : cliSets) setWhere.push_back("command line: --set " + c.substr(0, 80));
 
   // Axes and zip groups, ordered as written; each key at most once.
   struct Pending {
@@ -301,6 +303,16 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
       a.values.push_back({tomlText(v)});
     }
     s.axes.push_back(std::move(a));
+  }
+
+  // An edit of a swept key would be overridden by every run's point, silently.
+  for (size_t i = 0; i < s.sets.size(); ++i) {
+    const std::string key = s.sets[i].substr(0, s.sets[i].find('='));
+    for (const SweepAxis& a : s.axes)
+      for (size_t k = 0; k < a.keys.size(); ++k)
+        if (a.keys[k] == key)
+          fail(setWhere[i], "key '" + key + "' is swept (its axis is at " + a.where[k] +
+                                "): every run's point would override this setting; drop the setting or the axis");
   }
 
   // Labels for run names: short unless two keys would share one.

@@ -235,6 +235,20 @@ TEST_CASE("every point is checked before anything runs, errors at the axis key's
     CHECK_THAT(errors[2], Contains("run cell=gru,dims.n=8,dim=3,dims.n_in=2,dims.n_out=2:"));
     CHECK_THAT(errors[2], Contains("key 'task.dim'"));
   }
+  SECTION("a --set or [set] of a swept key is refused: the axis would override it") {
+    std::string path = writeSweep("setswept", kHeader + "seeds = [1]\n[set]\ntask.dim = 2\n[axes]\ntask.dim = [1, 4]\n");
+    CHECK_THAT(errorOf(path), Contains(path + ":5:6: error: key 'task.dim' is swept (its axis is at " + path + ":7:6)"));
+    std::string cli = writeSweep("cliswept", kHeader + "seeds = [1, 2]\n[axes]\ncell.dims.n = [4, 8]\n");
+    for (std::string set : {"cell.dims.n=16", "experiment.seed=3"}) {
+      std::string err;
+      try {
+        loadSweep(cli, {set});
+      } catch (const SweepError& e) {
+        err = e.what();
+      }
+      CHECK_THAT(err, Contains("command line: --set " + set + ": error: key '" + set.substr(0, set.find('=')) + "' is swept"));
+    }
+  }
   SECTION("a --set of the command line with an unknown key") {
     Sweep s = loadSweep(writeSweep("cliset", kHeader), {"train.bach=3"});
     std::vector<std::string> errors = validateSweep(s);
