@@ -10,6 +10,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "diag/Text.h"
 #include "experiment/Model.h"
 #include "experiment/Runner.h"
 #include "experiment/Spec.h"
@@ -188,7 +189,9 @@ std::string sanitizeName(const std::string& s) {
 
 Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets,
                 const std::string& cliProfile) {
-  if (!fs::exists(path)) throw SweepError(path + ": error: cannot read the sweep file (no such file)");
+  // A directory, a FIFO or a missing file: said so (the experiment file's check), not parsed.
+  if (std::string why = unreadableFileReason(path); !why.empty())
+    throw SweepError(path + ": error: the sweep file: " + why);
   toml::table root;
   try {
     root = toml::parse_file(path);

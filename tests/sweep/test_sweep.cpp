@@ -184,6 +184,15 @@ TEST_CASE("sweep file errors name the file, the line and the key", "[sweep]") {
   }
 }
 
+TEST_CASE("a sweep file that is a directory or missing is an error that says so", "[sweep]") {
+  fs::path dir = scratch() / "adir.toml";
+  fs::create_directories(dir);
+  CHECK_THAT(errorOf(dir.string()), Contains(dir.string() + ": error: the sweep file: cannot read '" + dir.string() +
+                                             "'") && Contains("it is a directory"));
+  std::string none = (scratch() / "none.toml").string();
+  CHECK_THAT(errorOf(none), Contains(none + ": error: the sweep file: cannot read") && Contains("No such file or directory"));
+}
+
 TEST_CASE("every point is checked before anything runs, errors at the axis key's line", "[sweep]") {
   SECTION("a valid sweep has no errors") {
     Sweep s = loadSweep(writeSweep("valid", kHeader + "seeds = [1, 2]\n[axes]\ntrain.batch = [4, 8]\n"));
