@@ -1,8 +1,10 @@
 // Sweep files: expansion (product, zipped groups, seeds, names), errors that name the sweep file,
 // the line and the key, validation of every point before anything runs, and sweep.csv.
 #include <catch2/catch.hpp>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -308,4 +310,37 @@ TEST_CASE("sweep.csv holds each run's point, status and numbers", "[sweep]") {
                     "\"cell=gru,seed=2\",gru,2,pending,,,\n");
   CHECK(runDone(out / s.runs[0].name));
   CHECK(!runDone(out / s.runs[1].name));
+}
+
+TEST_CASE("sweep.csv on a full disk: the path and the OS reason, the old table kept, no temp left", "[sweep]") {
+  fs::path out = scratch() / "fulldisk";
+  fs::remove_all(out);
+  fs::create_directories(out);
+  Sweep s = loadSweep(writeSweep("fulldisk", kHeader + "seeds = [1, 2, 3, 4, 5, 6, 7, 8]\n"));
+  writeSweepTable(s, out);
+  std::ifstream in(out / "sweep.csv");
+  std::string before((std::istreambuf_iterator<char>(in)), {});
+  {
+    // A file size limit (SIGXFSZ ignored) fails writes with EFBIG as a full disk does with ENOSPC.
+    auto oldHandler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    rlimit lim = old;
+    lim.rlim_cur = 16;
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    std::string err;
+    try {
+      writeSweepTable(s, out);
+    } catch (const SweepError& e) {
+      err = e.what();
+    }
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, oldHandler);
+    CHECK_THAT(err, Contains("cannot write " + (out / "sweep.csv").string()) && Contains("File too large"));
+  }
+  std::ifstream again(out / "sweep.csv");
+  CHECK(std::string((std::istreambuf_iterator<char>(again)), {}) == before);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(out)) names.push_back(e.path().filename().string());
+  CHECK(names == std::vector<std::string>{"sweep.csv"});
 }
