@@ -8,6 +8,10 @@ from summaries.common import (count, figure_section, finite, g, group, mean, mis
                               verdict_section)
 
 
+# What the archive keeps of each run: each output's peak over the test trials (silent outputs).
+ARCHIVE_FILES = ("arrays/readout_*.npy",)
+
+
 def e4_label(r):
     f = r.axis("W_out_raw.frozen")
     if f is not None:
@@ -132,3 +136,6 @@ def e4_peaks(by, labels, out):
     axes[0, 0].set_ylabel("peak output (x: silent)")
     fig.suptitle("E4: peak of each output on fresh trials (dashed: threshold)")
     return save(fig, out, "readout_peaks")
+
+
+summarize = summarize_readout
