@@ -37,18 +37,16 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from summaries import archive  # noqa: E402
 from summaries.common import PROG, VERDICT_PLACEHOLDER, Sweeps, note  # noqa: E402
-from summaries.copy_first import summarize_copy_first  # noqa: E402
-from summaries.forgetting import summarize_forgetting  # noqa: E402
-from summaries.multi_sequence import summarize_multi_sequence  # noqa: E402
-from summaries.readout import summarize_readout  # noqa: E402
-from summaries.sequence_shift import summarize_sequence_shift  # noqa: E402
+from summaries import copy_first, forgetting, multi_sequence, readout, sequence_shift  # noqa: E402
 
+# Each module: summarize(sw, out, args) -> the summary's text; optionally ARCHIVE_FILES (the small
+# files of a run its numbers rest on) and derive(run) (small arrays made from large ones).
 SUMMARIZERS = {
-    "copy_first": summarize_copy_first,
-    "forgetting": summarize_forgetting,
-    "multi_sequence": summarize_multi_sequence,
-    "readout": summarize_readout,
-    "sequence_shift": summarize_sequence_shift,
+    "copy_first": copy_first,
+    "forgetting": forgetting,
+    "multi_sequence": multi_sequence,
+    "readout": readout,
+    "sequence_shift": sequence_shift,
 }
 
 
@@ -72,8 +70,9 @@ def main(argv=None):
              + ", ".join(n for _, n, _ in sw.missing[:10])
              + (" ..." if len(sw.missing) > 10 else ""))
     os.makedirs(args.out, exist_ok=True)
-    archive.write(sw, runs_dir)
-    text = SUMMARIZERS[args.experiment](sw, args.out, args)
+    module = SUMMARIZERS[args.experiment]
+    archive.write(sw, runs_dir, getattr(module, "ARCHIVE_FILES", ()), getattr(module, "derive", None))
+    text = module.summarize(sw, args.out, args)
     hand = os.path.join(args.out, "verdict.md")
     if os.path.exists(hand):  # every summarizer ends with common.verdict_section's placeholder
         with open(hand) as f:

@@ -10,6 +10,10 @@ repository; the archive keeps, per sweep folder NAME and run RUN, only
     runs/NAME/RUN/curve.csv      its learning curve, thinned: `phase,step,loss,rows`, where loss is
                                  the geometric mean of the minibatch losses of the `rows` steps
                                  ending at `step` (at most CURVE_ROWS rows per phase)
+    runs/NAME/RUN/...            the small files the experiment's summarizer names (ARCHIVE_FILES:
+                                 e.g. params/*.npy, arrays/peak_shift.npy), each at most
+                                 MAX_KEPT_BYTES
+    runs/NAME/RUN/derived/*.npy  small arrays the summarizer derived from large ones (derive(run))
 
 An archived folder is itself a sweep folder that read_sweep reads. summarize.py pools each sweep
 folder it is given with runs/<its name>: a run finished in the live folder wins, the archive fills
@@ -17,6 +21,7 @@ the runs the live folder lacks (or the whole sweep, when the live folder is gone
 """
 
 import csv
+import glob
 import json
 import math
 import os
@@ -26,6 +31,8 @@ from summaries.common import Sweeps, note, np, plot, read_sweep
 
 CURVE_ROWS = 400
 CURVE_FILE = "curve.csv"
+DERIVED = "derived"          # runs/NAME/RUN/derived/*.npy: small arrays a summarizer derived
+MAX_KEPT_BYTES = 128 * 1024  # an archived file larger than this is left out, with a note
 
 
 def _replace(path, write):
@@ -123,10 +130,24 @@ def read_curve(run_dir):
     return (np.asarray(steps), np.asarray(losses)) if steps else None
 
 
-def _write_run(run, dst):
+def _write_run(run, dst, keep=(), derive=None):
     os.makedirs(dst, exist_ok=True)
     _replace(os.path.join(dst, "summary.json"),
              lambda f: json.dump(run.summary, f, indent=1, sort_keys=True))
+    # The small files a summary's numbers rest on (the experiment's ARCHIVE_FILES, globs relative
+    # to the run folder), and arrays derived from large ones (its derive(run): name -> array), so
+    # the mechanism claims can be recomputed from the repository.
+    for pattern in keep:
+        for src in sorted(glob.glob(os.path.join(run.dir, pattern))):
+            if os.path.getsize(src) > MAX_KEPT_BYTES:
+                note(f"{src}: {os.path.getsize(src)} bytes, over {MAX_KEPT_BYTES}: not archived")
+                continue
+            rel = os.path.relpath(src, run.dir)
+            os.makedirs(os.path.dirname(os.path.join(dst, rel)), exist_ok=True)
+            shutil.copyfile(src, os.path.join(dst, rel))
+    for name, arr in ((derive(run) or {}).items() if derive else ()):
+        os.makedirs(os.path.join(dst, DERIVED), exist_ok=True)
+        np.save(os.path.join(dst, DERIVED, name + ".npy"), np.asarray(arr))
     rows = thin_curve(run.dir, run.summary)
     if rows:
         _replace(os.path.join(dst, CURVE_FILE),
@@ -163,15 +184,16 @@ def pool(sweep_dirs, archive, sw):
     return readable
 
 
-def write(sw, archive):
-    """Archives every run not already read from the archive, then merges each sweep's table into
-    the archive; sw.tables becomes the merged tables' paths (what the results folder copies)."""
+def write(sw, archive, keep=(), derive=None):
+    """Archives every run not already read from the archive (with the files `keep` names and the
+    arrays `derive` makes), then merges each sweep's table into the archive; sw.tables becomes the
+    merged tables' paths (what the results folder copies)."""
     root = os.path.realpath(archive)
     for run in sw.runs:
         if os.path.realpath(run.dir).startswith(root + os.sep):
             continue
         _write_run(run, os.path.join(archive, os.path.basename(os.path.normpath(run.sweep)),
-                                     run.name))
+                                     run.name), keep, derive)
     tables = []
     for d, a in sw.tables:
         a = a or os.path.join(archive, os.path.basename(os.path.normpath(d)))

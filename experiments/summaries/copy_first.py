@@ -327,3 +327,6 @@ def e5_plastic_figure(runs, out):
     if not figs:
         raise plot.Missing("no plastic run has a recorded matrix state")
     return figs
+
+
+summarize = summarize_copy_first

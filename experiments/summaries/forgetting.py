@@ -327,3 +327,6 @@ def e3_lambda_figure(by, keys, out):
     ax_2.set_title("does task 2 still learn?", fontsize=10)
     fig.suptitle("E3: retention and task-2 error against the EWC strength (dots: seeds)")
     return save(fig, out, "retention_vs_lambda")
+
+
+summarize = summarize_forgetting

@@ -27,8 +27,18 @@ def ks_statistic(a, b):
                                - np.searchsorted(b, x, side="right") / b.size)))
 
 
+QUANTILES = 2001  # the archive keeps each weight distribution as this many quantiles
+
+
 def e2_weights(r, excit=0.8):
-    """(E entries, I entries) of the trained W_rec,eff of run r (arrays/weight_matrix.npy)."""
+    """(E entries, I entries) of the trained W_rec,eff of run r (arrays/weight_matrix.npy), or for
+    an archived run their QUANTILES quantiles (derived/), which the KS distances and the histograms
+    read as well."""
+    q = os.path.join(r.dir, "derived")
+    if not os.path.isfile(os.path.join(r.dir, "arrays", "weight_matrix.npy")) and \
+            os.path.isfile(os.path.join(q, "weight_quantiles_e.npy")):
+        return (np.load(os.path.join(q, "weight_quantiles_e.npy")),
+                np.load(os.path.join(q, "weight_quantiles_i.npy")))
     entry = (r.summary.get("analyses") or {}).get("weight_histogram")
     an = plot.AnalysisView(plot.Run(r.dir, r.summary), "weight_histogram", "weight_histogram",
                            entry if isinstance(entry, dict) else {})
@@ -36,6 +46,30 @@ def e2_weights(r, excit=0.8):
     nE = int(math.floor(excit * w.shape[1]))
     return w[:, :nE], w[:, nE:]
 
+
+def derive(r):
+    """What the archive keeps of the weight matrix (316 KB at N = 200): its E and I entries'
+    quantiles."""
+    try:
+        e, i = e2_weights(r)
+    except plot.Missing:
+        return {}
+    p = np.linspace(0, 1, QUANTILES)
+    return {"weight_quantiles_e": np.quantile(np.ravel(e), p),
+            "weight_quantiles_i": np.quantile(np.ravel(i), p)}
+
+
+def weight_quantiles(r):
+    """(E, I) quantiles of run r's trained W_rec,eff: what the KS distances compare, the same
+    from a live folder and from the archive."""
+    d = derive(r)
+    if not d:
+        raise plot.Missing(f"{r.name}: no weight matrix")
+    return d["weight_quantiles_e"], d["weight_quantiles_i"]
+
+
+# What the archive keeps of each run: the E/I arrays (the two ratios) and the weight histograms.
+ARCHIVE_FILES = ("arrays/ei_*.npy", "arrays/weight_edges.npy", "arrays/weight_hist_*.npy")
 
 LEARNED = 0.1  # a network learned its tasks: test MSE at most 10 % of chance (predicting 0)
 
@@ -146,14 +180,15 @@ def summarize_multi_sequence(sw, out, args):
                 if not base:
                     continue
                 try:
-                    (e1, i1), (e2, i2) = e2_weights(base[0]), e2_weights(r)
+                    (e1, i1), (e2, i2) = weight_quantiles(base[0]), weight_quantiles(r)
                 except plot.Missing as e:
                     note(f"weight distributions of {r.name}: {e}")
                     continue
                 de.append(ks_statistic(e1, e2))
                 di.append(ks_statistic(np.abs(i1), np.abs(i2)))
             if de:
-                comps.append(f"K={k} vs K={k0}, same seed: Kolmogorov-Smirnov distance of the E "
+                comps.append(f"K={k} vs K={k0}, same seed: Kolmogorov-Smirnov distance (between "
+                             f"{QUANTILES} quantiles) of the E "
                              f"entries {stats.ci(de)}, of the I entries {stats.ci(di)} (0: alike, "
                              f"1: disjoint)")
     for k in ks:
@@ -163,7 +198,7 @@ def summarize_multi_sequence(sw, out, args):
             if not init:
                 continue
             try:
-                (e1, _), (e2, _) = e2_weights(init[0]), e2_weights(r)
+                (e1, _), (e2, _) = weight_quantiles(init[0]), weight_quantiles(r)
             except plot.Missing:
                 continue
             de.append(ks_statistic(e1, e2))
@@ -289,3 +324,6 @@ def e2_trials(by, ks, out):
     axes[1, 0].set_ylabel("the 5K outputs (solid)\nvs targets (dashed)")
     fig.suptitle("E2: one trained trial per K")
     return save(fig, out, "trained_trials")
+
+
+summarize = summarize_multi_sequence

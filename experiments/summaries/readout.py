@@ -8,6 +8,10 @@ from summaries.common import (count, figure_section, finite, g, group, mean, mis
                               verdict_section)
 
 
+# What the archive keeps of each run: each output's peak over the test trials (silent outputs).
+ARCHIVE_FILES = ("arrays/readout_*.npy",)
+
+
 def e4_label(r):
     f = r.axis("W_out_raw.frozen")
     if f is not None:
@@ -19,7 +23,7 @@ def e4_label(r):
     return ",".join(f"{k}={v}" for k, v in rest.items()) or "base"
 
 
-def silent(r):
+def silent_outputs(r):
     return r.get("analyses.readout_activity.measured.silent_outputs")
 
 
@@ -35,7 +39,7 @@ def summarize_readout(sw, out, args):
     rows, comps = [], []
     for lab in labels:
         rs = by[lab]
-        sil = [silent(r) for r in rs]
+        sil = [silent_outputs(r) for r in rs]
         n_out = mean([r.get("analyses.readout_activity.measured.outputs") for r in rs])
         some = sum(1 for s in finite(sil) if s > 0)
         rows.append((lab, len(rs), stats.ci([r.get("training.best_validation_error") for r in rs]),
@@ -46,13 +50,13 @@ def summarize_readout(sw, out, args):
     md.append(table(["readout", "runs", "best validation RMSE", "test RMSE", "test MSE / chance",
                      "silent outputs", "runs with any silent", "outputs", "steps"], rows))
     if "fixed" in by and "learned" in by:
-        kf = sum(1 for s in finite(silent(r) for r in by["fixed"]) if s > 0)
-        kl = sum(1 for s in finite(silent(r) for r in by["learned"]) if s > 0)
-        nf, nl = len(finite(silent(r) for r in by["fixed"])), len(finite(silent(r) for r in by["learned"]))
+        kf = sum(1 for s in finite(silent_outputs(r) for r in by["fixed"]) if s > 0)
+        kl = sum(1 for s in finite(silent_outputs(r) for r in by["learned"]) if s > 0)
+        nf, nl = len(finite(silent_outputs(r) for r in by["fixed"])), len(finite(silent_outputs(r) for r in by["learned"]))
         comps.append(f"runs with a silent output, fixed against learned readout: "
                      f"{stats.fisher(kf, nf, kl, nl)}")
         comps.append("silent outputs per run, fixed against learned: "
-                     f"{stats.unpaired([silent(r) for r in by['fixed']], [silent(r) for r in by['learned']])}")
+                     f"{stats.unpaired([silent_outputs(r) for r in by['fixed']], [silent_outputs(r) for r in by['learned']])}")
         f = {r.seed: r.get("test.rmse") for r in by["fixed"]}
         l_ = {r.seed: r.get("test.rmse") for r in by["learned"]}
         seeds = sorted(set(f) & set(l_))
@@ -61,7 +65,7 @@ def summarize_readout(sw, out, args):
     for lab in labels:
         rs = by[lab]
         comps.append(f"{lab} readout: silent outputs per seed "
-                     + ", ".join(f"{r.seed}: {g(silent(r))}" for r in rs))
+                     + ", ".join(f"{r.seed}: {g(silent_outputs(r))}" for r in rs))
     figs = try_figure(e4_figure, by, labels, out)
     figs += try_figure(e4_peaks, by, labels, out)
     md.append("\n" + figure_section(figs) + "\n" + missing_section(sw) + "\n"
@@ -106,7 +110,7 @@ def e4_peaks(by, labels, out):
                              squeeze=False, constrained_layout=True)
     for ax, lab in zip(axes[0], labels):
         # the figure shows the claim where it happens: the first seed with a silent output
-        r = next((x for x in by[lab] if silent(x) > 0), by[lab][0])
+        r = next((x for x in by[lab] if silent_outputs(x) > 0), by[lab][0])
         entry = (r.summary.get("analyses") or {}).get("readout_activity")
         entry = entry if isinstance(entry, dict) else {}
         an = plot.AnalysisView(plot.Run(r.dir, r.summary), "readout_activity",
@@ -132,3 +136,6 @@ def e4_peaks(by, labels, out):
     axes[0, 0].set_ylabel("peak output (x: silent)")
     fig.suptitle("E4: peak of each output on fresh trials (dashed: threshold)")
     return save(fig, out, "readout_peaks")
+
+
+summarize = summarize_readout

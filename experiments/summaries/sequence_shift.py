@@ -59,6 +59,13 @@ def noise_floor(runs):
     return math.sqrt(per_trial.mean()), step_only
 
 
+# What the archive keeps of each run (experiments/summaries/archive.py): the trained (and, for the
+# untrained control, initial) params, for the distance from initialization, and the shift arrays
+# the sign statistics and their null are computed from.
+ARCHIVE_FILES = ("params/*.npy", "arrays/shift_values.npy", "arrays/shift_columns.npy",
+                 "arrays/peak_shift.npy", "arrays/centroid_shift.npy", "arrays/failures.npy",
+                 "arrays/peak_shift_per_output.npy")
+
 LEARNED = 0.1  # a network learned the sequence: test MSE at most 10 % of chance (predicting 0)
 N_NULL = 2000   # label permutations of the sign-consistency null
 
@@ -105,6 +112,21 @@ def sign_null(r, seed=0):
     null = null[np.isfinite(null)]
     return (obs, same / (same + opp), float(null.mean()), float(np.quantile(null, 0.95)),
             float((1 + np.sum(null >= obs - 1e-12)) / (1 + null.size)))
+
+
+def distance_from_init(r, init):
+    """||theta - theta_0|| over the trainable params (params/*.npy of the run and of the same seed
+    untrained), or NaN: how far the solution lies from where training started. Clipped SGD moves
+    at most the learning rate per step, so it needs at least this / lr steps to get there."""
+    try:
+        names = [f for f in os.listdir(os.path.join(r.dir, "params")) if f.endswith(".npy")]
+        total = 0.0
+        for f in names:
+            d = np.load(os.path.join(r.dir, "params", f)) - np.load(os.path.join(init.dir, "params", f))
+            total += float(np.sum(d * d))
+        return math.sqrt(total) if names else math.nan
+    except (OSError, ValueError):
+        return math.nan
 
 
 def failure_fraction(r):
@@ -179,6 +201,13 @@ def shift_section(sw, out):
                 ctrl[r.seed] = sign_null(r)
             except plot.Missing:
                 pass
+        dist = [distance_from_init(r, c) for r in rs for c in untrained.get(lab, []) if c.seed == r.seed]
+        if any(math.isfinite(d) for d in dist):
+            comps.append(f"{lab}: distance of the trained params from their own initialization "
+                         f"{stats.ci(dist)}; pycog's clipped SGD (learning rate 1e-3, every step "
+                         f"clipped) moves at most 1e-3 per step, so it needs at least "
+                         f"{count(min(d for d in dist if math.isfinite(d)) / 1e-3)} steps to get "
+                         "that far even in a straight line")
         if ctrl:
             seeds = sorted(set(by_seed) & set(ctrl))
             md.append(f"Untrained control ({lab}, the same seeds before any step): sign consistency "
@@ -259,3 +288,6 @@ def curves_figure(by, labels, floor, out):
     axg.grid(True, which="both", alpha=0.3)
     fig.suptitle("E1: validation error by training (seeds: line styles)")
     return save(fig, out, "training_curves")
+
+
+summarize = summarize_sequence_shift

@@ -172,6 +172,7 @@ std::unique_ptr<Task> builtinTask(const std::string& kind, py::handle options, c
   for (const std::string& key : keys->second) {
     const std::string path = "task." + key;
     auto spec = std::find_if(schema.begin(), schema.end(), [&](const runtime::KeySpec& k) { return k.path == path; });
+    if (spec == schema.end()) throw std::logic_error("no schema entry for " + path);
     s.edit(key, spec->type, path, &edits);
   }
   s.apply(options);

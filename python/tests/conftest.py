@@ -13,10 +13,12 @@ sys.path.insert(0, str(ROOT / "python"))  # PYTHONPATH=python, when pytest runs 
 SMALL = {
     "brc": {"n": 3, "n_in": 2, "n_out": 2},
     "dale_rnn": {"n": 5, "n_in": 2, "n_out": 2},
+    "dale_rnn_abs": {"n": 5, "n_in": 2, "n_out": 2},
     "gru": {"n": 3, "n_in": 2, "n_out": 2},
     "nbrc": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc_split": {"k": 2, "n_in": 2, "n_out": 2},
+    "pbrc_v1": {"n": 3, "n_in": 2, "n_out": 2},
     "plastic_gru": {"n": 3, "n_in": 2, "n_out": 2},
     "plastic_gru_clip": {"n": 3, "n_in": 2, "n_out": 2},
 }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/AtomicFile.h"
 #include "sweep/SweepFile.h"
 
 namespace cellc::runtime {
@@ -12,15 +13,11 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 void writeAtomic(const fs::path& p, const std::string& text) {
-  fs::path tmp = p;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw SweepError("cannot write " + p.string());
-    out << text;
-    if (!out.flush()) throw SweepError("cannot write " + p.string());
+  try {
+    io::writeFileAtomic(p.string(), text);
+  } catch (const io::WriteError& e) {
+    throw SweepError(e.what());  // "cannot write PATH: REASON"
   }
-  fs::rename(tmp, p);
 }
 
 RunStatus readStatus(const fs::path& runDir) {

@@ -28,7 +28,8 @@ std::string stateOfExit(int exitCode, bool summaryExists);
 // The last `lines` non-empty lines of a text file.
 std::string tailLines(const std::filesystem::path& file, int lines);
 
-// Writes via a temporary file and a rename, so that readers never see half a file.
+// Writes via a temporary file and a rename, so that readers never see half a file
+// (io::writeFileAtomic). Throws SweepError naming the path and the OS reason; no temp is left.
 void writeAtomic(const std::filesystem::path& p, const std::string& text);
 
 }  // namespace cellc::runtime

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "diag/Text.h"
 #include "experiment/Model.h"
 #include "run/Runner.h"
 #include "experiment/Spec.h"
@@ -188,7 +189,9 @@ std::string sanitizeName(const std::string& s) {
 
 Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets,
                 const std::string& cliProfile) {
-  if (!fs::exists(path)) throw SweepError(path + ": error: cannot read the sweep file (no such file)");
+  // A directory, a FIFO or a missing file: said so (the experiment file's check), not parsed.
+  if (std::string why = unreadableFileReason(path); !why.empty())
+    throw SweepError(path + ": error: the sweep file: " + why);
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -218,13 +221,15 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
   s.profile = cliProfile.empty() ? str(path, *sw, "sweep", "profile", false, sw->source()) : cliProfile;
 
   // Edits of every run: the file's [set], then the command line's.
+  std::vector<std::string> setWhere;  // where each edit was given
   if (const toml::table* set = tableOf(path, root, "set")) {
     std::vector<Leaf> ls;
     leaves(*set, "", ls);
     byLine(ls);
-    for (const Leaf& l : ls) s.sets.push_back(l.key + "=" + tomlText(*l.node));
+    for (const Leaf& l : ls) s.sets.push_back(l.key + "=" + tomlText(*l.node)), setWhere.push_back(at(path, l.where));
   }
   s.sets.insert(s.sets.end(), cliSets.begin(), cliSets.end());
+  for (const std::string& c : cliSets) setWhere.push_back("command line: --set " + c.substr(0, 80));
 
   // Axes and zip groups, ordered as written; each key at most once.
   struct Pending {
@@ -301,6 +306,16 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
       a.values.push_back({tomlText(v)});
     }
     s.axes.push_back(std::move(a));
+  }
+
+  // An edit of a swept key would be overridden by every run's point, silently.
+  for (size_t i = 0; i < s.sets.size(); ++i) {
+    const std::string key = s.sets[i].substr(0, s.sets[i].find('='));
+    for (const SweepAxis& a : s.axes)
+      for (size_t k = 0; k < a.keys.size(); ++k)
+        if (a.keys[k] == key)
+          fail(setWhere[i], "key '" + key + "' is swept (its axis is at " + a.where[k] +
+                                "): every run's point would override this setting; drop the setting or the axis");
   }
 
   // Labels for run names: short unless two keys would share one.

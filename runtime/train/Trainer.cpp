@@ -76,7 +76,10 @@ std::unique_ptr<Optimizer> makeOptimizer(const TrainConfig& cfg, const ir::Layou
 
 // Ctrl-C and SIGTERM (what a cluster scheduler sends before it kills a job) only raise the flag;
 // the loop checkpoints and stops. A second signal ends the process at once.
+std::atomic<int> gStopSignal{0};  // lock-free: set from the handler
+
 void handleStop(int sig) {
+  gStopSignal = sig;
   if (Trainer::interruptFlag().exchange(true)) std::_Exit(128 + sig);
 }
 
@@ -91,6 +94,8 @@ void installInterruptHandler() {
   std::signal(SIGINT, handleStop);
   std::signal(SIGTERM, handleStop);
 }
+
+int interruptedExitCode() { return 128 + (gStopSignal ? gStopSignal.load() : SIGINT); }
 
 Trainer::Trainer(const StepIR& ir, StepKernel<float>& kernel, ModelInfo info, TrainConfig cfg,
                  std::ostream& log)

@@ -166,5 +166,8 @@ void checkDropoutFits(const StepIR& ir, const RecurrentDropout& dropout);
 // Installs SIGINT and SIGTERM handlers that set Trainer::interruptFlag() (a second signal ends
 // the process at once).
 void installInterruptHandler();
+// The exit status of a process those handlers stopped: 128 + the last signal they caught (130
+// for SIGINT, 143 for SIGTERM, as a shell reports a process the signal killed); 130 if none did.
+int interruptedExitCode();
 
 }  // namespace cellc::runtime

@@ -227,11 +227,15 @@ TEST_CASE("SIGTERM behaves like Ctrl-C, and an interrupt before training is hono
   Trainer::interruptFlag() = false;
   std::raise(SIGTERM);
   CHECK(Trainer::interruptFlag());
+  CHECK(interruptedExitCode() == 143);  // `cellc run`'s exit status, as docs/experiments.md says
   // Raised during compilation: nothing trains, the run can be started again.
   fs::path run = scratch("early");
   std::ostringstream log;
   CHECK_THROWS_WITH(runExperiment(loadExperiment(tinyWith("early")), quiet(run), log), Contains("interrupted"));
   CHECK_FALSE(fs::exists(run / "done-train.ckpt"));
+  Trainer::interruptFlag() = false;
+  std::raise(SIGINT);
+  CHECK(interruptedExitCode() == 130);
   Trainer::interruptFlag() = false;
   std::signal(SIGTERM, SIG_DFL);
   std::signal(SIGINT, SIG_DFL);

@@ -1,8 +1,10 @@
 // Sweep files: expansion (product, zipped groups, seeds, names), errors that name the sweep file,
 // the line and the key, validation of every point before anything runs, and sweep.csv.
 #include <catch2/catch.hpp>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -184,6 +186,15 @@ TEST_CASE("sweep file errors name the file, the line and the key", "[sweep]") {
   }
 }
 
+TEST_CASE("a sweep file that is a directory or missing is an error that says so", "[sweep]") {
+  fs::path dir = scratch() / "adir.toml";
+  fs::create_directories(dir);
+  CHECK_THAT(errorOf(dir.string()), Contains(dir.string() + ": error: the sweep file: cannot read '" + dir.string() +
+                                             "'") && Contains("it is a directory"));
+  std::string none = (scratch() / "none.toml").string();
+  CHECK_THAT(errorOf(none), Contains(none + ": error: the sweep file: cannot read") && Contains("No such file or directory"));
+}
+
 TEST_CASE("every point is checked before anything runs, errors at the axis key's line", "[sweep]") {
   SECTION("a valid sweep has no errors") {
     Sweep s = loadSweep(writeSweep("valid", kHeader + "seeds = [1, 2]\n[axes]\ntrain.batch = [4, 8]\n"));
@@ -235,6 +246,20 @@ TEST_CASE("every point is checked before anything runs, errors at the axis key's
     CHECK_THAT(errors[2], Contains("run cell=gru,dims.n=8,dim=3,dims.n_in=2,dims.n_out=2:"));
     CHECK_THAT(errors[2], Contains("key 'task.dim'"));
   }
+  SECTION("a --set or [set] of a swept key is refused: the axis would override it") {
+    std::string path = writeSweep("setswept", kHeader + "seeds = [1]\n[set]\ntask.dim = 2\n[axes]\ntask.dim = [1, 4]\n");
+    CHECK_THAT(errorOf(path), Contains(path + ":5:6: error: key 'task.dim' is swept (its axis is at " + path + ":7:6)"));
+    std::string cli = writeSweep("cliswept", kHeader + "seeds = [1, 2]\n[axes]\ncell.dims.n = [4, 8]\n");
+    for (std::string set : {"cell.dims.n=16", "experiment.seed=3"}) {
+      std::string err;
+      try {
+        loadSweep(cli, {set});
+      } catch (const SweepError& e) {
+        err = e.what();
+      }
+      CHECK_THAT(err, Contains("command line: --set " + set + ": error: key '" + set.substr(0, set.find('=')) + "' is swept"));
+    }
+  }
   SECTION("a --set of the command line with an unknown key") {
     Sweep s = loadSweep(writeSweep("cliset", kHeader), {"train.bach=3"});
     std::vector<std::string> errors = validateSweep(s);
@@ -285,4 +310,37 @@ TEST_CASE("sweep.csv holds each run's point, status and numbers", "[sweep]") {
                     "\"cell=gru,seed=2\",gru,2,pending,,,\n");
   CHECK(runDone(out / s.runs[0].name));
   CHECK(!runDone(out / s.runs[1].name));
+}
+
+TEST_CASE("sweep.csv on a full disk: the path and the OS reason, the old table kept, no temp left", "[sweep]") {
+  fs::path out = scratch() / "fulldisk";
+  fs::remove_all(out);
+  fs::create_directories(out);
+  Sweep s = loadSweep(writeSweep("fulldisk", kHeader + "seeds = [1, 2, 3, 4, 5, 6, 7, 8]\n"));
+  writeSweepTable(s, out);
+  std::ifstream in(out / "sweep.csv");
+  std::string before((std::istreambuf_iterator<char>(in)), {});
+  {
+    // A file size limit (SIGXFSZ ignored) fails writes with EFBIG as a full disk does with ENOSPC.
+    auto oldHandler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    rlimit lim = old;
+    lim.rlim_cur = 16;
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+    std::string err;
+    try {
+      writeSweepTable(s, out);
+    } catch (const SweepError& e) {
+      err = e.what();
+    }
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, oldHandler);
+    CHECK_THAT(err, Contains("cannot write " + (out / "sweep.csv").string()) && Contains("File too large"));
+  }
+  std::ifstream again(out / "sweep.csv");
+  CHECK(std::string((std::istreambuf_iterator<char>(again)), {}) == before);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(out)) names.push_back(e.path().filename().string());
+  CHECK(names == std::vector<std::string>{"sweep.csv"});
 }

@@ -24,7 +24,7 @@ int runRun(const Args& a) {
     runtime::runExperiment(e, opt, std::cerr);
   } catch (const runtime::ExperimentError& err) {
     std::cerr << err.what() << "\n";
-    return runtime::Trainer::interruptFlag() ? 130 : 1;
+    return runtime::Trainer::interruptFlag() ? runtime::interruptedExitCode() : 1;
   }
   return 0;
 }
