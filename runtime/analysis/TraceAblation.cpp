@@ -13,6 +13,7 @@
 // outer(h_{T-1}, h_T)[i, j] (pre = the old state, post = the new one; sliced to the trace's shape)
 // and between the trace and the same outer product's running average with the trained rate
 // (M_t = (1 - eta) M_{t-1} + eta outer(h_{t-1}, h_t)); the mean over entries is reported.
+// A cell without a matrix state is skipped, unless `trace` names one (then it is an error).
 // A trace that carries information the state does not: frozen, no_rate and shuffled lose much more
 // than chance allows, and its R^2 against the state's products stays well below 1.
 #include <algorithm>
@@ -122,9 +123,10 @@ class TraceAblation : public Analysis {
  public:
   void check(const AnalysisContext& c) const override {
     const ir::Slot* M = matrixState(c);
-    if (!M)
-      c.fail("trace", c.str("trace", "").empty() ? "the cell has no matrix state (a state with two dims)"
-                                                 : "the cell has no state named '" + c.str("trace", "") + "'");
+    // Without `trace`, a cell that has no matrix state is skipped (one experiment file serves the
+    // plastic cells and their controls); a named one must exist.
+    if (!M && c.str("trace", "").empty()) return;
+    if (!M) c.fail("trace", "the cell has no state named '" + c.str("trace", "") + "'");
     if (M->shape.dims.size() != 2) c.fail("trace", "state '" + M->name + "' is not a matrix state");
     const std::string rate = c.str("rate", "eta");
     const ir::Slot* p = c.model.ir.layout.find(ir::Role::Param, rate);
@@ -136,6 +138,10 @@ class TraceAblation : public Analysis {
 
   json run(const AnalysisContext& c) const override {
     const ir::Layout& L = c.model.ir.layout;
+    if (!matrixState(c)) {
+      c.log << "trace_ablation: the cell has no matrix state; skipped\n";
+      return json{{"skipped", "the cell has no matrix state"}, {"measured", json::object()}};
+    }
     const ir::Slot& M = *matrixState(c);
     const ir::Slot* h = vectorState(L);
     const ir::Slot& eta = *L.find(ir::Role::Param, c.str("rate", "eta"));

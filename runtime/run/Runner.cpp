@@ -137,7 +137,7 @@ void checkSameExperiment(const RunFolder& folder, const Experiment& e) {
     throw ExperimentError(fs::absolute(folder.dir()).string() +
                           " holds a run of another experiment (" + diff +
                           "); resuming would mix the two. Choose another folder with --out, or "
-                          "delete this one to start over");
+                          "start over with --fresh (the folder is moved aside, not deleted)");
 }
 
 std::string analysisName(const std::map<std::string, Value>& a) {
@@ -225,6 +225,28 @@ void checkExperiment(const Experiment& e, ModelCache& models) {
   checkAgainst(e, models.get(e), fs::path("unused-run-folder"), quiet);
 }
 
+// --fresh: an existing run folder goes to DIR.old-N (the first N free), never deleted; a folder
+// another process is running in is refused (its lock is taken first) and stays where it is.
+static void moveAside(const fs::path& runPath, std::ostream& log) {
+  if (!fs::exists(runPath)) return;
+  if (!fs::is_directory(runPath))
+    throw ExperimentError(runPath.string() + " is not a folder: --fresh moves a run folder aside, nothing else");
+  fs::path aside;
+  for (int k = 1;; ++k) {
+    aside = runPath.string() + ".old-" + std::to_string(k);
+    if (!fs::exists(aside)) break;
+  }
+  {
+    RunFolder held(runPath);  // throws when another process holds it
+    std::error_code ec;
+    fs::rename(runPath, aside, ec);
+    if (ec)
+      throw ExperimentError("--fresh: cannot move " + runPath.string() + " to " + aside.string() + ": " +
+                            ec.message());
+  }
+  log << "fresh start: the earlier run folder is now " << aside.string() << "\n";
+}
+
 std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostream& log) {
   std::string name = e.values.count("experiment.name") ? e.str("experiment.name")
                                                        : fs::path(e.path).stem().string();
@@ -239,6 +261,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   std::vector<std::unique_ptr<Analysis>>& analyses = checked.analyses;
   const std::vector<size_t>& analysisPhase = checked.analysisPhase;
 
+  if (opt.fresh) moveAside(runPath, log);
   RunFolder run(runPath);
   checkSameExperiment(run, e);
   run.write("experiment.toml", e.text);

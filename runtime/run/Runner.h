@@ -25,6 +25,7 @@ struct RunOptions {
   std::string outDir;        // empty: runs/<experiment name>
   bool plot = true;          // run the figure script at the end
   std::string plotScript;    // empty: experiments/plot.py beside the experiment, or the source tree's
+  bool fresh = false;        // move an existing run folder aside (DIR.old-N) and start over
 };
 
 // Runs (or resumes) the experiment; returns the run folder. Throws on errors, with a message

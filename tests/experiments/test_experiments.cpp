@@ -290,13 +290,25 @@ TEST_CASE("trace_ablation: a trace the cell never reads changes nothing; one it 
   }
 }
 
-TEST_CASE("trace_ablation on a cell without a matrix state is refused at its key", "[experiments][analysis]") {
-  std::string path = writeExperiment("ablation_nbrc", tinyText() + "\n[[analysis]]\nkind = \"trace_ablation\"\n");
+TEST_CASE("trace_ablation: a cell without a matrix state is skipped; a named state that is missing is refused",
+          "[experiments][analysis]") {
+  SECTION("skipped") {
+    std::string path = writeExperiment("ablation_skip", tinyText() + "\n[[analysis]]\nkind = \"trace_ablation\"\n");
+    fs::path run = freshDir("ablation-skip");
+    RunOptions opt;
+    opt.outDir = run.string();
+    opt.plot = false;
+    std::ostringstream log;
+    runExperiment(loadExperiment(path), opt, log);
+    std::ifstream in(run / "summary.json");
+    CHECK(nlohmann::json::parse(in)["analyses"]["trace_ablation"]["skipped"] == "the cell has no matrix state");
+  }
+  std::string path = writeExperiment("ablation_nbrc", tinyText() + "\n[[analysis]]\nkind = \"trace_ablation\"\ntrace = \"hebb\"\n");
   fs::path run = freshDir("ablation-nbrc");
   RunOptions opt;
   opt.outDir = run.string();
   opt.plot = false;
   std::ostringstream log;
   CHECK_THROWS_WITH(runExperiment(loadExperiment(path), opt, log),
-                    Contains("no matrix state") && Contains("ablation_nbrc.toml:"));
+                    Contains("no state named 'hebb'") && Contains("ablation_nbrc.toml:"));
 }

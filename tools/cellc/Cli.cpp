@@ -36,6 +36,9 @@ Args Args::parse(int argc, char** argv, const Command& cmd) {
       a.help = true;
       return a;
     }
+    if (s.rfind("-D", 0) == 0 && !cmd.cellOverrides)
+      throw UsageError("-D sets a dim or const of a .cell file; an experiment sets its cell's with "
+                       "--set cell.dims.NAME=VALUE or --set cell.consts.NAME=VALUE");
     if (s == "-D") {
       if (i + 1 >= argc) throw UsageError("-D needs name=value");
       parseOverride(argv[++i], a.overrides);

@@ -45,6 +45,9 @@ struct Command {
   std::vector<Option> options;
   int minPositional, maxPositional;  // maxPositional < 0: any number
   std::function<int(const Args&)> run;
+  // Whether -D name=value means something here: a .cell file's dims and consts. An experiment's
+  // are keys (--set cell.dims.NAME=...), so run and sweep refuse -D rather than ignore it.
+  bool cellOverrides = true;
 };
 
 const std::vector<Command>& commands();

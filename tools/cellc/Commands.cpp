@@ -45,7 +45,7 @@ const std::vector<Command>& commands() {
        "                       (invariant, per step, once at the end)\n",
        {{"precision", true}, {"O0", false}, {"plan", false}}, 1, 1, runEmitLLVM},
       {"run", "run an experiment: train, analyse, draw figures",
-       "usage: cellc run [--out DIR] [--profile NAME] [--set key=value ...] [--no-plot] FILE.toml\n"
+       "usage: cellc run [--out DIR] [--profile NAME] [--set key=value ...] [--no-plot] [--fresh] FILE.toml\n"
        "       cellc run --keys\n\n"
        "Runs the experiment and leaves a run folder (default runs/<name>): the resolved experiment,\n"
        "the cell, metrics.csv, params/*.npy, arrays/*.npy, checkpoints, summary.json and figures/.\n"
@@ -54,8 +54,12 @@ const std::vector<Command>& commands() {
        "  --profile NAME    apply the file's [profiles.NAME] table (e.g. quick)\n"
        "  --set key=value   override a key, e.g. --set train.batch=64 (repeatable)\n"
        "  --no-plot         do not run experiments/plot.py at the end\n"
-       "  --keys            print every experiment key with its type, default and meaning\n",
-       {{"out", true}, {"profile", true}, {"set", true}, {"no-plot", false}, {"keys", false}}, 0, 1, runRun},
+       "  --fresh           start over: an existing run folder is moved aside (to DIR.old-N, never\n"
+       "                    deleted) and the run starts from step 0\n"
+       "  --keys            print every experiment key with its type, default and meaning\n\n"
+       "Dims and consts of the cell are keys here: --set cell.dims.n=128 (-D is refused).\n",
+       {{"out", true}, {"profile", true}, {"set", true}, {"no-plot", false}, {"keys", false}, {"fresh", false}},
+       0, 1, runRun, false},
       {"sweep", "run a grid of experiments: locally (--jobs) or under MPI",
        "usage: cellc sweep [--jobs N] [--out DIR] [--profile NAME] [--set key=value ...]\n"
        "                   [--only NAME=VALUE ...] [--dry-run] [--no-plot] FILE.toml\n"
@@ -78,7 +82,7 @@ const std::vector<Command>& commands() {
        "  --no-plot         do not draw the [[plot]] figures\n",
        {{"jobs", true}, {"out", true}, {"profile", true}, {"set", true}, {"only", true}, {"dry-run", false},
         {"no-plot", false}},
-       1, 1, runSweep},
+       1, 1, runSweep, false},
       {"unroll", "run a cell over .npy arrays; write outputs, loss and gradients",
        "usage: cellc unroll [-D name=value ...] [--precision f64|f32]\n"
        "                    [--loss adjoints|mse|mse_last|none] CELL DIR --out OUTDIR\n\n"

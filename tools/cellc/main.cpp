@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
   using namespace cellc::cli;
   const auto& cmds = commands();
   auto usage = [&](std::ostream& os) {
-    os << "usage: cellc <command> [options] ...\n\ncommands:\n";
+    os << "usage: cellc <command> [options] ...\n       cellc --version\n\ncommands:\n";
     for (const Command& c : cmds) {
       size_t len = std::strlen(c.name);
       os << "  " << c.name << std::string(len < 12 ? 12 - len : 1, ' ') << c.summary << "\n";
@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
   std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     usage(std::cout);
+    return 0;
+  }
+  if (name == "--version") {
+    std::cout << "cellc " << CELLC_VERSION << " (commit " << CELLC_GIT_COMMIT << ")\n";
     return 0;
   }
   for (const Command& c : cmds)

@@ -19,6 +19,7 @@ int runRun(const Args& a) {
   runtime::RunOptions opt;
   opt.outDir = a.get("out", "");
   opt.plot = !a.flag("no-plot");
+  opt.fresh = a.flag("fresh");
   runtime::installInterruptHandler();
   try {
     runtime::runExperiment(e, opt, std::cerr);
