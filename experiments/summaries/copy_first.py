@@ -3,6 +3,7 @@
 import math
 import os
 
+from summaries import stats
 from summaries.common import (Line2D, as_float, count, curve, figure_section, finite, g, group,
                               mean, missing_section, note, np, plot, plt, provenance, save,
                               seed_jitter, spread, table, try_figure, verdict_section)
@@ -107,6 +108,145 @@ def seed_by_seed(by, settings):
                      "test MSE"], rows))
 
 
+# Robust time to target (issue 30): runs trained with train.loss_window W record, for each loss
+# milestone, the first step (and its training seconds) where the mean of the last W minibatch
+# losses fell below it; one lucky minibatch of 128 sequences cannot trigger it.
+ROBUST_LEVELS = (0.5, 0.1, 0.005)
+
+
+def windowed(r):
+    return r.get("training.loss_window", 1) > 1
+
+
+def time_to(r, level, unit):
+    """steps, samples, seconds or multiply-adds to the windowed milestone; inf if never."""
+    step = r.get(f"training.first_step_loss.below_{level:g}")
+    if not math.isfinite(step):
+        return math.inf
+    if unit == "steps":
+        return step
+    if unit == "seconds":
+        v = r.get(f"training.first_seconds_loss.below_{level:g}")
+        return v if math.isfinite(v) else math.nan
+    samples = step * r.get("training.samples") / max(r.get("training.steps"), 1)
+    if unit == "samples":
+        return samples
+    return samples * work_per_sequence(r)  # "multiply-adds"
+
+
+def work_per_sequence(r):
+    """Multiply-adds of one training sequence, estimated: forward and backward touch every param
+    and every trace entry about three times per step (forward, and the two products of the
+    backward), over the T steps."""
+    T = e5_setting(r)[0]
+    dims = (r.summary.get("cell") or {}).get("dims") or {}
+    n, k = dims.get("n", 0), dims.get("k")
+    trace = 0 if r.cell in ("gru", "brc", "nbrc") else n * (k if k else n)
+    return 3.0 * (r.get("cell.params") + trace) * T
+
+
+def robust_key(r):
+    s = e5_setting(r)
+    return (s[0], s[1]), r.cell, s[2]
+
+
+def robust_section(sw):
+    runs = [r for r in sw.runs if windowed(r)]
+    if not runs:
+        return "", [], []
+    by = group(runs, robust_key)
+    keys = sorted(by, key=lambda k: (k[0], cell_key(k[1]), k[2]))
+    W = int(runs[0].get("training.loss_window"))
+    rows, comps = [], []
+    for k in keys:
+        rs = by[k]
+        for lvl in ROBUST_LEVELS:
+            got = [r for r in rs if math.isfinite(time_to(r, lvl, "steps"))]
+            rows.append((f"T={k[0][0]} D={k[0][1]}", f"{k[1]} H={k[2]}", count(rs[0].get("cell.params")),
+                         f"{lvl:g}", f"{len(got)}/{len(rs)}",
+                         stats.ci([time_to(r, lvl, "steps") for r in got]).fmt(count),
+                         stats.ci([time_to(r, lvl, "samples") for r in got]).fmt(count),
+                         stats.ci([time_to(r, lvl, "seconds") for r in got]),
+                         stats.ci([time_to(r, lvl, "macs") for r in got]),
+                         stats.ci([r.get("test.loss") for r in rs])))
+    # each cell against nBRC at the same T and D (every nBRC size there), seed by seed
+    for (setting, cell, H) in keys:
+        if cell == "nbrc":
+            continue
+        for (s2, c2, H2) in keys:
+            if s2 != setting or c2 != "nbrc":
+                continue
+            a = {r.seed: r for r in by[(setting, cell, H)]}
+            b = {r.seed: r for r in by[(s2, c2, H2)]}
+            seeds = sorted(set(a) & set(b))
+            for lvl in (ROBUST_LEVELS[-1],):
+                both = [s_ for s_ in seeds if math.isfinite(time_to(a[s_], lvl, "steps"))
+                        and math.isfinite(time_to(b[s_], lvl, "steps"))]
+                only_a = sum(1 for s_ in seeds if math.isfinite(time_to(a[s_], lvl, "steps"))
+                             and not math.isfinite(time_to(b[s_], lvl, "steps")))
+                only_b = sum(1 for s_ in seeds if math.isfinite(time_to(b[s_], lvl, "steps"))
+                             and not math.isfinite(time_to(a[s_], lvl, "steps")))
+                head = (f"T={setting[0]} D={setting[1]}: {cell} H={H} "
+                        f"({count(a[seeds[0]].get('cell.params')) if seeds else '?'} params) against "
+                        f"nbrc H={H2} ({count(b[seeds[0]].get('cell.params')) if seeds else '?'}), "
+                        f"to the windowed target {lvl:g}, same seeds: reached by both in {len(both)}, "
+                        f"by {cell} alone in {only_a}, by nbrc alone in {only_b}")
+                if len(both) >= 2:
+                    for unit in ("steps", "seconds"):
+                        head += (f"; {unit}: " + str(stats.ratio_paired(
+                            [time_to(a[s_], lvl, unit) for s_ in both],
+                            [time_to(b[s_], lvl, unit) for s_ in both])))
+                tl = stats.ratio_paired([a[s_].get("test.loss") for s_ in seeds],
+                                        [b[s_].get("test.loss") for s_ in seeds])
+                comps.append(head + f"; test MSE {tl}")
+    md = ("\n## Time to the target, robust\n\nRuns trained with `train.loss_window` = "
+          f"{W}: each milestone is the first step where the mean of the last {W} minibatch "
+          "losses fell below it (the run stops at the last one), with the training seconds then "
+          "(one machine, one run at a time per core), the samples seen and the multiply-adds "
+          "(estimated: 3 x (params + trace entries) per sequence step). Means over the seeds that "
+          "reached it, with 95 % bootstrap intervals.\n\n"
+          + table(["setting", "cell", "params", "milestone", "reached", "steps", "samples",
+                   "seconds", "multiply-adds", "test MSE"], rows))
+    return md, comps, runs
+
+
+def ablation_section(sw):
+    """The trace_ablation analysis (issue 30, item 4): each plastic cell's test loss with its trace
+    intact, frozen at its initial value, its rate set to 0, and shuffled across sequences, and how
+    much of the trace the state's outer products explain."""
+    pre = "analyses.trace_ablation.measured"
+    runs = [r for r in sw.runs if math.isfinite(r.get(f"{pre}.loss_intact"))]
+    if not runs:
+        return "", []
+    by = group(runs, robust_key)
+    keys = sorted(by, key=lambda k: (k[0], cell_key(k[1]), k[2]))
+    rows, comps = [], []
+    for k in keys:
+        rs = by[k]
+        v = {m: [r.get(f"{pre}.{m}") for r in rs] for m in
+             ("loss_intact", "loss_frozen", "loss_no_rate", "loss_shuffled", "r2_outer_last",
+              "r2_running_outer")}
+        rows.append((f"T={k[0][0]} D={k[0][1]}", f"{k[1]} H={k[2]}", len(rs),
+                     stats.ci(v["loss_intact"]), stats.ci(v["loss_frozen"]),
+                     stats.ci(v["loss_no_rate"]), stats.ci(v["loss_shuffled"]),
+                     stats.ci(v["r2_outer_last"]), stats.ci(v["r2_running_outer"])))
+        for m, what in (("loss_frozen", "frozen at its initial value"), ("loss_no_rate", "with eta = 0"),
+                        ("loss_shuffled", "shuffled across sequences")):
+            comps.append(f"T={k[0][0]} D={k[0][1]}, {k[1]} H={k[2]}: test loss with the trace {what} "
+                         f"over intact: {stats.ratio_paired(v[m], v['loss_intact'])}")
+    md = ("\n## Does the trace carry information?\n\nThe trained plastic cells on the test "
+          "sequences (the analysis `trace_ablation`): the loss with the trace intact, frozen at its "
+          "initial value after every step, with its rate eta set to 0, and handed to another "
+          "sequence of the batch after every step; and the squared correlation, over sequences, of "
+          "each trace entry at the last step with the state's outer product outer(h_{T-1}, h_T) "
+          "and with that product's running average at the trained rate (mean over entries). A "
+          "trace that only mirrors the state loses little when frozen or shuffled and is explained "
+          "by the state's products (R^2 near 1).\n\n"
+          + table(["setting", "cell", "runs", "intact", "frozen", "eta = 0", "shuffled",
+                   "R^2 outer(h, h')", "R^2 running outer"], rows))
+    return md, comps
+
+
 def summarize_copy_first(sw, out, args):
     by = group(sw.runs, lambda r: (e5_setting(r), r.cell))
     settings = sorted({s for s, _ in by}, key=lambda s: (-s[1], s[0], s[2]))
@@ -152,11 +292,16 @@ def summarize_copy_first(sw, out, args):
                      "first < 0.5", "first < 0.1", "steps", "stopped early"], rows))
 
     md.append(seed_by_seed(by, settings))
+    robust_md, robust_comps, robust_runs = robust_section(sw)
+    md.append(robust_md)
+    ablation_md, ablation_comps = ablation_section(sw)
+    md.append(ablation_md)
 
     figs = []
     figs += try_figure(e5_test_mse_figure, by, settings, out)
     figs += try_figure(e5_learning_curves, by, settings, out)
     figs += try_figure(e5_plastic_figure, sw.runs, out)
+    figs += try_figure(e5_time_to_target_figure, robust_runs, out)
     md.append("\n" + figure_section(figs))
     if PLASTIC_CAPTIONS:
         md.append("Trace figures (one test sequence, trial 0): " + "; ".join(
@@ -179,7 +324,7 @@ def summarize_copy_first(sw, out, args):
             for c, v in sorted(cells.items(), key=lambda kv: cell_key(kv[0])):
                 chance = mean([r.get("test.chance_loss") for r in by[(s, c)]])
                 comps.append(f"{setting_label(s)}: {c} test MSE {spread(v)} (chance {g(chance)})")
-    md.append("\n" + missing_section(sw) + "\n" + verdict_section(comps))
+    md.append("\n" + missing_section(sw) + "\n" + verdict_section(robust_comps + ablation_comps + comps))
     return "".join(md)
 
 
@@ -330,3 +475,39 @@ def e5_plastic_figure(runs, out):
 
 
 summarize = summarize_copy_first
+
+
+def e5_time_to_target_figure(runs, out):
+    """Steps and seconds to the windowed target, per cell and setting (seeds as dots, the mean
+    and its 95 % interval as a bar); runs that never got there are marked at the top."""
+    if not runs:
+        raise plot.Missing("no run with train.loss_window")
+    by = group(runs, robust_key)
+    keys = sorted(by, key=lambda k: (k[0], cell_key(k[1]), k[2]))
+    lvl = ROBUST_LEVELS[-1]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 0.8 * len(keys) + 4), 4.6),
+                             constrained_layout=True)
+    for ax, unit in zip(axes, ("steps", "seconds")):
+        for i, k in enumerate(keys):
+            rs = by[k]
+            ys = [time_to(r, lvl, unit) for r in rs]
+            col = CELL_COLOR.get(k[1], "0.3")
+            fin = [y for y in ys if math.isfinite(y)]
+            xs = [i + seed_jitter(j, len(ys), 0.4) for j in range(len(ys))]
+            ax.plot([x for x, y in zip(xs, ys) if math.isfinite(y)], fin, ls="none", marker="o",
+                    ms=4.5, color=col, alpha=0.85)
+            never = sum(1 for y in ys if not math.isfinite(y))
+            if never:
+                ax.annotate(f"{never} never", (i, 1.0), xycoords=("data", "axes fraction"),
+                            ha="center", va="bottom", fontsize=7, color=col)
+            iv = stats.ci(fin)
+            if iv.n >= 2:
+                ax.errorbar([i], [iv.mean], yerr=[[iv.mean - iv.lo], [iv.hi - iv.mean]], color=col,
+                            marker="s", ms=6, capsize=4, lw=1.6)
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([f"{c}\nH={H}\nT={s[0]}" for s, c, H in keys], fontsize=7.5)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{unit} to the target (log)")
+        ax.grid(True, axis="y", which="both", alpha=0.25)
+    fig.suptitle(f"E5: time to a windowed mean loss below {lvl:g} (dots: seeds; squares: mean, 95 % interval)")
+    return save(fig, out, "time_to_target")

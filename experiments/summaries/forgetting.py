@@ -8,8 +8,9 @@ from summaries import stats
 from summaries.common import (as_float, figure_section, g, group, mean, missing_section, note, np,
                               plot, plt, provenance, save, table, try_figure, verdict_section)
 
-# The archive keeps derive(run)'s small arrays (the Fisher's zeros, each unit's largest state).
-ARCHIVE_FILES = ()
+# The archive keeps the resolved experiment (the dropout form) and derive(run)'s small arrays (the
+# Fisher's zeros, each unit's largest state).
+ARCHIVE_FILES = ("experiment.toml",)
 
 LEARNED = 0.1  # a task is learned: test MSE at most 10 % of chance (predicting 0)
 

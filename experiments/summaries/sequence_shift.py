@@ -62,7 +62,8 @@ def noise_floor(runs):
 # What the archive keeps of each run (experiments/summaries/archive.py): the trained (and, for the
 # untrained control, initial) params, for the distance from initialization, and the shift arrays
 # the sign statistics and their null are computed from.
-ARCHIVE_FILES = ("params/*.npy", "arrays/shift_values.npy", "arrays/shift_columns.npy",
+ARCHIVE_FILES = ("experiment.toml", "params/*.npy", "arrays/readout_*.npy",
+                 "arrays/shift_values.npy", "arrays/shift_columns.npy",
                  "arrays/peak_shift.npy", "arrays/centroid_shift.npy", "arrays/failures.npy",
                  "arrays/peak_shift_per_output.npy")
 

@@ -18,6 +18,7 @@ SMALL = {
     "nbrc": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc_split": {"k": 2, "n_in": 2, "n_out": 2},
+    "pbrc_v0": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc_v1": {"n": 3, "n_in": 2, "n_out": 2},
     "plastic_gru": {"n": 3, "n_in": 2, "n_out": 2},
     "plastic_gru_clip": {"n": 3, "n_in": 2, "n_out": 2},

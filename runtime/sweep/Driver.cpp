@@ -48,7 +48,7 @@ SweepDriver::SweepDriver(const Sweep& s, const SweepOptions& opt, std::ostream& 
 }
 
 std::vector<std::string> SweepDriver::edits(size_t i) const {
-  std::vector<std::string> sets = s_.runs[i].sets;
+  std::vector<std::string> sets = s_.run(i).sets;
   const bool own = std::any_of(sets.begin(), sets.end(),
                                [](const std::string& e) { return e.rfind("train.threads=", 0) == 0; });
   if (opt_.runsPerMachine > 1 && !own) {
@@ -101,45 +101,46 @@ std::vector<std::string> unmatchedFilters(const Sweep& s, const std::vector<std:
   std::vector<std::string> errors;
   for (const std::string& f : only) {
     bool any = false;
-    for (const SweepRun& r : s.runs) any = any || nameHas(r.name, f);
+    for (size_t i = 0; i < s.size() && !any; ++i) any = nameHas(s.runName(i), f);
     if (!any)
       errors.push_back("--only " + f + ": no run of the sweep has '" + f + "' in its name (they look like " +
-                       (s.runs.empty() ? std::string("nothing: the sweep has no runs") : s.runs[0].name) + ")");
+                       (s.size() == 0 ? std::string("nothing: the sweep has no runs") : s.runName(0)) + ")");
   }
   return errors;
 }
 
 bool SweepDriver::selected(size_t i) const {
   for (const std::string& f : opt_.only)
-    if (!nameHas(s_.runs[i].name, f)) return false;
+    if (!nameHas(s_.runName(i), f)) return false;
   return true;
 }
 
 std::vector<size_t> SweepDriver::prepare() {
   std::vector<size_t> todo;
   std::string clashes;
-  for (size_t i = 0; i < s_.runs.size(); ++i) {
+  for (size_t i = 0; i < s_.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
     std::string diff;  // a folder the sweep started must still be the same run
     if (st.state != "pending") {
-      diff = trainingSetsDifference(st.sets, s_.runs[i].sets);
+      diff = trainingSetsDifference(st.sets, s_.run(i).sets);
       if (diff.empty() && st.profile != s_.profile)
         diff = "started with profile '" + st.profile + "', now '" + s_.profile + "'";
     }
     if (!diff.empty())
       clashes += "\n  " + runDir(i).string() + " (" + diff + ")";
-    else if (!runDone(runDir(i)) && selected(i))
-      todo.push_back(i);
+    else if (!(st.state == "finished" && st.exitCode == 0 && fs::exists(runDir(i) / "summary.json")) && selected(i))
+      todo.push_back(i);  // runDone(runDir(i)), without reading the status twice
   }
   if (!clashes.empty())
     throw SweepError("these run folders were made with other settings (--set edits or profile) than the sweep "
                      "now gives them; delete them or give another --out:" + clashes);
   writeSweepManifest(s_, out_);
-  writeSweepTable(s_, out_);
+  writeTable();
   todo_ = todo.size();
-  size_t nSelected = 0;
-  for (size_t i = 0; i < s_.runs.size(); ++i) nSelected += selected(i) ? 1 : 0;
-  log_ << "sweep " << s_.name << ": " << s_.runs.size() << " runs in " << out_.string() << ", ";
+  size_t nSelected = s_.size();
+  if (!opt_.only.empty())
+    for (size_t i = 0; i < s_.size(); ++i) nSelected -= selected(i) ? 0 : 1;
+  log_ << "sweep " << s_.name << ": " << s_.size() << " runs in " << out_.string() << ", ";
   if (!opt_.only.empty()) log_ << nSelected << " selected by --only, " << nSelected - todo.size() << " of them";
   else log_ << nSelected - todo.size();
   log_ << " already finished, " << todo.size() << " to run\n";
@@ -150,7 +151,7 @@ void SweepDriver::started(size_t i) {
   fs::create_directories(runDir(i));
   RunStatus st;
   st.state = "running";
-  st.sets = s_.runs[i].sets;
+  st.sets = s_.run(i).sets;
   st.profile = s_.profile;
   writeStatus(runDir(i), st);
   std::ofstream logFile(runDir(i) / "log.txt", std::ios::app);
@@ -169,15 +170,16 @@ void SweepDriver::ended(size_t i, int exitCode, double seconds) {
   st.exitCode = exitCode;
   st.state = stateOfExit(exitCode, fs::exists(runDir(i) / "summary.json"));
   st.seconds = seconds;
-  st.sets = s_.runs[i].sets;
+  st.sets = s_.run(i).sets;
   st.profile = s_.profile;
   if (st.state == "failed") st.error = tailLines(runDir(i) / "log.txt", 5);
   writeStatus(runDir(i), st);
-  writeSweepTable(s_, out_);
+  const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - tableAt_).count();
+  if (since >= std::max(kTableEvery, 20 * tableSeconds_)) writeTable();
   ++ended_;
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f", seconds);
-  log_ << "[" << ended_ << "/" << todo_ << "] " << st.state << " " << s_.runs[i].name << " (" << secs << " s";
+  log_ << "[" << ended_ << "/" << todo_ << "] " << st.state << " " << s_.runName(i) << " (" << secs << " s";
   if (st.state != "finished") log_ << ", exit status " << exitCode;
   log_ << ")\n";
   if (st.state == "failed") {
@@ -187,11 +189,12 @@ void SweepDriver::ended(size_t i, int exitCode, double seconds) {
 }
 
 void SweepDriver::list(std::ostream& os) const {
-  os << s_.runs.size() << " runs of " << s_.base;
+  os << s_.size() << " runs of " << s_.base;
   if (!s_.profile.empty()) os << " (profile " << s_.profile << ")";
   os << " into " << out_.string() << ":\n";
-  for (size_t i = 0; i < s_.runs.size(); ++i) {
-    os << "  " << s_.runs[i].name << (runDone(runDir(i)) ? "  [finished]" : "")
+  const bool exists = fs::exists(out_);  // a sweep not started has no finished runs to look for
+  for (size_t i = 0; i < s_.size(); ++i) {
+    os << "  " << s_.runName(i) << (exists && runDone(runDir(i)) ? "  [finished]" : "")
        << (selected(i) ? "" : "  [not selected by --only]") << "\n     ";
     for (const std::string& set : edits(i)) os << " --set " << set;
     os << "\n";
@@ -201,14 +204,14 @@ void SweepDriver::list(std::ostream& os) const {
 int SweepDriver::report(int signal) {
   int finished = 0, failed = 0, interrupted = 0, notRun = 0, selectedLeft = 0;
   std::string failures;
-  for (size_t i = 0; i < s_.runs.size(); ++i) {
+  for (size_t i = 0; i < s_.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
     const bool done = st.state == "finished" && runDone(runDir(i));
     if (selected(i) && !done) ++selectedLeft;
     if (done) ++finished;
     else if (st.state == "failed") {
       ++failed;
-      failures += "  " + s_.runs[i].name + " (exit status " + std::to_string(st.exitCode) + ", log " +
+      failures += "  " + s_.runName(i) + " (exit status " + std::to_string(st.exitCode) + ", log " +
                   (runDir(i) / "log.txt").string() + "):\n";
       std::string err = st.error;
       for (size_t p = 0; (p = err.find('\n', p)) != std::string::npos; p += 6) err.replace(p, 1, "\n     ");
@@ -216,7 +219,7 @@ int SweepDriver::report(int signal) {
     } else if (st.state == "interrupted" || st.state == "running") ++interrupted;
     else ++notRun;
   }
-  writeSweepTable(s_, out_);
+  writeTable();
   log_ << "sweep " << s_.name << ": " << finished << " finished, " << failed << " failed, " << interrupted
        << " interrupted, " << notRun << " not run; table " << (out_ / "sweep.csv").string() << "\n";
   if (!failures.empty()) log_ << "failed runs:\n" << failures;
@@ -227,6 +230,13 @@ int SweepDriver::report(int signal) {
     return 128 + signal;
   }
   return 1;
+}
+
+void SweepDriver::writeTable() {
+  auto start = std::chrono::steady_clock::now();
+  writeSweepTable(s_, out_);
+  tableAt_ = std::chrono::steady_clock::now();
+  tableSeconds_ = std::chrono::duration<double>(tableAt_ - start).count();
 }
 
 void SweepDriver::drawFigures() {

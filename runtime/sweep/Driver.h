@@ -1,16 +1,17 @@
 // The sweep driver's bookkeeping, shared by the local scheduler (--jobs) and the MPI coordinator:
 // the sweep folder and its lock, which runs are still to do, each run's command line, status file
-// and log, sweep.csv after every run, the final report and the figures.
+// and log, sweep.csv (rewritten on a timer and at the end), the final report and the figures.
 //
 //   SWEEP/.lock                  flock: one driver per folder (held by its runs too)
 //   SWEEP/sweep.json             the sweep: axes, runs and their --set edits
-//   SWEEP/sweep.csv              one row per run: point, status, summary.json numbers
+//   SWEEP/sweep.csv              one row per run: point, status, summary.json numbers (on a timer)
 //   SWEEP/RUN/                   an ordinary `cellc run` folder, plus
 //   SWEEP/RUN/log.txt            the run's stdout and stderr (appended on every attempt)
 //   SWEEP/RUN/sweep-status.json  the driver's record of the run
 //   SWEEP/figures/*.png          experiments/plot_sweep.py, for each [[plot]]
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <iosfwd>
 #include <string>
@@ -57,7 +58,7 @@ class SweepDriver {
 
   const Sweep& sweep() const { return s_; }
   const std::filesystem::path& out() const { return out_; }
-  std::filesystem::path runDir(size_t i) const { return out_ / s_.runs[i].name; }
+  std::filesystem::path runDir(size_t i) const { return out_ / s_.runName(i); }
   bool selected(size_t i) const;  // by --only (every run without it)
 
   // Run i's --set edits: the sweep's, plus train.threads when runs share the cores
@@ -71,7 +72,7 @@ class SweepDriver {
   std::vector<size_t> prepare();
 
   void started(size_t i);                              // status "running", a header in its log
-  void ended(size_t i, int exitCode, double seconds);  // status, sweep.csv, a progress line
+  void ended(size_t i, int exitCode, double seconds);  // status, a progress line, sweep.csv on a timer
 
   // The dry-run listing: every run, its status and its --set edits.
   void list(std::ostream& os) const;
@@ -86,6 +87,14 @@ class SweepDriver {
   std::ostream& log_;
   std::filesystem::path out_;
   size_t todo_ = 0, ended_ = 0;
+  // sweep.csv is rewritten when a run ends only if kTableEvery has passed since the last rewrite
+  // and at least 20 times the last rewrite's duration: on a large grid a rewrite reads every run's
+  // status and summary, and after every run that was quadratic (a 10^6-run grid spent seconds per
+  // run on it). report() always writes it, so it is complete when the driver exits.
+  static constexpr double kTableEvery = 2.0;  // seconds
+  std::chrono::steady_clock::time_point tableAt_{};
+  double tableSeconds_ = 0;
+  void writeTable();
 
   void drawFigures();
 };

@@ -187,8 +187,44 @@ std::string sanitizeName(const std::string& s) {
   return out;
 }
 
+std::string Sweep::naturalName(size_t r) const {
+  std::string n;
+  size_t rest = r, stride = count_;
+  for (size_t ax = 0; ax < axes.size(); ++ax) {
+    const SweepAxis& a = axes[ax];
+    stride /= a.values.size();
+    size_t i = rest / stride;
+    rest %= stride;
+    for (size_t k = 0; k < a.keys.size(); ++k) n += (n.empty() ? "" : ",") + labels_[ax][k] + "=" + a.shown[i][k];
+  }
+  n = sanitizeName(n.empty() ? "run" : n);
+  if (n.size() > 150) n = n.substr(0, 140) + "-" + std::to_string(r);
+  return n;
+}
+
+std::string Sweep::runName(size_t r) const { return namesKept_.empty() ? naturalName(r) : namesKept_.at(r); }
+
+SweepRun Sweep::run(size_t r) const {
+  if (r >= count_) throw std::out_of_range("sweep run " + std::to_string(r) + " of " + std::to_string(count_));
+  SweepRun run;
+  run.index = r;
+  run.sets = sets;
+  size_t rest = r, stride = count_;
+  for (const SweepAxis& a : axes) {
+    stride /= a.values.size();
+    size_t i = rest / stride;
+    rest %= stride;
+    for (size_t k = 0; k < a.keys.size(); ++k) {
+      run.sets.push_back(a.keys[k] + "=" + a.values[i][k]);
+      run.point.push_back({a.keys[k], a.values[i][k], a.shown[i][k]});
+    }
+  }
+  run.name = runName(r);
+  return run;
+}
+
 Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets,
-                const std::string& cliProfile) {
+                const std::string& cliProfile, bool allowLarge) {
   // A directory, a FIFO or a missing file: said so (the experiment file's check), not parsed.
   if (std::string why = unreadableFileReason(path); !why.empty())
     throw SweepError(path + ": error: the sweep file: " + why);
@@ -318,60 +354,77 @@ Sweep loadSweep(const std::string& path, const std::vector<std::string>& cliSets
                                 "): every run's point would override this setting; drop the setting or the axis");
   }
 
-  // Labels for run names: short unless two keys would share one.
+  // Labels for run names: short unless two keys would share one; each value's shown text, once.
   std::vector<std::string> keys = s.axisKeys();
   std::map<std::string, int> labelCount;
   for (const std::string& k : keys) ++labelCount[label(k)];
   auto labelOf = [&](const std::string& k) { return labelCount[label(k)] > 1 ? k : label(k); };
+  for (SweepAxis& a : s.axes) {
+    std::vector<std::string> labels;
+    for (const std::string& k : a.keys) labels.push_back(labelOf(k));
+    s.labels_.push_back(labels);
+    for (const std::vector<std::string>& row : a.values) {
+      std::vector<std::string> shown;
+      for (const std::string& v : row) shown.push_back(shownText(*toml::parse("v = " + v).get("v")));
+      a.shown.push_back(std::move(shown));
+    }
+  }
 
   // The product, first axis outermost; its size checked, as a wrapped product would list too few
   // runs or none (and a stride of 0 would divide by zero below).
   size_t total = 1;
+  std::string sizes;
+  for (const SweepAxis& a : s.axes) sizes += (sizes.empty() ? "" : " x ") + std::to_string(a.values.size());
   for (size_t k = 0; k < s.axes.size(); ++k)
-    if (__builtin_mul_overflow(total, s.axes[k].values.size(), &total)) {
-      std::string sizes;
-      for (const SweepAxis& a : s.axes) sizes += (sizes.empty() ? "" : " x ") + std::to_string(a.values.size());
+    if (__builtin_mul_overflow(total, s.axes[k].values.size(), &total))
       fail(s.axes[k].where[0], "the grid has more runs than can be counted (" + sizes +
                                    " values: beyond 2^64 at axis '" + s.axes[k].keys[0] + "'); sweep fewer values");
-    }
-  std::vector<std::string> natural;  // each run's name from its point, before de-duplication
-  for (size_t r = 0; r < total; ++r) {
-    SweepRun run;
-    run.index = r;
-    run.sets = s.sets;
-    size_t rest = r, stride = total;
-    std::string name;
-    for (const SweepAxis& a : s.axes) {
-      stride /= a.values.size();
-      size_t i = rest / stride;
-      rest %= stride;
-      for (size_t k = 0; k < a.keys.size(); ++k) {
-        toml::table parsed = toml::parse("v = " + a.values[i][k]);
-        SweepEdit e{a.keys[k], a.values[i][k], shownText(*parsed.get("v"))};
-        name += (name.empty() ? "" : ",") + labelOf(e.key) + "=" + e.shown;
-        run.sets.push_back(e.key + "=" + e.toml);
-        run.point.push_back(std::move(e));
+  if (total > kMaxSweepRuns && !allowLarge)
+    fail(path, "the grid has " + std::to_string(total) + " runs (" + sizes + " values), more than the limit of " +
+                   std::to_string(kMaxSweepRuns) + " runs a sweep starts without being asked; pass --allow-large "
+                   "to run it anyway, or sweep fewer values");
+  s.count_ = total;
+
+  // One folder per run. Names are unique without suffixes when, on every axis, the values' texts
+  // in the name differ, none holds a ',' (so a name splits back into its parts) and no name is
+  // cut at 150 characters; then no name is stored. Otherwise every name is made once here: a
+  // repeated name gets the first free "-K" that is no other run's name (cells gru-2.cell,
+  // a/gru.cell and b/gru.cell must not give two runs "cell=gru-2").
+  bool unique = true;
+  size_t longest = 0;
+  for (size_t ax = 0; ax < s.axes.size(); ++ax) {
+    std::set<std::string> texts;
+    size_t widest = 0;
+    for (size_t i = 0; i < s.axes[ax].values.size(); ++i) {
+      std::string t;
+      for (size_t k = 0; k < s.axes[ax].keys.size(); ++k) {
+        std::string part = sanitizeName(s.labels_[ax][k] + "=" + s.axes[ax].shown[i][k]);
+        if (part.find(',') != std::string::npos || part[0] == '_') unique = false;  // '_': a prefix sanitizeName added
+        t += (k ? "," : "") + part;
       }
+      widest = std::max(widest, t.size());
+      if (!texts.insert(t).second) unique = false;
     }
-    name = sanitizeName(name.empty() ? "run" : name);
-    if (name.size() > 150) name = name.substr(0, 140) + "-" + std::to_string(r);
-    natural.push_back(name);
-    s.runs.push_back(std::move(run));
+    longest += widest + (ax ? 1 : 0);
   }
-  // One folder per run: a repeated name gets the first free "-K" that is no other run's name
-  // (cells gru-2.cell, a/gru.cell and b/gru.cell must not give two runs "cell=gru-2").
-  std::set<std::string> taken(natural.begin(), natural.end()), given;
-  for (size_t r = 0; r < total; ++r) {
-    std::string name = natural[r];
-    if (given.count(name))
-      for (int k = 2;; ++k)
-        if (std::string t = name + "-" + std::to_string(k); !taken.count(t)) {
-          name = t;
-          break;
-        }
-    taken.insert(name);
-    given.insert(name);
-    s.runs[r].name = name;
+  if (longest > 150) unique = false;
+  if (!unique) {
+    std::vector<std::string> natural;  // each run's name from its point, before de-duplication
+    natural.reserve(total);
+    for (size_t r = 0; r < total; ++r) natural.push_back(s.naturalName(r));
+    std::set<std::string> taken(natural.begin(), natural.end()), given;
+    for (size_t r = 0; r < total; ++r) {
+      std::string name = natural[r];
+      if (given.count(name))
+        for (int k = 2;; ++k)
+          if (std::string t = name + "-" + std::to_string(k); !taken.count(t)) {
+            name = t;
+            break;
+          }
+      taken.insert(name);
+      given.insert(name);
+      s.namesKept_.push_back(name);
+    }
   }
 
   // Figures drawn at the end.
@@ -448,8 +501,10 @@ std::vector<std::string> validateSweep(const Sweep& s) {
   // the cell, a task that does not fit it, an analysis out of range): what `cellc run` would
   // refuse at that run's start, found before the first run starts.
   ModelCache models;
-  for (const SweepRun& r : s.runs)
+  for (size_t i = 0; i < s.size(); ++i) {
+    SweepRun r = s.run(i);
     if (!load(r.sets, err, &models)) errors.push_back(s.path + ": error: run " + r.name + ": " + stripBaseLocation(err, s.base));
+  }
   return errors;
 }
 

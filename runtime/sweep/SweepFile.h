@@ -19,8 +19,15 @@ struct SweepError : std::runtime_error {
 struct SweepAxis {
   std::vector<std::string> keys;                  // experiment keys, e.g. "cell.dims.n"
   std::vector<std::vector<std::string>> values;   // values[i][k]: TOML text of key k at step i
+  std::vector<std::vector<std::string>> shown;    // shown[i][k]: how values[i][k] shows in names and sweep.csv
   std::vector<std::string> where;                 // "file:line:col" of each key
 };
+
+// Grids larger than this are refused unless asked for (--allow-large): a typo in an axis (a range
+// written out by a script, one axis too many) should not start a million runs. The driver itself
+// is O(1) in memory per run (runs are expanded on demand), so the limit is about intent, not about
+// what the driver can hold.
+inline constexpr size_t kMaxSweepRuns = 100000;
 
 // One `key = value` of a run: the value as TOML text (for --set) and as shown (names, sweep.csv).
 struct SweepEdit {
@@ -47,17 +54,31 @@ struct Sweep {
   std::string profile;  // [sweep] profile, or the command line's
   std::vector<std::string> sets;  // [set] of the file, then the command line's --set
   std::vector<SweepAxis> axes;    // in file order; the seeds last
-  std::vector<SweepRun> runs;     // the product, first axis outermost
   std::vector<SweepPlot> plots;
 
   std::vector<std::string> axisKeys() const;  // every key of every axis, in order
+
+  // The runs: the product of the axes, first axis outermost. A run is expanded on demand from its
+  // index (nothing per run is held, so a grid of 10^6 runs costs no more memory than one of 10),
+  // except the names when two points would share one and need the "-K" suffix (namesKept_).
+  size_t size() const { return count_; }
+  SweepRun run(size_t i) const;
+  std::string runName(size_t i) const;
+
+ private:
+  friend Sweep loadSweep(const std::string&, const std::vector<std::string>&, const std::string&, bool);
+  size_t count_ = 0;
+  std::vector<std::vector<std::string>> labels_;  // labels_[axis][key]: the key's label in run names
+  std::vector<std::string> namesKept_;            // every run's name, only when de-duplicated
+  std::string naturalName(size_t i) const;        // the name from the point, before de-duplication
 };
 
 // Reads a sweep file and expands it. `sets` and a non-empty `profile` from the command line apply
-// to every run (the command line's profile wins over the file's). Throws SweepError naming the
-// file, line and key.
+// to every run (the command line's profile wins over the file's). A grid of more than
+// kMaxSweepRuns runs is an error unless `allowLarge`. Throws SweepError naming the file, line and
+// key.
 Sweep loadSweep(const std::string& path, const std::vector<std::string>& sets = {},
-                const std::string& profile = "");
+                const std::string& profile = "", bool allowLarge = false);
 
 // Loads every run's experiment (runtime::loadExperiment) before anything runs. Returns every error
 // found (empty: all good), each naming the sweep file, the line of the axis key and the key.

@@ -1,12 +1,15 @@
 #include "sweep/Table.h"
 
 #include <charconv>
+#include <cstdint>
+#include <string_view>
 #include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/AtomicFile.h"
 #include "sweep/Status.h"
 
 namespace cellc::runtime {
@@ -60,59 +63,111 @@ std::vector<std::pair<std::string, double>> flattenSummary(const std::string& js
   return out;
 }
 
+namespace {
+
+// A file written atomically in pieces (io::AtomicFile), its errors as SweepError ("cannot write
+// PATH: REASON"); buffered, so a table of 10^6 rows is neither held whole nor written a row at a
+// time.
+class TableFile {
+ public:
+  explicit TableFile(const fs::path& p) try : file_(p.string()) {
+  } catch (const io::WriteError& e) {
+    throw SweepError(e.what());
+  }
+  TableFile& operator<<(std::string_view s) {
+    buf_ += s;
+    if (buf_.size() >= (1 << 20)) flush();
+    return *this;
+  }
+  void commit() {
+    flush();
+    try {
+      file_.commit();
+    } catch (const io::WriteError& e) {
+      throw SweepError(e.what());
+    }
+  }
+
+ private:
+  void flush() {
+    try {
+      file_.write(buf_);
+    } catch (const io::WriteError& e) {
+      throw SweepError(e.what());
+    }
+    buf_.clear();
+  }
+  io::AtomicFile file_;
+  std::string buf_;
+};
+
+}  // namespace
+
+// Written once when the sweep starts, one run per line (streamed: nothing per run is held).
 void writeSweepManifest(const Sweep& s, const fs::path& outDir) {
   json axes = json::array();
   for (const SweepAxis& a : s.axes) axes.push_back(json{{"keys", a.keys}});
-  json runs = json::array();
-  for (const SweepRun& r : s.runs) {
-    json point = json::object();
-    for (const SweepEdit& e : r.point) point[e.key] = e.shown;
-    runs.push_back(json{{"name", r.name}, {"point", point}, {"sets", r.sets}});
-  }
   json plots = json::array();
   for (const SweepPlot& p : s.plots)
     plots.push_back(json{{"metric", p.metric}, {"x", p.x}, {"group", p.group}, {"log", p.log}});
-  json j = {{"name", s.name}, {"file", s.path},   {"base", s.base}, {"profile", s.profile},
-            {"sets", s.sets}, {"axes", axes},     {"runs", runs},   {"plots", plots},
-            {"seed_key", "experiment.seed"}};
-  writeAtomic(outDir / "sweep.json", j.dump(2) + "\n");
+  TableFile f(outDir / "sweep.json");
+  f << "{\n  \"name\": " << json(s.name).dump() << ",\n  \"file\": " << json(s.path).dump()
+    << ",\n  \"base\": " << json(s.base).dump() << ",\n  \"profile\": " << json(s.profile).dump()
+    << ",\n  \"sets\": " << json(s.sets).dump() << ",\n  \"axes\": " << axes.dump()
+    << ",\n  \"plots\": " << plots.dump() << ",\n  \"seed_key\": \"experiment.seed\",\n  \"runs\": [";
+  for (size_t i = 0; i < s.size(); ++i) {
+    SweepRun r = s.run(i);
+    json point = json::object();
+    for (const SweepEdit& e : r.point) point[e.key] = e.shown;
+    f << (i ? ",\n    " : "\n    ") << json{{"name", r.name}, {"point", point}, {"sets", r.sets}}.dump();
+  }
+  f << "\n  ]\n}\n";
+  f.commit();
 }
 
+// Two passes over the run folders, so that memory does not grow with the grid: the first finds
+// the summaries' columns (in order of first appearance), the second writes the rows.
 void writeSweepTable(const Sweep& s, const fs::path& outDir) {
   std::vector<std::string> keys = s.axisKeys();
-  std::vector<std::string> columns;  // the summaries' numbers, in order of first appearance
-  std::map<std::string, bool> known;
-  for (const std::string& k : keys) known[k] = true;
-  for (const char* k : {"run", "status", "exit_code"}) known[k] = true;
-  std::vector<std::map<std::string, double>> values(s.runs.size());
-  std::vector<RunStatus> status(s.runs.size());
-  for (size_t i = 0; i < s.runs.size(); ++i) {
-    fs::path dir = outDir / s.runs[i].name;
-    status[i] = readStatus(dir);
-    if (status[i].state != "finished" || !fs::exists(dir / "summary.json")) continue;
-    for (auto& [name, v] : flattenSummary(readText(dir / "summary.json"))) {
-      if (!known.count(name)) known[name] = true, columns.push_back(name);
-      values[i][name] = v;
-    }
+  std::vector<std::string> columns;
+  std::map<std::string, size_t> known;  // name -> column index (axis keys and fixed columns: none)
+  for (const std::string& k : keys) known[k] = SIZE_MAX;
+  for (const char* k : {"run", "status", "exit_code"}) known[k] = SIZE_MAX;
+  auto summaryOf = [&](const fs::path& dir, const RunStatus& st) {
+    std::vector<std::pair<std::string, double>> v;
+    if (st.state == "finished" && fs::exists(dir / "summary.json")) v = flattenSummary(readText(dir / "summary.json"));
+    return v;
+  };
+  for (size_t i = 0; i < s.size(); ++i) {
+    fs::path dir = outDir / s.runName(i);
+    RunStatus st = readStatus(dir);
+    for (auto& [name, v] : summaryOf(dir, st))
+      if (known.emplace(name, columns.size()).second) columns.push_back(name);
   }
-  std::ostringstream os;
-  os << "run";
-  for (const std::string& k : keys) os << "," << csvField(k);
-  os << ",status,exit_code";
-  for (const std::string& c : columns) os << "," << csvField(c);
-  os << "\n";
-  for (size_t i = 0; i < s.runs.size(); ++i) {
-    const SweepRun& r = s.runs[i];
-    os << csvField(r.name);
-    for (const SweepEdit& e : r.point) os << "," << csvField(e.shown);
-    os << "," << status[i].state << "," << (status[i].exitCode >= 0 ? std::to_string(status[i].exitCode) : "");
-    for (const std::string& c : columns) {
-      auto it = values[i].find(c);
-      os << "," << (it == values[i].end() ? "" : numberText(it->second));
+  TableFile f(outDir / "sweep.csv");
+  std::string line = "run";
+  for (const std::string& k : keys) line += "," + csvField(k);
+  line += ",status,exit_code";
+  for (const std::string& c : columns) line += "," + csvField(c);
+  f << line << "\n";
+  std::vector<std::string> cells(columns.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    SweepRun r = s.run(i);
+    fs::path dir = outDir / r.name;
+    RunStatus st = readStatus(dir);
+    line = csvField(r.name);
+    for (const SweepEdit& e : r.point) line += "," + csvField(e.shown);
+    line += "," + st.state + "," + (st.exitCode >= 0 ? std::to_string(st.exitCode) : "");
+    std::fill(cells.begin(), cells.end(), std::string());
+    for (auto& [name, v] : summaryOf(dir, st)) {
+      auto it = known.find(name);
+      // A summary written between the passes may add a column: it waits for the next table.
+      if (it != known.end() && it->second != SIZE_MAX && cells[it->second].empty()) cells[it->second] = numberText(v);
     }
-    os << "\n";
+    for (const std::string& c : cells) line += "," + c;
+    f << line << "\n";
   }
-  writeAtomic(outDir / "sweep.csv", os.str());
+  f.commit();
 }
 
 }  // namespace cellc::runtime

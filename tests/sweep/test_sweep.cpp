@@ -67,23 +67,24 @@ TEST_CASE("a sweep expands to the product of its axes, zipped groups and seeds",
                                                "task.dim = [1, 2, 4]\n"
                                                "cell.dims.n_in = [1, 2, 4]\n");
   Sweep s = loadSweep(path);
-  REQUIRE(s.runs.size() == 12);
+  REQUIRE(s.size() == 12);
   CHECK(s.axisKeys() == std::vector<std::string>{"cell.file", "task.dim", "cell.dims.n_in", "experiment.seed"});
   CHECK(s.base == kBase);
   CHECK(s.name == "product");
   // First axis outermost, the seeds innermost; zipped keys advance together.
-  CHECK(s.runs[0].name == "cell=gru,dim=1,dims.n_in=1,seed=1");
-  CHECK(s.runs[1].name == "cell=gru,dim=1,dims.n_in=1,seed=2");
-  CHECK(s.runs[2].name == "cell=gru,dim=2,dims.n_in=2,seed=1");
-  CHECK(s.runs[11].name == "cell=nbrc,dim=4,dims.n_in=4,seed=2");
-  for (const SweepRun& r : s.runs) {
+  CHECK(s.run(0).name == "cell=gru,dim=1,dims.n_in=1,seed=1");
+  CHECK(s.run(1).name == "cell=gru,dim=1,dims.n_in=1,seed=2");
+  CHECK(s.run(2).name == "cell=gru,dim=2,dims.n_in=2,seed=1");
+  CHECK(s.run(11).name == "cell=nbrc,dim=4,dims.n_in=4,seed=2");
+  for (size_t i = 0; i < s.size(); ++i) {
+    SweepRun r = s.run(i);
     REQUIRE(r.point.size() == 4);
     CHECK(r.point[1].toml == r.point[2].toml);
   }
   // A point is a list of --set edits: TOML values, strings quoted.
-  CHECK(s.runs[11].sets == std::vector<std::string>{"cell.file=\"../cells/nbrc.cell\"", "task.dim=4",
+  CHECK(s.run(11).sets == std::vector<std::string>{"cell.file=\"../cells/nbrc.cell\"", "task.dim=4",
                                                     "cell.dims.n_in=4", "experiment.seed=2"});
-  CHECK(s.runs[11].point[0].shown == "nbrc");
+  CHECK(s.run(11).point[0].shown == "nbrc");
 }
 
 TEST_CASE("axes keep the file's order; [set] and --set reach every run", "[sweep]") {
@@ -97,11 +98,11 @@ TEST_CASE("axes keep the file's order; [set] and --set reach every run", "[sweep
                                              "cell.dims.n = [4]\n"
                                              "train.optimizer = [\"sgd\"]\n");
   Sweep s = loadSweep(path, {"train.batch=4"});
-  REQUIRE(s.runs.size() == 2);
+  REQUIRE(s.size() == 2);
   CHECK(s.name == "lr_n");
   CHECK(s.profile == "none");
-  CHECK(s.runs[0].name == "learning_rate=0.01,dims.n=4,optimizer=sgd");
-  CHECK(s.runs[1].sets == std::vector<std::string>{"train.max_steps=5", "train.batch=4", "train.learning_rate=0.1",
+  CHECK(s.run(0).name == "learning_rate=0.01,dims.n=4,optimizer=sgd");
+  CHECK(s.run(1).sets == std::vector<std::string>{"train.max_steps=5", "train.batch=4", "train.learning_rate=0.1",
                                                    "cell.dims.n=4", "train.optimizer=\"sgd\""});
   CHECK(loadSweep(path, {}, "quick").profile == "quick");  // the command line's profile wins
 }
@@ -109,9 +110,9 @@ TEST_CASE("axes keep the file's order; [set] and --set reach every run", "[sweep
 TEST_CASE("a phase key is a --set edit of that phase", "[sweep]") {
   // `--set phase.NAME.KEY=VALUE` sets KEY in the [[phase]] named NAME (runtime/experiment/Spec.cpp).
   Sweep s = loadSweep(writeSweep("phase", kHeader + "[axes]\nphase.second.ewc.lambda = [0, 10.5]\n"));
-  REQUIRE(s.runs.size() == 2);
-  CHECK(s.runs[1].name == "second.ewc.lambda=10.5");
-  CHECK(s.runs[1].sets == std::vector<std::string>{"phase.second.ewc.lambda=10.5"});
+  REQUIRE(s.size() == 2);
+  CHECK(s.run(1).name == "second.ewc.lambda=10.5");
+  CHECK(s.run(1).sets == std::vector<std::string>{"phase.second.ewc.lambda=10.5"});
 }
 
 TEST_CASE("run names are plain, unique file names", "[sweep]") {
@@ -120,28 +121,56 @@ TEST_CASE("run names are plain, unique file names", "[sweep]") {
   std::string path = writeSweep("unique", kHeader + "[axes]\ncell.file = [\"a/gru.cell\", \"b/gru.cell\"]\n"
                                                     "train.frozen = [[\"W_out\"], []]\n");
   Sweep s = loadSweep(path);
-  REQUIRE(s.runs.size() == 4);
-  CHECK(s.runs[0].name == "cell=gru,frozen=__W_out__");
-  CHECK(s.runs[2].name == "cell=gru,frozen=__W_out__-2");
-  CHECK(s.runs[0].sets[1] == "train.frozen=[\"W_out\"]");
+  REQUIRE(s.size() == 4);
+  CHECK(s.run(0).name == "cell=gru,frozen=__W_out__");
+  CHECK(s.run(2).name == "cell=gru,frozen=__W_out__-2");
+  CHECK(s.run(0).sets[1] == "train.frozen=[\"W_out\"]");
   // A "-K" suffix is never another run's name: "gru-2" stays the run of gru-2.cell.
   for (const char* cells : {"\"gru-2.cell\", \"c1/gru.cell\", \"c2/gru.cell\"",
                             "\"c1/gru.cell\", \"c2/gru.cell\", \"gru-2.cell\""}) {
     Sweep d = loadSweep(writeSweep("dedup", kHeader + "[axes]\ncell.file = [" + std::string(cells) + "]\n"));
-    REQUIRE(d.runs.size() == 3);
+    REQUIRE(d.size() == 3);
     std::set<std::string> distinct;
-    for (const SweepRun& r : d.runs) distinct.insert(r.name);
+    for (size_t i = 0; i < d.size(); ++i) distinct.insert(d.run(i).name);
     CHECK(distinct == std::set<std::string>{"cell=gru", "cell=gru-2", "cell=gru-3"});
-    for (const SweepRun& r : d.runs)
-      if (r.point[0].toml == "\"gru-2.cell\"") CHECK(r.name == "cell=gru-2");
+    for (size_t i = 0; i < d.size(); ++i)
+      if (d.run(i).point[0].toml == "\"gru-2.cell\"") CHECK(d.run(i).name == "cell=gru-2");
   }
+  // Names are made from the point on demand; two points whose names would be equal are found
+  // however they meet: values equal once sanitized, or a ',' in a value that reads as the next key.
+  Sweep sp = loadSweep(writeSweep("spaces", kHeader + "[axes]\ncell.file = [\"a b.cell\", \"a_b.cell\"]\n"));
+  CHECK(sp.run(0).name == "cell=a_b");
+  CHECK(sp.run(1).name == "cell=a_b-2");
+  Sweep cm = loadSweep(writeSweep("commas", kHeader + "[axes]\na = [\"x,b=1\", \"x\"]\nb = [\"2\", \"1,b=2\"]\n"));
+  REQUIRE(cm.size() == 4);
+  CHECK(cm.run(0).name == "a=x,b=1,b=2");
+  CHECK(cm.run(3).name == "a=x,b=1,b=2-2");
   // Labels that would collide fall back to the whole key.
   Sweep t = loadSweep(writeSweep("labels", kHeader + "[axes]\ntask.dim = [1]\nother.dim = [2]\n"));
-  CHECK(t.runs[0].name == "task.dim=1,other.dim=2");
+  CHECK(t.run(0).name == "task.dim=1,other.dim=2");
   // No axes: one run.
   Sweep u = loadSweep(writeSweep("single", kHeader));
-  REQUIRE(u.runs.size() == 1);
-  CHECK(u.runs[0].name == "run");
+  REQUIRE(u.size() == 1);
+  CHECK(u.run(0).name == "run");
+}
+
+TEST_CASE("a grid over the limit is refused unless asked for, and runs are expanded on demand", "[sweep]") {
+  // 1000 x 101 = 101,000 runs: over kMaxSweepRuns (100,000).
+  std::string path = writeSweep("large", kHeader + "[axes]\n" + axesOf({1000, 101}));
+  std::string err = errorOf(path);
+  CHECK_THAT(err, Contains(path + ": error: the grid has 101000 runs (1000 x 101 values), more than the limit of 100000") &&
+                      Contains("pass --allow-large"));
+  Sweep s = loadSweep(path, {}, "", /*allowLarge=*/true);
+  CHECK(s.size() == 101000);
+  // A grid of 10^8 runs loads at once and holds nothing per run: any run is made from its index.
+  std::string huge = writeSweep("huge", kHeader + "[axes]\n" + axesOf({10000, 10000}));
+  CHECK_THAT(errorOf(huge), Contains("the grid has 100000000 runs"));
+  Sweep h = loadSweep(huge, {}, "", true);
+  CHECK(h.size() == 100000000);
+  SweepRun last = h.run(h.size() - 1);
+  CHECK(last.name == "a0=9999,a1=9999");
+  CHECK(last.sets == std::vector<std::string>{"a0=9999", "a1=9999"});
+  CHECK(h.run(12345678).name == "a0=1234,a1=5678");
 }
 
 TEST_CASE("sweep file errors name the file, the line and the key", "[sweep]") {
@@ -293,12 +322,12 @@ TEST_CASE("sweep.csv holds each run's point, status and numbers", "[sweep]") {
   fs::path out = scratch() / "table";
   fs::remove_all(out);
   Sweep s = loadSweep(writeSweep("table", kHeader + "seeds = [1, 2]\n[axes]\ncell.file = [\"../cells/gru.cell\"]\n"));
-  REQUIRE(s.runs.size() == 2);
-  fs::create_directories(out / s.runs[0].name);
+  REQUIRE(s.size() == 2);
+  fs::create_directories(out / s.run(0).name);
   RunStatus st;
   st.state = "finished", st.exitCode = 0;
-  writeStatus(out / s.runs[0].name, st);
-  std::ofstream(out / s.runs[0].name / "summary.json") << R"({"cell": {"name": "gru", "dims": {"n": 16}},
+  writeStatus(out / s.run(0).name, st);
+  std::ofstream(out / s.run(0).name / "summary.json") << R"({"cell": {"name": "gru", "dims": {"n": 16}},
       "training": {"best_validation_error": 0.125}, "experiment": {"seed": 3}})";
   writeSweepTable(s, out);
   std::ifstream in(out / "sweep.csv");
@@ -308,8 +337,8 @@ TEST_CASE("sweep.csv holds each run's point, status and numbers", "[sweep]") {
   CHECK(ss.str() == "run,cell.file,experiment.seed,status,exit_code,cell.dims.n,training.best_validation_error\n"
                     "\"cell=gru,seed=1\",gru,1,finished,0,16,0.125\n"
                     "\"cell=gru,seed=2\",gru,2,pending,,,\n");
-  CHECK(runDone(out / s.runs[0].name));
-  CHECK(!runDone(out / s.runs[1].name));
+  CHECK(runDone(out / s.run(0).name));
+  CHECK(!runDone(out / s.run(1).name));
 }
 
 TEST_CASE("sweep.csv on a full disk: the path and the OS reason, the old table kept, no temp left", "[sweep]") {

@@ -62,7 +62,7 @@ const std::vector<Command>& commands() {
        0, 1, runRun, false},
       {"sweep", "run a grid of experiments: locally (--jobs) or under MPI",
        "usage: cellc sweep [--jobs N] [--out DIR] [--profile NAME] [--set key=value ...]\n"
-       "                   [--only NAME=VALUE ...] [--dry-run] [--no-plot] FILE.toml\n"
+       "                   [--only NAME=VALUE ...] [--dry-run] [--no-plot] [--allow-large] FILE.toml\n"
        "       mpirun -n K cellc sweep FILE.toml      (srun on Slurm)\n\n"
        "Expands the sweep file (a base experiment and axes over its keys, docs/sweeps.md) to runs,\n"
        "checks every run's experiment before anything runs, and runs each as `cellc run BASE --set\n"
@@ -79,9 +79,10 @@ const std::vector<Command>& commands() {
        "  --only NAME=VALUE run only the runs whose name has this part, e.g. --only cell=nbrc\n"
        "                    (repeatable: all must hold); the others are left as they are\n"
        "  --dry-run         list the runs and their --set edits; run nothing\n"
-       "  --no-plot         do not draw the [[plot]] figures\n",
+       "  --no-plot         do not draw the [[plot]] figures\n"
+       "  --allow-large     run a grid of more than 100,000 runs (refused without it)\n",
        {{"jobs", true}, {"out", true}, {"profile", true}, {"set", true}, {"only", true}, {"dry-run", false},
-        {"no-plot", false}},
+        {"no-plot", false}, {"allow-large", false}},
        1, 1, runSweep, false},
       {"unroll", "run a cell over .npy arrays; write outputs, loss and gradients",
        "usage: cellc unroll [-D name=value ...] [--precision f64|f32]\n"

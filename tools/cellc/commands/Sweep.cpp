@@ -31,7 +31,7 @@ int ranksPerNode() {
 int coordinate(const Args& a, int jobs, int ranks) {
   try {
     std::vector<std::string> sets = a.multi("set");
-    Sweep s = loadSweep(a.positional[0], sets, a.get("profile", ""));
+    Sweep s = loadSweep(a.positional[0], sets, a.get("profile", ""), a.flag("allow-large"));
     SweepOptions opt;
     opt.outDir = a.get("out", "");
     opt.jobs = jobs;
