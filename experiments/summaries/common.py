@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import tomllib
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # experiments/
 if HERE not in sys.path:
@@ -91,6 +92,16 @@ class RunRec:
         r = plot.Run(self.dir, self.summary)
         r.fig_dir = fig_dir
         return r
+
+
+def resolved_experiment(r):
+    """The run's resolved experiment (its experiment.toml, profile and --set applied) as a dict,
+    or {} when it has none or it does not parse."""
+    try:
+        with open(os.path.join(r.dir, "experiment.toml"), "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
 
 
 class Sweeps:

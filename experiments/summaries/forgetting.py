@@ -2,11 +2,11 @@
 
 import math
 import os
-import tomllib
 
 from summaries import stats
 from summaries.common import (as_float, figure_section, g, group, mean, missing_section, note, np,
-                              plot, plt, provenance, save, table, try_figure, verdict_section)
+                              plot, plt, provenance, resolved_experiment, save, table, try_figure,
+                              verdict_section)
 
 # The archive keeps the resolved experiment (the dropout form) and derive(run)'s small arrays (the
 # Fisher's zeros, each unit's largest state).
@@ -29,18 +29,9 @@ def e3_lambda(r):
     return r.get("training.phases.0.ewc_lambda", 0.0)
 
 
-def resolved(r):
-    """The run's resolved experiment (experiment.toml), or {}."""
-    try:
-        with open(os.path.join(r.dir, "experiment.toml"), "rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
 def phase_train(r, name):
     """The train table of phase `name` over the top-level one (the resolved experiment)."""
-    e = resolved(r)
+    e = resolved_experiment(r)
     t = dict(e.get("train") or {})
     for ph in e.get("phase") or []:
         if ph.get("name") == name:

@@ -1,13 +1,11 @@
 """E4: fixed vs learned readout."""
 
 import math
-import os
-import tomllib
 
 from summaries import stats
 from summaries.common import (count, figure_section, finite, g, group, mean, missing_section, np,
-                              plot, plt, provenance, save, seed_jitter, table, try_figure,
-                              verdict_section)
+                              plot, plt, provenance, resolved_experiment, save, seed_jitter, table,
+                              try_figure, verdict_section)
 
 
 # What the archive keeps of each run: each output's peak over the test trials (silent outputs).
@@ -17,13 +15,9 @@ ARCHIVE_FILES = ("arrays/readout_*.npy", "experiment.toml")
 def e4_label(r):
     """fixed or learned, from the run's resolved experiment ([params.W_out_raw] frozen), else
     its sweep axis: E1 case i's runs are the fixed arm, sweeps/readout.toml's the learned one."""
-    try:
-        with open(os.path.join(r.dir, "experiment.toml"), "rb") as fh:
-            w = (tomllib.load(fh).get("params") or {}).get("W_out_raw") or {}
-        if "frozen" in w:
-            return "fixed" if w["frozen"] else "learned"
-    except (OSError, tomllib.TOMLDecodeError):
-        pass
+    w = (resolved_experiment(r).get("params") or {}).get("W_out_raw") or {}
+    if "frozen" in w:
+        return "fixed" if w["frozen"] else "learned"
     f = r.axis("W_out_raw.frozen")
     if f is not None:
         return "fixed" if f.strip().lower() in ("true", "1") else "learned"

@@ -4,27 +4,18 @@ networks still show the sequence shift."""
 
 import math
 import os
-import tomllib
 
 import sequence_noise_floor
 from summaries import stats
-from summaries.common import (count, figure_section, g, group, mean, missing_section, np, plot,
-                              plt, provenance, save, spread, table, try_figure, verdict_section)
+from summaries.common import (count, figure_section, g, group, mean, missing_section, note, np,
+                              plot, plt, provenance, resolved_experiment, save, table, try_figure,
+                              verdict_section)
 
 CRITERION = 0.1  # pycog's min_error for this task
 
 
-def resolved(r):
-    """The run's resolved experiment (its experiment.toml), or {}."""
-    try:
-        with open(os.path.join(r.dir, "experiment.toml"), "rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
 def setting(r):
-    train = resolved(r).get("train", {})
+    train = resolved_experiment(r).get("train", {})
     opt, om = train.get("optimizer", "?"), train.get("omega", "?")
     return f"{opt}, Omega {g(om) if isinstance(om, (int, float)) else om}"
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "eval/Evaluate.h"
+#include "CompiledModel.h"
 #include "jit/Jit.h"
 #include "params/Init.h"
 #include "random/Normals.h"
@@ -23,23 +24,8 @@ using namespace cellc::runtime;
 
 namespace {
 
-struct Model {
-  std::string source;
-  std::map<std::string, double> overrides;
-  StepIR ir;
-  std::unique_ptr<CompiledCell<float>> kernel;
-};
-
-Model model(const std::string& cell, std::map<std::string, double> o) {
-  std::string path = std::string(CELLC_SOURCE_DIR) + "/cells/" + cell, err;
-  SourceFile f = SourceFile::load(path, &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  Model m{f.text(), o, lower(*p), nullptr};
-  m.kernel = compileCell<float>(m.ir);
-  return m;
-}
+using Model = testing::CompiledModel;
+Model model(const std::string& cell, std::map<std::string, double> o) { return testing::compiledModel(cell, std::move(o)); }
 
 // A short E1-like sequence: 20 steps of 10 ms, `outputs` bumps.
 SequenceTask shortSequence(int64_t outputs) {

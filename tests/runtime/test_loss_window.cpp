@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "CompiledModel.h"
 #include "jit/Jit.h"
 #include "sema/Program.h"
 #include "tasks/Tasks.h"
@@ -19,23 +20,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Model {
-  std::string source;
-  std::map<std::string, double> overrides;
-  StepIR ir;
-  std::unique_ptr<CompiledCell<float>> kernel;
-};
-
-Model model(const std::string& cell, std::map<std::string, double> o) {
-  std::string path = std::string(CELLC_SOURCE_DIR) + "/cells/" + cell, err;
-  SourceFile f = SourceFile::load(path, &err);
-  DiagnosticSink d;
-  std::optional<Program> p = loadCell(f, o, d);
-  REQUIRE(p);
-  Model m{f.text(), o, lower(*p), nullptr};
-  m.kernel = compileCell<float>(m.ir);
-  return m;
-}
+using Model = testing::CompiledModel;
+Model model(const std::string& cell, std::map<std::string, double> o) { return testing::compiledModel(cell, std::move(o)); }
 
 TrainResult train(Model& m, const Task& task, TrainConfig c, std::vector<double>* params = nullptr) {
   c.progress = false;
