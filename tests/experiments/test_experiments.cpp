@@ -206,7 +206,7 @@ TEST_CASE("train.dropout needs a ~ dropout() noise in the cell: an error at the 
   CHECK(fs::exists(ok / "done-train.ckpt"));
 }
 
-TEST_CASE("a two-phase run keeps each phase's params and its Fisher; a trace reads the task it names",
+TEST_CASE("a two-phase run keeps each phase's params and its Fisher, and a trace reads the task it names",
           "[experiments][ewc]") {
   fs::path run = freshDir("phases");
   Experiment e = loadExperiment(CELLC_SOURCE_DIR "/experiments/forgetting.toml",
@@ -267,7 +267,7 @@ nlohmann::json ablationOf(const std::string& name, const std::string& extra) {
 
 }  // namespace
 
-TEST_CASE("trace_ablation: a trace the cell never reads changes nothing; one it reads, something",
+TEST_CASE("trace_ablation: a trace the cell never reads changes nothing and one it reads changes the loss",
           "[experiments][analysis]") {
   // A = 0 and frozen: the candidate reads (A * hebb) h = 0, whatever the trace holds.
   nlohmann::json unread = ablationOf("ablation-unread", "[params.A]\nfill = 0\nfrozen = true\n");
@@ -290,7 +290,7 @@ TEST_CASE("trace_ablation: a trace the cell never reads changes nothing; one it 
   }
 }
 
-TEST_CASE("trace_ablation: a cell without a matrix state is skipped; a named state that is missing is refused",
+TEST_CASE("trace_ablation: a cell without a matrix state is skipped and a named state that is missing is refused",
           "[experiments][analysis]") {
   SECTION("skipped") {
     std::string path = writeExperiment("ablation_skip", tinyText() + "\n[[analysis]]\nkind = \"trace_ablation\"\n");

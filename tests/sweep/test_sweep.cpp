@@ -87,7 +87,7 @@ TEST_CASE("a sweep expands to the product of its axes, zipped groups and seeds",
   CHECK(s.run(11).point[0].shown == "nbrc");
 }
 
-TEST_CASE("axes keep the file's order; [set] and --set reach every run", "[sweep]") {
+TEST_CASE("axes keep the file's order, and [set] and --set reach every run", "[sweep]") {
   std::string path = writeSweep("order", kHeader +
                                              "profile = \"none\"\n"
                                              "name = \"lr_n\"\n"
