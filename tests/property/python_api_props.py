@@ -57,7 +57,7 @@ def cases(draw):
     return dims, draw(dtypes), draw(st.data())
 
 
-@settings(max_examples=int(os.environ.get("CELLC_PROPERTY_EXAMPLES", "120")), deadline=None,
+@settings(max_examples=int(os.environ.get("CELLC_PROPERTY_EXAMPLES", "120")), deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(cases())
 def test_python_api(case):

@@ -83,7 +83,7 @@ def sweep_files(draw):
     return text.encode("utf-8", "surrogatepass") if mangle != 3 else text.encode() + b"\xff\xfe"
 
 
-@settings(max_examples=int(os.environ.get("CELLC_PROPERTY_EXAMPLES", "150")), deadline=None,
+@settings(max_examples=int(os.environ.get("CELLC_PROPERTY_EXAMPLES", "150")), deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(sweep_files())
 def test_sweep_file(data):
