@@ -10,7 +10,8 @@ pkgs=(cmake ninja-build g++ pkg-config
       libtomlplusplus-dev nlohmann-json3-dev
       libopenmpi-dev openmpi-bin                                 # cellc sweep under mpirun
       python3 python3-numpy python3-matplotlib
-      python3-dev pybind11-dev python3-pytest python3-venv)   # the Python package (python/)
+      python3-dev pybind11-dev python3-pytest python3-venv   # the Python package (python/)
+      python3-hypothesis)                                    # the property-based tests (tests/property/)
 # python3-torch (cellc.torch and its tests) is optional and large (~140 MB): `--torch` adds it.
 if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torch); fi
 missing=()
