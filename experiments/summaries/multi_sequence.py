@@ -119,11 +119,14 @@ def summarize_multi_sequence(sw, out, args):
                      stats.ci([r.get(f"{ei}.ratio_of_means") for r in cs]),
                      stats.ci([r.get(f"{ei}.mean_of_step_ratios") for r in cs]),
                      stats.ci([r.get(f"{pre}.excitatory.mean") for r in learned]),
-                     stats.ci([r.get(f"{pre}.inhibitory.mean") for r in learned])))
+                     stats.ci([r.get(f"{pre}.inhibitory.mean") for r in learned]),
+                     stats.ci([r.get(f"{pre}.excitatory.zero_fraction") for r in learned]),
+                     stats.ci([r.get(f"{pre}.excitatory.zero_fraction") for r in cs])))
     md.append(table(["K", "runs", "learned", "test MSE / chance", "steps to the criterion",
                      "E/I ratio (trial), learned", "E/I ratio (mean of steps), learned",
                      "E/I (trial), untrained", "E/I (mean of steps), untrained",
-                     "E weights mean", "I weights mean"], rows))
+                     "E weights mean", "I weights mean", "E entries at 0, learned",
+                     "E entries at 0, untrained"], rows))
     comps = []
     for key, lab in (("ratio_of_means", "over the trial"),
                      ("mean_of_step_ratios", "mean of per-step ratios")):
