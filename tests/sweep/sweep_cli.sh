@@ -171,7 +171,8 @@ resume)
   seen=
   for _ in $(seq 15000); do  # up to 5 minutes
     kill -0 $driver 2> /dev/null || break
-    if grep -qs ',finished,' "$WORK/out/sweep.csv"; then
+    # a finished run is one with its summary (sweep.csv is rewritten on a timer, not per run)
+    if compgen -G "$WORK/out/*/summary.json" > /dev/null; then
       for d in "$WORK"/out/*/; do
         [ -f "$d/train-train.ckpt" ] && [ ! -f "$d/summary.json" ] && { seen=1; break 2; }
       done
@@ -183,7 +184,7 @@ resume)
   wait $driver 2> /dev/null
   # The killed driver's runs get SIGINT, checkpoint and stop; they hold the lock until then.
   flock -w 60 "$WORK/out/.lock" true || fail "the lock was not released"
-  grep -q ",finished," "$WORK/out/sweep.csv" && [ "$(grep -c ',finished,' "$WORK/out/sweep.csv")" = 4 ] \
+  [ "$(ls "$WORK"/out/*/summary.json 2> /dev/null | wc -l)" = 4 ] \
     && fail "the sweep finished before the kill; nothing to resume"
   # The rerun may change what a resume may change (threads), as `cellc run` allows.
   "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=400 --set train.threads=1 > /dev/null 2> "$WORK/rerun.log" \
