@@ -9,7 +9,8 @@ from summaries.common import (Line2D, as_float, count, curve, figure_section, fi
                               seed_jitter, spread, table, try_figure, verdict_section)
 
 
-CELL_ORDER = ["gru", "brc", "nbrc", "plastic_gru", "plastic_gru_clip", "pbrc", "pbrc_split"]
+CELL_ORDER = ["gru", "brc", "nbrc", "plastic_gru", "plastic_gru_clip", "pbrc", "pbrc_split", "pbrc_v0",
+              "pbrc_v1"]
 CELL_COLOR = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(CELL_ORDER)}
 # (cell file stem, T, D, H) -> (published test MSE, where it comes from)
 E5_PUBLISHED = {
@@ -17,6 +18,10 @@ E5_PUBLISHED = {
     ("pbrc_split", 300, 32, 48): (0.0075, "published log, the code's PBRC (PlasticBistableCell2)"),
     ("nbrc", 300, 32, 64): (0.00045, "published log, nBRC D=32 H=64 (one seed)"),
     ("plastic_gru_clip", 300, 32, 64): (0.0064, "published log, the code's plastic GRU H=64"),
+    ("nbrc", 300, 1, 8): (0.825, "plasticgru's fixed experiments, nBRC D=1 H=8 (one seed)"),
+    ("pbrc_v1", 300, 1, 8): (0.00053, "plasticgru's converged PBRC D=1 H=8 (one seed; the code at "
+                                      "54c8fcc, or the one before it: pbrc_v0)"),
+    ("pbrc_v0", 300, 1, 8): (0.00053, "the same run, if the code before 54c8fcc made it"),
 }
 E5_QUALITATIVE = [
     ("gru", "near chance (0.8-1.0) at T >= 100 with D = 1 (reproductions of Vecoven et al.)"),
