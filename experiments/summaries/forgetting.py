@@ -101,7 +101,8 @@ def derive(r):
         w = [np.load(os.path.join(fdir, f)) for f in sorted(os.listdir(fdir)) if f.startswith("W_")]
         out["fisher_zero"] = np.array([sum(int(np.sum(v == 0)) for v in w), sum(v.size for v in w)])
     try:
-        for key, name in (("task1_before", "unit_max_task1"), ("task2_after", "unit_max_task2")):
+        for key, name in (("task1_before", "unit_max_task1"), ("task2_after", "unit_max_task2"),
+                          ("task1_after", "unit_max_task1_after")):
             x = np.load(os.path.join(r.dir, "arrays", f"{key}_trace_state_x.npy"))
             out[name] = x.reshape(-1, x.shape[-1]).max(axis=0)
     except (OSError, ValueError):
@@ -118,9 +119,12 @@ def mechanism(r):
         return None
     on1, on2 = d["unit_max_task1"] > 0, d["unit_max_task2"] > 0
     fz = d.get("fisher_zero")
+    on1_after = d["unit_max_task1_after"] > 0 if "unit_max_task1_after" in d else None
     return {"fisher_zero": float(fz[0] / fz[1]) if fz is not None and fz[1] > 0 else math.nan,
             "silent_task1": int((~on1).sum()), "units": int(on1.size),
-            "recruited": int((~on1 & on2).sum()), "silent_after_both": int((~on1 & ~on2).sum())}
+            "recruited": int((~on1 & on2).sum()), "silent_after_both": int((~on1 & ~on2).sum()),
+            "woken_on_task1": int((~on1 & on1_after).sum()) if on1_after is not None else math.nan,
+            "silenced_on_task1": int((on1 & ~on1_after).sum()) if on1_after is not None else math.nan}
 
 
 def summarize_forgetting(sw, out, args):
@@ -177,19 +181,25 @@ def summarize_forgetting(sw, out, args):
     mech = [(r, m) for r, m in mech if m]
     if mech:
         mrows = []
-        for d in sorted({e3_dropout(r) for r, _ in mech}, key=dropout_order):
-            ms = [m for r, m in mech if e3_dropout(r) == d]
-            mrows.append((dropout_label(d), len(ms), stats.ci([m["fisher_zero"] for m in ms]),
+        for d, lam in sorted({(e3_dropout(r), e3_lambda(r)) for r, _ in mech},
+                             key=lambda k: (dropout_order(k[0]), k[1])):
+            ms = [m for r, m in mech if e3_dropout(r) == d and e3_lambda(r) == lam]
+            mrows.append((dropout_label(d), g(lam), len(ms), stats.ci([m["fisher_zero"] for m in ms]),
                           stats.ci([m["silent_task1"] for m in ms]),
                           stats.ci([m["recruited"] for m in ms]),
-                          stats.ci([m["silent_after_both"] for m in ms]), ms[0]["units"]))
+                          stats.ci([m["silent_after_both"] for m in ms]),
+                          stats.ci([m["woken_on_task1"] for m in ms]),
+                          stats.ci([m["silenced_on_task1"] for m in ms]), ms[0]["units"]))
         md.append("\n### The mechanism, from the saved arrays\n\nFisher zero: the share of weight "
                   "entries (W_rec, W_in, W_out raw) whose diagonal Fisher of task 1 is exactly 0, "
                   "so EWC does not hold them at all. Silent on task 1: units whose state never "
                   "rises above 0 on 20 task-1 trials after task 1; recruited: of those, the units "
-                  "active on 20 task-2 trials after task 2. Runs with lambda > 0 (a Fisher).\n\n"
-                  + table(["dropout (task 1)", "runs", "Fisher zero", "units silent on task 1",
-                           "recruited by task 2", "silent on both", "units"], mrows))
+                  "active on 20 task-2 trials after task 2; woken: of those, the units active on "
+                  "task-1 trials after task 2; silenced: units active on task 1 before and silent "
+                  "on it after. Fisher zero: runs with lambda > 0 (a Fisher).\n\n"
+                  + table(["dropout (task 1)", "EWC lambda", "runs", "Fisher zero", "units silent on task 1",
+                           "recruited by task 2", "silent on both", "woken on task 1",
+                           "silenced on task 1", "units"], mrows))
     figs = try_figure(e3_traces_figure, runs, out)
     figs += try_figure(e3_tradeoff_figure, by, keys, out)
     figs += try_figure(e3_lambda_figure, by, keys, out)
