@@ -1,8 +1,20 @@
 """cellc.torch.CellModule: gradcheck in float64 for every cell, training in a torch loop."""
+import os
+
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+# Missing PyTorch is a failure, not a silent skip (a suite that skips is not a pass): install
+# python3-torch (bash scripts/setup.sh --torch, which the README's test command runs), or set
+# CELLC_SKIP_TORCH_TESTS=1 to skip these tests on purpose.
+try:
+    import torch
+except ImportError as e:
+    if os.environ.get("CELLC_SKIP_TORCH_TESTS") == "1":
+        pytest.skip("CELLC_SKIP_TORCH_TESTS=1: the PyTorch tests are skipped on purpose",
+                    allow_module_level=True)
+    raise ImportError("the PyTorch tests need python3-torch (bash scripts/setup.sh --torch); "
+                      "set CELLC_SKIP_TORCH_TESTS=1 to skip them on purpose") from e
 
 import cellc
 import cellc.torch

@@ -34,3 +34,21 @@ def test_package_works_without_torch():
                        capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "python")})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"
+
+
+def test_the_torch_tests_fail_loudly_without_torch():
+    """Without PyTorch the PyTorch tests are an error (not a skip that reports 100 % passed),
+    unless CELLC_SKIP_TORCH_TESTS=1 asks for the skip."""
+    script = BLOCK + (
+        "import sys, pytest\n"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', sys.argv[1]]))\n")
+    test_file = str(ROOT / "python" / "tests" / "test_torch.py")
+    env = {"PYTHONPATH": str(ROOT / "python") + ":" + str(ROOT / "python" / "tests")}
+    r = subprocess.run([sys.executable, "-c", script, test_file], capture_output=True, text=True,
+                       env=env, cwd=str(ROOT / "python" / "tests"))
+    assert r.returncode != 0, r.stdout
+    assert "need python3-torch" in r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-c", script, test_file], capture_output=True, text=True,
+                       env=dict(env, CELLC_SKIP_TORCH_TESTS="1"), cwd=str(ROOT / "python" / "tests"))
+    assert r.returncode in (0, 5), r.stdout + r.stderr  # 5: this file alone, every test skipped
+    assert "skipped" in r.stdout
