@@ -22,8 +22,8 @@ import numpy as np
 from . import _cellc
 from ._cellc import CompileError, Tape
 
-__all__ = ["compile", "Cell", "Layout", "Slot", "CompileError", "train", "run", "Tape", "set_threads",
-           "threads"]
+__all__ = ["compile", "Cell", "Layout", "Slot", "CompileError", "train", "run", "load_run", "RunFolder",
+           "Tape", "set_threads", "threads"]
 
 
 @dataclass(frozen=True)
@@ -245,6 +245,48 @@ def _toml_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise ValueError(f"set: cannot write {v!r} as a TOML value")
+
+
+@dataclass
+class RunFolder:
+    """A finished (or checkpointed) run folder of `cellc run`, loaded: its cell compiled as the run
+    compiled it (the folder's own cell.cell with the run's dims and consts), its trained params, the
+    resolved experiment (experiment.toml) and its summary (summary.json, {} before one exists)."""
+    folder: str
+    cell: Cell
+    params: dict
+    config: dict
+    summary: dict
+
+    def __repr__(self) -> str:
+        return (f"RunFolder({self.folder!r}: cell {self.cell.name}, {len(self.params)} params, "
+                f"{'finished' if self.summary else 'no summary.json yet'})")
+
+
+def load_run(folder: Union[str, os.PathLike], dtype="float32") -> RunFolder:
+    """Loads a run folder written by `cellc run` (or cellc.run): the cell, its trained params
+    (params/NAME.npy), the resolved experiment and the summary. A missing file raises
+    FileNotFoundError naming it."""
+    import tomllib
+    folder = os.fspath(folder)
+    def need(name):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: not in the run folder (is {folder} a cellc run folder?)")
+        return path
+    with open(need("experiment.toml"), "rb") as f:
+        config = tomllib.load(f)
+    summary = {}
+    if os.path.exists(os.path.join(folder, "summary.json")):
+        with open(os.path.join(folder, "summary.json")) as f:
+            summary = json.load(f)
+    cell_cfg = config.get("cell") or {}
+    dims = (summary.get("cell") or {}).get("dims") or cell_cfg.get("dims") or {}
+    cell = compile(need("cell.cell"), dims=dims, consts=cell_cfg.get("consts") or {}, dtype=dtype)
+    need("params")
+    params = {sl.name: np.load(need(os.path.join("params", sl.name + ".npy")))
+              for sl in cell.layout.params}
+    return RunFolder(folder, cell, params, config, summary)
 
 
 def run(path: Union[str, os.PathLike], profile: str = "", set: Optional[Mapping[str, Any]] = None,

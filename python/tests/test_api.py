@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import cellc
-from conftest import SMALL, cell_path
+from conftest import ROOT, SMALL, cell_path
 
 
 def random_params(cell, rng, scale=0.5):
@@ -233,3 +233,25 @@ def test_set_threads_counts_and_results():
             cellc.set_threads(-1)
     finally:
         cellc.set_threads(saved)
+
+
+def test_load_run_gives_the_cell_params_and_config_of_a_run_folder(tmp_path):
+    """cellc.load_run(folder): the run's own cell at its dims, the trained params (the .npy files
+    bit for bit), the resolved experiment and the summary; a folder that is not a run is an error
+    naming the file it lacks."""
+    import cellc
+    exp = ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml"
+    summary = cellc.run(exp, set={"train.max_steps": 3}, out=tmp_path / "run", verbose=False)
+    r = cellc.load_run(tmp_path / "run")
+    assert r.cell.name == summary["cell"]["name"]
+    assert set(r.params) == {s.name for s in r.cell.layout.params}
+    for name, value in r.params.items():
+        assert np.array_equal(value, np.load(tmp_path / "run" / "params" / f"{name}.npy"))
+    assert r.config["train"]["max_steps"] == 3
+    assert r.summary["training"]["steps"] == 3
+    x = np.zeros((4, 2, r.cell.layout.inputs[0].size))
+    y, _ = r.cell.unroll(r.params, x)
+    assert np.all(np.isfinite(np.asarray(y)))
+    assert "RunFolder(" in repr(r)
+    with pytest.raises(FileNotFoundError, match="experiment.toml"):
+        cellc.load_run(tmp_path)
