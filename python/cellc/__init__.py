@@ -190,21 +190,29 @@ def threads() -> int:
     return _cellc.threads()
 
 
-def compile(path: Union[str, os.PathLike], dims: Optional[Mapping[str, float]] = None,
-            consts: Optional[Mapping[str, float]] = None, dtype="float32") -> Cell:
-    """Parses, checks, differentiates and JIT-compiles a .cell file.
+def compile(path: Optional[Union[str, os.PathLike]] = None,
+            dims: Optional[Mapping[str, float]] = None,
+            consts: Optional[Mapping[str, float]] = None, dtype="float32", *,
+            source: Optional[str] = None) -> Cell:
+    """Parses, checks, differentiates and JIT-compiles a .cell file, or the cell text `source`
+    (then `path`, default "<source>", only names it in messages).
 
     dims and consts override the cell's dims and scalar consts (as `-D name=value`). Errors in the
     cell raise CompileError (a ValueError) whose message is the located diagnostics, with the source
     line and a caret; a missing file raises FileNotFoundError.
     """
+    if source is not None and not isinstance(source, str):
+        raise TypeError(f"source must be the cell's text (a str), not {type(source).__name__}")
+    if source is None and path is None:
+        raise TypeError("compile needs a path or source=")
     overrides = {}
     for what, d in (("dims", dims), ("consts", consts)):
         for k, v in (d or {}).items():
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
                 raise ValueError(f"{what}: {k} = {v!r}: it must be a number")
             overrides[str(k)] = float(v)
-    return Cell(_cellc.Cell.compile(os.fspath(path), overrides, _dtype_name(dtype)))
+    name = os.fspath(path) if path is not None else "<source>"
+    return Cell(_cellc.Cell.compile(name, overrides, _dtype_name(dtype), source))
 
 
 def train(cell: Cell, task: Union[str, Callable], *, params: Optional[Mapping] = None,

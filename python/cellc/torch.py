@@ -100,6 +100,14 @@ class CellModule(torch.nn.Module):
             value = torch.as_tensor(np.asarray(init[s.name], dtype=cell.dtype)).clone()
             self.register_parameter(s.name, torch.nn.Parameter(value))
 
+    @classmethod
+    def from_run(cls, folder, dtype="float32") -> "CellModule":
+        """The module of a `cellc run` folder: its cell at the run's dims (cellc.load_run), its
+        params the trained ones."""
+        from . import load_run
+        r = load_run(folder, dtype=dtype)
+        return cls(r.cell, params=r.params)
+
     @property
     def cell(self) -> Cell:
         return next(iter(self._cells.values()))

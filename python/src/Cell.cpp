@@ -91,11 +91,11 @@ py::handle item(py::handle d, const std::string& key) {
 }  // namespace
 
 std::shared_ptr<Cell> Cell::compile(const std::string& path, const Overrides& overrides,
-                                    const std::string& dtype) {
+                                    const std::string& dtype, const std::optional<std::string>& source) {
   if (dtype != "float32" && dtype != "float64")
     throw py::value_error("dtype '" + dtype + "': it must be float32 or float64");
   std::string err;
-  SourceFile file = SourceFile::load(path, &err);
+  SourceFile file = source ? SourceFile(path, *source) : SourceFile::load(path, &err);
   if (!err.empty()) {
     PyErr_SetString(PyExc_FileNotFoundError, (path + ": " + err).c_str());
     throw py::error_already_set();
@@ -414,7 +414,7 @@ void bindCell(py::module_& m) {
       .def_property_readonly("batch", [](const Tape& t) { return t.batch; });
   py::class_<Cell, std::shared_ptr<Cell>>(m, "Cell")
       .def_static("compile", &Cell::compile, py::arg("path"), py::arg("overrides"),
-                  py::arg("dtype"))
+                  py::arg("dtype"), py::arg("source") = std::nullopt)
       .def("astype",
            [](const std::shared_ptr<Cell>& self, const std::string& dtype) {
              std::shared_ptr<Cell> c = self->astype(dtype);

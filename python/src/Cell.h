@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -38,8 +39,11 @@ class Cell {
  public:
   // Throws CompileError (the cell has errors), FileNotFoundError-worthy std::ios_base::failure
   // (the file cannot be read), std::invalid_argument (a bad dtype).
+  // source: the cell's text, given instead of read from `path` (which then only names it in
+  // messages).
   static std::shared_ptr<Cell> compile(const std::string& path, const Overrides& overrides,
-                                       const std::string& dtype);
+                                       const std::string& dtype,
+                                       const std::optional<std::string>& source = std::nullopt);
   // The same cell in another precision (compiled once, then cached).
   std::shared_ptr<Cell> astype(const std::string& dtype);
 

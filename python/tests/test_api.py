@@ -255,3 +255,21 @@ def test_load_run_gives_the_cell_params_and_config_of_a_run_folder(tmp_path):
     assert "RunFolder(" in repr(r)
     with pytest.raises(FileNotFoundError, match="experiment.toml"):
         cellc.load_run(tmp_path)
+
+
+def test_compile_from_a_string_equals_the_file_and_locates_errors():
+    """cellc.compile(source=...) compiles the text itself: the same layout and outputs as the
+    file; an error names the given path (default "<source>") with the line and a caret."""
+    import cellc
+    text = open(cell_path("gru")).read()
+    a = cellc.compile(cell_path("gru"), dims=SMALL["gru"], dtype="float64")
+    b = cellc.compile(source=text, dims=SMALL["gru"], dtype="float64")
+    p = a.init_params(3)
+    x = np.random.default_rng(0).standard_normal((5, 2, SMALL["gru"]["n_in"]))
+    assert np.array_equal(np.asarray(a.unroll(p, x)[0]), np.asarray(b.unroll(p, x)[0]))
+    with pytest.raises(cellc.CompileError, match=r"<source>:3:"):
+        cellc.compile(source="cell bad {\n  dim n = 2\n  state h[n] = 0 +\n}\n")
+    with pytest.raises(cellc.CompileError, match=r"mine\.cell:"):
+        cellc.compile("mine.cell", source="cell bad {\n  oops\n}\n")
+    with pytest.raises(TypeError):
+        cellc.compile()

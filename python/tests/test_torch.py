@@ -95,3 +95,16 @@ def test_trains_in_a_torch_loop():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.25 * losses[0]
+
+
+def test_cell_module_from_a_run_folder(tmp_path):
+    """CellModule.from_run(folder): the run's cell with the trained params as nn.Parameters."""
+    from conftest import ROOT
+    exp = ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml"
+    cellc.run(exp, set={"train.max_steps": 3}, out=tmp_path / "run", verbose=False)
+    m = cellc.torch.CellModule.from_run(tmp_path / "run", dtype="float64")
+    r = cellc.load_run(tmp_path / "run", dtype="float64")
+    for name, value in r.params.items():
+        assert np.array_equal(getattr(m, name).detach().numpy(), value.astype(np.float64))
+    y, _ = m(torch.zeros(4, 2, r.cell.layout.inputs[0].size, dtype=torch.float64))
+    assert torch.isfinite(y).all()
