@@ -123,7 +123,8 @@ class Cell:
     def _outputs(self, outputs: dict):
         return outputs[self.layout.outputs[0].name] if len(self.layout.outputs) == 1 else outputs
 
-    def unroll(self, params: Mapping, inputs=None, *, state0=None, noise=None, **named_inputs):
+    def unroll(self, params: Mapping, inputs=None, *, state0=None, noise=None, batch_first=False,
+               **named_inputs):
         """Runs the cell over T steps.
 
         params: dict name -> array (every param). Inputs by name (`x=X`, [T, B, ...]) or as
@@ -131,9 +132,16 @@ class Cell:
         [B, ...] (an array for a one-state cell, else a dict; default: the declared initial values).
         noise: [T, B, ...] (default zeros; ones for a ~ dropout() mask). Returns (outputs, final): outputs [T, B, ...] (an array
         when the cell has one output, else a dict by name) and the final states (a dict by name).
+        batch_first=True: inputs, noise and outputs are [B, T, ...] instead (as torch's
+        batch_first); states are [B, ...] either way.
         """
         given = self._split(inputs, named_inputs, "unroll")
+        if batch_first:
+            given = {k: _swap_bt(v, f"input {k}") for k, v in given.items()}
+            noise = _map_tree(noise, lambda v, k: _swap_bt(v, f"noise {k}"))
         outputs, final, _ = self._forward(params, given, state0, noise, False)
+        if batch_first:
+            outputs = {k: np.swapaxes(v, 0, 1) for k, v in outputs.items()}
         return self._outputs(outputs), final
 
     def vjp(self, params: Mapping, inputs=None, *, state0=None, noise=None, d_final=None,
@@ -166,6 +174,23 @@ class Cell:
                  d_final: Optional[Mapping] = None) -> dict:
         """The vjp of a run kept by unroll_with_tape, without running the forward again."""
         return self._native.vjp(tape, d_outputs, d_final)
+
+
+def _swap_bt(value, what: str):
+    """[B, T, ...] -> [T, B, ...] (batch_first), or an error naming the array."""
+    a = np.asarray(value)
+    if a.ndim < 2:
+        raise ValueError(f"{what}: batch_first needs [B, T, ...], got shape {a.shape}")
+    return np.swapaxes(a, 0, 1)
+
+
+def _map_tree(value, fn):
+    """fn over an array or the values of a dict (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {k: fn(v, k) for k, v in value.items()}
+    return fn(value, "")
 
 
 def _dtype_name(dtype) -> str:

@@ -273,3 +273,17 @@ def test_compile_from_a_string_equals_the_file_and_locates_errors():
         cellc.compile("mine.cell", source="cell bad {\n  oops\n}\n")
     with pytest.raises(TypeError):
         cellc.compile()
+
+
+def test_unroll_batch_first_is_the_transpose():
+    """unroll(batch_first=True) takes and returns [B, T, ...]: the same numbers as [T, B, ...]."""
+    cell = cellc.compile(cell_path("gru"), dims=SMALL["gru"], dtype="float64")
+    p = cell.init_params(1)
+    x = np.random.default_rng(2).standard_normal((6, 3, SMALL["gru"]["n_in"]))
+    y, final = cell.unroll(p, x)
+    yb, finalb = cell.unroll(p, np.swapaxes(x, 0, 1), batch_first=True)
+    assert yb.shape == (3, 6) + y.shape[2:]
+    assert np.array_equal(np.swapaxes(yb, 0, 1), y)
+    assert all(np.array_equal(final[k], finalb[k]) for k in final)
+    with pytest.raises(ValueError, match="batch_first needs"):
+        cell.unroll(p, np.zeros(3), batch_first=True)
