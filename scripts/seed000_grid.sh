@@ -22,8 +22,12 @@ while [ $# -gt 0 ]; do
     *) echo "seed000_grid.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-# In the order that answers the open questions first (the cheap E2, then E1 case i, E4, case ii).
-sweeps=(multi_sequence multi_sequence_untrained sequence_shift_seeds readout sequence_shift_all_outputs_seeds forgetting_lambda)
+# In the order that answers the open questions first (what is done is skipped in seconds): E2 and
+# its controls, E1 case i (also E4's fixed arm) and its control, E4's learned arm, E3 without and
+# with dropout, E1 case ii.
+sweeps=(multi_sequence multi_sequence_untrained multi_sequence_matched_steps sequence_shift_seeds
+        sequence_shift_untrained readout forgetting_lambda forgetting_dropout
+        sequence_shift_all_outputs_seeds)
 mkdir -p "$out"
 if [ -z "$bin" ]; then
   bin=$out/cellc-seed000
