@@ -36,7 +36,11 @@ fi
 for s in "${sweeps[@]}"; do
   if [ -n "$only" ] && [[ ",$only," != *",$s,"* ]]; then continue; fi
   args=(sweep "experiments/sweeps/$s.toml" --jobs "$jobs" --set train.threads=1 --out "$out/$s")
-  if [ $dry = 1 ]; then "$bin" "${args[@]}" --dry-run | head -1; continue; fi
+  if [ $dry = 1 ]; then  # the first line (not through head: its closed pipe would stop the script)
+    listing=$("$bin" "${args[@]}" --dry-run)
+    echo "${listing%%$'\n'*}"
+    continue
+  fi
   echo "== $(date -u +%FT%TZ) $s"
   "$bin" "${args[@]}" || echo "== $s: exit $? (the next sweep starts; run again to retry)"
 done
