@@ -41,6 +41,14 @@ std::string tinyText() {
   return s;
 }
 
+// Options of a run into `run`, without figures (the tests below).
+RunOptions quietInto(const fs::path& run) {
+  RunOptions opt;
+  opt.outDir = run.string();
+  opt.plot = false;
+  return opt;
+}
+
 fs::path freshDir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("cellc-exp-" + name + "-" + std::to_string(::getpid()));
   fs::remove_all(d);
@@ -213,9 +221,7 @@ TEST_CASE("a two-phase run keeps each phase's params and its Fisher, and a trace
                                 {"train.max_steps=5", "phase.task1.ewc.fisher_trials=4", "cell.dims.n=12",
                                  "test.trials=4", "phase.task1.train.dropout=0"},
                                 "quick");
-  RunOptions opt;
-  opt.outDir = run.string();
-  opt.plot = false;
+  RunOptions opt = quietInto(run);
   std::ostringstream log;
   runExperiment(e, opt, log);
   for (const char* f : {"params-task1/W_rec_raw.npy", "params-task2/W_rec_raw.npy", "fisher-task1/W_rec_raw.npy",
@@ -238,9 +244,7 @@ TEST_CASE("a trace whose task names no phase is refused before training, at its 
   fs::path run = freshDir("trace-task");
   std::string path = writeExperiment("trace_task", tinyText() + "\n[[analysis]]\nkind = \"trace\"\ntask = \"task9\"\n");
   Experiment e = loadExperiment(path);
-  RunOptions opt;
-  opt.outDir = run.string();
-  opt.plot = false;
+  RunOptions opt = quietInto(run);
   std::ostringstream log;
   CHECK_THROWS_WITH(runExperiment(e, opt, log), Contains("no phase named 'task9'") && Contains("trace_task.toml:"));
   CHECK_FALSE(fs::exists(run / "metrics.csv"));
@@ -256,9 +260,7 @@ nlohmann::json ablationOf(const std::string& name, const std::string& extra) {
                            "max_steps = 30\nvalidate_every = 0\n" + extra +
                            "[test]\ntrials = 64\n[[analysis]]\nkind = \"trace_ablation\"\ntrials = 64\n";
   fs::path run = freshDir(name);
-  RunOptions opt;
-  opt.outDir = run.string();
-  opt.plot = false;
+  RunOptions opt = quietInto(run);
   std::ostringstream log;
   runExperiment(loadExperiment(writeExperiment(name, text)), opt, log);
   std::ifstream in(run / "summary.json");
@@ -295,9 +297,7 @@ TEST_CASE("trace_ablation: a cell without a matrix state is skipped and a named 
   SECTION("skipped") {
     std::string path = writeExperiment("ablation_skip", tinyText() + "\n[[analysis]]\nkind = \"trace_ablation\"\n");
     fs::path run = freshDir("ablation-skip");
-    RunOptions opt;
-    opt.outDir = run.string();
-    opt.plot = false;
+    RunOptions opt = quietInto(run);
     std::ostringstream log;
     runExperiment(loadExperiment(path), opt, log);
     std::ifstream in(run / "summary.json");
@@ -305,9 +305,7 @@ TEST_CASE("trace_ablation: a cell without a matrix state is skipped and a named 
   }
   std::string path = writeExperiment("ablation_nbrc", tinyText() + "\n[[analysis]]\nkind = \"trace_ablation\"\ntrace = \"hebb\"\n");
   fs::path run = freshDir("ablation-nbrc");
-  RunOptions opt;
-  opt.outDir = run.string();
-  opt.plot = false;
+  RunOptions opt = quietInto(run);
   std::ostringstream log;
   CHECK_THROWS_WITH(runExperiment(loadExperiment(path), opt, log),
                     Contains("no state named 'hebb'") && Contains("ablation_nbrc.toml:"));
