@@ -35,15 +35,15 @@ Model loadModel(const Experiment& e) {
   m.source = file.text();
   for (auto& [k, v] : e.dims) m.overrides[k] = v;
   for (auto& [k, v] : e.consts) m.overrides[k] = v;
-  DiagnosticSink diags;
-  m.prog = loadCell(file, m.overrides, diags);
-  if (!m.prog) {
-    std::ostringstream os;
-    diags.render(os, file);
-    throw ExperimentError(e.path + ": the cell " + m.cellPath + " has errors:\n" + os.str());
+  try {
+    m.prog = loadProgram(file, m.overrides);
+  } catch (const CellSourceError& bad) {
+    throw ExperimentError(e.path + ": the cell " + m.cellPath + " has errors:\n" + bad.what() +
+                          "\n");
   }
-  m.ir = lower(*m.prog);
-  m.kernel = compileCell<float>(m.ir, usesOmega(e));
+  CompiledProgram<float> c = compileProgram<float>(*m.prog, {.omega = usesOmega(e)});
+  m.ir = std::move(c.ir);
+  m.kernel = std::move(c.kernel);
   return m;
 }
 

@@ -221,7 +221,7 @@ class Bptt {
   // The segment plan's buffer elements per step, 0 when the per-step plan runs.
   int64_t segmentN() const { return wantSegment_ ? kernel_.segmentSize(batch_) : 0; }
   // Adds lambda * Omega's term of step t to res and dParams; v is the adjoint of state t + 1.
-  void omegaStep(const std::vector<T>& params, const T* in, const T* noise, const T* tape,
+  void omegaStep(const std::vector<T>& params, const T* in, const T* noise, T* tape,
                  const std::vector<T>& v, std::vector<T>& dParams, BpttResult<T>& res);
 
   StepKernel<T>& kernel_;

@@ -168,12 +168,26 @@ TEST_CASE("one-step gradients of every cell, root by root, match finite differen
     auto lossAt = [&](const std::vector<double>& p, const std::vector<double>& s,
                       const std::vector<double>& x) {
       std::vector<double> next(L.stateSize * B), out(L.outputSize * B);
-      ev.forward(p.data(), s.data(), x.data(), noise.data(), next.data(), out.data(), nullptr, B);
+      ev.run(Stage::Forward, {.params = p.data(),
+                              .state = s.data(),
+                              .input = x.data(),
+                              .noise = noise.data(),
+                              .stateNext = next.data(),
+                              .output = out.data(),
+                              .batch = B});
       return dot(dNext, next) + dot(dOut, out);
     };
     std::vector<double> dState(L.stateSize * B), dInput(L.inputSize * B), dParams(L.paramSize, 0.0);
-    ev.backward(params.data(), state.data(), input.data(), noise.data(), nullptr, dNext.data(),
-                dOut.data(), dState.data(), dInput.data(), dParams.data(), B);
+    ev.run(Stage::Backward, {.params = params.data(),
+                             .state = state.data(),
+                             .input = input.data(),
+                             .noise = noise.data(),
+                             .dStateNext = dNext.data(),
+                             .dOutput = dOut.data(),
+                             .dState = dState.data(),
+                             .dInput = dInput.data(),
+                             .dParams = dParams.data(),
+                             .batch = B});
 
     // One random direction inside one slot of one role; `which` 0 params, 1 state, 2 input.
     auto check = [&](int which, const ir::Slot& slot) {
@@ -217,12 +231,21 @@ std::vector<std::string> coordinateMismatches(const std::string& src, const std:
   std::vector<double> ones(L.stateSize, 1.0), dOut(L.outputSize, 0.0);
   auto lossAt = [&](const std::vector<double>& p, const std::vector<double>& s) {
     std::vector<double> next(L.stateSize), out(L.outputSize);
-    ev.forward(p.data(), s.data(), nullptr, nullptr, next.data(), out.data(), nullptr, 1);
+    ev.run(Stage::Forward, {.params = p.data(),
+                            .state = s.data(),
+                            .stateNext = next.data(),
+                            .output = out.data(),
+                            .batch = 1});
     return dot(ones, next);
   };
   std::vector<double> dState(L.stateSize), dParams(L.paramSize, 0.0);
-  ev.backward(params.data(), state.data(), nullptr, nullptr, nullptr, ones.data(), dOut.data(),
-              dState.data(), nullptr, dParams.data(), 1);
+  ev.run(Stage::Backward, {.params = params.data(),
+                           .state = state.data(),
+                           .dStateNext = ones.data(),
+                           .dOutput = dOut.data(),
+                           .dState = dState.data(),
+                           .dParams = dParams.data(),
+                           .batch = 1});
   std::vector<std::string> bad;
   for (int which = 0; which < 2; ++which) {
     const std::vector<double>& base = which == 0 ? params : state;
@@ -254,8 +277,13 @@ std::vector<double> stateGradient(const std::string& src, const std::vector<doub
   const ir::Layout& L = ev.layout();
   std::vector<double> ones(L.stateSize, 1.0), dOut(L.outputSize, 0.0);
   std::vector<double> dState(L.stateSize), dParams(L.paramSize, 0.0);
-  ev.backward(params.data(), state.data(), nullptr, nullptr, nullptr, ones.data(), dOut.data(),
-              dState.data(), nullptr, dParams.data(), 1);
+  ev.run(Stage::Backward, {.params = params.data(),
+                           .state = state.data(),
+                           .dStateNext = ones.data(),
+                           .dOutput = dOut.data(),
+                           .dState = dState.data(),
+                           .dParams = dParams.data(),
+                           .batch = 1});
   return dState;
 }
 
@@ -331,7 +359,7 @@ TEST_CASE("constant folding of softplus does not overflow", "[gradients][edge][f
   StepIR ir = lowerText("fold.cell", "cell k { state h = 0\n h' = h + (softplus(800) - 800) }");
   eval::Evaluator ev(ir);
   std::vector<double> h = {0.25}, next(1);
-  ev.forward(nullptr, h.data(), nullptr, nullptr, next.data(), nullptr, nullptr, 1);
+  ev.run(Stage::Forward, {.state = h.data(), .stateNext = next.data(), .batch = 1});
   INFO(ir::printGraph(ir.g, ir.forwardRoots()));
   CHECK(next[0] == 0.25);
 }
