@@ -522,6 +522,19 @@ class Checker {
   }
 
   void checkEquation(Stmt& s) {
+    if (s.derivative) {
+      const Symbol* dt = sym("dt");
+      if (!dt || dt->kind != SymKind::Const || !dt->shape.dims.empty()) {
+        error(Code::E216, s.dtLoc,
+              "d(" + s.name + ")/dt needs a scalar const dt, the time step (e.g. const dt = 10); " +
+                  (dt ? "dt is " + aKind(dt->kind) + " of shape " + dt->shape.str() : std::string("none is declared")));
+        // The state has its update (so no E203 or E207 follows), and what it reads is used.
+        if (const Symbol* target = sym(s.name); target && target->kind == SymKind::State)
+          primedAt_.emplace(s.name, s.loc);
+        infer(*s.value->args[1]->args[1], Ctx::Equation);
+        return;
+      }
+    }
     std::optional<Shape> v = infer(*s.value, Ctx::Equation);
     Symbol* target = sym(s.name);
     if (s.primed) {

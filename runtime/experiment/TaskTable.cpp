@@ -70,14 +70,21 @@ std::unique_ptr<Task> copyFirst(const Experiment& e, const PhaseSpec& p) {
 }
 
 const std::vector<TaskDef> kTasks = {
-    {"sequence", sequence},
-    {"multi_sequence", multiSequence},
+    {"sequence", sequence, true},
+    {"multi_sequence", multiSequence, true},
     {"copy_first", copyFirst},
 };
 
 }  // namespace
 
 const std::vector<TaskDef>& taskTable() { return kTasks; }
+
+double taskTimeStep(const Experiment& e, const PhaseSpec& p) {
+  const std::string kind = phaseStr(e, p, "task.kind");
+  for (const TaskDef& d : kTasks)
+    if (kind == d.kind) return d.hasTimeStep ? phaseNum(e, p, "task.dt") : 0.0;
+  return 0.0;
+}
 
 std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key) {
   if (auto it = p.values.find(key); it != p.values.end()) return it->second.where;
