@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <iosfwd>
 #include <map>
@@ -53,7 +54,7 @@ struct TrainConfig {
   int64_t maxSteps = 100000;
   int64_t validateEvery = 500;
   int64_t validationBatch = 100;
-  std::string metric = "rmse";     // what "error" means: rmse (sqrt of the loss) or loss
+  std::string metric = "rmse";     // what "error" means: rmse (sqrt of the loss), loss, or error_rate (1 - accuracy)
   double targetError = -1;         // stop when the validation error reaches it; < 0: off
   double targetLoss = -1;          // stop when a minibatch loss is below it; < 0: off
   int64_t patience = 0;            // stop after this many validations without improvement; 0: off
