@@ -44,6 +44,7 @@ TestResult testOnFreshTrials(StepKernel<float>& kernel, const Task& task,
   r.classification = isClassification(task.loss().kind);
   r.accuracy = choices.value();
   r.chanceAccuracy = choices.chance();
+  r.idealAccuracy = task.idealAccuracy();
   r.trials = trials;
   r.loss = sumLoss / static_cast<double>(trials);
   r.chanceLoss = sumChance / static_cast<double>(trials);

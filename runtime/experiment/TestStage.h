@@ -20,6 +20,7 @@ struct TestResult {
   // the best constant guess gets on the same trials (the largest class's share).
   bool classification = false;
   double accuracy = 0, chanceAccuracy = 0;
+  double idealAccuracy = 0;  // the task's ideal observer (Task::idealAccuracy), NaN when unknown
 };
 
 // The seed of phase `task`'s test trials in an experiment seeded `experimentSeed`, and the stream

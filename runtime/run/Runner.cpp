@@ -155,6 +155,7 @@ json testStage(const Experiment& e, Model& m, const std::vector<std::unique_ptr<
     if (r.classification) {
       json c{{"loss", r.loss}, {"chance_loss", r.chanceLoss}, {"accuracy", r.accuracy},
              {"chance_accuracy", r.chanceAccuracy}};
+      if (std::isfinite(r.idealAccuracy)) c["ideal_accuracy"] = r.idealAccuracy;
       return c;
     }
     return json{{"loss", r.loss}, {"rmse", std::sqrt(r.loss)}, {"chance_loss", r.chanceLoss}};

@@ -36,6 +36,9 @@ class Task {
   // not checked against the cell.
   virtual int64_t inputDim() const { return -1; }
   virtual int64_t outputDim() const { return -1; }
+  // A classification task's ideal observer: the share of choices it gets right on this task's
+  // trials (the test stage reports it beside the network's); NaN: none is known.
+  virtual double idealAccuracy() const { return std::nan(""); }
 };
 
 // What identifies the model in checkpoints (a resumed run must be the same cell and sizes).
