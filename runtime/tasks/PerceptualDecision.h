@@ -1,5 +1,5 @@
-// A perceptual decision: the random-dots discrimination of Song, Yang & Wang (2016; pycog's
-// rdm_fixed), trained as a classification (train/Loss.h's cross_entropy).
+// A perceptual decision: the random-dots discrimination of Song, Yang & Wang (2016, and its pycog
+// code), trained as a classification (train/Loss.h's cross_entropy).
 //
 // Two inputs carry noisy evidence for two choices: during the stimulus epoch input `choice` is
 // (1 + c) / 2 and the other (1 - c) / 2, c the coherence (a fraction: task.coherences are in

@@ -46,7 +46,7 @@ TEST_CASE("perceptual_decision's quick profile trains above chance accuracy", "[
   const double accuracy = test["accuracy"], chance = test["chance_accuracy"], ideal = test["ideal_accuracy"];
   CHECK(chance == Approx(0.5).margin(0.05));  // two balanced choices
   CHECK(ideal == Approx(0.748).margin(0.001));  // mean of Phi(c sqrt(40) / 0.447) over c in 1..16 %
-  CHECK(accuracy >= 0.6);                       // measured 0.674 (1500 Adam steps, n = 20)
+  CHECK(accuracy >= 0.65);                      // measured 0.728 (1500 Adam steps, n = 20)
   CHECK(accuracy <= ideal + 0.03);              // no better than the ideal observer, up to sampling
   CHECK(test["chance_loss"].get<double>() == Approx(std::log(2.0)));
   CHECK(test["loss"].get<double>() < test["chance_loss"].get<double>());
