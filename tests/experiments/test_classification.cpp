@@ -84,14 +84,25 @@ TEST_CASE("perceptual_decision's options are range-checked at their keys", "[exp
     CHECK(!fs::exists(run));  // refused before anything is written
     return what;
   };
+  // Each error is located where the value was set (here the command line) and names the key.
   CHECK_THAT(refused({"task.coherences=[4, 150]"}),
-             Contains("task.coherences") && Contains("coherence 150 is out of range") && Contains("0 to 100"));
-  CHECK_THAT(refused({"task.coherences=[]"}), Contains("task.coherences") && Contains("empty"));
-  CHECK_THAT(refused({"task.decision=4"}), Contains("task.decision") && Contains("shorter than half a step"));
-  CHECK_THAT(refused({"task.fixation=-10"}), Contains("task.fixation") && Contains("at least 0"));
-  CHECK_THAT(refused({"cell.dims.n_out=3"}), Contains("task.kind") && Contains("2 outputs per step") &&
-                                                 Contains("has 3"));
-  CHECK_THAT(refused({"task.dt=1e7"}), Contains("task.dt") || Contains("task.stimulus"));
+             Contains("command line: --set task.coherences=[4, 150]: error: key 'task.coherences': "
+                      "coherence 150 is out of range: a percentage, 0 to 100"));
+  CHECK_THAT(refused({"task.coherences=[]"}),
+             Contains("command line: --set task.coherences=[]: error: key 'task.coherences': the list is empty"));
+  CHECK_THAT(refused({"task.decision=4"}),
+             Contains("command line: --set task.decision=4: error: key 'task.decision': task.decision = 4 ms "
+                      "is shorter than half a step (task.dt = 10 ms)"));
+  CHECK_THAT(refused({"task.fixation=-10"}),
+             Contains("command line: --set task.fixation=-10") && Contains("task.fixation") &&
+                 Contains("at least 0"));
+  // A value in the file: located at its line there.
+  CHECK_THAT(refused({"cell.dims.n_out=3"}),
+             Contains("perceptual_decision.toml:") && Contains("error: key 'task.kind': task perceptual_decision "
+                                                                "has 2 outputs per step, the cell's output z has 3"));
+  CHECK_THAT(refused({"task.dt=1e7"}),
+             Contains("perceptual_decision.toml:") && Contains("key 'task.stimulus'") &&
+                 Contains("shorter than half a step"));
 }
 
 TEST_CASE("train.metric error_rate needs a classification task: an error at the key", "[experiments][classify]") {
