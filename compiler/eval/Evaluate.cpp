@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 namespace cellc::eval {
@@ -325,6 +326,30 @@ Value compute(const Node& n, const std::vector<const Value*>& x, const Layout& L
           dst = ravel(idx, n.shape.dims);
         }
         for (int64_t bi = 0; bi < out.nb; ++bi) out.v[static_cast<size_t>(bi * out.numel + dst)] += a.at(bi, i);
+      }
+      return out;
+    }
+    case Op::Amax: {
+      need(1);
+      const Value& a = *x[0];
+      std::vector<int64_t> d = a.shape.dims;
+      if (n.a0 == -1) d.clear();
+      else if (n.a0 >= 0 && n.a0 < a.shape.rank()) d.erase(d.begin() + n.a0);
+      else fail("Amax over axis " + std::to_string(n.a0) + " of " + a.shape.str());
+      if (d != n.shape.dims || a.shape.batched != n.shape.batched) fail("Amax " + a.shape.str() + " -> " + n.shape.str());
+      Value out = blank(n.shape, batch);
+      std::fill(out.v.begin(), out.v.end(), -std::numeric_limits<double>::infinity());
+      for (int64_t i = 0; i < a.numel; ++i) {
+        int64_t dst = 0;
+        if (n.a0 >= 0) {
+          std::vector<int64_t> idx = unravel(i, a.shape.dims);
+          idx.erase(idx.begin() + n.a0);
+          dst = ravel(idx, n.shape.dims);
+        }
+        for (int64_t bi = 0; bi < out.nb; ++bi) {
+          double& o = out.v[static_cast<size_t>(bi * out.numel + dst)];
+          o = std::max(o, a.at(bi, i));
+        }
       }
       return out;
     }

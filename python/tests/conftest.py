@@ -15,6 +15,8 @@ SMALL = {
     "dale_rnn": {"n": 5, "n_in": 2, "n_out": 2},
     "dale_rnn_abs": {"n": 5, "n_in": 2, "n_out": 2},
     "gru": {"n": 3, "n_in": 2, "n_out": 2},
+    "leaky_rnn": {"n": 3, "n_in": 2, "n_out": 2},
+    "lstm": {"n": 3, "n_in": 2, "n_out": 2},
     "nbrc": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc_split": {"k": 2, "n_in": 2, "n_out": 2},

@@ -12,47 +12,6 @@ namespace cellc::runtime {
 
 namespace {
 
-const ir::Slot& outputSlot(const ir::Layout& L, const LossSpec& spec) {
-  if (spec.outputSlot < 0 || spec.outputSlot >= static_cast<int>(L.outputs.size()))
-    throw std::invalid_argument("loss: the cell has no output number " + std::to_string(spec.outputSlot));
-  return L.outputs[spec.outputSlot];
-}
-
-// The loss's scale: sum of the mask (Mse) or number of terms (MseLast).
-double lossDenominator(const LossSpec& spec, const ir::Slot& out, const TrialBatch& b) {
-  if (spec.kind == LossKind::MseLast) return static_cast<double>(b.batch * out.size);
-  if (b.masks.empty()) return static_cast<double>(b.steps * b.batch * out.size);
-  double s = 0;
-  for (const auto& m : b.masks)
-    for (double v : m) s += v;
-  return s > 0 ? s : 1;
-}
-
-bool lossAt(const LossSpec& spec, const TrialBatch& b, int64_t t) {
-  return spec.kind == LossKind::Mse || t == b.steps - 1;
-}
-
-// Adds this step's loss term and writes its adjoint into adj (the whole output buffer).
-template <class T>
-double stepLoss(const LossSpec& spec, const ir::Layout& L, const TrialBatch& b, int64_t t,
-                const T* output, double denom, T* adj) {
-  const ir::Slot& out = outputSlot(L, spec);
-  const int64_t n = b.batch * out.size;
-  const T* y = output + b.batch * out.offset;
-  if (adj) std::fill(adj, adj + L.outputSize * b.batch, T(0));
-  if (!lossAt(spec, b, t)) return 0;
-  const std::vector<double>& target = b.targets[t];
-  const double* mask = b.masks.empty() ? nullptr : b.masks[t].data();
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    double m = mask ? mask[i] : 1.0;
-    double d = static_cast<double>(y[i]) - target[i];
-    sum += m * d * d;
-    if (adj) adj[b.batch * out.offset + i] = static_cast<T>(2 * m * d / denom);
-  }
-  return sum / denom;
-}
-
 void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t steps) {
   if (b.batch != batch || b.steps != steps)
     throw std::invalid_argument("batch of " + std::to_string(b.batch) + " x " + std::to_string(b.steps) +
@@ -65,14 +24,6 @@ void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t
     if (static_cast<int64_t>(in.size()) != L.inputSize * batch)
       throw std::invalid_argument("an input step has " + std::to_string(in.size()) + " values, the cell takes " +
                                   std::to_string(L.inputSize * batch));
-}
-
-void checkTargets(const ir::Slot& out, const LossSpec& spec, const TrialBatch& b) {
-  for (int64_t t = 0; t < b.steps; ++t)
-    if (lossAt(spec, b, t) && static_cast<int64_t>(b.targets.at(t).size()) != out.size * b.batch)
-      throw std::invalid_argument("targets of step " + std::to_string(t) + " have " +
-                                  std::to_string(b.targets[t].size()) + " values, output " + out.name +
-                                  " has " + std::to_string(out.size * b.batch));
 }
 
 }  // namespace
@@ -226,7 +177,7 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
                                        const std::vector<std::vector<T>>& masks, bool keepOutputs) {
   const ir::Layout& L = kernel_.layout();
   checkBatch(L, b, batch_, steps_);
-  const ir::Slot& out = outputSlot(L, spec);
+  const ir::Slot& out = lossOutput(L, spec);
   checkTargets(out, spec, b);
   const double denom = lossDenominator(spec, out, b);
   if (!shards_.empty()) return runShards(params, b, spec, noise, masks, keepOutputs, denom);
@@ -386,7 +337,7 @@ typename Bptt<T>::ShardInput Bptt<T>::shardInput(int64_t s, const TrialBatch& b,
   in.trials.steps = b.steps;
   in.trials.inputs = sliceSteps<double>(L.inputs, L.inputSize, batch_, b0, b1, b.inputs);
   if (spec) {
-    const std::vector<ir::Slot> one = oneSlot(outputSlot(L, *spec).size);
+    const std::vector<ir::Slot> one = oneSlot(lossOutput(L, *spec).size);
     in.trials.targets = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.targets);
     in.trials.masks = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.masks);
   }
@@ -532,14 +483,6 @@ std::vector<std::vector<T>> dropoutMasks(const ir::Layout& L, const DropoutSpec&
         m[batch * st.offset + i] = uniform01() < spec.p ? T(0) : keep;
     }
   return masks;
-}
-
-double lossValue(const LossSpec& spec, const ir::Layout& L, const TrialBatch& b,
-                 const std::vector<std::vector<double>>& outputs) {
-  const double denom = lossDenominator(spec, outputSlot(L, spec), b);
-  double sum = 0;
-  for (int64_t t = 0; t < b.steps; ++t) sum += stepLoss<double>(spec, L, b, t, outputs[t].data(), denom, nullptr);
-  return sum;
 }
 
 template class Bptt<float>;

@@ -136,6 +136,12 @@ double Trainer::evaluate(const Task& task, const std::vector<double>& params, in
   bptt.forward(toFloat(params), b, noiseFor(trials, b.steps, rng, false), {}, outputs);
   std::vector<std::vector<double>> out64;
   for (auto& o : outputs) out64.emplace_back(o.begin(), o.end());
+  if (cfg_.metric == "error_rate") {
+    if (!isClassification(task.loss().kind))
+      throw std::invalid_argument(std::string("metric error_rate scores choices, and loss ") +
+                                  lossKindName(task.loss().kind) + " makes none");
+    return 1 - accuracyOf(task.loss(), ir_.layout, b, out64).value();
+  }
   double loss = lossValue(task.loss(), ir_.layout, b, out64);
   return cfg_.metric == "rmse" ? std::sqrt(loss) : loss;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <iosfwd>
 #include <map>
@@ -35,6 +36,9 @@ class Task {
   // not checked against the cell.
   virtual int64_t inputDim() const { return -1; }
   virtual int64_t outputDim() const { return -1; }
+  // A classification task's ideal observer: the share of choices it gets right on this task's
+  // trials (the test stage reports it beside the network's); NaN: none is known.
+  virtual double idealAccuracy() const { return std::nan(""); }
 };
 
 // What identifies the model in checkpoints (a resumed run must be the same cell and sizes).
@@ -53,7 +57,7 @@ struct TrainConfig {
   int64_t maxSteps = 100000;
   int64_t validateEvery = 500;
   int64_t validationBatch = 100;
-  std::string metric = "rmse";     // what "error" means: rmse (sqrt of the loss) or loss
+  std::string metric = "rmse";     // what "error" means: rmse (sqrt of the loss), loss, or error_rate (1 - accuracy)
   double targetError = -1;         // stop when the validation error reaches it; < 0: off
   double targetLoss = -1;          // stop when a minibatch loss is below it; < 0: off
   int64_t patience = 0;            // stop after this many validations without improvement; 0: off
