@@ -103,7 +103,7 @@ const std::vector<TaskDef> kTasks = {
     {"sequence", sequence, true},
     {"multi_sequence", multiSequence, true},
     {"copy_first", copyFirst},
-    {"perceptual_decision", perceptualDecision},
+    {"perceptual_decision", perceptualDecision, true},
 };
 
 }  // namespace
