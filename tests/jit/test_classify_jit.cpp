@@ -9,7 +9,7 @@
 #include <random>
 
 #include "eval/Evaluate.h"
-#include "jit/Jit.h"
+#include "driver/Compile.h"
 #include "sema/Program.h"
 #include "unroll/Unroll.h"
 

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <random>
 
-#include "jit/Jit.h"
+#include "driver/Compile.h"
 #include "pipeline/Lower.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
