@@ -14,6 +14,7 @@ SMALL = {
     "brc": {"n": 3, "n_in": 2, "n_out": 2},
     "dale_rnn": {"n": 5, "n_in": 2, "n_out": 2},
     "dale_rnn_abs": {"n": 5, "n_in": 2, "n_out": 2},
+    "dale_rnn_ct": {"n": 5, "n_in": 2, "n_out": 2},
     "gru": {"n": 3, "n_in": 2, "n_out": 2},
     "leaky_rnn": {"n": 3, "n_in": 2, "n_out": 2},
     "lstm": {"n": 3, "n_in": 2, "n_out": 2},
