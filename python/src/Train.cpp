@@ -454,7 +454,7 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
     lock.unlock();  // before the wrapper goes, which takes the GIL
   }
   log.flush();
-  if (r.stopReason == "interrupted") {
+  if (r.stopReason == runtime::StopReason::Interrupted) {
     runtime::Trainer::interruptFlag() = false;  // handled here: the next call trains again
     std::string msg = "training interrupted at step " + std::to_string(r.steps);
     msg += cfg.checkpointPath.empty()
@@ -469,7 +469,7 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
   result["steps"] = r.steps;
   result["best_error"] = r.bestError;
   result["last_loss"] = r.lastLoss;
-  result["stop_reason"] = r.stopReason;
+  result["stop_reason"] = runtime::stopReasonName(r.stopReason);
   result["resumed"] = r.resumed;
   return result;
 }

@@ -322,14 +322,14 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     } catch (const Diverged& d) {
       throw ExperimentError(d.what());
     }
-    if (r.stopReason == "interrupted")
+    if (r.stopReason == StopReason::Interrupted)
       throw ExperimentError("interrupted: run the same command again to resume from " + cfg.checkpointPath);
-    if (r.stopReason == "diverged")
+    if (r.stopReason == StopReason::Diverged)
       throw ExperimentError("phase " + ph.name + " diverged (" + r.diverged + "); it is not marked done. " +
                             cfg.checkpointPath + " keeps its last good parameters");
     params = r.params;
     json summary = {{"phase", ph.name},          {"steps", r.steps},
-                    {"stop_reason", r.stopReason}, {"best_validation_error", r.bestError},
+                    {"stop_reason", stopReasonName(r.stopReason)}, {"best_validation_error", r.bestError},
                     {"target_error", cfg.targetError >= 0 ? json(cfg.targetError) : json()},
                     {"seconds", r.seconds},      {"resumed", r.resumed},
                     {"samples", r.steps * cfg.batch},

@@ -97,13 +97,28 @@ struct Diverged : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Why a phase's training stopped. Compared as an enum; written as its name (stopReasonName) only
+// at the edges: summary.json's training.stop_reason and the Python result's "stop_reason".
+enum class StopReason { Target, LossTarget, Patience, MaxSteps, Diverged, Interrupted };
+inline const char* stopReasonName(StopReason r) {
+  switch (r) {
+    case StopReason::Target: return "target";
+    case StopReason::LossTarget: return "loss-target";
+    case StopReason::Patience: return "patience";
+    case StopReason::MaxSteps: return "max-steps";
+    case StopReason::Diverged: return "diverged";
+    case StopReason::Interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
 struct TrainResult {
   int64_t steps = 0;
   double bestError = INFINITY;
   double lastLoss = NAN;
-  std::string stopReason;          // target, loss-target, patience, max-steps, diverged, interrupted
+  StopReason stopReason = StopReason::MaxSteps;
   bool resumed = false;
-  std::string diverged;            // how it diverged (stopReason "diverged")
+  std::string diverged;            // how it diverged (StopReason::Diverged)
   double seconds = 0;              // training time over every sitting of this phase
   std::map<std::string, int64_t> milestones;  // milestoneKey(loss) -> first step below it
   std::map<std::string, double> milestoneSeconds;  // milestoneKey(loss) -> training seconds then
