@@ -7,7 +7,7 @@
 //
 // usage: cellc_bench_grid --out FILE.json [--cells gru,pbrc] [--n 32,100] [--batch 1,16]
 //        [--steps 100] [--min-time 0.3] [--repeats 3] [--threads 0] [--memory-budget-mb 1024]
-//        [--max-gb 4]
+//        [--max-gb 4] [--blas /path/to/libopenblas.so.0]
 // Each point is timed in --repeats windows of at least --min-time seconds, and the fastest counts:
 // on a shared machine another tenant's burst only slows a window down (one grid run had a point
 // 6x slower than the same point alone). torch_baseline.py does the same.
@@ -16,6 +16,9 @@
 // (on) or per step (off); auto chooses by batch, as training does. --shards forces BPTT's batch
 // shards (1: none); 0 chooses as training does.
 // Points whose BPTT memory exceeds --max-gb are skipped and reported as such.
+// The roofline (bench/Roofline.h): the run also measures the machine's SGEMM rate through --blas
+// (OpenBLAS; scripts/bench_grid.sh passes the one it unpacks) and its DRAM bandwidth, and gives
+// each point its bound (GEMM or memory) and the fraction of it reached.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "Roofline.h"
 #include "blas/GemmEntries.h"
 #include "blas/Threads.h"
 #include "driver/Compile.h"
@@ -93,7 +97,7 @@ double sgemmRate(int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string out, cells = "dale_rnn,gru,brc,nbrc,pbrc", ns = "32,100,256,1024", batches = "1,16,64";
+  std::string out, cells = "dale_rnn,gru,brc,nbrc,pbrc", ns = "32,100,256,1024", batches = "1,16,64", blas;
   int64_t steps = 100, budgetMb = kDefaultMemoryBudgetMb, shards = 0;
   double minTime = 0.3, maxGb = 4;
   int threads = 0, repeats = 3;
@@ -111,6 +115,7 @@ int main(int argc, char** argv) {
     else if (k == "--memory-budget-mb") budgetMb = std::stoll(v);
     else if (k == "--max-gb") maxGb = std::stod(v);
     else if (k == "--shards") shards = std::stoll(v);
+    else if (k == "--blas") blas = v;
     else if (k == "--segment-gemms" && (v == "auto" || v == "on" || v == "off"))
       gemms = v == "on" ? SegmentGemms::On : v == "off" ? SegmentGemms::Off : SegmentGemms::Auto;
     else {
@@ -122,10 +127,17 @@ int main(int argc, char** argv) {
     std::cerr << "usage: cellc_bench_grid --out FILE.json [--cells ..] [--n ..] [--batch ..]\n";
     return 2;
   }
-  const int all = hardwareThreads();
+  const int all = hardwareThreads(), used = threads > 0 ? threads : all;
+  // The machine's limits on the threads the points use (bench/Roofline.h).
+  const double cellcSgemm = sgemmRate(used), blasSgemm = bench::blasSgemmGflops(blas, used);
+  const double peakGflops = std::max(cellcSgemm, blasSgemm), streamGBs = bench::streamTriadGBs(used);
+  std::fprintf(stderr, "limits on %d thread(s): SGEMM %.1f GFLOP/s (cellc %.1f, BLAS %.1f), DRAM triad %.1f GB/s\n",
+               used, peakGflops, cellcSgemm, blasSgemm, streamGBs);
   std::ostringstream js;
-  js << "{\"threads\": " << (threads > 0 ? threads : all) << ", \"sgemm_gflops\": {\"1\": " << sgemmRate(1)
-     << ", \"" << all << "\": " << sgemmRate(all) << "}, \"points\": [";
+  js << "{\"threads\": " << used << ", \"sgemm_gflops\": {\"1\": " << sgemmRate(1)
+     << ", \"" << all << "\": " << sgemmRate(all) << "}, \"limits\": {\"threads\": " << used
+     << ", \"sgemm_gflops_cellc\": " << cellcSgemm << ", \"sgemm_gflops_blas\": " << blasSgemm
+     << ", \"blas\": \"" << blas << "\", \"stream_triad_gbs\": " << streamGBs << "}, \"points\": [";
   setThreads(threads);
   bool first = true;
   for (const std::string& cell : split(cells))
@@ -184,8 +196,15 @@ int main(int argc, char** argv) {
         const StepIR compiled = hoist(ir);
         const double flops = static_cast<double>(steps) *
                              (gemmFlops(compiled, plan.forward, B) + gemmFlops(compiled, plan.backward, B));
+        // The roofline: the larger of the GEMM time and the memory time bounds a training step.
+        const double bytes = bench::bytesPerTrainingStep(steps, k->tapeSize(B), S, ir.layout.outputSize * B,
+                                                         ir.layout.paramSize, sizeof(float));
+        const double gemmS = flops / (peakGflops * 1e9), memS = bytes / (streamGBs * 1e9);
+        const bool gemmBound = gemmS >= memS;
         js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
            << ", \"steps\": " << steps << ", \"steps_per_s\": " << rate << ", \"matmul_flops\": " << flops
+           << ", \"bytes\": " << bytes << ", \"bound\": \"" << (gemmBound ? "gemm" : "memory")
+           << "\", \"bound_fraction\": " << std::max(gemmS, memS) * rate
            << ", \"segment\": " << r.segment << ", \"shards\": " << bptt.shards() << ", \"segment_gemms\": " << (bptt.segmentGemms() ? "true" : "false")
            << ", \"peak_bytes\": " << r.peakBytes
            << ", \"compile_s\": " << compileS << ", \"init_s\": " << initS << "}";

@@ -6,7 +6,9 @@ usage: /usr/bin/python3 bench/compare.py cellc.json torch.json
 Per cell, n and batch B: training steps/s of cellc (bench/bench_grid.cpp) and of the best PyTorch
 variant (bench/torch_baseline.py), their ratio, and cellc's matmul rate (the GEMM FLOPs of its
 forward and backward plans times steps/s) as a fraction of the same run's SGEMM rate on one core
-and on all cores. Standard library only.
+and on all cores; and the roofline (bench/Roofline.h): each point's bound in this run (GEMM at the
+machine's best SGEMM rate, or memory at its DRAM triad bandwidth) and the fraction of it reached.
+Standard library only.
 """
 import json
 import sys
@@ -54,17 +56,22 @@ def main():
           f"PyTorch SGEMM 1024^3: " + ", ".join(f"{v:.1f} GFLOP/s on {k} thread(s)" for k, v in th["sgemm_gflops"].items()))
     print(f"cellc SGEMM 1024^3 (Eigen): {one:.1f} GFLOP/s on 1 thread, {many:.1f} on {many_key}; "
           f"cellc runs on {cc['threads']} thread(s)")
+    lim = cc.get("limits")
+    if lim:
+        blas = f"{lim['sgemm_gflops_blas']:.1f} through {lim['blas']}" if lim["sgemm_gflops_blas"] > 0 else "no BLAS given"
+        print(f"machine limits on {lim['threads']} thread(s), this run: SGEMM {lim['sgemm_gflops_cellc']:.1f} GFLOP/s "
+              f"(cellc), {blas}; DRAM triad {lim['stream_triad_gbs']:.1f} GB/s")
     print()
     print("| cell | n | B | cellc steps/s | PyTorch steps/s (best variant) | cellc / PyTorch | "
-          "matmul GFLOP/s | of SGEMM 1 core | of SGEMM all | BPTT segment |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "matmul GFLOP/s | of SGEMM 1 core | of SGEMM all | bound | of bound | BPTT segment |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     ratios = []
     for p in cc["points"]:
         key = (p["cell"], p["n"], p["batch"])
         t = torch_pts.get(key)
         if "skipped" in p:
             print(f"| {p['cell']} | {p['n']} | {p['batch']} | skipped ({p['skipped']}) | "
-                  f"{t.get('skipped', 'not compared') if t else 'not run'} | – | – | – | – | – |")
+                  f"{t.get('skipped', 'not compared') if t else 'not run'} | – | – | – | – | – | – | – |")
             continue
         rate = p["steps_per_s"]
         gf = p["matmul_flops"] * rate / 1e9
@@ -78,8 +85,9 @@ def main():
             torch_cell = t.get("skipped", "–") if t else "not run"
             ratio_cell = "–"
         gf_cells = (f"{gf:.2f}", f"{gf / one:.0%}", f"{gf / many:.0%}") if gf > 0 else ("–", "–", "–")
+        bound = (p.get("bound", "–"), f"{p['bound_fraction']:.0%}" if "bound_fraction" in p else "–")
         print(f"| {p['cell']} | {p['n']} | {p['batch']} | {fmt(rate)} | {torch_cell} | {ratio_cell} | "
-              f"{gf_cells[0]} | {gf_cells[1]} | {gf_cells[2]} | {p['segment']}/{p['steps']} |")
+              f"{gf_cells[0]} | {gf_cells[1]} | {gf_cells[2]} | {bound[0]} | {bound[1]} | {p['segment']}/{p['steps']} |")
     if ratios:
         print()
         print(ratio_grid(dict(ratios)))

@@ -35,7 +35,7 @@ fi
 openblas="$blas_dir/usr/lib/x86_64-linux-gnu/openblas-pthread"
 
 echo "== cellc" >&2
-"$build/bench/cellc_bench_grid" --out "$build/grid-cellc.json" "${args[@]}"
+"$build/bench/cellc_bench_grid" --out "$build/grid-cellc.json" --blas "$openblas/libopenblas.so.0" "${args[@]}"
 echo "== PyTorch" >&2
 LD_LIBRARY_PATH="$openblas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
   /usr/bin/python3 bench/torch_baseline.py --out "$build/grid-torch.json" "${args[@]}"
