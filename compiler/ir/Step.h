@@ -53,6 +53,27 @@ struct Layout {
       if (s.dropout) std::fill_n(v.begin() + batch * s.offset, batch * s.size, T(1));
     return v;
   }
+
+  // A state slot's declared start over a batch, written to its block `dst` ([batch, size]): the
+  // param it starts from (`state x[n] = x0`) broadcast over the batch, else its number.
+  template <class T>
+  void fillDeclaredState(const Slot& s, const T* paramValues, int64_t batch, T* dst) const {
+    if (s.initParam >= 0) {
+      const T* p = paramValues + params.at(static_cast<size_t>(s.initParam)).offset;
+      for (int64_t b = 0; b < batch; ++b) std::copy_n(p, s.size, dst + b * s.size);
+    } else {
+      std::fill_n(dst, batch * s.size, static_cast<T>(s.initValue));
+    }
+  }
+
+  // The whole state buffer at t = 0 as declared (the trainer's start; unrolls where no state0 is
+  // given use fillDeclaredState per slot).
+  template <class T>
+  std::vector<T> declaredState(const T* paramValues, int64_t batch) const {
+    std::vector<T> v(static_cast<size_t>(stateSize * batch));
+    for (const Slot& s : states) fillDeclaredState(s, paramValues, batch, v.data() + batch * s.offset);
+    return v;
+  }
 };
 
 struct Step {

@@ -277,12 +277,8 @@ py::tuple Cell::runT(StepKernel<T>& k, py::handle params, py::handle inputs, py:
       auto a = shapedArray<T>(v, "state0 " + s.name, withLeading({B}, s),
                               needStr({"B"}, {B}, s) + TB);
       std::memcpy(dst, a.data(), sizeof(T) * static_cast<size_t>(B * s.size));
-    } else if (s.initParam >= 0) {
-      const ir::Slot& p = L.params.at(static_cast<size_t>(s.initParam));
-      for (int64_t b = 0; b < B; ++b)
-        std::copy_n(seq.params.data() + p.offset, s.size, dst + b * s.size);
     } else {
-      std::fill_n(dst, B * s.size, static_cast<T>(s.initValue));
+      L.fillDeclaredState(s, seq.params.data(), B, dst);
     }
   }
   seq.inputs.assign(static_cast<size_t>(steps),

@@ -97,16 +97,7 @@ void Bptt<T>::setOmega(const OmegaSpec& o) {
 
 template <class T>
 std::vector<T> Bptt<T>::initialState(const std::vector<T>& params) const {
-  const ir::Layout& L = kernel_.layout();
-  std::vector<T> s(L.stateSize * batch_);
-  for (const ir::Slot& st : L.states) {
-    T* dst = s.data() + batch_ * st.offset;
-    for (int64_t b = 0; b < batch_; ++b)
-      for (int64_t i = 0; i < st.size; ++i)
-        dst[b * st.size + i] = st.initParam >= 0 ? params[L.params[st.initParam].offset + i]
-                                                 : static_cast<T>(st.initValue);
-  }
-  return s;
+  return kernel_.layout().declaredState(params.data(), batch_);
 }
 
 template <class T>

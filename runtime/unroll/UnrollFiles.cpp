@@ -470,15 +470,10 @@ class Run {
     seq.initialState.assign(static_cast<size_t>(L_.stateSize * B_), T(0));
     for (const ir::Slot& s : L_.states) {
       T* dst = seq.initialState.data() + B_ * s.offset;
-      if (const std::vector<T>* v = find(s.name + ".npy")) {
+      if (const std::vector<T>* v = find(s.name + ".npy"))
         std::copy(v->begin(), v->end(), dst);
-      } else if (s.initParam >= 0) {
-        const ir::Slot& p = L_.params.at(static_cast<size_t>(s.initParam));
-        for (int64_t b = 0; b < B_; ++b)
-          std::copy_n(seq.params.data() + p.offset, s.size, dst + b * s.size);
-      } else {
-        std::fill_n(dst, B_ * s.size, static_cast<T>(s.initValue));
-      }
+      else
+        L_.fillDeclaredState(s, seq.params.data(), B_, dst);
     }
     // [T, B, dims...] per slot -> per step, slot i at B * offset.
     auto perStep = [&](const std::vector<ir::Slot>& slots, int64_t roleSize, bool optional) {
