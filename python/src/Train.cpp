@@ -21,6 +21,7 @@
 #include "diag/Text.h"
 #include "experiment/TaskTable.h"
 #include "tasks/Tasks.h"
+#include "train/Memory.h"
 #include "train/Trainer.h"
 
 namespace cellc::python {
@@ -418,6 +419,15 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
   StepKernel<float>& kernel = trainer32.trainingKernel();
   std::vector<double> start;
   if (!params.is_none()) start = cell.flatParams<double>(params);
+
+  // The buffers must fit before any is made (a MemoryError naming the bytes and the options).
+  const int64_t steps = owned->steps();
+  runtime::requireMemory(
+      runtime::trainingMemory(kernel, {steps, cfg.batch, cfg.validationBatch, cfg.memoryBudgetMb << 20,
+                                       cfg.optimizer == "adam" ? 2 : 0}),
+      "train", "the train options batch = " + std::to_string(cfg.batch) + " and validation_batch = " +
+                   std::to_string(cfg.validationBatch) + ", T = " + std::to_string(steps) +
+                   " steps (from the task) and the cell's " + dimsText(src.dims));
 
   PyLog log(!verbose);
   runtime::TrainResult r;

@@ -186,3 +186,33 @@ def test_a_task_may_unroll_the_cell_being_trained(dtype):
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+
+
+# A cell whose state is n wide and whose one param is a scalar: buffers of any size, small params.
+WIDE = """cell wide {
+  dim n = 4
+  input x[1]
+  state h[n] = 0
+  param a ~ fill(0.5)
+  h' = a * h + x
+  output y = h'
+}
+"""
+
+
+def test_train_beyond_memory_is_a_memory_error_before_any_batch():
+    wide = cellc.compile(source=WIDE, dims={"n": 1000000})
+    calls = []
+    def task(batch, rng):
+        calls.append(batch)
+        return np.zeros((10, batch, 1)), np.zeros((10, batch, 1000000))
+    # T x B x n targets in double alone: 10 x 10^6 x 10^6 x 8 bytes, 80 TB.
+    with pytest.raises(cellc.OutOfMemoryError) as e:
+        cellc.train(wide, task, batch=1000000, max_steps=1, verbose=False)
+    assert isinstance(e.value, MemoryError)
+    msg = str(e.value)
+    assert msg.startswith("train needs about ") and " TB (" in msg
+    assert "the machine has " in msg
+    assert ("The sizes come from the train options batch = 1000000 and validation_batch = 100, "
+            "T = 10 steps (from the task) and the cell's dims n = 1000000") in msg
+    assert calls == [1]  # the probe that tells T; no batch was drawn

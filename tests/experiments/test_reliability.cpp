@@ -138,6 +138,29 @@ TEST_CASE("indices and sizes from the file are checked before any training", "[r
   refusedBeforeTraining(tinyWith("batch", "batch = 4", "batch = 10000000"), "train.batch");
 }
 
+TEST_CASE("a run whose buffers exceed the machine's memory is refused before training, naming bytes and keys",
+          "[reliability][memory]") {
+  // Sizes within every key's range whose buffers no machine holds (tens of TB): the estimate
+  // (train/Memory.h) says so before anything is allocated or written.
+  const std::string path = tinyWith("memory");
+  refusedBeforeTraining(path, "training phase 'train' needs about ",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  refusedBeforeTraining(path, "command line: --set train.batch=500000: error: ",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  refusedBeforeTraining(path, "the machine has ",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  refusedBeforeTraining(path, "The sizes come from train.batch = 500000, train.validation_batch = 8, "
+                              "train.memory_budget_mb = 1000000000, T = 20 steps (the [task] table), "
+                              "cell.dims.n = 16384",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  // The test stage's forward: test.trials, located at its key.
+  refusedBeforeTraining(path, "the test stage (phase 'train') needs about ",
+                        {"cell.dims.n=4096", "test.trials=100000000"});
+  refusedBeforeTraining(path, "--set test.trials=100000000: error: ", {"cell.dims.n=4096", "test.trials=100000000"});
+  refusedBeforeTraining(path, "The sizes come from test.trials = 100000000, T = 20 steps",
+                        {"cell.dims.n=4096", "test.trials=100000000"});
+}
+
 TEST_CASE("phase names are unique and plain", "[reliability][phases]") {
   const std::string two = "[[phase]]\nname = \"a\"\n[[phase]]\nname = \"a\"\n";
   refusedBeforeTraining(tinyWith("dup", "[[analysis]]", two + "[[analysis]]"), "two [[phase]] tables are named 'a'");

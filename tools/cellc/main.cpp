@@ -2,6 +2,8 @@
 // registers itself in the table below.
 #include <cstring>
 #include <iostream>
+#include <new>
+#include <stdexcept>
 
 #include "Cli.h"
 
@@ -41,6 +43,15 @@ int main(int argc, char** argv) {
       } catch (const UsageError& e) {
         std::cerr << "cellc " << c.name << ": " << e.what() << "\n(see 'cellc " << c.name << " --help')\n";
         return kUsageError;
+      } catch (const std::bad_alloc&) {
+        // An allocation no estimate foresaw (train/Memory.h checks the large buffers first).
+        std::cerr << "cellc " << c.name << ": error: out of memory: an allocation failed "
+                  << "(std::bad_alloc); lower the sizes (batch, steps, dims) or free memory\n";
+        return 1;
+      } catch (const std::length_error& e) {
+        std::cerr << "cellc " << c.name << ": error: a buffer larger than any machine's memory was "
+                  << "asked for (" << e.what() << "); lower the sizes (batch, steps, dims)\n";
+        return 1;
       } catch (const std::exception& e) {
         std::cerr << "cellc " << c.name << ": error: " << e.what() << "\n";
         return 1;
