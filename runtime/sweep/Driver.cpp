@@ -173,6 +173,7 @@ void SweepDriver::ended(size_t i, int exitCode, double seconds) {
   st.sets = s_.run(i).sets;
   st.profile = s_.profile;
   if (st.state == "failed") st.error = tailLines(runDir(i) / "log.txt", 5);
+  if (st.state == "killed") st.error = kKilledReason;
   writeStatus(runDir(i), st);
   const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - tableAt_).count();
   if (since >= std::max(kTableEvery, 20 * tableSeconds_)) writeTable();
@@ -181,6 +182,7 @@ void SweepDriver::ended(size_t i, int exitCode, double seconds) {
   std::snprintf(secs, sizeof secs, "%.1f", seconds);
   log_ << "[" << ended_ << "/" << todo_ << "] " << st.state << " " << s_.runName(i) << " (" << secs << " s";
   if (st.state != "finished") log_ << ", exit status " << exitCode;
+  if (st.state == "killed") log_ << ": " << kKilledReason;
   log_ << ")\n";
   if (st.state == "failed") {
     std::string last = tailLines(runDir(i) / "log.txt", 1);
@@ -202,8 +204,8 @@ void SweepDriver::list(std::ostream& os) const {
 }
 
 int SweepDriver::report(int signal) {
-  int finished = 0, failed = 0, interrupted = 0, notRun = 0, selectedLeft = 0;
-  std::string failures;
+  int finished = 0, failed = 0, interrupted = 0, killed = 0, notRun = 0, selectedLeft = 0;
+  std::string failures, killedRuns;
   for (size_t i = 0; i < s_.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
     const bool done = st.state == "finished" && runDone(runDir(i));
@@ -216,13 +218,19 @@ int SweepDriver::report(int signal) {
       std::string err = st.error;
       for (size_t p = 0; (p = err.find('\n', p)) != std::string::npos; p += 6) err.replace(p, 1, "\n     ");
       failures += "     " + err + "\n";
+    } else if (st.state == "killed") {
+      ++killed;
+      killedRuns += "  " + s_.runName(i) + " (log " + (runDir(i) / "log.txt").string() + ")\n";
     } else if (st.state == "interrupted" || st.state == "running") ++interrupted;
     else ++notRun;
   }
   writeTable();
   log_ << "sweep " << s_.name << ": " << finished << " finished, " << failed << " failed, " << interrupted
-       << " interrupted, " << notRun << " not run; table " << (out_ / "sweep.csv").string() << "\n";
+       << " interrupted, " << (killed ? std::to_string(killed) + " killed, " : "") << notRun
+       << " not run; table " << (out_ / "sweep.csv").string() << "\n";
   if (!failures.empty()) log_ << "failed runs:\n" << failures;
+  if (!killedRuns.empty())
+    log_ << "runs " << kKilledReason << "; a rerun resumes them from their checkpoints:\n" << killedRuns;
   if (signal == 0 && opt_.plot && finished > 0) drawFigures();
   if (selectedLeft == 0) return 0;
   if (signal != 0) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `cellc sweep` end to end, one case per ctest entry:
 #   sweep_cli.sh CELLC SOURCE_DIR CASE
-# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, resume, replaced_binary,
-# example, mpi.
+# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, killed, resume,
+# replaced_binary, example, mpi.
 set -uo pipefail
 CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -223,6 +223,36 @@ interrupt)
   grep -qs '"state": "interrupted"' "$WORK"/out/*/sweep-status.json || fail "no run recorded as interrupted"
   ! grep -qs '"state": "running"' "$WORK"/out/*/sweep-status.json || fail "a run is still recorded as running"
   "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
+    || fail "the rerun failed: $(cat "$WORK/rerun")"
+  check_contains "$WORK/rerun" "2 finished, 0 failed"
+  ;;
+killed)
+  # A run killed by SIGKILL (what the kernel's OOM killer sends; the driver never does) is
+  # "killed" with the likely reason, in the log, its status and sweep.csv, not a bare
+  # "interrupted"; the sweep exits 1 and a rerun resumes it.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 1 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/log" &
+  driver=$!
+  seen=
+  for _ in $(seq 15000); do  # up to 5 minutes
+    kill -0 $driver 2> /dev/null || break
+    ls "$WORK"/out/*/train-train.ckpt > /dev/null 2>&1 && { seen=1; break; }
+    sleep 0.02
+  done
+  [ -n "$seen" ] || fail "no checkpoint appeared: $(cat "$WORK/log")"
+  run=$(pgrep -P $driver | head -n 1)
+  [ -n "$run" ] || fail "no running run to kill"
+  kill -KILL "$run"
+  wait $driver
+  rc=$?
+  cat "$WORK/log"
+  [ $rc = 1 ] || fail "exit status $rc, expected 1"
+  check_contains "$WORK/log" "killed by SIGKILL (out of memory? the kernel's OOM killer sends it"
+  check_contains "$WORK/log" "1 finished, 0 failed, 0 interrupted, 1 killed, 0 not run"
+  grep -qs '"state": "killed"' "$WORK"/out/*/sweep-status.json || fail "no run recorded as killed"
+  grep -qs '"error": "killed by SIGKILL' "$WORK"/out/*/sweep-status.json || fail "the status does not say why"
+  grep -q ',killed,137' "$WORK/out/sweep.csv" || fail "sweep.csv does not say killed: $(cat "$WORK/out/sweep.csv")"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 1 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
     || fail "the rerun failed: $(cat "$WORK/rerun")"
   check_contains "$WORK/rerun" "2 finished, 0 failed"
   ;;

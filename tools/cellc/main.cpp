@@ -1,5 +1,6 @@
 // cellc: the command-line front door. Each subcommand lives in its own file (commands/*.cpp) and
 // registers itself in the table below.
+#include <csignal>
 #include <cstring>
 #include <iostream>
 #include <new>
@@ -9,6 +10,10 @@
 
 int main(int argc, char** argv) {
   using namespace cellc::cli;
+  // Past a file-size limit (ulimit -f) a write then fails with EFBIG, and the checked writes
+  // (io/AtomicFile.h) say which file and why, instead of SIGXFSZ killing the process unheard.
+  // Children (runs of a sweep, the plot scripts) inherit it.
+  std::signal(SIGXFSZ, SIG_IGN);
   const auto& cmds = commands();
   auto usage = [&](std::ostream& os) {
     os << "usage: cellc <command> [options] ...\n       cellc --version\n\ncommands:\n";
