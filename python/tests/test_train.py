@@ -107,6 +107,33 @@ def test_ctrl_c_checkpoints_then_raises_and_resumes(gru, tmp_path, how):
     assert r["resumed"] and r["steps"] == 50
 
 
+@pytest.mark.parametrize("how", ["signal", "raise"])
+def test_an_interrupted_run_resumes_to_the_bits_of_an_uninterrupted_one(gru, tmp_path, how):
+    # Ctrl-C lands inside the Python task (the trainer runs without the GIL): that batch is drawn
+    # again from the same generator state, so the step taken before stopping, the checkpoint and
+    # the resumed run are those of a run never interrupted. (Before, the previous batch was reused.)
+    kw = dict(batch=4, max_steps=30, validate_every=5, validation_batch=8, seed=7, optimizer="adam",
+              learning_rate=0.01, checkpoint_every=1000, verbose=False)
+    whole = cellc.train(gru, memory_task, checkpoint=str(tmp_path / "whole.ckpt"), **kw)
+    calls = []
+    def task(batch, rng):
+        calls.append(batch)
+        if len(calls) == 9:  # a training batch, between two validations
+            if how == "signal":
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+            else:
+                raise KeyboardInterrupt
+        return memory_task(batch, rng)
+    ckpt = str(tmp_path / "cut.ckpt")
+    with pytest.raises(KeyboardInterrupt, match=r"training interrupted at step \d+; checkpoint saved"):
+        cellc.train(gru, task, checkpoint=ckpt, **kw)
+    resumed = cellc.train(gru, memory_task, checkpoint=ckpt, **kw)
+    assert resumed["resumed"] and resumed["steps"] == whole["steps"] == 30
+    assert resumed["best_error"] == whole["best_error"]
+    for name in whole["params"]:
+        assert np.array_equal(resumed["params"][name], whole["params"][name]), name
+
+
 def test_run_experiment_returns_summary(tmp_path):
     s = cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "run",
                   set={"train.max_steps": 10}, verbose=False)
