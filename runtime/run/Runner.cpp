@@ -121,6 +121,9 @@ void drawFigures(const Experiment& e, const RunOptions& opt, const fs::path& run
         << python << " " << script.string() << " " << run.string() << "\n";
     return;
   }
+  std::error_code ec;
+  if (!fs::equivalent(script, fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot.py", ec))
+    log << "figures: running " << script.string() << " (not cellc's own plot.py; --no-plot skips it)\n";
   SpawnResult r = spawnAndWait({python, script.string(), run.string()});
   if (!r.started || r.status != 0)
     log << "figures: the plot script failed (" << script.string() << ", status " << r.status << ")\n";

@@ -249,9 +249,16 @@ void SweepDriver::writeTable() {
 
 void SweepDriver::drawFigures() {
   if (s_.plots.empty()) return;
+  // A plot_sweep.py beside the sweep file replaces cellc's own (docs/sweeps.md): it is code that
+  // runs with the user's rights, so the log says which script ran.
   fs::path script = opt_.plotScript;
   if (script.empty()) script = fs::path(s_.path).parent_path() / "plot_sweep.py";
   if (!fs::exists(script)) script = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot_sweep.py";
+  const fs::path own = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot_sweep.py";
+  std::error_code ec;
+  if (fs::exists(script) && !fs::equivalent(script, own, ec))
+    log_ << "figures: running " << script.string() << " (a plot_sweep.py beside the sweep file, "
+         << "not cellc's own; --no-plot skips it)\n";
   const std::string python = "/usr/bin/python3";
   int code = 1;
   if (fs::exists(python)) {

@@ -118,8 +118,11 @@ TEST_CASE("the plotter is spawned with an argument vector, never through a shell
   std::ostringstream log;
   runExperiment(loadExperiment(tinyWith("shell"), {"train.max_steps=2"}), opt, log);
   CHECK_FALSE(fs::exists(marker));
-  if (fs::exists("/usr/bin/python3") && log.str().find("not found") == std::string::npos)
+  if (fs::exists("/usr/bin/python3") && log.str().find("not found") == std::string::npos) {
     CHECK(slurp(run / "plotted") == run.string());
+    // A script other than cellc's own is code the user should know ran.
+    CHECK_THAT(log.str(), Contains("figures: running " + opt.plotScript + " (not cellc's own plot.py"));
+  }
 }
 
 TEST_CASE("indices and sizes from the file are checked before any training", "[reliability][ranges]") {

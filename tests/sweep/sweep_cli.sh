@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `cellc sweep` end to end, one case per ctest entry:
 #   sweep_cli.sh CELLC SOURCE_DIR CASE
-# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, killed, resume,
-# replaced_binary, example, mpi.
+# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, killed, plot_beside,
+# resume, replaced_binary, example, mpi.
 set -uo pipefail
 CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -255,6 +255,26 @@ killed)
   "$CELLC" sweep "$WORK/s.toml" --jobs 1 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
     || fail "the rerun failed: $(cat "$WORK/rerun")"
   check_contains "$WORK/rerun" "2 finished, 0 failed"
+  ;;
+plot_beside)
+  # A plot_sweep.py beside the sweep file is run instead of cellc's own (a documented feature:
+  # docs/sweeps.md), and the log names it, since it is code; --no-plot runs nothing.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  printf '\n[[plot]]\nmetric = "training.best_validation_error"\nx = "experiment.seed"\n' >> "$WORK/s.toml"
+  printf 'import sys\nopen(sys.argv[1] + "/plotted-by-beside", "a").write(" ".join(sys.argv[2:]) + "\\n")\n' \
+    > "$WORK/plot_sweep.py"
+  "$CELLC" sweep "$WORK/s.toml" --no-plot --out "$WORK/np" --set train.max_steps=5 > /dev/null 2> "$WORK/np.log" \
+    || fail "the --no-plot sweep failed: $(cat "$WORK/np.log")"
+  [ ! -e "$WORK/np/plotted-by-beside" ] || fail "--no-plot ran the script beside the sweep file"
+  ! grep -q "figures: running" "$WORK/np.log" || fail "--no-plot says it ran a script"
+  if ! /usr/bin/python3 -c "import numpy, matplotlib" 2> /dev/null; then
+    echo "skipping the plotting half: /usr/bin/python3 lacks numpy or matplotlib"; exit 0
+  fi
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=5 > /dev/null 2> "$WORK/log" \
+    || fail "the sweep failed: $(cat "$WORK/log")"
+  check_contains "$WORK/log" "figures: running $WORK/plot_sweep.py (a plot_sweep.py beside the sweep file, not cellc's own; --no-plot skips it)"
+  grep -q -- "--metric training.best_validation_error --x experiment.seed" "$WORK/out/plotted-by-beside" \
+    || fail "the script beside the sweep file did not run with the plot's arguments"
   ;;
 replaced_binary)
   # The binary is replaced (a rebuild) and then removed while the sweep runs: every run still
