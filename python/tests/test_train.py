@@ -142,6 +142,19 @@ def test_run_experiment_returns_summary(tmp_path):
     assert s["training"]["steps"] == 10  # one phase: its summary
 
 
+def test_run_experiment_beyond_memory_is_a_memory_error(tmp_path):
+    # Tens of TB of BPTT buffers, every key within its range: refused before the folder is made.
+    with pytest.raises(cellc.OutOfMemoryError) as e:
+        cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "run",
+                  set={"cell.dims.n": 16384, "train.batch": 500000, "train.memory_budget_mb": 1000000000},
+                  verbose=False)
+    assert isinstance(e.value, MemoryError)
+    msg = str(e.value)
+    assert "training phase 'train' needs about " in msg and "the machine has " in msg
+    assert "The sizes come from train.batch = 500000" in msg and "cell.dims.n = 16384" in msg
+    assert not (tmp_path / "run").exists()
+
+
 def test_run_experiment_errors(tmp_path):
     with pytest.raises(ValueError, match="train.max_step"):
         cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "r",

@@ -196,14 +196,14 @@ void checkMemory(const Experiment& e, const PhaseSpec& ph, const Task& task, con
     requireMemory(trainingMemory(*m.kernel, {steps, c.batch, c.validationBatch, budget, c.optimizer == "adam" ? 2 : 0}),
                   "training phase '" + ph.name + "'", keys);
   } catch (const OutOfMemoryError& err) {
-    throw ExperimentError(keyWhere(e, ph, "train.batch") + ": error: " + err.what());
+    throw ExperimentOutOfMemory(keyWhere(e, ph, "train.batch") + ": error: " + err.what(), err.needed, err.available);
   }
   const int64_t trials = e.integer("test.trials");
   try {
     requireMemory(evaluationMemory(*m.kernel, steps, trials), "the test stage (phase '" + ph.name + "')",
                   "test.trials = " + std::to_string(trials) + ", " + keys.substr(keys.find("T = ")));
   } catch (const OutOfMemoryError& err) {
-    throw ExperimentError(keyWhere(e, ph, "test.trials") + ": error: " + err.what());
+    throw ExperimentOutOfMemory(keyWhere(e, ph, "test.trials") + ": error: " + err.what(), err.needed, err.available);
   }
 }
 
