@@ -439,7 +439,7 @@ class Run {
     readReference();
     // T and B are known: the buffers must fit before the other arrays are read.
     try {
-      requireMemory(unrollMemory(kernel_, T_, B_, loss_ != LossKind::None), "cellc unroll",
+      requireMemory(unrollMemory(kernel_, T_, B_, loss_ != LossKind::None), "the unroll",
                     "T = " + std::to_string(T_) + " and B = " + std::to_string(B_) + " (from " +
                         inPath(reference_) + ") and the cell's dims (-D name=value)");
     } catch (const OutOfMemoryError& e) {

@@ -59,7 +59,7 @@ TEST_CASE("memory: cellc unroll beyond any machine's memory fails before it read
   o.loss = LossKind::None;
   // states and outputs: 1000 x 1000 x 10^6 doubles each, 8 TB.
   CHECK_THROWS_WITH(unrollFiles(*k, k->layout(), o, in.string(), out.string()),
-                    Contains("cellc unroll needs about ") && Contains(" TB (") &&
+                    Contains("the unroll needs about ") && Contains(" TB (") &&
                         Contains("T = 1000 and B = 1000 (from " + (in / "x.npy").string()) &&
                         Contains("states (T + 1 x B x states) 8.0 TB"));
   CHECK_FALSE(fs::exists(out));
