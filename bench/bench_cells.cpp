@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "EigenGru.h"
-#include "jit/Jit.h"
+#include "driver/Compile.h"
 #include "pipeline/Lower.h"
 #include "sema/Program.h"
 
@@ -130,17 +130,34 @@ struct StepBuffers {
     dState.assign(L.stateSize * B, 0.f);
     dInput.assign(L.inputSize * B, 0.f);
     dParams.assign(L.paramSize, 0.f);
-    hoisted.assign(k.hoistedSize(), 0.f);
-    dHoisted.assign(k.hoistedSize(), 0.f);
-    k.prologue(params.data(), hoisted.data());
+    hoisted.assign(k.traits().hoistedSize, 0.f);
+    dHoisted.assign(k.traits().hoistedSize, 0.f);
+    k.run(Stage::Prologue, {.params = params.data(), .hoisted = hoisted.data()});
   }
 
   void step(StepKernel<float>& k, int64_t B) {
-    k.forwardHoisted(params.data(), hoisted.data(), state.data(), input.data(), noise.data(),
-                     stateNext.data(), output.data(), tape.data(), B);
-    k.backwardHoisted(params.data(), hoisted.data(), state.data(), input.data(), noise.data(),
-                      tape.data(), adjState.data(), adjOutput.data(), dState.data(), dInput.data(),
-                      dParams.data(), dHoisted.data(), B);
+    k.run(Stage::ForwardHoisted, {.params = params.data(),
+                                  .hoisted = hoisted.data(),
+                                  .state = state.data(),
+                                  .input = input.data(),
+                                  .noise = noise.data(),
+                                  .tape = tape.data(),
+                                  .stateNext = stateNext.data(),
+                                  .output = output.data(),
+                                  .batch = B});
+    k.run(Stage::BackwardHoisted, {.params = params.data(),
+                                   .hoisted = hoisted.data(),
+                                   .state = state.data(),
+                                   .input = input.data(),
+                                   .noise = noise.data(),
+                                   .tape = tape.data(),
+                                   .dStateNext = adjState.data(),
+                                   .dOutput = adjOutput.data(),
+                                   .dState = dState.data(),
+                                   .dInput = dInput.data(),
+                                   .dParams = dParams.data(),
+                                   .dHoisted = dHoisted.data(),
+                                   .batch = B});
   }
 };
 

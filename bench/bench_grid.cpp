@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "blas/GemmEntries.h"
-#include "jit/Jit.h"
 #include "blas/Threads.h"
+#include "driver/Compile.h"
 #include "params/Init.h"
 #include "pipeline/Hoist.h"
 #include "sema/Program.h"

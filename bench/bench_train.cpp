@@ -8,8 +8,8 @@
 #include <chrono>
 #include <random>
 
-#include "jit/Jit.h"
 #include "blas/Threads.h"
+#include "driver/Compile.h"
 #include "params/Init.h"
 #include "sema/Program.h"
 #include "tasks/Tasks.h"
@@ -23,60 +23,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Times every forward and backward call of the kernel it wraps.
-class TimedKernel : public StepKernel<float> {
+// Times every stage of the kernel it wraps: the per-step and segment stages as forward or
+// backward work (the segment stage's GEMMs are backward work); prologue and epilogue untimed.
+class TimedKernel : public ForwardingKernel<float> {
  public:
-  explicit TimedKernel(StepKernel<float>& k) : k_(k) {}
-  const ir::Layout& layout() const override { return k_.layout(); }
-  int64_t tapeSize(int64_t b) const override { return k_.tapeSize(b); }
-  void forward(const float* p, const float* s, const float* x, const float* n, float* sn, float* o,
-               float* t, int64_t b) override {
+  using ForwardingKernel<float>::ForwardingKernel;
+  void run(Stage stage, const StepArgs<float>& a) override {
     auto t0 = Clock::now();
-    k_.forward(p, s, x, n, sn, o, t, b);
-    fwd += std::chrono::duration<double>(Clock::now() - t0).count();
-  }
-  void backward(const float* p, const float* s, const float* x, const float* n, const float* t,
-                const float* ds, const float* dout, float* dS, float* dX, float* dP, int64_t b) override {
-    auto t0 = Clock::now();
-    k_.backward(p, s, x, n, t, ds, dout, dS, dX, dP, b);
-    bwd += std::chrono::duration<double>(Clock::now() - t0).count();
-  }
-  // A sequence's stages: the per-step ones are timed as forward and backward.
-  int64_t hoistedSize() const override { return k_.hoistedSize(); }
-  void prologue(const float* p, float* h) override { k_.prologue(p, h); }
-  void epilogue(const float* p, const float* h, const float* dh, float* dP) override { k_.epilogue(p, h, dh, dP); }
-  void forwardHoisted(const float* p, const float* h, const float* s, const float* x, const float* n,
-                      float* sn, float* o, float* t, int64_t b) override {
-    auto t0 = Clock::now();
-    k_.forwardHoisted(p, h, s, x, n, sn, o, t, b);
-    fwd += std::chrono::duration<double>(Clock::now() - t0).count();
-  }
-  void backwardHoisted(const float* p, const float* h, const float* s, const float* x, const float* n,
-                       const float* t, const float* ds, const float* dout, float* dS, float* dX, float* dP,
-                       float* dh, int64_t b) override {
-    auto t0 = Clock::now();
-    k_.backwardHoisted(p, h, s, x, n, t, ds, dout, dS, dX, dP, dh, b);
-    bwd += std::chrono::duration<double>(Clock::now() - t0).count();
-  }
-  int64_t segmentSize(int64_t b) const override { return k_.segmentSize(b); }
-  void backwardSegment(const float* p, const float* h, const float* s, const float* x, const float* n,
-                       const float* t, const float* ds, const float* dout, float* dS, float* dX, float* dP,
-                       float* dh, float* seg, int64_t k, int64_t b) override {
-    auto t0 = Clock::now();
-    k_.backwardSegment(p, h, s, x, n, t, ds, dout, dS, dX, dP, dh, seg, k, b);
-    bwd += std::chrono::duration<double>(Clock::now() - t0).count();
-  }
-  // The segment stage's GEMMs are backward work.
-  void segmentEpilogue(const float* p, const float* h, const float* seg, int64_t steps, float* dP, float* dh,
-                       int64_t b) override {
-    auto t0 = Clock::now();
-    k_.segmentEpilogue(p, h, seg, steps, dP, dh, b);
-    bwd += std::chrono::duration<double>(Clock::now() - t0).count();
+    inner_.run(stage, a);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    switch (stage) {
+      case Stage::Forward:
+      case Stage::ForwardHoisted: fwd += dt; break;
+      case Stage::Backward:
+      case Stage::BackwardHoisted:
+      case Stage::BackwardSegment:
+      case Stage::SegmentEpilogue: bwd += dt; break;
+      default: break;
+    }
   }
   double fwd = 0, bwd = 0;
-
- private:
-  StepKernel<float>& k_;
 };
 
 StepIR lowerCell(const std::string& name, const Overrides& o) {
@@ -163,27 +129,44 @@ void BM_CopyFirstKernels(benchmark::State& state, const std::string& cell) {
     for (float& x : v) x = normal(rng);
     return v;
   };
-  std::vector<float> params = vec(L.paramSize), input = vec(L.inputSize * B), noise(L.noiseSize * B + 1),
-                     out(L.outputSize * B), dOut = vec(L.outputSize * B), dNext = vec(L.stateSize * B),
-                     dState(L.stateSize * B), dParams(L.paramSize), hoisted(k->hoistedSize() + 1),
-                     dHoisted(k->hoistedSize() + 1);
+  std::vector<float> params = vec(L.paramSize), input = vec(L.inputSize * B),
+                     noise(L.noiseSize * B + 1), out(L.outputSize * B),
+                     dOut = vec(L.outputSize * B), dNext = vec(L.stateSize * B),
+                     dState(L.stateSize * B), dParams(L.paramSize),
+                     hoisted(k->traits().hoistedSize + 1), dHoisted(k->traits().hoistedSize + 1);
   std::vector<std::vector<float>> stateBufs(static_cast<size_t>(states + 1)), tape(static_cast<size_t>(states));
   for (auto& s : stateBufs) s = vec(L.stateSize * B);
   for (auto& t : tape) t.assign(static_cast<size_t>(k->tapeSize(B) + 1), 0.f);
-  k->prologue(params.data(), hoisted.data());
-  const bool inPlace = k->adjointInPlace();
+  k->run(Stage::Prologue, {.params = params.data(), .hoisted = hoisted.data()});
+  const bool inPlace = k->traits().adjointInPlace;
   double fwd = 0, bwd = 0;
   int64_t steps = 0;
   auto sequence = [&](bool timed) {
     auto t0 = Clock::now();
     for (int64_t t = 0; t < states; ++t)
-      k->forwardHoisted(params.data(), hoisted.data(), stateBufs[t].data(), input.data(), noise.data(),
-                        stateBufs[t + 1].data(), out.data(), tape[t].data(), B);
+      k->run(Stage::ForwardHoisted, {.params = params.data(),
+                                     .hoisted = hoisted.data(),
+                                     .state = stateBufs[t].data(),
+                                     .input = input.data(),
+                                     .noise = noise.data(),
+                                     .tape = tape[t].data(),
+                                     .stateNext = stateBufs[t + 1].data(),
+                                     .output = out.data(),
+                                     .batch = B});
     auto t1 = Clock::now();
     for (int64_t t = states - 1; t >= 0; --t) {
-      k->backwardHoisted(params.data(), hoisted.data(), stateBufs[t].data(), input.data(), noise.data(),
-                         tape[t].data(), dNext.data(), dOut.data(), inPlace ? dNext.data() : dState.data(),
-                         nullptr, dParams.data(), dHoisted.data(), B);
+      k->run(Stage::BackwardHoisted, {.params = params.data(),
+                                      .hoisted = hoisted.data(),
+                                      .state = stateBufs[t].data(),
+                                      .input = input.data(),
+                                      .noise = noise.data(),
+                                      .tape = tape[t].data(),
+                                      .dStateNext = dNext.data(),
+                                      .dOutput = dOut.data(),
+                                      .dState = inPlace ? dNext.data() : dState.data(),
+                                      .dParams = dParams.data(),
+                                      .dHoisted = dHoisted.data(),
+                                      .batch = B});
       if (!inPlace) std::swap(dNext, dState);  // as BPTT: one state-adjoint buffer when allowed
     }
     if (!timed) return;

@@ -39,6 +39,7 @@ grammar Cell;
       return true;
     if (word.empty()) return false;
     while (blank(la(k))) ++k;
+    if (word == "d" && la(k) == '(') return true;  // d(x)/dt = ...
     if (la(k) != '\'') return false;
     ++k;
     while (blank(la(k))) ++k;
@@ -63,6 +64,7 @@ stmt
   | CONST name=IDENT shape? ASSIGN value=expr                           # constDecl
   | OUTPUT name=IDENT shape? ASSIGN value=expr                          # outputDecl
   | name=IDENT PRIME? ASSIGN value=expr                                 # equation
+  | d=IDENT LPAREN name=IDENT RPAREN SLASH dt=IDENT ASSIGN value=expr   # derivative
   ;
 
 shape     : LBRACK (expr (COMMA expr)*)? RBRACK ;

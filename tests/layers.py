@@ -24,7 +24,8 @@ LAYERS = [
     "compiler/codegen",     # the plan and LLVM IR emission
     "compiler/eval",        # the reference evaluator
     "compiler/blas",        # the numeric kernels generated code calls, threads, the work pool
-    "compiler/jit",         # LLJIT
+    "compiler/jit",         # LLJIT: emits and links a planned step
+    "compiler/driver",      # the compile driver: every pass in order, program -> compiled step
     "runtime/io",           # .npy, binary streams, files, processes
     "runtime/random",       # seeded streams and draws
     "runtime/params",       # initializers

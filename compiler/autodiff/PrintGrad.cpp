@@ -187,6 +187,8 @@ class GradPrinter {
       case Op::BatchOuterSum: return {"sum_batch(outer(" + sub(0).first + ", " + sub(1).first + "))", kAtom};
       case Op::Sum:
         return {"sum(" + sub(0).first + (n.a0 >= 0 ? ", " + std::to_string(n.a0) : "") + ")", kAtom};
+      case Op::Amax:
+        return {"amax(" + sub(0).first + (n.a0 >= 0 ? ", " + std::to_string(n.a0) : "") + ")", kAtom};
       case Op::Broadcast: return sub(0);  // implicit, as in the source language
       case Op::Squeeze: return {"squeeze(" + sub(0).first + ", " + std::to_string(n.a0) + ")", kAtom};
       case Op::Unsqueeze: return {"unsqueeze(" + sub(0).first + ", " + std::to_string(n.a0) + ")", kAtom};

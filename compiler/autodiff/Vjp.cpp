@@ -3,7 +3,8 @@
 // them over broadcast axes (the batch axis included) so each has its operand's shape. Rules reuse
 // forward values (y) instead of recomputing them: tanh' = 1 - y^2, sigmoid' = y (1 - y), exp' = y.
 // Subgradients at kinks: relu'(0) = 0, abs'(0) = 0; min/max send the adjoint to the first operand
-// on ties; clip passes it for lo <= x <= hi (bounds included, as PyTorch's clamp).
+// on ties, amax shares it between tied maxima; clip passes it for lo <= x <= hi (bounds included,
+// as PyTorch's clamp).
 #include "autodiff/Vjp.h"
 
 #include <array>
@@ -179,6 +180,22 @@ const std::array<Rule, kNumOps>& rules() {
       if (n.a0 < 0)
         for (int i = 0; i < xs.rank(); ++i) d = c.g.unsqueeze(d, 0);
       c.acc(0, c.g.broadcast(d, xs));
+    });
+    // y = amax(x, axis): dx = g [x == y] / #{x == y}, broadcast back along the axis: the adjoint
+    // goes to the argmax, shared equally between tied maxima (as torch.amax)
+    set(Op::Amax, [](Ctx& c) {
+      Graph& g = c.g;
+      const Node n = c.node();
+      const NodeId x = c.in(0);
+      const Shape xs = g[x].shape;
+      auto back = [&](NodeId v) {  // a value of y's shape, broadcast to x's
+        if (n.a0 >= 0) return g.broadcast(g.unsqueeze(v, n.a0), xs);
+        for (int i = 0; i < xs.rank(); ++i) v = g.unsqueeze(v, 0);
+        return g.broadcast(v, xs);
+      };
+      NodeId atMax = g.binary(Op::Le, back(c.y), x);
+      NodeId count = n.a0 >= 0 ? g.sum(atMax, n.a0) : g.sum(atMax, -1);
+      c.acc(0, g.mul(atMax, back(g.div(c.grad, count))));
     });
     // y = sum over the batch of x: dx = g for every batch element
     set(Op::SumBatch, [](Ctx& c) { c.acc(0, c.g.broadcast(c.grad, c.g[c.in(0)].shape)); });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <map>
 
 #include "codegen/LoopGroups.h"
@@ -393,15 +394,21 @@ class Emitter {
   // product's row sums were a PBRC step's slowest loops). The order is fixed by the target's
   // vector width, as FMA contraction is: results differ from a plain left-to-right sum in the last
   // bits and from machine to machine, never from run to run.
-  void store(const Place& p, const Shape& s, const Index& idx, Value* v, bool accumulate, bool sum = false) {
+  // takeMax: combine with what is there by std::max (old < v ? v : old) instead of adding.
+  void store(const Place& p, const Shape& s, const Index& idx, Value* v, bool accumulate, bool sum = false,
+             bool takeMax = false) {
     Value* addr = address(p, s, idx);
     if (accumulate) {
       auto* old = b_.CreateLoad(T_, addr);
       old->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_);
       // Nothing another kernel of the group stores is read here.
       if (scopes_.size() > 1) old->setMetadata(llvm::LLVMContext::MD_noalias, otherScopes());
-      v = b_.CreateFAdd(old, v);
-      if (sum) llvm::cast<llvm::Instruction>(v)->setHasAllowReassoc(true);
+      if (takeMax) {
+        v = select(b_.CreateFCmpOLT(old, v), v, old);
+      } else {
+        v = b_.CreateFAdd(old, v);
+        if (sum) llvm::cast<llvm::Instruction>(v)->setHasAllowReassoc(true);
+      }
     }
     auto* st = b_.CreateStore(v, addr);
     st->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_);
@@ -603,10 +610,13 @@ class Emitter {
     store(k.out, g_[k.node].shape, idx, value(k.node, idx, self), k.accumulate);
   }
 
-  // A reduction's output before its sum: zero, unless the kernel adds to what is there.
+  // A reduction's output before its sum: zero (a max: -inf), unless the kernel adds to what is there.
   void zeroOutput(const Kernel& k) {
     const Shape& out = g_[k.node].shape;
-    if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, cT(0), false); });
+    const bool isMax = g_[k.node].op == Op::Amax;
+    if (isMax && k.accumulate) throw ir::InternalError("codegen: a max reduction that adds to its output");
+    Value* init = cT(isMax ? -std::numeric_limits<double>::infinity() : 0.0);
+    if (!k.accumulate) loopNest(out, [&](const Index& idx) { store(k.out, out, idx, init, false); });
   }
 
   // y_b = M_b v_b (or v_b M_b) with the matrix computed inline (codegen::isBatchedMatVec). The
@@ -658,13 +668,13 @@ class Emitter {
     const Shape& out = n.shape;
     Value* v = value(n.in[0], idx);
     Index o{out.batched ? idx.batch : nullptr, {}};
-    if (n.op == Op::Sum && n.a0 >= 0) {
+    if ((n.op == Op::Sum || n.op == Op::Amax) && n.a0 >= 0) {
       o.dims = idx.dims;
       o.dims.erase(o.dims.begin() + n.a0);
     } else if (n.op == Op::SumBatch) {
       o.dims = idx.dims;
     }
-    store(k.out, out, o, v, true, true);
+    store(k.out, out, o, v, true, true, n.op == Op::Amax);
   }
 
   // A matrix operand as stored: its place, its stored shape, and whether it is read transposed.

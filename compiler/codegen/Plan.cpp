@@ -155,7 +155,7 @@ class FunctionPlanner {
     if (isBatchedMatVec(g_, id)) return Kernel::Kind::Reduce;
     switch (g_[id].op) {
       case Op::MatMul: case Op::BatchOuterSum: return Kernel::Kind::Gemm;
-      case Op::Sum: case Op::SumBatch: return Kernel::Kind::Reduce;
+      case Op::Sum: case Op::SumBatch: case Op::Amax: return Kernel::Kind::Reduce;
       default: return Kernel::Kind::Pointwise;
     }
   }

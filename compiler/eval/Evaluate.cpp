@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 namespace cellc::eval {
@@ -328,6 +329,30 @@ Value compute(const Node& n, const std::vector<const Value*>& x, const Layout& L
       }
       return out;
     }
+    case Op::Amax: {
+      need(1);
+      const Value& a = *x[0];
+      std::vector<int64_t> d = a.shape.dims;
+      if (n.a0 == -1) d.clear();
+      else if (n.a0 >= 0 && n.a0 < a.shape.rank()) d.erase(d.begin() + n.a0);
+      else fail("Amax over axis " + std::to_string(n.a0) + " of " + a.shape.str());
+      if (d != n.shape.dims || a.shape.batched != n.shape.batched) fail("Amax " + a.shape.str() + " -> " + n.shape.str());
+      Value out = blank(n.shape, batch);
+      std::fill(out.v.begin(), out.v.end(), -std::numeric_limits<double>::infinity());
+      for (int64_t i = 0; i < a.numel; ++i) {
+        int64_t dst = 0;
+        if (n.a0 >= 0) {
+          std::vector<int64_t> idx = unravel(i, a.shape.dims);
+          idx.erase(idx.begin() + n.a0);
+          dst = ravel(idx, n.shape.dims);
+        }
+        for (int64_t bi = 0; bi < out.nb; ++bi) {
+          double& o = out.v[static_cast<size_t>(bi * out.numel + dst)];
+          o = std::max(o, a.at(bi, i));
+        }
+      }
+      return out;
+    }
     case Op::SumBatch: {
       need(1);
       const Value& a = *x[0];
@@ -403,23 +428,45 @@ void store(const Graph& g, const std::vector<NodeId>& roots, const std::vector<s
 }  // namespace
 
 // Self-contained steps: the invariant part computed for this one step.
-void Evaluator::forward(const double* params, const double* state, const double* input,
-                        const double* noise, double* stateNext, double* output, double* tape,
-                        int64_t batch) {
-  std::vector<double> hoisted(static_cast<size_t>(ir_.hoistedSize));
-  prologue(params, hoisted.data());
-  forwardHoisted(params, hoisted.data(), state, input, noise, stateNext, output, tape, batch);
+KernelTraits Evaluator::traits() const {
+  KernelTraits t;
+  t.omega = !ir_.omegaParam.empty();
+  t.hoistedSize = ir_.hoistedSize;
+  return t;
 }
 
-void Evaluator::backward(const double* params, const double* state, const double* input,
-                         const double* noise, const double* tape, const double* dStateNext,
-                         const double* dOutput, double* dState, double* dInput, double* dParams,
-                         int64_t batch) {
+void Evaluator::run(Stage stage, const StepArgs<double>& a) {
+  switch (stage) {
+    case Stage::Forward: forward(a); return;
+    case Stage::Backward: backward(a); return;
+    case Stage::Prologue: prologue(a.params, a.hoisted); return;
+    case Stage::ForwardHoisted: forwardHoisted(a); return;
+    case Stage::BackwardHoisted: backwardHoisted(a); return;
+    case Stage::BackwardSegment: backwardSegment(a); return;
+    case Stage::SegmentEpilogue: segmentEpilogue(a); return;
+    case Stage::Epilogue: epilogue(a); return;
+    case Stage::Omega: omega(a); return;
+    case Stage::kCount: break;
+  }
+  throw std::logic_error("unknown step stage");
+}
+
+void Evaluator::forward(const StepArgs<double>& a) {
+  std::vector<double> hoisted(static_cast<size_t>(ir_.hoistedSize));
+  prologue(a.params, hoisted.data());
+  StepArgs<double> h = a;
+  h.hoisted = hoisted.data();
+  forwardHoisted(h);
+}
+
+void Evaluator::backward(const StepArgs<double>& a) {
   std::vector<double> hoisted(static_cast<size_t>(ir_.hoistedSize)), dHoisted(hoisted.size(), 0.0);
-  prologue(params, hoisted.data());
-  backwardHoisted(params, hoisted.data(), state, input, noise, tape, dStateNext, dOutput, dState,
-                  dInput, dParams, dHoisted.data(), batch);
-  epilogue(params, hoisted.data(), dHoisted.data(), dParams);
+  prologue(a.params, hoisted.data());
+  StepArgs<double> h = a;
+  h.hoisted = hoisted.data();
+  h.dHoisted = dHoisted.data();
+  backwardHoisted(h);
+  epilogue(h);
 }
 
 void Evaluator::prologue(const double* params, double* hoisted) {
@@ -430,40 +477,36 @@ void Evaluator::prologue(const double* params, double* hoisted) {
   store(ir_.g, ir_.hoisted, vals, ir_.hoistedSlots, false, hoisted, 1, false, "hoisted value");
 }
 
-void Evaluator::forwardHoisted(const double* params, const double* hoisted, const double* state,
-                               const double* input, const double* noise, double* stateNext,
-                               double* output, double*, int64_t batch) {
-  Leaves leaves{params, state, input, noise, nullptr, nullptr};
-  leaves.hoisted = hoisted;
+void Evaluator::forwardHoisted(const StepArgs<double>& a) {
+  Leaves leaves{a.params, a.state, a.input, a.noise, nullptr, nullptr};
+  leaves.hoisted = a.hoisted;
   leaves.hoistedSlots = &ir_.hoistedSlots;
   std::vector<NodeId> roots = ir_.forwardRoots();
-  std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, batch);
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, a.batch);
   size_t ns = ir_.stateNext.size();
   std::vector<std::vector<double>> sv(vals.begin(), vals.begin() + static_cast<long>(ns));
   std::vector<std::vector<double>> ov(vals.begin() + static_cast<long>(ns), vals.end());
-  store(ir_.g, ir_.stateNext, sv, ir_.layout.states, true, stateNext, batch, false, "next state");
-  store(ir_.g, ir_.outputs, ov, ir_.layout.outputs, true, output, batch, false, "output");
+  store(ir_.g, ir_.stateNext, sv, ir_.layout.states, true, a.stateNext, a.batch, false,
+        "next state");
+  store(ir_.g, ir_.outputs, ov, ir_.layout.outputs, true, a.output, a.batch, false, "output");
 }
 
 // Self-contained: this one step's deferred products through a one-step segment.
-void Evaluator::backwardHoisted(const double* params, const double* hoisted, const double* state,
-                                const double* input, const double* noise, const double* tape,
-                                const double* dStateNext, const double* dOutput, double* dState,
-                                double* dInput, double* dParams, double* dHoisted, int64_t batch) {
-  std::vector<double> segment(static_cast<size_t>(segmentSize(batch)));
-  backwardSegment(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState, dInput,
-                  dParams, dHoisted, segment.data(), 0, batch);
-  segmentEpilogue(params, hoisted, segment.data(), 1, dParams, dHoisted, batch);
+void Evaluator::backwardHoisted(const StepArgs<double>& a) {
+  std::vector<double> segment(static_cast<size_t>(segmentSize(a.batch)));
+  StepArgs<double> s = a;
+  s.segment = segment.data();
+  s.k = 0;
+  s.steps = 1;
+  backwardSegment(s);
+  segmentEpilogue(s);
 }
 
-void Evaluator::backwardSegment(const double* params, const double* hoisted, const double* state,
-                                const double* input, const double* noise, const double*,
-                                const double* dStateNext, const double* dOutput, double* dState,
-                                double* dInput, double* dParams, double* dHoisted, double* segment,
-                                int64_t k, int64_t batch) {
-  Leaves leaves{params, state, input, noise, dStateNext, dOutput};
-  leaves.hoisted = hoisted;
+void Evaluator::backwardSegment(const StepArgs<double>& a) {
+  Leaves leaves{a.params, a.state, a.input, a.noise, a.dStateNext, a.dOutput};
+  leaves.hoisted = a.hoisted;
   leaves.hoistedSlots = &ir_.hoistedSlots;
+  const int64_t batch = a.batch;
   std::vector<NodeId> roots = ir_.backwardRoots();
   std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, batch);
   auto part = [&](size_t from, size_t count) {
@@ -471,11 +514,14 @@ void Evaluator::backwardSegment(const double* params, const double* hoisted, con
                                             vals.begin() + static_cast<long>(from + count));
   };
   size_t ns = ir_.dState.size(), ni = ir_.dInput.size(), np = ir_.dParam.size();
-  store(ir_.g, ir_.dState, part(0, ns), ir_.layout.states, true, dState, batch, false, "state adjoint");
-  store(ir_.g, ir_.dInput, part(ns, ni), ir_.layout.inputs, true, dInput, batch, false, "input adjoint");
-  store(ir_.g, ir_.dParam, part(ns + ni, np), ir_.layout.params, false, dParams, batch, true, "param gradient");
-  store(ir_.g, ir_.dHoisted, part(ns + ni + np, ir_.dHoisted.size()), ir_.hoistedSlots, false, dHoisted,
-        batch, true, "hoisted adjoint");
+  store(ir_.g, ir_.dState, part(0, ns), ir_.layout.states, true, a.dState, batch, false,
+        "state adjoint");
+  store(ir_.g, ir_.dInput, part(ns, ni), ir_.layout.inputs, true, a.dInput, batch, false,
+        "input adjoint");
+  store(ir_.g, ir_.dParam, part(ns + ni, np), ir_.layout.params, false, a.dParams, batch, true,
+        "param gradient");
+  store(ir_.g, ir_.dHoisted, part(ns + ni + np, ir_.dHoisted.size()), ir_.hoistedSlots, false,
+        a.dHoisted, batch, true, "hoisted adjoint");
   // Segment value i, batch element b: row k * B + b of the segment, columns from its offset.
   const size_t nh = ir_.dHoisted.size();
   for (size_t i = 0; i < ir_.segmentValues.size(); ++i) {
@@ -485,23 +531,22 @@ void Evaluator::backwardSegment(const double* params, const double* hoisted, con
       throw ir::InternalError("evaluator: segment value %" + std::to_string(ir_.segmentValues[i]) + " is not batched");
     for (int64_t b = 0; b < batch; ++b)
       std::copy_n(v.begin() + b * cols, cols,
-                  segment + (k * batch + b) * ir_.segmentSize + ir_.segmentOffsets[i]);
+                  a.segment + (a.k * batch + b) * ir_.segmentSize + ir_.segmentOffsets[i]);
   }
 }
 
 // dW[i, j] += sum over the segment's rows r of A[r, i] B[r, j], in plain loops.
-void Evaluator::segmentEpilogue(const double*, const double*, const double* segment, int64_t steps,
-                                double* dParams, double* dHoisted, int64_t batch) {
-  const int64_t rows = steps * batch, width = ir_.segmentSize;
+void Evaluator::segmentEpilogue(const StepArgs<double>& a) {
+  const int64_t rows = a.steps * a.batch, width = ir_.segmentSize;
   for (const StepIR::Deferred& d : ir_.deferred) {
     const ir::Slot& slot = d.toHoisted ? ir_.hoistedSlots.at(static_cast<size_t>(d.slot))
                                        : ir_.layout.params.at(static_cast<size_t>(d.slot));
-    double* out = (d.toHoisted ? dHoisted : dParams) + slot.offset;
+    double* out = (d.toHoisted ? a.dHoisted : a.dParams) + slot.offset;
     const int64_t m = ir_.g[ir_.segmentValues[d.a]].shape.numel();
     const int64_t p = ir_.g[ir_.segmentValues[d.b]].shape.numel();
     if (m * p != slot.size) throw ir::InternalError("evaluator: a deferred product of the wrong size");
-    const double* A = segment + ir_.segmentOffsets[d.a];
-    const double* B = segment + ir_.segmentOffsets[d.b];
+    const double* A = a.segment + ir_.segmentOffsets[d.a];
+    const double* B = a.segment + ir_.segmentOffsets[d.b];
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < p; ++j) {
         double sum = 0;
@@ -511,24 +556,24 @@ void Evaluator::segmentEpilogue(const double*, const double*, const double* segm
   }
 }
 
-void Evaluator::epilogue(const double* params, const double* hoisted, const double* dHoisted,
-                         double* dParams) {
+void Evaluator::epilogue(const StepArgs<double>& a) {
   if (ir_.hoisted.empty()) return;
   Leaves leaves;
-  leaves.params = params;
-  leaves.hoisted = hoisted;
-  leaves.adjHoisted = dHoisted;
+  leaves.params = a.params;
+  leaves.hoisted = a.hoisted;
+  leaves.adjHoisted = a.dHoisted;
   leaves.hoistedSlots = &ir_.hoistedSlots;
   std::vector<std::vector<double>> vals = evaluate(ir_.g, ir_.epilogueParam, ir_.layout, leaves, 1);
-  store(ir_.g, ir_.epilogueParam, vals, ir_.layout.params, false, dParams, 1, true, "epilogue gradient");
+  store(ir_.g, ir_.epilogueParam, vals, ir_.layout.params, false, a.dParams, 1, true,
+        "epilogue gradient");
 }
 
-void Evaluator::omega(const double* params, const double* state, const double* input,
-                      const double* noise, const double* v, const double* cotangent,
-                      double* dParams, int64_t batch) {
-  Leaves leaves{params, state, input, noise, v, nullptr, cotangent};
-  std::vector<std::vector<double>> vals = evaluate(ir_.g, ir_.omegaParam, ir_.layout, leaves, batch);
-  store(ir_.g, ir_.omegaParam, vals, ir_.layout.params, false, dParams, batch, true, "Omega gradient");
+void Evaluator::omega(const StepArgs<double>& a) {
+  Leaves leaves{a.params, a.state, a.input, a.noise, a.v, nullptr, a.cotangent};
+  std::vector<std::vector<double>> vals =
+      evaluate(ir_.g, ir_.omegaParam, ir_.layout, leaves, a.batch);
+  store(ir_.g, ir_.omegaParam, vals, ir_.layout.params, false, a.dParams, a.batch, true,
+        "Omega gradient");
 }
 
 }  // namespace cellc::eval

@@ -51,42 +51,26 @@ class Evaluator : public StepKernel<double> {
   explicit Evaluator(const StepIR& ir) : ir_(ir) {}
 
   const ir::Layout& layout() const override { return ir_.layout; }
+  // Omega when the StepIR has its gradient; nothing runs concurrently (one evaluator, plain loops).
+  KernelTraits traits() const override;
   int64_t tapeSize(int64_t) const override { return 0; }
-  void forward(const double* params, const double* state, const double* input,
-               const double* noise, double* stateNext, double* output, double* tape,
-               int64_t batch) override;
-  void backward(const double* params, const double* state, const double* input,
-                const double* noise, const double* tape, const double* dStateNext,
-                const double* dOutput, double* dState, double* dInput, double* dParams,
-                int64_t batch) override;
-
-  void omega(const double* params, const double* state, const double* input, const double* noise,
-             const double* v, const double* cotangent, double* dParams, int64_t batch) override;
-
-  int64_t hoistedSize() const override { return ir_.hoistedSize; }
-  void prologue(const double* params, double* hoisted) override;
-  void forwardHoisted(const double* params, const double* hoisted, const double* state,
-                      const double* input, const double* noise, double* stateNext, double* output,
-                      double* tape, int64_t batch) override;
-  void backwardHoisted(const double* params, const double* hoisted, const double* state,
-                       const double* input, const double* noise, const double* tape,
-                       const double* dStateNext, const double* dOutput, double* dState,
-                       double* dInput, double* dParams, double* dHoisted, int64_t batch) override;
-  void epilogue(const double* params, const double* hoisted, const double* dHoisted,
-                double* dParams) override;
   // Given a StepIR with deferred weight gradients (pipeline/SegmentGemm.h), the segment stages.
   int64_t segmentSize(int64_t batch) const override { return ir_.segmentSize * batch; }
-  void backwardSegment(const double* params, const double* hoisted, const double* state,
-                       const double* input, const double* noise, const double* tape,
-                       const double* dStateNext, const double* dOutput, double* dState,
-                       double* dInput, double* dParams, double* dHoisted, double* segment,
-                       int64_t k, int64_t batch) override;
-  void segmentEpilogue(const double* params, const double* hoisted, const double* segment,
-                       int64_t steps, double* dParams, double* dHoisted, int64_t batch) override;
+  void run(Stage stage, const StepArgs<double>& args) override;
 
   const StepIR& stepIR() const { return ir_; }
 
  private:
+  void forward(const StepArgs<double>& a);
+  void backward(const StepArgs<double>& a);
+  void prologue(const double* params, double* hoisted);
+  void forwardHoisted(const StepArgs<double>& a);
+  void backwardHoisted(const StepArgs<double>& a);
+  void backwardSegment(const StepArgs<double>& a);
+  void segmentEpilogue(const StepArgs<double>& a);
+  void epilogue(const StepArgs<double>& a);
+  void omega(const StepArgs<double>& a);
+
   StepIR ir_;
 };
 

@@ -205,6 +205,20 @@ NodeId Graph::sum(NodeId x, int64_t axis) {
   return make(std::move(n));
 }
 
+NodeId Graph::amax(NodeId x, int64_t axis) {
+  Shape s = nodes_[x].shape;
+  if (axis == -1) {
+    if (s.rank() == 0) return x;
+    s.dims.clear();
+  } else {
+    if (axis < 0 || axis >= s.rank()) bug("amax over axis " + std::to_string(axis) + " of " + s.str());
+    s.dims.erase(s.dims.begin() + axis);
+  }
+  Node n{Op::Amax, s, {x}};
+  n.a0 = axis;
+  return make(std::move(n));
+}
+
 NodeId Graph::sumBatch(NodeId x) {
   Shape s = nodes_[x].shape;
   if (!s.batched) bug("sumBatch of an unbatched " + s.str());
@@ -278,7 +292,7 @@ std::string printGraph(const Graph& g, const std::vector<NodeId>& roots) {
     if (opKind(n.op) == OpKind::Leaf && n.op != Op::Const) line << " slot " << n.a0;
     if (n.op == Op::Slice || n.op == Op::Pad)
       line << " axis " << n.a0 << " [" << n.a1 << ", " << n.a2 << ")";
-    if (n.op == Op::Sum || n.op == Op::Squeeze || n.op == Op::Unsqueeze) line << " axis " << n.a0;
+    if (n.op == Op::Sum || n.op == Op::Amax || n.op == Op::Squeeze || n.op == Op::Unsqueeze) line << " axis " << n.a0;
     std::string s = line.str();
     os << s << std::string(s.size() < 40 ? 40 - s.size() : 1, ' ') << n.shape.str();
     if (n.loc.line) os << "  # line " << n.loc.line;

@@ -61,7 +61,8 @@ namespace cellc::ir {
   X(MatMul, 2, Contract)  /* numpy matmul per batch element, rank <= 2 */                      \
   X(BatchOuterSum, 2, Contract) /* sum over the batch of outer(a, b): a^T b for [B,m],[B,p] */ \
   X(Sum, 1, Contract)     /* over axis a0, or every axis when a0 == -1 (batch excluded) */     \
-  X(SumBatch, 1, Contract) /* over the batch axis: [B, ...] -> [...] */
+  X(SumBatch, 1, Contract) /* over the batch axis: [B, ...] -> [...] */                        \
+  X(Amax, 1, Contract)    /* max over axis a0, or every axis when a0 == -1 (batch excluded) */
 
 enum class Op : uint8_t {
 #define X(name, arity, kind) name,
@@ -122,6 +123,7 @@ class Graph {
   NodeId broadcast(NodeId x, Shape to);
   NodeId sum(NodeId x, int64_t axis);  // axis -1: every non-batch axis
   NodeId sumBatch(NodeId x);
+  NodeId amax(NodeId x, int64_t axis);  // axis -1: every non-batch axis
   NodeId batchOuterSum(NodeId a, NodeId b);
   // Sums x over the axes it was broadcast along so that it has `to`'s shape (the adjoint of an
   // implicit broadcast).

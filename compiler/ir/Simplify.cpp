@@ -113,6 +113,9 @@ class Simplifier {
       case Op::SumBatch:
         if (isZero(x[0])) return zeros(s);
         return g_.sumBatch(x[0]);
+      case Op::Amax:
+        if (isZero(x[0])) return zeros(s);
+        return g_.amax(x[0], n.a0);
       default:
         if (opArity(n.op) == 1) return g_.unary(n.op, x[0]);
         return g_.binary(n.op, x[0], x[1]);

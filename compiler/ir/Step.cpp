@@ -244,6 +244,11 @@ class Builder {
       double count = axis < 0 ? static_cast<double>(s.numel()) : static_cast<double>(s.dims[axis]);
       return g_.div(r, g_.constant(count));
     }
+    if (f == "amax") {
+      int64_t axis = e.callArgs.size() > 1 ? static_cast<int64_t>(constant(*e.callArgs[1].value)) : -1;
+      return g_.amax(arg(0), axis);
+    }
+    if (f == "softmax" || f == "log_softmax" || f == "logsumexp") return normalize(f, arg(0));
     if (f == "concat") {
       std::vector<NodeId> xs;
       for (size_t i = 0; i < e.callArgs.size(); ++i) xs.push_back(arg(i));
@@ -256,6 +261,25 @@ class Builder {
       return g_.dale(n, static_cast<int64_t>(std::floor(frac * static_cast<double>(n) + 1e-9)));
     }
     throw InternalError("no IR for function " + f);
+  }
+
+  // softmax, log_softmax and logsumexp over the last axis, from amax, exp, sum and log (so their
+  // derivatives and code come from those ops'). Shifted by the max, exp never overflows and the
+  // sum is at least 1; the shift's own derivative cancels (to rounding, at the argmax).
+  //   z = x - amax(x),  s = sum(exp(z)):  softmax = exp(z) / s,  log_softmax = z - log(s),
+  //   logsumexp = amax(x) + log(s)
+  NodeId normalize(const std::string& f, NodeId x) {
+    const Shape xs = g_[x].shape;
+    const int64_t axis = xs.rank() - 1;
+    auto back = [&](NodeId v) { return g_.broadcast(g_.unsqueeze(v, axis), xs); };
+    NodeId m = g_.amax(x, axis);
+    NodeId z = g_.sub(x, back(m));
+    NodeId e = g_.unary(Op::Exp, z);
+    NodeId s = g_.sum(e, axis);
+    if (f == "softmax") return g_.div(e, back(s));
+    NodeId logS = g_.unary(Op::Log, s);
+    if (f == "log_softmax") return g_.sub(z, back(logS));
+    return g_.add(m, logS);
   }
 
   NodeId index(const Expr& e) {

@@ -1,13 +1,6 @@
 #include "jit/Jit.h"
 
-#include "blas/GemmEntries.h"
-#include "blas/HostCpu.h"
-#include "blas/PackedGemm.h"
-#include "blas/Threads.h"
-#include "blas/WorkPool.h"
-
-#include "pipeline/Hoist.h"
-#include "pipeline/SegmentGemm.h"
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -15,8 +8,11 @@
 #include <map>
 #include <mutex>
 
-#include <unistd.h>
-
+#include "blas/GemmEntries.h"
+#include "blas/HostCpu.h"
+#include "blas/PackedGemm.h"
+#include "blas/Threads.h"
+#include "blas/WorkPool.h"
 #include "llvm/Analysis/TargetLibraryInfo.h"
 #include "llvm/Bitcode/BitcodeReader.h"
 #include "llvm/Bitcode/BitcodeWriter.h"
@@ -33,7 +29,6 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Transforms/Utils/SplitModule.h"
-
 
 namespace cellc {
 
@@ -272,21 +267,23 @@ Fn link(JitSession& s, const std::string& name, const char* what) {
 
 }  // namespace
 
-// The segment plan of a CompiledCell: its step and plan (row = 0 when it is not used), and its
-// backward and segment functions once compiled.
+// The segment form's code, once compiled (CompiledCell::segmentCompiled).
 template <class T>
-struct CompiledCell<T>::Segment {
-  StepIR ir;
-  codegen::Plan plan;
-  int64_t row = 0;  // the segment buffer's row width (elements per batch element and step)
+struct CompiledCell<T>::SegmentCode {
   std::shared_ptr<JitSession> session;
   Fn backward = nullptr, segment = nullptr;
 };
 
 template <class T>
-CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, StepIR ir, codegen::Plan plan)
-    : session_(std::move(session)), fns_(fns), ir_(std::move(ir)), layout_(ir_.layout), plan_(std::move(plan)),
-      hoistedSize_(ir_.hoistedSize + plan_.packedSize), scratch_(std::make_unique<Scratch[]>(kMaxWorkers)) {
+CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, PlannedStep step)
+    : session_(std::move(session)),
+      fns_(fns),
+      ir_(std::move(step.ir)),
+      layout_(ir_.layout),
+      plan_(std::move(step.plan)),
+      seg_(std::move(step.segment)),
+      hoistedSize_(ir_.hoistedSize + plan_.packedSize),
+      scratch_(std::make_unique<Scratch[]>(kMaxWorkers)) {
   // Per trial, a product's multiply-adds: the output's elements times the contraction for a
   // batched product (M = B), the output's elements for a weight gradient summed over the batch.
   for (const codegen::FunctionPlan* fp : {&plan_.forward, &plan_.backward})
@@ -303,63 +300,68 @@ template <class T>
 CompiledCell<T>::~CompiledCell() = default;
 
 template <class T>
-const typename CompiledCell<T>::Segment& CompiledCell<T>::segmentPlanned() const {
-  std::call_once(planOnce_, [&] {
-    auto s = std::make_unique<Segment>();
-    s->ir = deferWeightGradients(ir_);
-    if (!s->ir.deferred.empty()) {
-      s->plan = codegen::makePlan(s->ir, false, &plan_.packed);  // the same prologue
-      // Its backward reads the tape the per-step forward wrote.
-      if (codegen::sameTape(plan_, s->plan)) s->row = s->ir.segmentSize;
-    }
-    segment_ = std::move(s);
-  });
-  return *segment_;
-}
-
-template <class T>
-const typename CompiledCell<T>::Segment& CompiledCell<T>::segmentCompiled() {
-  segmentPlanned();
+const typename CompiledCell<T>::SegmentCode& CompiledCell<T>::segmentCompiled() {
   std::call_once(compileOnce_, [&] {
-    Segment& s = *segment_;
-    if (s.row == 0) return;
-    s.session = jitModule(s.ir, s.plan, precisionOf<T>(), "seg", codegen::Functions::SegmentBackward);
-    s.backward = link<Fn>(*s.session, "seg_backward", "linking the segment plan's backward step");
-    s.segment = link<Fn>(*s.session, "seg_segment", "linking the segment stage");
-    ++segmentCompiles_;
+    auto c = std::make_unique<SegmentCode>();
+    if (seg_.row > 0) {
+      c->session = jitModule(seg_.ir, seg_.plan, precisionOf<T>(), "seg",
+                             codegen::Functions::SegmentBackward);
+      c->backward =
+          link<Fn>(*c->session, "seg_backward", "linking the segment plan's backward step");
+      c->segment = link<Fn>(*c->session, "seg_segment", "linking the segment stage");
+      ++segmentCompiles_;
+    }
+    segCode_ = std::move(c);
   });
-  return *segment_;
+  return *segCode_;
 }
 
-// Both backward plans must skip: BPTT may run either.
 template <class T>
-bool CompiledCell<T>::inputAdjointOptional() const {
-  const Segment& s = segmentPlanned();
-  return plan_.inputAdjointOptional && (s.row == 0 || s.plan.inputAdjointOptional);
+KernelTraits CompiledCell<T>::traits() const {
+  // The adjoint flags hold for both backward plans: BPTT may run either.
+  const PlannedStep::Segment& s = seg_;
+  KernelTraits t;
+  t.concurrentCalls = true;
+  t.inputAdjointOptional =
+      plan_.inputAdjointOptional && (s.row == 0 || s.plan.inputAdjointOptional);
+  t.adjointInPlace = plan_.adjointInPlace && (s.row == 0 || s.plan.adjointInPlace);
+  t.omega = fns_.omega != nullptr;
+  t.hoistedSize = hoistedSize_;
+  t.productWorkPerTrial = productWork_;
+  t.weightGradientElements = weightGradient_;
+  return t;
 }
 
-// Both backward plans must: BPTT may run either.
 template <class T>
-bool CompiledCell<T>::adjointInPlace() const {
-  const Segment& s = segmentPlanned();
-  return plan_.adjointInPlace && (s.row == 0 || s.plan.adjointInPlace);
+void CompiledCell<T>::run(Stage stage, const StepArgs<T>& a) {
+  switch (stage) {
+    case Stage::Forward: forward(a); return;
+    case Stage::Backward: backward(a); return;
+    case Stage::Prologue: prologue(a.params, a.hoisted); return;
+    case Stage::ForwardHoisted: forwardHoisted(a); return;
+    case Stage::BackwardHoisted: backwardHoisted(a); return;
+    case Stage::BackwardSegment: backwardSegment(a); return;
+    case Stage::SegmentEpilogue: segmentEpilogue(a); return;
+    case Stage::Epilogue: epilogue(a); return;
+    case Stage::Omega: omega(a); return;
+    case Stage::kCount: break;
+  }
+  throw std::logic_error("unknown step stage");
 }
 
 template <class T>
 int64_t CompiledCell<T>::segmentSize(int64_t batch) const {
-  return segmentPlanned().row * batch;
+  return seg_.row * batch;
 }
 
 template <class T>
 const codegen::Plan* CompiledCell<T>::segmentPlan() const {
-  const Segment& s = segmentPlanned();
-  return s.row ? &s.plan : nullptr;
+  return seg_.row ? &seg_.plan : nullptr;
 }
 
 template <class T>
 const StepIR* CompiledCell<T>::segmentStep() const {
-  const Segment& s = segmentPlanned();
-  return s.row ? &s.ir : nullptr;
+  return seg_.row ? &seg_.ir : nullptr;
 }
 
 template <class T>
@@ -392,37 +394,41 @@ namespace {
 // The buffers a backward step reads and writes beyond bufs(), whichever plan runs it (the
 // generated code only reads the const ones).
 template <class T, class Bufs>
-void setBackward(Bufs& b, const T* hoisted, const T* tape, const T* dStateNext, const T* dOutput,
-                 T* dState, T* dInput, T* dParams, T* dHoisted) {
+void setBackward(Bufs& b, const StepArgs<T>& a, const T* dStateNext) {
   using codegen::Buf;
-  for (auto [which, p] : {std::pair<Buf, const T*>{Buf::Hoisted, hoisted}, {Buf::Tape, tape},
-                          {Buf::AdjState, dStateNext}, {Buf::AdjOutput, dOutput},
-                          {Buf::DState, dState}, {Buf::DInput, dInput}, {Buf::DParams, dParams},
-                          {Buf::DHoisted, dHoisted}})
+  for (auto [which, p] : {std::pair<Buf, const T*>{Buf::Hoisted, a.hoisted},
+                          {Buf::Tape, a.tape},
+                          {Buf::AdjState, dStateNext},
+                          {Buf::AdjOutput, a.dOutput},
+                          {Buf::DState, a.dState},
+                          {Buf::DInput, a.dInput},
+                          {Buf::DParams, a.dParams},
+                          {Buf::DHoisted, a.dHoisted}})
     b[static_cast<size_t>(which)] = const_cast<T*>(p);
 }
 }  // namespace
 
 // Self-contained steps: the invariant part computed for this one step (a caller walking a
-// sequence calls the stages itself, once).
+// sequence runs the stages itself, once).
 template <class T>
-void CompiledCell<T>::forward(const T* params, const T* state, const T* input, const T* noise,
-                              T* stateNext, T* output, T* tape, int64_t batch) {
+void CompiledCell<T>::forward(const StepArgs<T>& a) {
   hoisted_.resize(static_cast<size_t>(hoistedSize_));
-  if (hoistedSize_ > 0) prologue(params, hoisted_.data());
-  forwardHoisted(params, hoisted_.data(), state, input, noise, stateNext, output, tape, batch);
+  if (hoistedSize_ > 0) prologue(a.params, hoisted_.data());
+  StepArgs<T> h = a;
+  h.hoisted = hoisted_.data();
+  forwardHoisted(h);
 }
 
 template <class T>
-void CompiledCell<T>::backward(const T* params, const T* state, const T* input, const T* noise,
-                               const T* tape, const T* dStateNext, const T* dOutput, T* dState,
-                               T* dInput, T* dParams, int64_t batch) {
+void CompiledCell<T>::backward(const StepArgs<T>& a) {
   hoisted_.resize(static_cast<size_t>(hoistedSize_));
   dHoisted_.assign(static_cast<size_t>(hoistedSize_), T(0));
-  if (hoistedSize_ > 0) prologue(params, hoisted_.data());
-  backwardHoisted(params, hoisted_.data(), state, input, noise, tape, dStateNext, dOutput, dState,
-                  dInput, dParams, dHoisted_.data(), batch);
-  if (hoistedSize_ > 0) epilogue(params, hoisted_.data(), dHoisted_.data(), dParams);
+  if (hoistedSize_ > 0) prologue(a.params, hoisted_.data());
+  StepArgs<T> h = a;
+  h.hoisted = hoisted_.data();
+  h.dHoisted = dHoisted_.data();
+  backwardHoisted(h);
+  if (hoistedSize_ > 0) epilogue(h);
 }
 
 template <class T>
@@ -444,16 +450,14 @@ void CompiledCell<T>::prologue(const T* params, T* hoisted) {
 }
 
 template <class T>
-void CompiledCell<T>::forwardHoisted(const T* params, const T* hoisted, const T* state,
-                                     const T* input, const T* noise, T* stateNext, T* output,
-                                     T* tape, int64_t batch) {
+void CompiledCell<T>::forwardHoisted(const StepArgs<T>& a) {
   using codegen::Buf;
-  Bufs b = bufs(params, state, input, noise, batch);
-  set(b, Buf::Hoisted, hoisted);
-  set(b, Buf::StateNext, stateNext);
-  set(b, Buf::Output, output);
-  set(b, Buf::Tape, tape);
-  fns_.forward(b.data(), batch);
+  Bufs b = bufs(a.params, a.state, a.input, a.noise, a.batch);
+  set(b, Buf::Hoisted, a.hoisted);
+  set(b, Buf::StateNext, a.stateNext);
+  set(b, Buf::Output, a.output);
+  set(b, Buf::Tape, a.tape);
+  fns_.forward(b.data(), a.batch);
 }
 
 namespace {
@@ -469,106 +473,91 @@ const T* adjointInto(const codegen::Plan& plan, const ir::Layout& L, const T* dS
 }  // namespace
 
 template <class T>
-void CompiledCell<T>::backwardHoisted(const T* params, const T* hoisted, const T* state,
-                                      const T* input, const T* noise, const T* tape,
-                                      const T* dStateNext, const T* dOutput, T* dState, T* dInput,
-                                      T* dParams, T* dHoisted, int64_t batch) {
-  using codegen::Buf;
-  dStateNext = adjointInto(plan_, layout_, dStateNext, dState, batch);
-  Bufs b = bufs(params, state, input, noise, batch);
-  setBackward(b, hoisted, tape, dStateNext, dOutput, dState, dInput, dParams, dHoisted);
-  fns_.backward(b.data(), batch);
+void CompiledCell<T>::backwardHoisted(const StepArgs<T>& a) {
+  const T* dStateNext = adjointInto(plan_, layout_, a.dStateNext, a.dState, a.batch);
+  Bufs b = bufs(a.params, a.state, a.input, a.noise, a.batch);
+  setBackward(b, a, dStateNext);
+  fns_.backward(b.data(), a.batch);
 }
 
 // As backwardHoisted, through the segment plan's backward: the deferred products' operands go to
 // row block k of the segment buffer.
 template <class T>
-void CompiledCell<T>::backwardSegment(const T* params, const T* hoisted, const T* state,
-                                      const T* input, const T* noise, const T* tape,
-                                      const T* dStateNext, const T* dOutput, T* dState, T* dInput,
-                                      T* dParams, T* dHoisted, T* segment, int64_t k,
-                                      int64_t batch) {
-  const Segment& s = segmentCompiled();
-  if (!s.backward) {
-    backwardHoisted(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState, dInput,
-                    dParams, dHoisted, batch);
+void CompiledCell<T>::backwardSegment(const StepArgs<T>& a) {
+  const SegmentCode& c = segmentCompiled();
+  if (!c.backward) {
+    backwardHoisted(a);
     return;
   }
   using codegen::Buf;
-  dStateNext = adjointInto(s.plan, layout_, dStateNext, dState, batch);
-  Bufs b = bufs(params, state, input, noise, batch);
-  b[static_cast<size_t>(Buf::Scratch)] = scratch(s.plan.scratch.at(batch));
-  setBackward(b, hoisted, tape, dStateNext, dOutput, dState, dInput, dParams, dHoisted);
-  set(b, Buf::Segment, segment + k * s.row * batch);
-  s.backward(b.data(), batch);
+  const T* dStateNext = adjointInto(seg_.plan, layout_, a.dStateNext, a.dState, a.batch);
+  Bufs b = bufs(a.params, a.state, a.input, a.noise, a.batch);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(seg_.plan.scratch.at(a.batch));
+  setBackward(b, a, dStateNext);
+  set(b, Buf::Segment, a.segment + a.k * seg_.row * a.batch);
+  c.backward(b.data(), a.batch);
 }
 
 // The generated segment function sees the segment's rows as one batch of steps x B.
 template <class T>
-void CompiledCell<T>::segmentEpilogue(const T* params, const T* hoisted, const T* segment,
-                                      int64_t steps, T* dParams, T* dHoisted, int64_t batch) {
-  if (steps <= 0) return;
-  const Segment& s = segmentCompiled();
-  if (!s.segment) return;
+void CompiledCell<T>::segmentEpilogue(const StepArgs<T>& a) {
+  if (a.steps <= 0) return;
+  const SegmentCode& c = segmentCompiled();
+  if (!c.segment) return;
   using codegen::Buf;
-  Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
-  b[static_cast<size_t>(Buf::Scratch)] = scratch(s.plan.scratch.at(1));
-  set(b, Buf::Hoisted, hoisted);
-  set(b, Buf::Segment, segment);
-  set(b, Buf::DParams, dParams);
-  set(b, Buf::DHoisted, dHoisted);
-  s.segment(b.data(), steps * batch);
+  Bufs b = bufs(a.params, nullptr, nullptr, nullptr, 1);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(seg_.plan.scratch.at(1));
+  set(b, Buf::Hoisted, a.hoisted);
+  set(b, Buf::Segment, a.segment);
+  set(b, Buf::DParams, a.dParams);
+  set(b, Buf::DHoisted, a.dHoisted);
+  c.segment(b.data(), a.steps * a.batch);
 }
 
 template <class T>
-void CompiledCell<T>::epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) {
+void CompiledCell<T>::epilogue(const StepArgs<T>& a) {
   if (!fns_.epilogue) return;
   using codegen::Buf;
-  Bufs b = bufs(params, nullptr, nullptr, nullptr, 1);
-  set(b, Buf::Hoisted, hoisted);
-  set(b, Buf::DHoisted, dHoisted);
-  set(b, Buf::DParams, dParams);
+  Bufs b = bufs(a.params, nullptr, nullptr, nullptr, 1);
+  set(b, Buf::Hoisted, a.hoisted);
+  set(b, Buf::DHoisted, a.dHoisted);
+  set(b, Buf::DParams, a.dParams);
   fns_.epilogue(b.data(), 1);
 }
 
 template <class T>
-void CompiledCell<T>::omega(const T* params, const T* state, const T* input, const T* noise,
-                            const T* v, const T* cotangent, T* dParams, int64_t batch) {
-  if (!fns_.omega) StepKernel<T>::omega(params, state, input, noise, v, cotangent, dParams, batch);
+void CompiledCell<T>::omega(const StepArgs<T>& a) {
+  if (!fns_.omega) throw std::logic_error("this step kernel was built without the Omega function");
   using codegen::Buf;
-  Bufs b = bufs(params, state, input, noise, batch);
-  set(b, Buf::AdjState, v);
-  set(b, Buf::Cotangent, cotangent);
-  set(b, Buf::DParams, dParams);
-  fns_.omega(b.data(), batch);
+  Bufs b = bufs(a.params, a.state, a.input, a.noise, a.batch);
+  set(b, Buf::AdjState, a.v);
+  set(b, Buf::Cotangent, a.cotangent);
+  set(b, Buf::DParams, a.dParams);
+  fns_.omega(b.data(), a.batch);
 }
 
 template <class T>
-std::unique_ptr<CompiledCell<T>> compileCell(const StepIR& lowered, bool withOmega) {
-  StepIR ir = hoist(lowered);
-  codegen::Plan plan = codegen::makePlan(ir, withOmega);
+std::unique_ptr<CompiledCell<T>> linkStep(PlannedStep step) {
   std::shared_ptr<JitSession> session =
-      jitModule(ir, plan, precisionOf<T>(), "cell", codegen::Functions::Step);
+      jitModule(step.ir, step.plan, precisionOf<T>(), "cell", codegen::Functions::Step);
   using Fn = typename CompiledCell<T>::Fn;
   typename CompiledCell<T>::Fns fns;
   fns.forward = link<Fn>(*session, "cell_forward", "linking the forward step");
   fns.backward = link<Fn>(*session, "cell_backward", "linking the backward step");
-  if (withOmega) fns.omega = link<Fn>(*session, "cell_omega", "linking the Omega term");
-  if (plan.hasHoisted) {
+  if (step.plan.hasOmega) fns.omega = link<Fn>(*session, "cell_omega", "linking the Omega term");
+  if (step.plan.hasHoisted) {
     fns.prologue = link<Fn>(*session, "cell_prologue", "linking the prologue");
     fns.epilogue = link<Fn>(*session, "cell_epilogue", "linking the epilogue");
   }
-  return std::make_unique<CompiledCell<T>>(std::move(session), fns, std::move(ir), std::move(plan));
+  return std::make_unique<CompiledCell<T>>(std::move(session), fns, std::move(step));
 }
 
-std::string emitLLVM(const StepIR& lowered, codegen::Precision precision, bool opt) {
+std::string emitLLVM(const PlannedStep& step, codegen::Precision precision, bool opt) {
   initLLVM();
-  const StepIR ir = hoist(lowered);
-  codegen::Plan plan = codegen::makePlan(ir);
   llvm::LLVMContext ctx;
   std::unique_ptr<llvm::Module> m;
   try {
-    m = codegen::emitModule(ctx, ir, plan, precision, "cell");
+    m = codegen::emitModule(ctx, step.ir, step.plan, precision, "cell");
   } catch (const ir::InternalError& e) {
     throw JitError(e.what());
   }
@@ -584,7 +573,7 @@ std::string emitLLVM(const StepIR& lowered, codegen::Precision precision, bool o
 
 template class CompiledCell<float>;
 template class CompiledCell<double>;
-template std::unique_ptr<CompiledCell<float>> compileCell<float>(const StepIR&, bool);
-template std::unique_ptr<CompiledCell<double>> compileCell<double>(const StepIR&, bool);
+template std::unique_ptr<CompiledCell<float>> linkStep<float>(PlannedStep);
+template std::unique_ptr<CompiledCell<double>> linkStep<double>(PlannedStep);
 
 }  // namespace cellc

@@ -44,6 +44,7 @@ NodeId rebuildWith(Graph& g, const Node& n, const std::vector<NodeId>& x) {
     case Op::Broadcast: return g.broadcast(x[0], n.shape);
     case Op::Sum: return g.sum(x[0], n.a0);
     case Op::SumBatch: return g.sumBatch(x[0]);
+    case Op::Amax: return g.amax(x[0], n.a0);
     case Op::BatchOuterSum: return g.batchOuterSum(x[0], x[1]);
     default:
       if (opArity(n.op) == 1) return g.unary(n.op, x[0]);

@@ -2,6 +2,10 @@
 // (eval/Evaluate.h) and the JIT-compiled kernels. The runtime (unrolling, training) only talks to
 // this interface, so a test can swap one implementation for another.
 //
+// One call entry: run(stage, args). A kernel that wraps another (a timer, a counter, a test
+// double) forwards run(), traits() and the sizes, and so keeps every fast path of what it wraps;
+// there is no per-stage virtual with a silent slower default to forget.
+//
 // Buffers are flat and follow the Layout (ir/Step.h): params unbatched at slot.offset; states,
 // inputs, noise and outputs batched, slot i holding [B, dims...] at B * slot.offset.
 #pragma once
@@ -13,94 +17,157 @@
 
 namespace cellc {
 
+// The stages of a step, and what each reads (r) and writes (w) of StepArgs.
+//   Forward          r params state input noise           w stateNext output tape
+//   Backward         r params state input noise tape dStateNext dOutput
+//                    w dState dInput, dParams +=                        (the step's whole gradient)
+// Hoisting (pipeline/Hoist.h): a kernel may compute the sequence-invariant part of a step once per
+// sequence. Forward and Backward are self-contained (they compute that part themselves); a
+// runtime that walks a sequence runs instead
+//   Prologue         r params                             w hoisted (traits().hoistedSize elements)
+//   ForwardHoisted   as Forward, also r hoisted
+//   BackwardHoisted  as Backward, also r hoisted, dHoisted += (zeroed by the caller before the
+//   walk) Epilogue         r params hoisted dHoisted            dParams +=     (once after the
+//   walk)
+// Weight gradients over a segment (pipeline/SegmentGemm.h): a kernel may defer the per-step
+// products dW += dY_t^T X_t to one product per segment of the backward walk; a runtime that walks
+// segments runs, for a segment of `steps` steps, before the Epilogue,
+//   BackwardSegment  as BackwardHoisted, but the deferred products' operands go to row block k of
+//                    `segment` (segmentSize(batch) elements per step) instead of being added
+//   SegmentEpilogue  r params hoisted segment steps       dParams, dHoisted += the deferred
+//   products
+// A kernel that defers nothing has segmentSize 0 and runs BackwardSegment as BackwardHoisted.
+//   Omega            r params state input noise v cotangent   dParams +=  d/dtheta sum_s
+//                    cotangent_s . (v^T dstate_s'/dstate), v given per state
+//                    (autodiff::omegaGradient)
+// dParams always ACCUMULATES; dState and dInput are overwritten.
+enum class Stage : uint8_t {
+  Forward,
+  Backward,
+  Prologue,
+  ForwardHoisted,
+  BackwardHoisted,
+  BackwardSegment,
+  SegmentEpilogue,
+  Epilogue,
+  Omega,
+  kCount
+};
+
+inline const char* stageName(Stage s) {
+  static const char* const names[] = {"forward",          "backward",         "prologue",
+                                      "forward_hoisted",  "backward_hoisted", "backward_segment",
+                                      "segment_epilogue", "epilogue",         "omega"};
+  return names[static_cast<int>(s)];
+}
+
+// Every buffer a stage may touch (see Stage for which); the others stay null. Written with
+// designated initializers at the call, so each pointer is named where it is passed.
+template <class T>
+struct StepArgs {
+  const T* params = nullptr;
+  T* hoisted = nullptr;  // written by Prologue, read by the others
+  const T* state = nullptr;
+  const T* input = nullptr;
+  const T* noise = nullptr;
+  T* tape = nullptr;  // written by the forward stages, only read by the backward ones
+  T* stateNext = nullptr;
+  T* output = nullptr;
+  const T* dStateNext = nullptr;
+  const T* dOutput = nullptr;
+  T* dState = nullptr;
+  T* dInput = nullptr;
+  T* dParams = nullptr;
+  T* dHoisted = nullptr;
+  T* segment = nullptr;
+  const T* v = nullptr;          // Omega
+  const T* cotangent = nullptr;  // Omega
+  int64_t k = 0;                 // BackwardSegment: the step's row block in the segment
+  int64_t steps = 0;             // SegmentEpilogue: the segment's steps
+  int64_t batch = 1;
+};
+
+// What a kernel can do; the runtime chooses its path from these (runtime/train/Bptt.h).
+struct KernelTraits {
+  // Whether stages other than the self-contained Forward and Backward may run at once on
+  // different threads of the work pool (blas/WorkPool.h), on disjoint buffers: BPTT then runs a
+  // batch's shards side by side.
+  bool concurrentCalls = false;
+  // Whether the backward stages accept dInput = nullptr, and then skip the work only the input
+  // adjoint needs (training never reads it).
+  bool inputAdjointOptional = false;
+  // Whether the backward stages accept dState == dStateNext: the state adjoint overwritten in
+  // place, each element read before it is written. BPTT then keeps one state-adjoint buffer
+  // instead of two (a plastic cell's trace adjoint stays in cache).
+  bool adjointInPlace = false;
+  // Whether Omega can run.
+  bool omega = false;
+  // Elements of the hoisted buffer (0: the kernel hoists nothing).
+  int64_t hoistedSize = 0;
+  // The multiply-adds of the step's largest matrix product (forward or backward), per trial of
+  // the batch; 0 when not known.
+  int64_t productWorkPerTrial = 0;
+  // The elements of the largest weight gradient the backward forms as a product summed over the
+  // batch (a GEMM with K = B per step); 0 when not known.
+  int64_t weightGradientElements = 0;
+};
+
 template <class T>
 class StepKernel {
  public:
   virtual ~StepKernel() = default;
   virtual const ir::Layout& layout() const = 0;
-  // Whether the hoisted stages (prologue, forwardHoisted, backwardHoisted, epilogue, and the
-  // segment stages) may run at once on different threads of the work pool (blas/WorkPool.h), on
-  // disjoint buffers: BPTT then runs a batch's shards (runtime/train/Bptt.h) side by side.
-  virtual bool concurrentCalls() const { return false; }
-  // The multiply-adds of the step's largest matrix product (forward or backward), per trial of
-  // the batch; 0 when not known.
-  virtual int64_t productWorkPerTrial() const { return 0; }
-  // The elements of the largest weight gradient the backward forms as a product summed over the
-  // batch (a GEMM with K = B per step); 0 when not known.
-  virtual int64_t weightGradientElements() const { return 0; }
-  // Whether backward and its hoisted and segment forms accept dInput = nullptr, and then skip the
-  // work only the input adjoint needs (training never reads it).
-  virtual bool inputAdjointOptional() const { return false; }
-  // Whether backward and its hoisted and segment forms accept dState == dStateNext: the state
-  // adjoint overwritten in place, each element read before it is written. BPTT then keeps one
-  // state-adjoint buffer instead of two (a plastic cell's trace adjoint stays in cache).
-  virtual bool adjointInPlace() const { return false; }
+  virtual KernelTraits traits() const = 0;
   // Elements the forward saves for the backward (per step, for this batch size).
   virtual int64_t tapeSize(int64_t batch) const = 0;
-  // One step: (params, state, input, noise) -> (stateNext, output), saving tapeSize(batch)
-  // elements in `tape` for backward.
-  virtual void forward(const T* params, const T* state, const T* input, const T* noise,
-                       T* stateNext, T* output, T* tape, int64_t batch) = 0;
-  // The vector-Jacobian product of one step, given the adjoints of stateNext and of the outputs.
-  // dParams ACCUMULATES (+=) this step's param gradient (summed over the batch); dState and dInput
-  // are overwritten.
-  virtual void backward(const T* params, const T* state, const T* input, const T* noise,
-                        const T* tape, const T* dStateNext, const T* dOutput, T* dState,
-                        T* dInput, T* dParams, int64_t batch) = 0;
-  // Hoisting (pipeline/Hoist.h): a kernel may compute the sequence-invariant part of a step once
-  // per sequence. forward and backward above are self-contained (they compute that part
-  // themselves, and backward's dParams is complete); a runtime that walks a sequence calls instead
-  //   prologue(params, hoisted)                      once, hoisted: hoistedSize() elements;
-  //   forwardHoisted / backwardHoisted               per step, with the same hoisted values;
-  //                                                  backwardHoisted ACCUMULATES into dHoisted
-  //                                                  (zeroed by the caller before the walk);
-  //   epilogue(params, hoisted, dHoisted, dParams)   once after the backward walk: dParams +=.
-  // The defaults fit a kernel that hoists nothing (a wrapper that overrides forward/backward only).
-  virtual int64_t hoistedSize() const { return 0; }
-  virtual void prologue(const T* params, T* hoisted) {}
-  virtual void forwardHoisted(const T* params, const T* hoisted, const T* state, const T* input,
-                              const T* noise, T* stateNext, T* output, T* tape, int64_t batch) {
-    forward(params, state, input, noise, stateNext, output, tape, batch);
-  }
-  virtual void backwardHoisted(const T* params, const T* hoisted, const T* state, const T* input,
-                               const T* noise, const T* tape, const T* dStateNext,
-                               const T* dOutput, T* dState, T* dInput, T* dParams, T* dHoisted,
-                               int64_t batch) {
-    backward(params, state, input, noise, tape, dStateNext, dOutput, dState, dInput, dParams,
-             batch);
-  }
-  virtual void epilogue(const T* params, const T* hoisted, const T* dHoisted, T* dParams) {}
+  // Elements of the segment buffer per step (0: the kernel defers no product). A kernel may plan
+  // its segment form on the first call, so it is asked only where segments pay.
+  virtual int64_t segmentSize(int64_t batch) const = 0;
+  virtual void run(Stage stage, const StepArgs<T>& args) = 0;
+};
 
-  // Weight gradients over a segment (pipeline/SegmentGemm.h): a kernel may defer the per-step
-  // products dW += dY_t^T X_t to one product per segment of the backward walk. backwardHoisted
-  // above stays self-contained (its dParams and dHoisted are complete); a runtime that walks
-  // segments calls instead, for a segment of `steps` steps,
-  //   backwardSegment(..., segment, k, batch)   per step, k in [0, steps): as backwardHoisted,
-  //                                             but writing the deferred products' operands into
-  //                                             row block k of `segment` (segmentSize(batch)
-  //                                             elements per step) instead of adding them;
-  //   segmentEpilogue(..., segment, steps, ...) once after the segment's steps: dParams and
-  //                                             dHoisted += the deferred products over its rows;
-  // before the epilogue above. The defaults fit a kernel that defers nothing (segmentSize 0). A
-  // runtime calls these only where they pay (runtime/train/Bptt.h: small batches), so a kernel
-  // may make them on first use (jit/Jit.h).
-  virtual int64_t segmentSize(int64_t batch) const { return 0; }
-  virtual void backwardSegment(const T* params, const T* hoisted, const T* state, const T* input,
-                               const T* noise, const T* tape, const T* dStateNext,
-                               const T* dOutput, T* dState, T* dInput, T* dParams, T* dHoisted,
-                               T* segment, int64_t k, int64_t batch) {
-    backwardHoisted(params, hoisted, state, input, noise, tape, dStateNext, dOutput, dState,
-                    dInput, dParams, dHoisted, batch);
+// A kernel with only the self-contained steps (a test double, an adapter): it hoists and defers
+// nothing, so the hoisted and segment stages are its Forward and Backward and the rest are empty.
+template <class T>
+class SelfContainedKernel : public StepKernel<T> {
+ public:
+  KernelTraits traits() const override { return {}; }
+  int64_t segmentSize(int64_t) const override { return 0; }
+  void run(Stage stage, const StepArgs<T>& a) override {
+    switch (stage) {
+      case Stage::Forward:
+      case Stage::ForwardHoisted: forward(a); return;
+      case Stage::Backward:
+      case Stage::BackwardHoisted:
+      case Stage::BackwardSegment: backward(a); return;
+      case Stage::Prologue:
+      case Stage::Epilogue:
+      case Stage::SegmentEpilogue: return;
+      case Stage::Omega: throw std::logic_error("this step kernel has no Omega function");
+      case Stage::kCount: break;
+    }
+    throw std::logic_error("unknown step stage");
   }
-  virtual void segmentEpilogue(const T* params, const T* hoisted, const T* segment,
-                               int64_t steps, T* dParams, T* dHoisted, int64_t batch) {}
 
-  // The vanishing-gradient regularizer's param gradient (autodiff::omegaGradient): dParams +=
-  // d/dtheta sum_s cotangent_s . (v^T dstate_s'/dstate), v given per state, v and state constant.
-  virtual void omega(const T* params, const T* state, const T* input, const T* noise, const T* v,
-                     const T* cotangent, T* dParams, int64_t batch) {
-    throw std::logic_error("this step kernel was built without the Omega function");
-  }
+ protected:
+  virtual void forward(const StepArgs<T>& a) = 0;
+  virtual void backward(const StepArgs<T>& a) = 0;
+};
+
+// A kernel that wraps another (a timer, a counter, a fault injector): it forwards everything, so a
+// subclass overrides run() to add its part and still gets every stage and trait of the inner one.
+template <class T>
+class ForwardingKernel : public StepKernel<T> {
+ public:
+  explicit ForwardingKernel(StepKernel<T>& inner) : inner_(inner) {}
+  const ir::Layout& layout() const override { return inner_.layout(); }
+  KernelTraits traits() const override { return inner_.traits(); }
+  int64_t tapeSize(int64_t batch) const override { return inner_.tapeSize(batch); }
+  int64_t segmentSize(int64_t batch) const override { return inner_.segmentSize(batch); }
+  void run(Stage stage, const StepArgs<T>& args) override { inner_.run(stage, args); }
+
+ protected:
+  StepKernel<T>& inner_;
 };
 
 }  // namespace cellc

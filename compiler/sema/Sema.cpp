@@ -57,6 +57,7 @@ const std::map<std::string, FnInfo>& functions() {
       {"clip", {3, 3}},    {"min", {2, 2}},     {"max", {2, 2}},     {"outer", {2, 2}},
       {"transpose", {1, 1}}, {"sum", {1, 2}},   {"mean", {1, 2}},    {"concat", {1, -1}},
       {"dale", {1, 1}},    {"eye", {1, 1}},
+      {"amax", {1, 2}},    {"softmax", {1, 1}}, {"log_softmax", {1, 1}}, {"logsumexp", {1, 1}},
   };
   return fns;
 }
@@ -522,6 +523,19 @@ class Checker {
   }
 
   void checkEquation(Stmt& s) {
+    if (s.derivative) {
+      const Symbol* dt = sym("dt");
+      if (!dt || dt->kind != SymKind::Const || !dt->shape.dims.empty()) {
+        error(Code::E216, s.dtLoc,
+              "d(" + s.name + ")/dt needs a scalar const dt, the time step (e.g. const dt = 10); " +
+                  (dt ? "dt is " + aKind(dt->kind) + " of shape " + dt->shape.str() : std::string("none is declared")));
+        // The state has its update (so no E203 or E207 follows), and what it reads is used.
+        if (const Symbol* target = sym(s.name); target && target->kind == SymKind::State)
+          primedAt_.emplace(s.name, s.loc);
+        infer(*s.value->args[1]->args[1], Ctx::Equation);
+        return;
+      }
+    }
     std::optional<Shape> v = infer(*s.value, Ctx::Equation);
     Symbol* target = sym(s.name);
     if (s.primed) {
@@ -737,7 +751,7 @@ class Checker {
       }
     const std::string& f = e.name;
     if (f == "dale" || f == "eye") return inferGenerator(e, ctx);
-    if (f == "sum" || f == "mean") return inferReduce(e, ctx);
+    if (f == "sum" || f == "mean" || f == "amax") return inferReduce(e, ctx);
     std::vector<const Expr*> ops;
     for (Arg& a : e.callArgs) {
       if (!infer(*a.value, ctx)) return std::nullopt;
@@ -761,6 +775,15 @@ class Checker {
       return Shape{s.batched, {s.dims[1], s.dims[0]}};
     }
     if (f == "concat") return inferConcat(e, ops);
+    if (f == "softmax" || f == "log_softmax" || f == "logsumexp") {  // over the last axis
+      Shape s = ops[0]->shape;
+      if (s.rank() == 0) {
+        error(Code::E304, ops[0]->loc, f + "() normalizes over the last axis of a vector or matrix, got a scalar");
+        return std::nullopt;
+      }
+      if (f == "logsumexp") s.dims.pop_back();
+      return s;
+    }
     return elementwise(e, ops, f + "()");
   }
 

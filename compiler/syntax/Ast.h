@@ -67,6 +67,10 @@ struct Stmt {
   Kind kind;
   std::string name;
   bool primed = false;        // Equation: h' = ...
+  // Equation written d(h)/dt = f: parsed as its Euler step h' = h + dt * (f), so every later stage
+  // (sema, print, the step graph, autodiff) sees the discrete step; dtLoc points at `dt`.
+  bool derivative = false;
+  SourceLoc dtLoc;
   SourceLoc loc;              // of the name
   std::optional<std::vector<ExprPtr>> shape;  // declared shape, if written
   ExprPtr value;              // dim/const/output/equation value, state initial value

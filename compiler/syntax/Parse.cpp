@@ -318,6 +318,16 @@ class Builder {
       decl(Stmt::Kind::Equation, c->name, nullptr);
       s.primed = c->PRIME() != nullptr;
       s.value = expr(c->value);
+    } else if (auto* c = dynamic_cast<P::DerivativeContext*>(ctx)) {
+      decl(Stmt::Kind::Equation, c->name, nullptr);
+      for (Token* t : {c->d, c->dt})
+        if (t->getText() != (t == c->d ? "d" : "dt"))
+          diags_.report(Code::E101, locOf(t),
+                        "'" + t->getText() + "': a derivative is written d(" + s.name + ")/dt = ...");
+      s.primed = true;
+      s.derivative = true;
+      s.dtLoc = locOf(c->dt);
+      s.value = eulerStep(s.name, s.loc, s.dtLoc, expr(c->value));
     }
     return s;
   }
@@ -328,6 +338,28 @@ class Builder {
     e.op = op;
     e.loc = locOf(opTok);
     e.args = {expr(l), expr(r)};
+  }
+
+  // d(h)/dt = f as its explicit Euler step, h' = h + dt * (f) (pycog's discretization): the
+  // synthesized names carry the locations of h and of dt, so sema's errors point at what was written.
+  static ExprPtr eulerStep(const std::string& state, SourceLoc stateLoc, SourceLoc dtLoc, ExprPtr f) {
+    auto name = [](const std::string& n, SourceLoc loc) {
+      auto e = std::make_shared<Expr>();
+      e->kind = Expr::Kind::Name;
+      e->name = n;
+      e->loc = loc;
+      return e;
+    };
+    auto bin = [](char op, ExprPtr l, ExprPtr r, SourceLoc loc) {
+      auto e = std::make_shared<Expr>();
+      e->kind = Expr::Kind::Binary;
+      e->op = op;
+      e->loc = loc;
+      e->args = {std::move(l), std::move(r)};
+      return e;
+    };
+    const SourceLoc fLoc = f->loc;
+    return bin('+', name(state, stateLoc), bin('*', name("dt", dtLoc), std::move(f), fLoc), fLoc);
   }
 
   IndexItem index(P::IndexContext* ctx) {

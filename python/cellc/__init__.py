@@ -245,12 +245,14 @@ def train(cell: Cell, task: Union[str, Callable], *, params: Optional[Mapping] =
           verbose: bool = True, **options) -> dict:
     """Trains a cell with cellc's trainer (BPTT, SGD or Adam, clipping, dropout, checkpoints).
 
-    task: a built-in task ("sequence", "multi_sequence", "copy_first", its settings in
+    task: a built-in task ("sequence", "multi_sequence", "copy_first", "perceptual_decision", its settings in
     task_options, keys as in an experiment's [task] table) or a callable task(batch, rng) returning
     (inputs, targets) or (inputs, targets, mask): inputs [T, B, n_in] (a dict for several inputs),
     targets and mask [T, B, ...] of the fitted output (`output=`, default the first); rng is a
     numpy Generator seeded from the trainer's data stream. loss: "mse" (masked) or "mse_last"
-    (targets [B, ...] at the last step).
+    (targets [B, ...] at the last step), or "cross_entropy" / "cross_entropy_last" (the output
+    read as logits, the targets one-hot class weights; a step whose targets are all 0 has no term;
+    metric="error_rate" then validates by 1 - accuracy).
     options: the trainer's settings (docs/python.md): optimizer, learning_rate, clip_norm, batch,
     max_steps, validate_every, validation_batch, metric, target_error, target_loss, patience, seed,
     noise, dropout, dropout_per_step, frozen, segment, checkpoint, checkpoint_every, metrics,

@@ -112,14 +112,11 @@ std::shared_ptr<Cell> Cell::compile(const std::string& path, const Overrides& ov
   src->path = path;
   src->text = file.text();
   src->overrides = overrides;
-  DiagnosticSink diags;
-  std::optional<Program> prog = loadCell(file, overrides, diags);
-  if (!prog) {
-    std::ostringstream os;
-    diags.render(os, file);
-    std::string text = os.str();
-    while (!text.empty() && text.back() == '\n') text.pop_back();
-    throw CompileError(text);
+  std::optional<Program> prog;
+  try {
+    prog = loadProgram(file, overrides);
+  } catch (const CellSourceError& e) {
+    throw CompileError(e.what());
   }
   src->name = prog->ast.name;
   for (const Symbol* s : prog->ofKind(SymKind::Dim)) src->dims[s->name] = s->dimValue;

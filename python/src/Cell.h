@@ -13,8 +13,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "jit/Jit.h"
-#include "pipeline/Lower.h"
+#include "driver/Compile.h"
 #include "sema/Program.h"
 
 namespace cellc::python {

@@ -56,8 +56,8 @@ class Settings {
   void flag(const std::string& key, bool* p) {
     add(key, [=, this](py::handle v) { flagInto(key, v, p); });
   }
-  // A key of the experiment format (type "int", "float" or "bool"): its value becomes the edit
-  // PATH=VALUE in `edits`, in TOML.
+  // A key of the experiment format (type "int", "float", "floats" or "bool"): its value becomes the
+  // edit PATH=VALUE in `edits`, in TOML.
   void edit(const std::string& key, const std::string& type, const std::string& path,
             std::vector<std::string>* edits) {
     if (type == "int") {
@@ -72,15 +72,24 @@ class Settings {
         flagInto(key, v, &b);
         edits->push_back(path + "=" + (b ? "true" : "false"));
       });
-    } else {
+    } else if (type == "floats") {
       add(key, [=, this](py::handle v) {
-        char buf[64];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, toNum(key, v));
-        std::string t(buf, end);
-        if (t.find_first_of(".eEn") == std::string::npos) t += ".0";  // a TOML float (not nan, inf)
-        edits->push_back(path + "=" + t);
+        if (!py::isinstance<py::sequence>(v) || py::isinstance<py::str>(v))
+          throw py::value_error(what_ + " '" + key + "' must be a list of numbers, got " + repr(v));
+        std::string t;
+        for (py::handle x : v) t += (t.empty() ? "" : ", ") + tomlFloat(toNum(key, x));
+        edits->push_back(path + "=[" + t + "]");
       });
+    } else {
+      add(key, [=, this](py::handle v) { edits->push_back(path + "=" + tomlFloat(toNum(key, v))); });
     }
+  }
+  static std::string tomlFloat(double x) {
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, x);
+    std::string t(buf, end);
+    if (t.find_first_of(".eEn") == std::string::npos) t += ".0";  // a TOML float (not nan, inf)
+    return t;
   }
   void str(const std::string& key, std::string* p) {
     add(key, [=, this](py::handle v) {
@@ -157,16 +166,20 @@ const std::map<std::string, std::vector<std::string>> kTaskKeys = {
     {"multi_sequence", {"dt", "baseline", "tau_in", "sigma_in", "duration", "onset_min", "onset_max", "tasks",
                         "per_task", "input_decay", "height", "offset", "spacing", "width"}},
     {"copy_first", {"steps", "dim"}},
+    {"perceptual_decision", {"dt", "baseline", "tau_in", "sigma_in", "fixation", "stimulus", "decision",
+                             "coherences"}},
 };
 
 std::unique_ptr<Task> builtinTask(const std::string& kind, py::handle options, const ir::Layout& L,
                                   int64_t batch) {
   auto keys = kTaskKeys.find(kind);
-  if (keys == kTaskKeys.end())
-    throw py::value_error("unknown task '" + kind + "'" +
-                          nearest(kind, {"sequence", "multi_sequence", "copy_first"}) +
-                          "; the built-in tasks: sequence, multi_sequence, copy_first (or pass a "
-                          "Python callable)");
+  if (keys == kTaskKeys.end()) {
+    std::vector<std::string> kinds;
+    std::string list;
+    for (const auto& [k, unused] : kTaskKeys) kinds.push_back(k), list += (list.empty() ? "" : ", ") + k;
+    throw py::value_error("unknown task '" + kind + "'" + nearest(kind, kinds) + "; the built-in tasks: " + list +
+                          " (or pass a Python callable)");
+  }
   Settings s("option of task " + kind);
   std::vector<std::string> edits = {"task.kind=\"" + kind + "\""};
   const std::vector<runtime::KeySpec>& schema = runtime::experimentKeys();
@@ -257,7 +270,7 @@ class CallableTask : public Task {
         std::memcpy(b.inputs[t].data() + B * s.offset, a.data() + t * B * s.size,
                     sizeof(double) * static_cast<size_t>(B * s.size));
     }
-    const bool last = loss_.kind == LossKind::MseLast;
+    const bool last = loss_.kind == LossKind::MseLast || loss_.kind == LossKind::CrossEntropyLast;
     py::object targets = seq[1];
     auto ta = floatArray<double>(targets, "the task's targets");
     const size_t per = static_cast<size_t>(B * out_.size);
@@ -275,7 +288,9 @@ class CallableTask : public Task {
         std::memcpy(b.targets[t].data(), tt.data() + t * per, sizeof(double) * per);
     }
     if (seq.size() == 3 && !py::object(seq[2]).is_none()) {
-      if (last) throw py::value_error("the task returned a mask, but loss 'mse_last' takes none");
+      if (last)
+        throw py::value_error(std::string("the task returned a mask, but loss '") + runtime::lossKindName(loss_.kind) +
+                              "' takes none");
       auto m = shapedArray<double>(seq[2], "the task's mask", withLeading({T, B}, out_),
                                    needStr({"T", "B"}, {T, B}, out_) + tb);
       b.masks.assign(static_cast<size_t>(T), std::vector<double>(per));
@@ -371,8 +386,8 @@ runtime::TrainConfig makeConfig(py::handle options) {
   if (c.batch < 1) throw py::value_error("train option 'batch' must be >= 1");
   if (c.validationBatch < 1) throw py::value_error("train option 'validation_batch' must be >= 1");
   if (c.maxSteps < 0) throw py::value_error("train option 'max_steps' must be >= 0");
-  if (c.metric != "rmse" && c.metric != "loss")
-    throw py::value_error("train option 'metric' is '" + c.metric + "'; it must be rmse or loss");
+  if (c.metric != "rmse" && c.metric != "loss" && c.metric != "error_rate")
+    throw py::value_error("train option 'metric' is '" + c.metric + "'; it must be rmse, loss or error_rate");
   if (c.dropout.p < 0 || c.dropout.p >= 1)
     throw py::value_error("train option 'dropout' must be in [0, 1)");
   return c;
@@ -398,9 +413,9 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
     if (!taskOptions.is_none() && py::len(taskOptions) > 0)
       throw py::value_error("task_options are for built-in tasks; a Python task takes its own");
     LossSpec loss;
-    if (lossName == "mse_last") loss.kind = LossKind::MseLast;
-    else if (lossName != "mse" && lossName != "auto")
-      throw py::value_error("loss '" + lossName + "': it must be mse or mse_last");
+    if (std::optional<LossKind> k = runtime::parseLossKind(lossName)) loss.kind = *k;
+    else if (lossName != "auto")
+      throw py::value_error("loss '" + lossName + "': it must be mse, mse_last, cross_entropy or cross_entropy_last");
     if (L.outputs.empty()) throw py::value_error("train: the cell has no outputs to fit");
     if (!output.empty()) {
       const ir::Slot* s = L.find(ir::Role::Output, output);
@@ -416,6 +431,10 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
     throw py::value_error("task must be a built-in task's name or a callable (batch, rng) -> "
                           "(inputs, targets[, mask]), got " + py::repr(task).cast<std::string>());
   }
+
+  if (cfg.metric == "error_rate" && !runtime::isClassification(owned->loss().kind))
+    throw py::value_error(std::string("train option metric='error_rate' scores choices, and loss '") +
+                          runtime::lossKindName(owned->loss().kind) + "' makes none: use cross_entropy");
 
   const CellSource& src = cell.source();
   runtime::ModelInfo info{src.path, src.text, src.overrides, ""};
@@ -449,7 +468,7 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
     lock.unlock();  // before the wrapper goes, which takes the GIL
   }
   log.flush();
-  if (r.stopReason == "interrupted") {
+  if (r.stopReason == runtime::StopReason::Interrupted) {
     runtime::Trainer::interruptFlag() = false;  // handled here: the next call trains again
     std::string msg = "training interrupted at step " + std::to_string(r.steps);
     msg += cfg.checkpointPath.empty()
@@ -464,7 +483,7 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
   result["steps"] = r.steps;
   result["best_error"] = r.bestError;
   result["last_loss"] = r.lastLoss;
-  result["stop_reason"] = r.stopReason;
+  result["stop_reason"] = runtime::stopReasonName(r.stopReason);
   result["resumed"] = r.resumed;
   return result;
 }

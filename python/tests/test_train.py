@@ -256,3 +256,47 @@ def test_train_beyond_memory_is_a_memory_error_before_any_batch():
     assert ("The sizes come from the train options batch = 1000000 and validation_batch = 100, "
             "T = 10 steps (from the task) and the cell's dims n = 1000000") in msg
     assert calls == [1]  # the probe that tells T; no batch was drawn
+
+
+def sign_task(batch, rng):
+    """Two classes: is the sum of the inputs positive? Reported at the last two steps (one-hot
+    targets); the earlier steps' targets are all 0, so they have no cross-entropy term."""
+    T = 8
+    x = rng.normal(size=(T, batch, 1))
+    positive = x.sum(axis=0)[:, 0] > 0
+    target = np.zeros((T, batch, 2))
+    target[-2:, np.arange(batch), positive.astype(int)] = 1
+    return x, target
+
+
+def test_train_with_cross_entropy_learns_a_choice():
+    cell = cellc.compile(cell_path("gru"), dims={"n": 16, "n_out": 2})
+    r = cellc.train(cell, sign_task, loss="cross_entropy", metric="error_rate", optimizer="adam",
+                    learning_rate=0.01, batch=32, max_steps=300, validate_every=100,
+                    validation_batch=200, seed=3, verbose=False)
+    assert r["best_error"] < 0.15  # 1 - accuracy; chance is 0.5
+    x, target = sign_task(500, np.random.default_rng(7))
+    y, _ = cell.unroll(r["params"], x=x)
+    y = y["y"] if isinstance(y, dict) else y
+    accuracy = np.mean(y[-1].argmax(axis=1) == target[-1].argmax(axis=1))
+    assert accuracy > 0.85
+
+
+def test_cross_entropy_options_errors(gru):
+    with pytest.raises(ValueError, match=r"loss 'xent': it must be mse, mse_last, cross_entropy or cross_entropy_last"):
+        cellc.train(gru, memory_task, loss="xent", verbose=False)
+    with pytest.raises(ValueError, match=r"metric='error_rate' scores choices, and loss 'mse' makes none"):
+        cellc.train(gru, memory_task, metric="error_rate", max_steps=1, verbose=False)
+    masked = lambda batch, rng: (np.zeros((3, batch, 1)), np.zeros((3, batch, 1)), np.ones((3, batch, 1)))
+    with pytest.raises(ValueError, match=r"the task returned a mask, but loss 'cross_entropy_last' takes none"):
+        cellc.train(gru, masked, loss="cross_entropy_last", max_steps=1, verbose=False)
+
+
+def test_train_on_the_perceptual_decision_task():
+    cell = cellc.compile(cell_path("dale_rnn"), dims={"n": 10, "n_in": 2, "n_out": 2})
+    r = cellc.train(cell, "perceptual_decision", task_options={"coherences": [16], "sigma_in": 0.1},
+                    metric="error_rate", optimizer="adam", learning_rate=0.01, batch=8, max_steps=20,
+                    validate_every=10, verbose=False)
+    assert r["steps"] == 20 and 0 <= r["best_error"] <= 1 and np.isfinite(r["last_loss"])
+    with pytest.raises(ValueError, match=r"task.coherences.*coherence 150 is out of range"):
+        cellc.train(cell, "perceptual_decision", task_options={"coherences": [150]}, verbose=False)

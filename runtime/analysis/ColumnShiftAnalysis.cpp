@@ -7,6 +7,7 @@
 
 #include "analysis/Analysis.h"
 #include "analysis/ColumnShift.h"
+#include "driver/Compile.h"
 #include "experiment/TaskTable.h"
 #include "params/Init.h"
 #include "sema/Bind.h"
@@ -141,8 +142,9 @@ class ColumnShiftAnalysis : public Analysis {
       diags.render(os, file);
       c.fail("matrix", os.str());
     }
-    StepIR bir = lower(*bound);
-    auto kernel = compileCell<double>(bir);
+    CompiledProgram<double> compiled = compileProgram<double>(*bound);
+    const StepIR& bir = compiled.ir;
+    CompiledCell<double>& kernel = *compiled.kernel;
     // Params by name; the bound matrix from the trained model's effective matrix.
     std::vector<double> bp(bir.layout.paramSize, 0.0);
     for (const ir::Slot& slot : bir.layout.params)
@@ -163,7 +165,7 @@ class ColumnShiftAnalysis : public Analysis {
     c.log << "column_shift: " << (spec.colLast - spec.colFirst + 1) << " columns x " << spec.values.size()
           << " edits on one trial of " << trialTask.steps() << " steps at dt = " << spec.dt << " ms\n";
     auto t0 = std::chrono::steady_clock::now();
-    ColumnShiftResult r = columnShift(*kernel, bp, *mslot, trialTask, spec);
+    ColumnShiftResult r = columnShift(kernel, bp, *mslot, trialTask, spec);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     const int64_t T = r.steps, n = r.outputs, C = static_cast<int64_t>(r.columns.size()),

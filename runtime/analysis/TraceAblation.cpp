@@ -73,8 +73,14 @@ Walk walk(const AnalysisContext& c, const Task& task, const TrialBatch& b, std::
   for (int64_t t = 0; t < b.steps; ++t) {
     throwIfInterrupted("trace_ablation");
     std::copy(b.inputs[t].begin(), b.inputs[t].end(), input.begin());
-    k.forward(params.data(), state.data(), input.data(), noise.data(), next.data(), outputs[t].data(),
-              tape.data(), B);
+    k.run(Stage::Forward, {.params = params.data(),
+                           .state = state.data(),
+                           .input = input.data(),
+                           .noise = noise.data(),
+                           .tape = tape.data(),
+                           .stateNext = next.data(),
+                           .output = outputs[t].data(),
+                           .batch = B});
     float* m = next.data() + B * M.offset;
     if (mode == Mode::Frozen) std::copy_n(init.data() + B * M.offset, B * M.size, m);
     if (mode == Mode::Shuffled) {

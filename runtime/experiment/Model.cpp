@@ -1,5 +1,7 @@
 #include "experiment/Model.h"
 
+#include "experiment/TaskTable.h"
+
 #include <filesystem>
 #include <sstream>
 
@@ -14,6 +16,37 @@ fs::path cellPathOf(const Experiment& e) {
   fs::path cellPath = fs::path(e.path).parent_path() / e.str("cell.file");
   if (!fs::exists(cellPath) && fs::exists(e.str("cell.file"))) cellPath = e.str("cell.file");
   return cellPath;
+}
+
+// A cell written with d(x)/dt steps by its const dt; a task with a time step supplies it (every
+// phase's the same), and a cell.consts.dt that disagrees is refused rather than silently run at
+// another dt than the task's.
+void bindTimeStep(const Experiment& e, const Program& prog, Overrides& o) {
+  bool derivative = false;
+  for (const Stmt& s : prog.ast.stmts) derivative = derivative || s.derivative;
+  if (!derivative) return;
+  double dt = 0;
+  const PhaseSpec* first = nullptr;
+  for (const PhaseSpec& p : e.phases) {
+    const double pdt = taskTimeStep(e, p);
+    if (pdt <= 0) continue;
+    if (first && pdt != dt) {
+      std::ostringstream os;
+      os << e.path << ": the cell is written with d(x)/dt, but its phases' tasks step by different task.dt ("
+         << dt << " at " << keyWhere(e, *first, "task.dt") << ", " << pdt << " at " << keyWhere(e, p, "task.dt")
+         << "): one cell, one dt";
+      throw ExperimentError(os.str());
+    }
+    dt = pdt, first = &p;
+  }
+  if (!first) return;  // no task with a time step: the cell's own dt
+  if (auto it = e.consts.find("dt"); it != e.consts.end() && it->second != dt) {
+    std::ostringstream os;
+    os << e.path << ": cell.consts.dt = " << it->second << " disagrees with task.dt = " << dt << " ("
+       << keyWhere(e, *first, "task.dt") << "): a cell written with d(x)/dt steps by the task's dt; set task.dt";
+    throw ExperimentError(os.str());
+  }
+  o["dt"] = dt;
 }
 
 // The Omega function is compiled only when a phase uses the regularizer.
@@ -35,15 +68,20 @@ Model loadModel(const Experiment& e) {
   m.source = file.text();
   for (auto& [k, v] : e.dims) m.overrides[k] = v;
   for (auto& [k, v] : e.consts) m.overrides[k] = v;
-  DiagnosticSink diags;
-  m.prog = loadCell(file, m.overrides, diags);
-  if (!m.prog) {
-    std::ostringstream os;
-    diags.render(os, file);
-    throw ExperimentError(e.path + ": the cell " + m.cellPath + " has errors:\n" + os.str());
-  }
-  m.ir = lower(*m.prog);
-  m.kernel = compileCell<float>(m.ir, usesOmega(e));
+  auto load = [&] {
+    try {
+      m.prog = loadProgram(file, m.overrides);
+    } catch (const CellSourceError& bad) {
+      throw ExperimentError(e.path + ": the cell " + m.cellPath + " has errors:\n" + bad.what() + "\n");
+    }
+  };
+  load();
+  const Overrides given = m.overrides;
+  bindTimeStep(e, *m.prog, m.overrides);
+  if (m.overrides != given) load();
+  CompiledProgram<float> c = compileProgram<float>(*m.prog, {.omega = usesOmega(e)});
+  m.ir = std::move(c.ir);
+  m.kernel = std::move(c.kernel);
   return m;
 }
 
@@ -53,6 +91,7 @@ const Model& ModelCache::get(const Experiment& e) {
   key.precision(17);
   for (auto& [k, v] : e.dims) key << " " << k << "=" << v;
   for (auto& [k, v] : e.consts) key << " const " << k << "=" << v;
+  for (const PhaseSpec& p : e.phases) key << " task.dt=" << taskTimeStep(e, p);  // d(x)/dt cells
   std::unique_ptr<Model>& slot = models_[key.str()];
   if (!slot) slot = std::make_unique<Model>(loadModel(e));
   return *slot;

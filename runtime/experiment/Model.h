@@ -7,9 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "driver/Compile.h"
 #include "experiment/Spec.h"
-#include "jit/Jit.h"
-#include "pipeline/Lower.h"
 #include "sema/Program.h"
 
 namespace cellc::runtime {

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "tasks/PerceptualDecision.h"
 #include "tasks/Tasks.h"
 
 namespace cellc::runtime {
@@ -69,15 +70,52 @@ std::unique_ptr<Task> copyFirst(const Experiment& e, const PhaseSpec& p) {
   return std::make_unique<CopyFirstTask>(CopyFirstSpec{steps, phaseInt(e, p, "task.dim")});
 }
 
+std::unique_ptr<Task> perceptualDecision(const Experiment& e, const PhaseSpec& p) {
+  auto num = [&](const char* k) { return phaseNum(e, p, k); };
+  PerceptualDecisionSpec s;
+  s.in.dt = num("task.dt"), s.in.baseline = num("task.baseline");
+  s.in.tauIn = num("task.tau_in"), s.in.sigmaIn = num("task.sigma_in");
+  s.fixation = num("task.fixation"), s.stimulus = num("task.stimulus"), s.decision = num("task.decision");
+  s.coherences = phaseNums(e, p, "task.coherences");
+  if (s.coherences.empty()) fail(e, p, "task.coherences", "the list is empty: give at least one coherence");
+  for (double c : s.coherences)
+    if (!(c >= 0 && c <= 100)) {
+      std::ostringstream os;
+      os << "coherence " << c << " is out of range: a percentage, 0 to 100";
+      fail(e, p, "task.coherences", os.str());
+    }
+  // Every epoch with evidence or a target has a step, and the trial is not too long.
+  for (auto [key, ms] : {std::pair{"task.stimulus", s.stimulus}, {"task.decision", s.decision}})
+    if (s.stepsOf(ms) < 1) {
+      std::ostringstream os;
+      os << key << " = " << ms << " ms is shorter than half a step (task.dt = " << s.in.dt << " ms)";
+      fail(e, p, key, os.str());
+    }
+  if (s.stimulusSteps() < 1 || s.steps() - s.stimulusSteps() - s.fixationSteps() < 1)
+    fail(e, p, "task.dt", "task.dt is too long for the epochs: the stimulus and the decision need a step each");
+  if (s.steps() > kMaxTrialSteps)
+    fail(e, p, "task.dt", "a trial of " + std::to_string(s.steps()) + " steps: a trial takes at most " +
+                              std::to_string(kMaxTrialSteps) + " steps");
+  return std::make_unique<PerceptualDecisionTask>(s);
+}
+
 const std::vector<TaskDef> kTasks = {
-    {"sequence", sequence},
-    {"multi_sequence", multiSequence},
+    {"sequence", sequence, true},
+    {"multi_sequence", multiSequence, true},
     {"copy_first", copyFirst},
+    {"perceptual_decision", perceptualDecision, true},
 };
 
 }  // namespace
 
 const std::vector<TaskDef>& taskTable() { return kTasks; }
+
+double taskTimeStep(const Experiment& e, const PhaseSpec& p) {
+  const std::string kind = phaseStr(e, p, "task.kind");
+  for (const TaskDef& d : kTasks)
+    if (kind == d.kind) return d.hasTimeStep ? phaseNum(e, p, "task.dt") : 0.0;
+  return 0.0;
+}
 
 std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key) {
   if (auto it = p.values.find(key); it != p.values.end()) return it->second.where;
@@ -99,7 +137,10 @@ void checkTaskFits(const Experiment& e, const PhaseSpec& p, const Task& task, co
   if (L.inputs.empty() || L.outputs.empty())
     fail(e, p, "task.kind", "task " + kind + " needs a cell with an input and an output" + ph);
   // The size of a key's owner in this task, for the message.
-  const char* outKey = kind == "copy_first" ? "task.dim" : kind == "multi_sequence" ? "task.tasks" : "task.outputs";
+  const char* outKey = kind == "copy_first"       ? "task.dim"
+                       : kind == "multi_sequence" ? "task.tasks"
+                       : kind == "sequence"       ? "task.outputs"
+                                                  : "task.kind";
   const char* inKey = kind == "copy_first" ? "task.dim" : "task.kind";
   if (task.outputDim() >= 0 && task.outputDim() != L.outputs[0].size)
     fail(e, p, outKey, "task " + kind + " has " + std::to_string(task.outputDim()) +

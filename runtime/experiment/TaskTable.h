@@ -16,8 +16,13 @@ namespace cellc::runtime {
 struct TaskDef {
   const char* kind;
   std::unique_ptr<Task> (*make)(const Experiment& e, const PhaseSpec& p);
+  bool hasTimeStep = false;  // its trials are sampled every task.dt ms
 };
 const std::vector<TaskDef>& taskTable();
+
+// The phase's time step (task.dt) when its task has one, else 0. A cell written with d(x)/dt
+// takes its dt from here (experiment/Model.h).
+double taskTimeStep(const Experiment& e, const PhaseSpec& p);
 
 // The task of a phase. Throws ExperimentError naming the key and where it was set.
 std::unique_ptr<Task> makeTask(const Experiment& e, const PhaseSpec& p);

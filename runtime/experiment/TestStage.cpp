@@ -20,6 +20,7 @@ TestResult testOnFreshTrials(StepKernel<float>& kernel, const Task& task,
   std::vector<float> p(params.begin(), params.end());
   TestResult r;
   double sumLoss = 0, sumChance = 0;
+  Accuracy choices;
   for (int64_t done = 0; done < trials;) {
     if (Trainer::interruptFlag()) throw Interrupted("interrupted during the test stage");
     const int64_t B = std::min(chunk, trials - done);
@@ -37,8 +38,13 @@ TestResult testOnFreshTrials(StepKernel<float>& kernel, const Task& task,
     // Each chunk's loss is a mean over its trials: weight it by their number.
     sumLoss += lossValue(task.loss(), L, b, out64) * static_cast<double>(B);
     sumChance += lossValue(task.loss(), L, b, zeros) * static_cast<double>(B);
+    choices.add(accuracyOf(task.loss(), L, b, out64));
     done += B;
   }
+  r.classification = isClassification(task.loss().kind);
+  r.accuracy = choices.value();
+  r.chanceAccuracy = choices.chance();
+  r.idealAccuracy = task.idealAccuracy();
   r.trials = trials;
   r.loss = sumLoss / static_cast<double>(trials);
   r.chanceLoss = sumChance / static_cast<double>(trials);

@@ -1,6 +1,6 @@
 // The test stage: after training, the loss of the trained params on N fresh trials of a task
 // (E5's test MSE on 10,000 sequences), beside the chance loss of predicting zeros on the same
-// trials. With several phases, every phase's task is tested after every phase: the forgetting
+// trials; for a classification loss also the accuracy of the choices, beside chance accuracy. With several phases, every phase's task is tested after every phase: the forgetting
 // matrix of a continual-learning run (E3).
 #pragma once
 
@@ -15,7 +15,12 @@ namespace cellc::runtime {
 struct TestResult {
   int64_t trials = 0;
   double loss = 0;        // the task's loss, averaged over the trials
-  double chanceLoss = 0;  // the same loss for outputs that are all zero
+  double chanceLoss = 0;  // the same loss for outputs that are all zero (cross-entropy: log K)
+  // A classification loss (train/Loss.h): the share of choices that were right, and the share
+  // the best constant guess gets on the same trials (the largest class's share).
+  bool classification = false;
+  double accuracy = 0, chanceAccuracy = 0;
+  double idealAccuracy = 0;  // the task's ideal observer (Task::idealAccuracy), NaN when unknown
 };
 
 // The seed of phase `task`'s test trials in an experiment seeded `experimentSeed`, and the stream

@@ -156,6 +156,12 @@ json testStage(const Experiment& e, Model& m, const std::vector<std::unique_ptr<
   auto one = [&](size_t after, size_t task) {
     TestResult r = testOnFreshTrials(*m.kernel, *tasks[task], phaseParams[after], trials,
                                      testSeed(seed, task), phaseFlag(e, e.phases[task], "train.noise"));
+    if (r.classification) {
+      json c{{"loss", r.loss}, {"chance_loss", r.chanceLoss}, {"accuracy", r.accuracy},
+             {"chance_accuracy", r.chanceAccuracy}};
+      if (std::isfinite(r.idealAccuracy)) c["ideal_accuracy"] = r.idealAccuracy;
+      return c;
+    }
     return json{{"loss", r.loss}, {"rmse", std::sqrt(r.loss)}, {"chance_loss", r.chanceLoss}};
   };
   json j;
@@ -220,6 +226,10 @@ Checked checkAgainst(const Experiment& e, const Model& m, const fs::path& runPat
   checkParamSettings(e, m.ir.layout);
   for (const PhaseSpec& ph : e.phases) {
     c.tasks.push_back(makeTask(e, ph));
+    if (phaseStr(e, ph, "train.metric") == "error_rate" && !isClassification(c.tasks.back()->loss().kind))
+      throw ExperimentError(keyWhere(e, ph, "train.metric") + ": error: key 'train.metric': error_rate " +
+                            "scores choices; task " + phaseStr(e, ph, "task.kind") + " is trained with " +
+                            lossKindName(c.tasks.back()->loss().kind) + " and makes none");
     checkTaskFits(e, ph, *c.tasks.back(), m.ir.layout,
                   std::max(phaseInt(e, ph, "train.batch"), phaseInt(e, ph, "train.validation_batch")));
     try {  // dropout fills the cell's `~ dropout()` noise: a cell without one has nowhere to put it
@@ -343,14 +353,14 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     } catch (const Diverged& d) {
       throw ExperimentError(d.what());
     }
-    if (r.stopReason == "interrupted")
+    if (r.stopReason == StopReason::Interrupted)
       throw ExperimentError("interrupted: run the same command again to resume from " + cfg.checkpointPath);
-    if (r.stopReason == "diverged")
+    if (r.stopReason == StopReason::Diverged)
       throw ExperimentError("phase " + ph.name + " diverged (" + r.diverged + "); it is not marked done. " +
                             cfg.checkpointPath + " keeps its last good parameters");
     params = r.params;
     json summary = {{"phase", ph.name},          {"steps", r.steps},
-                    {"stop_reason", r.stopReason}, {"best_validation_error", r.bestError},
+                    {"stop_reason", stopReasonName(r.stopReason)}, {"best_validation_error", r.bestError},
                     {"target_error", cfg.targetError >= 0 ? json(cfg.targetError) : json()},
                     {"seconds", r.seconds},      {"resumed", r.resumed},
                     {"samples", r.steps * cfg.batch},

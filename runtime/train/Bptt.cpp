@@ -12,47 +12,6 @@ namespace cellc::runtime {
 
 namespace {
 
-const ir::Slot& outputSlot(const ir::Layout& L, const LossSpec& spec) {
-  if (spec.outputSlot < 0 || spec.outputSlot >= static_cast<int>(L.outputs.size()))
-    throw std::invalid_argument("loss: the cell has no output number " + std::to_string(spec.outputSlot));
-  return L.outputs[spec.outputSlot];
-}
-
-// The loss's scale: sum of the mask (Mse) or number of terms (MseLast).
-double lossDenominator(const LossSpec& spec, const ir::Slot& out, const TrialBatch& b) {
-  if (spec.kind == LossKind::MseLast) return static_cast<double>(b.batch * out.size);
-  if (b.masks.empty()) return static_cast<double>(b.steps * b.batch * out.size);
-  double s = 0;
-  for (const auto& m : b.masks)
-    for (double v : m) s += v;
-  return s > 0 ? s : 1;
-}
-
-bool lossAt(const LossSpec& spec, const TrialBatch& b, int64_t t) {
-  return spec.kind == LossKind::Mse || t == b.steps - 1;
-}
-
-// Adds this step's loss term and writes its adjoint into adj (the whole output buffer).
-template <class T>
-double stepLoss(const LossSpec& spec, const ir::Layout& L, const TrialBatch& b, int64_t t,
-                const T* output, double denom, T* adj) {
-  const ir::Slot& out = outputSlot(L, spec);
-  const int64_t n = b.batch * out.size;
-  const T* y = output + b.batch * out.offset;
-  if (adj) std::fill(adj, adj + L.outputSize * b.batch, T(0));
-  if (!lossAt(spec, b, t)) return 0;
-  const std::vector<double>& target = b.targets[t];
-  const double* mask = b.masks.empty() ? nullptr : b.masks[t].data();
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    double m = mask ? mask[i] : 1.0;
-    double d = static_cast<double>(y[i]) - target[i];
-    sum += m * d * d;
-    if (adj) adj[b.batch * out.offset + i] = static_cast<T>(2 * m * d / denom);
-  }
-  return sum / denom;
-}
-
 void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t steps) {
   if (b.batch != batch || b.steps != steps)
     throw std::invalid_argument("batch of " + std::to_string(b.batch) + " x " + std::to_string(b.steps) +
@@ -67,21 +26,13 @@ void checkBatch(const ir::Layout& L, const TrialBatch& b, int64_t batch, int64_t
                                   std::to_string(L.inputSize * batch));
 }
 
-void checkTargets(const ir::Slot& out, const LossSpec& spec, const TrialBatch& b) {
-  for (int64_t t = 0; t < b.steps; ++t)
-    if (lossAt(spec, b, t) && static_cast<int64_t>(b.targets.at(t).size()) != out.size * b.batch)
-      throw std::invalid_argument("targets of step " + std::to_string(t) + " have " +
-                                  std::to_string(b.targets[t].size()) + " values, output " + out.name +
-                                  " has " + std::to_string(out.size * b.batch));
-}
-
 }  // namespace
 
 template <class T>
 int64_t batchShards(const StepKernel<T>& kernel, int64_t batch) {
   if (batch < kAutoShards * kMinShardTrials) return 1;
   // A shard's products too large: they split between the threads themselves, better.
-  if ((batch / kAutoShards) * kernel.productWorkPerTrial() > kMaxShardProductWork) return 1;
+  if ((batch / kAutoShards) * kernel.traits().productWorkPerTrial > kMaxShardProductWork) return 1;
   return kAutoShards;
 }
 
@@ -95,10 +46,14 @@ int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN,
 template <class T>
 Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment,
               int64_t memoryBudgetBytes, SegmentGemms gemms, int64_t shards)
-    : kernel_(kernel), batch_(batch), steps_(steps), segment_(segment),
+    : kernel_(kernel),
+      batch_(batch),
+      steps_(steps),
+      segment_(segment),
       wantSegment_(gemms == SegmentGemms::On ||
-                   (gemms == SegmentGemms::Auto && (batch <= kSegmentGemmMaxBatch ||
-                                                    kernel.weightGradientElements() >= kSegmentGemmMinElements))),
+                   (gemms == SegmentGemms::Auto &&
+                    (batch <= kSegmentGemmMaxBatch ||
+                     kernel.traits().weightGradientElements >= kSegmentGemmMinElements))),
       omegaBatch_(batch) {
   if (batch <= 0 || steps <= 0) throw std::invalid_argument("BPTT needs a positive batch and step count");
   const ir::Layout& L = kernel.layout();
@@ -156,8 +111,8 @@ std::vector<T> Bptt<T>::initialState(const std::vector<T>& params) const {
 
 template <class T>
 void Bptt<T>::prologue(const std::vector<T>& params) {
-  hoisted_.resize(static_cast<size_t>(kernel_.hoistedSize()));
-  kernel_.prologue(params.data(), hoisted_.data());
+  hoisted_.resize(static_cast<size_t>(kernel_.traits().hoistedSize));
+  kernel_.run(Stage::Prologue, {.params = params.data(), .hoisted = hoisted_.data()});
 }
 
 template <class T>
@@ -182,8 +137,15 @@ void Bptt<T>::step(const std::vector<T>& params, const T* state, const TrialBatc
   const T* in = maskedState(state, maskAt(masks, t));
   inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
   const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
-  kernel_.forwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz, next, output,
-                         tape, batch_);
+  kernel_.run(Stage::ForwardHoisted, {.params = params.data(),
+                                      .hoisted = hoisted_.data(),
+                                      .state = in,
+                                      .input = inputBuf_.data(),
+                                      .noise = nz,
+                                      .tape = tape,
+                                      .stateNext = next,
+                                      .output = output,
+                                      .batch = batch_});
 }
 
 template <class T>
@@ -215,7 +177,7 @@ BpttResult<T> Bptt<T>::lossAndGradient(const std::vector<T>& params, const Trial
                                        const std::vector<std::vector<T>>& masks, bool keepOutputs) {
   const ir::Layout& L = kernel_.layout();
   checkBatch(L, b, batch_, steps_);
-  const ir::Slot& out = outputSlot(L, spec);
+  const ir::Slot& out = lossOutput(L, spec);
   checkTargets(out, spec, b);
   const double denom = lossDenominator(spec, out, b);
   if (!shards_.empty()) return runShards(params, b, spec, noise, masks, keepOutputs, denom);
@@ -266,9 +228,9 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
   // Backward, one segment at a time from the last; the others are recomputed from their boundary.
   // The input adjoint is never read here: the kernel skips it when it can (null).
   // The state adjoint in place when the kernel allows (StepKernel::adjointInPlace): one buffer.
-  const bool inPlace = kernel_.adjointInPlace();
+  const bool inPlace = kernel_.traits().adjointInPlace;
   std::vector<T> dState(S, T(0)), dIn(inPlace ? 0 : S), adjOut(O);
-  const bool skipInputAdjoint = kernel_.inputAdjointOptional();
+  const bool skipInputAdjoint = kernel_.traits().inputAdjointOptional;
   std::vector<T> dInputBuf(skipInputAdjoint ? 0 : L.inputSize * batch_);
   T* const dInput = skipInputAdjoint ? nullptr : dInputBuf.data();
   std::vector<T> dParams(L.paramSize, T(0));
@@ -292,14 +254,35 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
       if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
       T* const out = inPlace ? dState.data() : dIn.data();
       if (segN)
-        kernel_.backwardSegment(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
-                                segTapes_[k].data(), dState.data(), adjOut.data(), out,
-                                dInput, dParams.data(), dHoisted_.data(), segmentBuf_.data(),
-                                k, batch_);
+        kernel_.run(Stage::BackwardSegment, {.params = params.data(),
+                                             .hoisted = hoisted_.data(),
+                                             .state = in,
+                                             .input = inputBuf_.data(),
+                                             .noise = nz,
+                                             .tape = segTapes_[k].data(),
+                                             .dStateNext = dState.data(),
+                                             .dOutput = adjOut.data(),
+                                             .dState = out,
+                                             .dInput = dInput,
+                                             .dParams = dParams.data(),
+                                             .dHoisted = dHoisted_.data(),
+                                             .segment = segmentBuf_.data(),
+                                             .k = k,
+                                             .batch = batch_});
       else
-        kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), nz,
-                                segTapes_[k].data(), dState.data(), adjOut.data(), out,
-                                dInput, dParams.data(), dHoisted_.data(), batch_);
+        kernel_.run(Stage::BackwardHoisted, {.params = params.data(),
+                                             .hoisted = hoisted_.data(),
+                                             .state = in,
+                                             .input = inputBuf_.data(),
+                                             .noise = nz,
+                                             .tape = segTapes_[k].data(),
+                                             .dStateNext = dState.data(),
+                                             .dOutput = adjOut.data(),
+                                             .dState = out,
+                                             .dInput = dInput,
+                                             .dParams = dParams.data(),
+                                             .dHoisted = dHoisted_.data(),
+                                             .batch = batch_});
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
       if (m)
         for (int64_t i = 0; i < S; ++i) dState[i] = out[i] * m[i];
@@ -308,12 +291,20 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
     }
     // The segment's weight gradients, one product each over its steps x B rows.
     if (segN)
-      kernel_.segmentEpilogue(params.data(), hoisted_.data(), segmentBuf_.data(), t1 - t0,
-                              dParams.data(), dHoisted_.data(), batch_);
+      kernel_.run(Stage::SegmentEpilogue, {.params = params.data(),
+                                           .hoisted = hoisted_.data(),
+                                           .dParams = dParams.data(),
+                                           .dHoisted = dHoisted_.data(),
+                                           .segment = segmentBuf_.data(),
+                                           .steps = t1 - t0,
+                                           .batch = batch_});
   }
 
   // The invariant part's adjoint, summed over the steps, flows back to the params once.
-  kernel_.epilogue(params.data(), hoisted_.data(), dHoisted_.data(), dParams.data());
+  kernel_.run(Stage::Epilogue, {.params = params.data(),
+                                .hoisted = hoisted_.data(),
+                                .dParams = dParams.data(),
+                                .dHoisted = dHoisted_.data()});
 
   res.dParams.assign(dParams.begin(), dParams.end());
   // States that start from a param: their adjoint at t = 0, summed over the batch, is that
@@ -346,7 +337,7 @@ typename Bptt<T>::ShardInput Bptt<T>::shardInput(int64_t s, const TrialBatch& b,
   in.trials.steps = b.steps;
   in.trials.inputs = sliceSteps<double>(L.inputs, L.inputSize, batch_, b0, b1, b.inputs);
   if (spec) {
-    const std::vector<ir::Slot> one = oneSlot(outputSlot(L, *spec).size);
+    const std::vector<ir::Slot> one = oneSlot(lossOutput(L, *spec).size);
     in.trials.targets = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.targets);
     in.trials.masks = sliceSteps<double>(one, one[0].size, batch_, b0, b1, b.masks);
   }
@@ -368,7 +359,7 @@ BpttResult<T> Bptt<T>::runShards(const std::vector<T>& params, const TrialBatch&
   const ir::Layout& L = kernel_.layout();
   const int64_t shards = static_cast<int64_t>(shards_.size());
   std::vector<BpttResult<T>> parts(static_cast<size_t>(shards));
-  eachShard(shards, kernel_.concurrentCalls(), [&](int64_t s) {
+  eachShard(shards, kernel_.traits().concurrentCalls, [&](int64_t s) {
     const ShardInput in = shardInput(s, b, &spec, noise, masks);
     parts[s] = shards_[s]->run(params, in.trials, spec, in.noise, in.masks, keepOutputs, denom);
   });
@@ -402,7 +393,7 @@ void Bptt<T>::forwardShards(const std::vector<T>& params, const TrialBatch& b,
     std::vector<T> finalState;
   };
   std::vector<Part> parts(static_cast<size_t>(shards));
-  eachShard(shards, kernel_.concurrentCalls(), [&](int64_t s) {
+  eachShard(shards, kernel_.traits().concurrentCalls, [&](int64_t s) {
     const ShardInput in = shardInput(s, b, nullptr, noise, masks);
     Part& p = parts[s];
     shards_[s]->forward(params, in.trials, in.noise, in.masks, p.outputs,
@@ -423,7 +414,7 @@ void Bptt<T>::forwardShards(const std::vector<T>& params, const TrialBatch& b,
 }
 
 template <class T>
-void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* noise, const T* tape,
+void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* noise, T* tape,
                         const std::vector<T>& dState, std::vector<T>& dParams, BpttResult<T>& res) {
   const ir::Layout& L = kernel_.layout();
   if (omega_.stateSlot < 0 || omega_.stateSlot >= static_cast<int>(L.states.size()))
@@ -434,9 +425,19 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* nois
   std::vector<T> v(S, T(0)), w(S), dx(L.inputSize * batch_), scratch(L.paramSize, T(0));
   std::copy(dState.begin() + off, dState.begin() + off + batch_ * n, v.begin() + off);
   std::vector<T> noOut(L.outputSize * batch_, T(0)), dHoisted(hoisted_.size(), T(0));
-  kernel_.backwardHoisted(params.data(), hoisted_.data(), in, inputBuf_.data(), noise, tape,
-                          v.data(), noOut.data(), w.data(), dx.data(), scratch.data(),
-                          dHoisted.data(), batch_);
+  kernel_.run(Stage::BackwardHoisted, {.params = params.data(),
+                                       .hoisted = hoisted_.data(),
+                                       .state = in,
+                                       .input = inputBuf_.data(),
+                                       .noise = noise,
+                                       .tape = tape,
+                                       .dStateNext = v.data(),
+                                       .dOutput = noOut.data(),
+                                       .dState = w.data(),
+                                       .dInput = dx.data(),
+                                       .dParams = scratch.data(),
+                                       .dHoisted = dHoisted.data(),
+                                       .batch = batch_});
   const double scale = omega_.lambda / static_cast<double>(steps_ * omegaBatch_);
   std::vector<T> cot(S, T(0));
   for (int64_t bb = 0; bb < batch_; ++bb) {
@@ -452,8 +453,14 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* nois
     double k = scale * 4 * (r - 1) / vv;  // d/dw of scale (|w|^2/|v|^2 - 1)^2
     for (int64_t i = 0; i < n; ++i) cot[off + bb * n + i] = static_cast<T>(k * w[off + bb * n + i]);
   }
-  kernel_.omega(params.data(), in, inputBuf_.data(), noise, v.data(), cot.data(), dParams.data(),
-                batch_);
+  kernel_.run(Stage::Omega, {.params = params.data(),
+                             .state = in,
+                             .input = inputBuf_.data(),
+                             .noise = noise,
+                             .dParams = dParams.data(),
+                             .v = v.data(),
+                             .cotangent = cot.data(),
+                             .batch = batch_});
 }
 
 template <class T>
@@ -476,14 +483,6 @@ std::vector<std::vector<T>> dropoutMasks(const ir::Layout& L, const DropoutSpec&
         m[batch * st.offset + i] = uniform01() < spec.p ? T(0) : keep;
     }
   return masks;
-}
-
-double lossValue(const LossSpec& spec, const ir::Layout& L, const TrialBatch& b,
-                 const std::vector<std::vector<double>>& outputs) {
-  const double denom = lossDenominator(spec, outputSlot(L, spec), b);
-  double sum = 0;
-  for (int64_t t = 0; t < b.steps; ++t) sum += stepLoss<double>(spec, L, b, t, outputs[t].data(), denom, nullptr);
-  return sum;
 }
 
 template class Bptt<float>;

@@ -52,28 +52,9 @@
 #include <vector>
 
 #include "pipeline/StepKernel.h"
+#include "train/Loss.h"
 
 namespace cellc::runtime {
-
-// A batch of trials: one input buffer per step (the layout's input buffer, [B, ...] per slot),
-// targets and masks for one output slot.
-struct TrialBatch {
-  int64_t batch = 0;
-  int64_t steps = 0;
-  std::vector<std::vector<double>> inputs;   // [T][inputSize * B]
-  std::vector<std::vector<double>> targets;  // [T][outputDim * B] (MseLast: only the last; others may be empty)
-  std::vector<std::vector<double>> masks;    // [T][outputDim * B], or empty: all ones
-};
-
-enum class LossKind {
-  Mse,      // sum over t, b, i of mask (y - target)^2 / sum of mask (pycog's masked MSE)
-  MseLast,  // mean over b, i of (y_T - target_T)^2 at the last step only (copy-first)
-};
-
-struct LossSpec {
-  LossKind kind = LossKind::Mse;
-  int outputSlot = 0;
-};
 
 struct DropoutSpec {
   double p = 0;                  // probability of dropping a unit; 0: off
@@ -221,7 +202,7 @@ class Bptt {
   // The segment plan's buffer elements per step, 0 when the per-step plan runs.
   int64_t segmentN() const { return wantSegment_ ? kernel_.segmentSize(batch_) : 0; }
   // Adds lambda * Omega's term of step t to res and dParams; v is the adjoint of state t + 1.
-  void omegaStep(const std::vector<T>& params, const T* in, const T* noise, const T* tape,
+  void omegaStep(const std::vector<T>& params, const T* in, const T* noise, T* tape,
                  const std::vector<T>& v, std::vector<T>& dParams, BpttResult<T>& res);
 
   StepKernel<T>& kernel_;
@@ -249,9 +230,5 @@ template <class T>
 std::vector<std::vector<T>> dropoutMasks(const ir::Layout& layout, const DropoutSpec& spec,
                                          int64_t batch, int64_t steps,
                                          const std::function<double()>& uniform01);
-
-// The loss of outputs against a batch's targets, and optionally its adjoint for one step.
-double lossValue(const LossSpec& spec, const ir::Layout& layout, const TrialBatch& b,
-                 const std::vector<std::vector<double>>& outputs);
 
 }  // namespace cellc::runtime

@@ -42,7 +42,7 @@ Wide bpttHeld(const StepKernel<float>& k, int64_t batch, int64_t steps, int64_t 
   const Wide B = static_cast<Wide>(batch), T = static_cast<Wide>(steps);
   const Wide S = static_cast<Wide>(L.stateSize) * B, O = static_cast<Wide>(L.outputSize) * B;
   const Wide tape = perBatch([&](int64_t b) { return k.tapeSize(b); }, batch);
-  const bool segmentPlan = batch <= kSegmentGemmMaxBatch || k.weightGradientElements() >= kSegmentGemmMinElements;
+  const bool segmentPlan = batch <= kSegmentGemmMaxBatch || k.traits().weightGradientElements >= kSegmentGemmMinElements;
   const Wide seg = segmentPlan ? perBatch([&](int64_t b) { return k.segmentSize(b); }, batch) : 0;
   auto bytes = [&](Wide K) {
     const Wide nSeg = std::ceil(T / K);

@@ -136,6 +136,12 @@ double Trainer::evaluate(const Task& task, const std::vector<double>& params, in
   bptt.forward(toFloat(params), b, noiseFor(trials, b.steps, rng, false), {}, outputs);
   std::vector<std::vector<double>> out64;
   for (auto& o : outputs) out64.emplace_back(o.begin(), o.end());
+  if (cfg_.metric == "error_rate") {
+    if (!isClassification(task.loss().kind))
+      throw std::invalid_argument(std::string("metric error_rate scores choices, and loss ") +
+                                  lossKindName(task.loss().kind) + " makes none");
+    return 1 - accuracyOf(task.loss(), ir_.layout, b, out64).value();
+  }
   double loss = lossValue(task.loss(), ir_.layout, b, out64);
   return cfg_.metric == "rmse" ? std::sqrt(loss) : loss;
 }
@@ -309,11 +315,11 @@ TrainResult Trainer::run(const Task& task) {
 
   while (true) {
     if (step >= cfg_.maxSteps) {
-      res.stopReason = "max-steps";
+      res.stopReason = StopReason::MaxSteps;
       break;
     }
     if (interruptFlag()) {
-      res.stopReason = "interrupted";
+      res.stopReason = StopReason::Interrupted;
       saveCheckpoint(step, *opt, best, bestParams, elapsed());
       break;
     }
@@ -323,7 +329,7 @@ TrainResult Trainer::run(const Task& task) {
     double loss = r.loss + ewc_.penalty(params_);
     ewc_.addGradient(params_, r.dParams);
     if (!std::isfinite(loss) || !allFinite(r.dParams)) {
-      res.stopReason = "diverged";
+      res.stopReason = StopReason::Diverged;
       res.diverged = "at step " + std::to_string(step + 1) + ": the " +
                      (std::isfinite(loss) ? "gradient" : "loss") + " was not finite";
       log_ << (tty ? "\n" : "") << "training diverged " << res.diverged << "; keeping the "
@@ -340,7 +346,7 @@ TrainResult Trainer::run(const Task& task) {
     opt->step(params_, r.dParams);
     if (!allFinite(params_)) {
       params_ = lastGood;
-      res.stopReason = "diverged";
+      res.stopReason = StopReason::Diverged;
       res.diverged = "at step " + std::to_string(step + 1) + ": an update made parameters non-finite";
       log_ << "training diverged " << res.diverged << "; keeping the parameters of step " << step << "\n";
       saveCheckpoint(step, *opt, best, bestParams, elapsed(), res.diverged);
@@ -386,21 +392,21 @@ TrainResult Trainer::run(const Task& task) {
     if (!cfg_.checkpointPath.empty() && cfg_.checkpointEvery > 0 && step % cfg_.checkpointEvery == 0)
       saveCheckpoint(step, *opt, best, bestParams, elapsed());
     if (validate && cfg_.targetError >= 0 && lastVal <= cfg_.targetError) {
-      res.stopReason = "target";
+      res.stopReason = StopReason::Target;
       break;
     }
     if (cfg_.targetLoss >= 0 && judged < cfg_.targetLoss) {
-      res.stopReason = "loss-target";
+      res.stopReason = StopReason::LossTarget;
       break;
     }
     if (validate && cfg_.patience > 0 && sinceBest_ >= cfg_.patience) {
-      res.stopReason = "patience";
+      res.stopReason = StopReason::Patience;
       break;
     }
   }
   // The last line, unless a validation just printed this very step (a log, not a terminal).
   if (cfg_.progress && (tty || cfg_.validateEvery <= 0 || step % cfg_.validateEvery != 0)) progress(true);
-  if (res.stopReason != "interrupted" && res.stopReason != "diverged")
+  if (res.stopReason != StopReason::Interrupted && res.stopReason != StopReason::Diverged)
     saveCheckpoint(step, *opt, best, bestParams, elapsed());
   res.steps = step;
   res.seconds = elapsed();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <iosfwd>
 #include <map>
@@ -35,6 +36,9 @@ class Task {
   // not checked against the cell.
   virtual int64_t inputDim() const { return -1; }
   virtual int64_t outputDim() const { return -1; }
+  // A classification task's ideal observer: the share of choices it gets right on this task's
+  // trials (the test stage reports it beside the network's); NaN: none is known.
+  virtual double idealAccuracy() const { return std::nan(""); }
 };
 
 // What identifies the model in checkpoints (a resumed run must be the same cell and sizes).
@@ -53,7 +57,7 @@ struct TrainConfig {
   int64_t maxSteps = 100000;
   int64_t validateEvery = 500;
   int64_t validationBatch = 100;
-  std::string metric = "rmse";     // what "error" means: rmse (sqrt of the loss) or loss
+  std::string metric = "rmse";     // what "error" means: rmse (sqrt of the loss), loss, or error_rate (1 - accuracy)
   double targetError = -1;         // stop when the validation error reaches it; < 0: off
   double targetLoss = -1;          // stop when a minibatch loss is below it; < 0: off
   int64_t patience = 0;            // stop after this many validations without improvement; 0: off
@@ -93,13 +97,28 @@ struct Diverged : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Why a phase's training stopped. Compared as an enum; written as its name (stopReasonName) only
+// at the edges: summary.json's training.stop_reason and the Python result's "stop_reason".
+enum class StopReason { Target, LossTarget, Patience, MaxSteps, Diverged, Interrupted };
+inline const char* stopReasonName(StopReason r) {
+  switch (r) {
+    case StopReason::Target: return "target";
+    case StopReason::LossTarget: return "loss-target";
+    case StopReason::Patience: return "patience";
+    case StopReason::MaxSteps: return "max-steps";
+    case StopReason::Diverged: return "diverged";
+    case StopReason::Interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
 struct TrainResult {
   int64_t steps = 0;
   double bestError = INFINITY;
   double lastLoss = NAN;
-  std::string stopReason;          // target, loss-target, patience, max-steps, diverged, interrupted
+  StopReason stopReason = StopReason::MaxSteps;
   bool resumed = false;
-  std::string diverged;            // how it diverged (stopReason "diverged")
+  std::string diverged;            // how it diverged (StopReason::Diverged)
   double seconds = 0;              // training time over every sitting of this phase
   std::map<std::string, int64_t> milestones;  // milestoneKey(loss) -> first step below it
   std::map<std::string, double> milestoneSeconds;  // milestoneKey(loss) -> training seconds then

@@ -40,8 +40,8 @@ Trajectory<T> forwardSequence(StepKernel<T>& kernel, const Sequence<T>& seq) {
   const std::vector<T> defaultNoise = L.defaultNoise<T>(B);  // 0, or 1 for dropout masks
 
   // The sequence-invariant part once (StepKernel's hoisting protocol), not at every step.
-  std::vector<T> hoisted(static_cast<size_t>(kernel.hoistedSize()));
-  kernel.prologue(seq.params.data(), hoisted.data());
+  std::vector<T> hoisted(static_cast<size_t>(kernel.traits().hoistedSize));
+  kernel.run(Stage::Prologue, {.params = seq.params.data(), .hoisted = hoisted.data()});
   Trajectory<T> traj;
   traj.states.push_back(seq.initialState);
   for (int64_t t = 0; t < steps; ++t) {
@@ -49,8 +49,15 @@ Trajectory<T> forwardSequence(StepKernel<T>& kernel, const Sequence<T>& seq) {
     std::vector<T> out(static_cast<size_t>(L.outputSize * B));
     std::vector<T> tape(static_cast<size_t>(kernel.tapeSize(B)));
     const std::vector<T>& noise = seq.noise.empty() ? defaultNoise : seq.noise[t];
-    kernel.forwardHoisted(seq.params.data(), hoisted.data(), traj.states[t].data(),
-                          seq.inputs[t].data(), noise.data(), next.data(), out.data(), tape.data(), B);
+    kernel.run(Stage::ForwardHoisted, {.params = seq.params.data(),
+                                       .hoisted = hoisted.data(),
+                                       .state = traj.states[t].data(),
+                                       .input = seq.inputs[t].data(),
+                                       .noise = noise.data(),
+                                       .tape = tape.data(),
+                                       .stateNext = next.data(),
+                                       .output = out.data(),
+                                       .batch = B});
     traj.states.push_back(std::move(next));
     traj.outputs.push_back(std::move(out));
     traj.tapes.push_back(std::move(tape));
@@ -79,18 +86,31 @@ SequenceGradients<T> backwardSequence(StepKernel<T>& kernel, const Sequence<T>& 
   grads.dInputs.assign(static_cast<size_t>(steps), std::vector<T>(static_cast<size_t>(L.inputSize * B)));
   std::vector<T> dNext = dFinalState;  // adjoint of the state after step t
   std::vector<T> dState(static_cast<size_t>(L.stateSize * B));
-  std::vector<T> hoisted(static_cast<size_t>(kernel.hoistedSize())), dHoisted(hoisted.size(), T(0));
-  kernel.prologue(seq.params.data(), hoisted.data());
+  std::vector<T> hoisted(static_cast<size_t>(kernel.traits().hoistedSize)),
+      dHoisted(hoisted.size(), T(0));
+  kernel.run(Stage::Prologue, {.params = seq.params.data(), .hoisted = hoisted.data()});
   for (int64_t t = steps - 1; t >= 0; --t) {
     const std::vector<T>& noise = seq.noise.empty() ? defaultNoise : seq.noise[t];
-    kernel.backwardHoisted(seq.params.data(), hoisted.data(), traj.states[t].data(),
-                           seq.inputs[t].data(), noise.data(), traj.tapes[t].data(), dNext.data(),
-                           dOutputs[t].data(), dState.data(), grads.dInputs[t].data(),
-                           grads.dParams.data(), dHoisted.data(), B);
+    kernel.run(Stage::BackwardHoisted, {.params = seq.params.data(),
+                                        .hoisted = hoisted.data(),
+                                        .state = traj.states[t].data(),
+                                        .input = seq.inputs[t].data(),
+                                        .noise = noise.data(),
+                                        .tape = const_cast<T*>(traj.tapes[t].data()),
+                                        .dStateNext = dNext.data(),
+                                        .dOutput = dOutputs[t].data(),
+                                        .dState = dState.data(),
+                                        .dInput = grads.dInputs[t].data(),
+                                        .dParams = grads.dParams.data(),
+                                        .dHoisted = dHoisted.data(),
+                                        .batch = B});
     dNext.swap(dState);
   }
   // The invariant part's adjoint, summed over the steps, flows back to the params once.
-  kernel.epilogue(seq.params.data(), hoisted.data(), dHoisted.data(), grads.dParams.data());
+  kernel.run(Stage::Epilogue, {.params = seq.params.data(),
+                               .hoisted = hoisted.data(),
+                               .dParams = grads.dParams.data(),
+                               .dHoisted = dHoisted.data()});
   grads.dInitialState = std::move(dNext);
   return grads;
 }

@@ -387,7 +387,12 @@ TEST_CASE("Evaluator: forward and backward of a tiny cell by hand", "[eval][kern
     y[b] = (hn[b * 2] + hn[b * 2 + 1]) * bvec[0];
   }
   Vec stateNext(4, -99), out(2, -99);
-  ev.forward(params.data(), h.data(), x.data(), nullptr, stateNext.data(), out.data(), nullptr, B);
+  ev.run(Stage::Forward, {.params = params.data(),
+                          .state = h.data(),
+                          .input = x.data(),
+                          .stateNext = stateNext.data(),
+                          .output = out.data(),
+                          .batch = B});
   CHECK_THAT(stateNext, Approx(hn).epsilon(1e-15));
   CHECK_THAT(out, Approx(y).epsilon(1e-15));
 
@@ -409,16 +414,30 @@ TEST_CASE("Evaluator: forward and backward of a tiny cell by hand", "[eval][kern
     db += dOut[b] * (hn[b * 2] + hn[b * 2 + 1]);
   }
   Vec dState(4, 123), dInput(4, 456), dParams(5, 1.0);  // dParams accumulates onto 1
-  ev.backward(params.data(), h.data(), x.data(), nullptr, nullptr, dNext.data(), dOut.data(),
-              dState.data(), dInput.data(), dParams.data(), B);
+  ev.run(Stage::Backward, {.params = params.data(),
+                           .state = h.data(),
+                           .input = x.data(),
+                           .dStateNext = dNext.data(),
+                           .dOutput = dOut.data(),
+                           .dState = dState.data(),
+                           .dInput = dInput.data(),
+                           .dParams = dParams.data(),
+                           .batch = B});
   CHECK_THAT(dState, Approx(dh).epsilon(1e-14));
   CHECK_THAT(dInput, Approx(dx).epsilon(1e-14));
   Vec expectParams = {1 + dW[0], 1 + dW[1], 1 + dW[2], 1 + dW[3], 1 + db};
   CHECK_THAT(dParams, Approx(expectParams).epsilon(1e-14));
 
   // A second call accumulates again.
-  ev.backward(params.data(), h.data(), x.data(), nullptr, nullptr, dNext.data(), dOut.data(),
-              dState.data(), dInput.data(), dParams.data(), B);
+  ev.run(Stage::Backward, {.params = params.data(),
+                           .state = h.data(),
+                           .input = x.data(),
+                           .dStateNext = dNext.data(),
+                           .dOutput = dOut.data(),
+                           .dState = dState.data(),
+                           .dInput = dInput.data(),
+                           .dParams = dParams.data(),
+                           .batch = B});
   Vec twice = {1 + 2 * dW[0], 1 + 2 * dW[1], 1 + 2 * dW[2], 1 + 2 * dW[3], 1 + 2 * db};
   CHECK_THAT(dParams, Approx(twice).epsilon(1e-14));
 }
@@ -437,8 +456,12 @@ TEST_CASE("unroller: BPTT over a tiny cell equals the hand-unrolled recursion", 
   // Each step is one forward call on the previous state.
   for (int64_t t = 0; t < T; ++t) {
     Vec next(4), out(2);
-    ev.forward(seq.params.data(), traj.states[t].data(), seq.inputs[t].data(), nullptr, next.data(),
-               out.data(), nullptr, B);
+    ev.run(Stage::Forward, {.params = seq.params.data(),
+                            .state = traj.states[t].data(),
+                            .input = seq.inputs[t].data(),
+                            .stateNext = next.data(),
+                            .output = out.data(),
+                            .batch = B});
     CHECK(next == traj.states[t + 1]);
     CHECK(out == traj.outputs[t]);
   }
@@ -448,8 +471,15 @@ TEST_CASE("unroller: BPTT over a tiny cell equals the hand-unrolled recursion", 
   Vec dNext = loss.v, dParams(5, 0.0);
   for (int64_t t = T - 1; t >= 0; --t) {
     Vec dState(4), dInput(4);
-    ev.backward(seq.params.data(), traj.states[t].data(), seq.inputs[t].data(), nullptr, nullptr,
-                dNext.data(), loss.w[t].data(), dState.data(), dInput.data(), dParams.data(), B);
+    ev.run(Stage::Backward, {.params = seq.params.data(),
+                             .state = traj.states[t].data(),
+                             .input = seq.inputs[t].data(),
+                             .dStateNext = dNext.data(),
+                             .dOutput = loss.w[t].data(),
+                             .dState = dState.data(),
+                             .dInput = dInput.data(),
+                             .dParams = dParams.data(),
+                             .batch = B});
     CHECK(dInput == grads.dInputs[t]);
     dNext = dState;
   }
@@ -504,7 +534,8 @@ TEST_CASE("lowered mean divides by the reduced count, whatever the graph's size"
       StepIR ir = testing::lowerText("mean.cell", src);
       eval::Evaluator ev(ir);
       std::vector<double> u = {1, 2, 6}, state = {1, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9}, next(12);
-      ev.forward(nullptr, state.data(), u.data(), nullptr, next.data(), nullptr, nullptr, 1);
+      ev.run(Stage::Forward,
+             {.state = state.data(), .input = u.data(), .stateNext = next.data(), .batch = 1});
       // mean(u, 0) = 3; mean(M, 1) = [2, 5, 8]; mean(M) = 5.
       return std::vector<double>(next.begin(), next.begin() + 3) == std::vector<double>{10, 13, 16};
     });
@@ -517,35 +548,51 @@ TEST_CASE("lowered mean divides by the reduced count, whatever the graph's size"
 namespace {
 
 // The Evaluator behind a float interface, to run the float instantiation of the unroller.
-class FloatAdapter : public StepKernel<float> {
+class FloatAdapter : public SelfContainedKernel<float> {
  public:
   explicit FloatAdapter(eval::Evaluator& ev) : ev_(ev) {}
   const ir::Layout& layout() const override { return ev_.layout(); }
   int64_t tapeSize(int64_t batch) const override { return 2; }  // a dummy tape, to check it is kept
-  void forward(const float* params, const float* state, const float* input, const float* noise,
-               float* stateNext, float* output, float* tape, int64_t B) override {
+
+ protected:
+  void forward(const StepArgs<float>& a) override {
     const ir::Layout& L = layout();
+    const int64_t B = a.batch;
     Vec next(L.stateSize * B), out(L.outputSize * B);
-    ev_.forward(wide(params, L.paramSize).data(), wide(state, L.stateSize * B).data(),
-                wide(input, L.inputSize * B).data(), wide(noise, L.noiseSize * B).data(),
-                next.data(), out.data(), nullptr, B);
-    std::copy(next.begin(), next.end(), stateNext);
-    std::copy(out.begin(), out.end(), output);
-    tape[0] = 42, tape[1] = static_cast<float>(B);
+    Vec p = wide(a.params, L.paramSize), s = wide(a.state, L.stateSize * B),
+        x = wide(a.input, L.inputSize * B), n = wide(a.noise, L.noiseSize * B);
+    ev_.run(Stage::Forward, {.params = p.data(),
+                             .state = s.data(),
+                             .input = x.data(),
+                             .noise = n.data(),
+                             .stateNext = next.data(),
+                             .output = out.data(),
+                             .batch = B});
+    std::copy(next.begin(), next.end(), a.stateNext);
+    std::copy(out.begin(), out.end(), a.output);
+    a.tape[0] = 42, a.tape[1] = static_cast<float>(B);
   }
-  void backward(const float* params, const float* state, const float* input, const float* noise,
-                const float* tape, const float* dStateNext, const float* dOutput, float* dState,
-                float* dInput, float* dParams, int64_t B) override {
-    CHECK(tape[0] == 42);
+  void backward(const StepArgs<float>& a) override {
+    CHECK(a.tape[0] == 42);
     const ir::Layout& L = layout();
+    const int64_t B = a.batch;
     Vec ds(L.stateSize * B), dx(L.inputSize * B), dp(L.paramSize, 0.0);
-    ev_.backward(wide(params, L.paramSize).data(), wide(state, L.stateSize * B).data(),
-                 wide(input, L.inputSize * B).data(), wide(noise, L.noiseSize * B).data(), nullptr,
-                 wide(dStateNext, L.stateSize * B).data(), wide(dOutput, L.outputSize * B).data(),
-                 ds.data(), dx.data(), dp.data(), B);
-    std::copy(ds.begin(), ds.end(), dState);
-    std::copy(dx.begin(), dx.end(), dInput);
-    for (size_t i = 0; i < dp.size(); ++i) dParams[i] += static_cast<float>(dp[i]);
+    Vec p = wide(a.params, L.paramSize), s = wide(a.state, L.stateSize * B),
+        x = wide(a.input, L.inputSize * B), n = wide(a.noise, L.noiseSize * B),
+        dsn = wide(a.dStateNext, L.stateSize * B), dout = wide(a.dOutput, L.outputSize * B);
+    ev_.run(Stage::Backward, {.params = p.data(),
+                              .state = s.data(),
+                              .input = x.data(),
+                              .noise = n.data(),
+                              .dStateNext = dsn.data(),
+                              .dOutput = dout.data(),
+                              .dState = ds.data(),
+                              .dInput = dx.data(),
+                              .dParams = dp.data(),
+                              .batch = B});
+    std::copy(ds.begin(), ds.end(), a.dState);
+    std::copy(dx.begin(), dx.end(), a.dInput);
+    for (size_t i = 0; i < dp.size(); ++i) a.dParams[i] += static_cast<float>(dp[i]);
   }
 
  private:

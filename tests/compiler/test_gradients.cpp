@@ -168,12 +168,26 @@ TEST_CASE("one-step gradients of every cell, root by root, match finite differen
     auto lossAt = [&](const std::vector<double>& p, const std::vector<double>& s,
                       const std::vector<double>& x) {
       std::vector<double> next(L.stateSize * B), out(L.outputSize * B);
-      ev.forward(p.data(), s.data(), x.data(), noise.data(), next.data(), out.data(), nullptr, B);
+      ev.run(Stage::Forward, {.params = p.data(),
+                              .state = s.data(),
+                              .input = x.data(),
+                              .noise = noise.data(),
+                              .stateNext = next.data(),
+                              .output = out.data(),
+                              .batch = B});
       return dot(dNext, next) + dot(dOut, out);
     };
     std::vector<double> dState(L.stateSize * B), dInput(L.inputSize * B), dParams(L.paramSize, 0.0);
-    ev.backward(params.data(), state.data(), input.data(), noise.data(), nullptr, dNext.data(),
-                dOut.data(), dState.data(), dInput.data(), dParams.data(), B);
+    ev.run(Stage::Backward, {.params = params.data(),
+                             .state = state.data(),
+                             .input = input.data(),
+                             .noise = noise.data(),
+                             .dStateNext = dNext.data(),
+                             .dOutput = dOut.data(),
+                             .dState = dState.data(),
+                             .dInput = dInput.data(),
+                             .dParams = dParams.data(),
+                             .batch = B});
 
     // One random direction inside one slot of one role; `which` 0 params, 1 state, 2 input.
     auto check = [&](int which, const ir::Slot& slot) {
@@ -217,12 +231,21 @@ std::vector<std::string> coordinateMismatches(const std::string& src, const std:
   std::vector<double> ones(L.stateSize, 1.0), dOut(L.outputSize, 0.0);
   auto lossAt = [&](const std::vector<double>& p, const std::vector<double>& s) {
     std::vector<double> next(L.stateSize), out(L.outputSize);
-    ev.forward(p.data(), s.data(), nullptr, nullptr, next.data(), out.data(), nullptr, 1);
+    ev.run(Stage::Forward, {.params = p.data(),
+                            .state = s.data(),
+                            .stateNext = next.data(),
+                            .output = out.data(),
+                            .batch = 1});
     return dot(ones, next);
   };
   std::vector<double> dState(L.stateSize), dParams(L.paramSize, 0.0);
-  ev.backward(params.data(), state.data(), nullptr, nullptr, nullptr, ones.data(), dOut.data(),
-              dState.data(), nullptr, dParams.data(), 1);
+  ev.run(Stage::Backward, {.params = params.data(),
+                           .state = state.data(),
+                           .dStateNext = ones.data(),
+                           .dOutput = dOut.data(),
+                           .dState = dState.data(),
+                           .dParams = dParams.data(),
+                           .batch = 1});
   std::vector<std::string> bad;
   for (int which = 0; which < 2; ++which) {
     const std::vector<double>& base = which == 0 ? params : state;
@@ -254,8 +277,13 @@ std::vector<double> stateGradient(const std::string& src, const std::vector<doub
   const ir::Layout& L = ev.layout();
   std::vector<double> ones(L.stateSize, 1.0), dOut(L.outputSize, 0.0);
   std::vector<double> dState(L.stateSize), dParams(L.paramSize, 0.0);
-  ev.backward(params.data(), state.data(), nullptr, nullptr, nullptr, ones.data(), dOut.data(),
-              dState.data(), nullptr, dParams.data(), 1);
+  ev.run(Stage::Backward, {.params = params.data(),
+                           .state = state.data(),
+                           .dStateNext = ones.data(),
+                           .dOutput = dOut.data(),
+                           .dState = dState.data(),
+                           .dParams = dParams.data(),
+                           .batch = 1});
   return dState;
 }
 
@@ -331,7 +359,60 @@ TEST_CASE("constant folding of softplus does not overflow", "[gradients][edge][f
   StepIR ir = lowerText("fold.cell", "cell k { state h = 0\n h' = h + (softplus(800) - 800) }");
   eval::Evaluator ev(ir);
   std::vector<double> h = {0.25}, next(1);
-  ev.forward(nullptr, h.data(), nullptr, nullptr, next.data(), nullptr, nullptr, 1);
+  ev.run(Stage::Forward, {.state = h.data(), .stateNext = next.data(), .batch = 1});
   INFO(ir::printGraph(ir.g, ir.forwardRoots()));
   CHECK(next[0] == 0.25);
+}
+
+// ---- Classification ops: softmax, log_softmax, logsumexp (built from amax, exp, sum, log) -----
+
+TEST_CASE("softmax, log_softmax, logsumexp and amax: gradients match finite differences",
+          "[gradients][classify]") {
+  // Over a vector and over a matrix's last axis; weights so that sum(state') is not constant.
+  const char* src = R"(cell classify {
+  dim n = 4
+  state h[n] = 0
+  state M[2, 3] = 0
+  param w[n] ~ zeros()
+  param v[3] ~ zeros()
+  h' = w * softmax(h) + 0.5 * w * log_softmax(h) + logsumexp(h) * w + amax(h) * w * w
+  M' = softmax(M) * v + log_softmax(M) * v * v + outer(logsumexp(M), v) + outer(amax(M, 1), v) + amax(M, 0) * v
+})";
+  const std::vector<double> params = {0.3, -1.2, 0.7, 2.0, -0.4, 1.1, 0.9};
+  std::vector<std::string> bad = coordinateMismatches(src, params, {0.2, -1.5, 1.3, 0.4, -0.3, 2.2, 0.1, 0.8, -1.1, 0.5});
+  INFO(joinLines(bad));
+  CHECK(bad.empty());
+  // Far from 0 (exp would overflow without the shift by the max), and with a tied maximum: the
+  // shared adjoint of amax is what central differences measure there.
+  bad = coordinateMismatches(src, params, {800, 799.5, -300, 800, 1000, 998, 999.5, -1000, -1001, -1000});
+  INFO(joinLines(bad));
+  CHECK(bad.empty());
+}
+
+TEST_CASE("softmax, log_softmax and logsumexp are exact and finite at large inputs", "[gradients][classify]") {
+  // x = (1000, 1000 + ln 3): logsumexp = 1000 + ln 4, softmax = (1/4, 3/4) (to the rounding of
+  // ln 3 next to 1000); unshifted, exp(1000) would overflow. Far negative alike.
+  const char* src = R"(cell k {
+  state x[2] = 0
+  x' = x
+  output p = softmax(x)
+  output lp = log_softmax(x)
+  output lse = logsumexp(x)
+  output m = amax(x)
+})";
+  StepIR ir = lowerText("classify.cell", src);
+  eval::Evaluator ev(ir);
+  for (double base : {1000.0, -1000.0, 0.0}) {
+    INFO("base " << base);
+    std::vector<double> x = {base, base + std::log(3.0)}, next(2), out(6);
+    ev.run(Stage::Forward, {.state = x.data(), .stateNext = next.data(), .output = out.data(), .batch = 1});
+    const double d = x[1] - x[0];  // exact: about ln 3, as stored next to 1000
+    CHECK(out[0] == Approx(1 / (1 + std::exp(d))).epsilon(1e-14));
+    CHECK(out[1] == Approx(std::exp(d) / (1 + std::exp(d))).epsilon(1e-14));
+    CHECK(out[2] == Approx(-std::log1p(std::exp(d))).epsilon(1e-14));
+    CHECK(out[3] == Approx(-std::log1p(std::exp(-d))).epsilon(1e-14));
+    CHECK(out[4] == Approx(x[1] + std::log1p(std::exp(-d))).epsilon(1e-15).margin(1e-15));
+    CHECK(out[5] == x[1]);
+    CHECK(std::fabs(out[1] - 0.75) < 1e-12);
+  }
 }

@@ -9,6 +9,8 @@
 // forward values overflow or exceed 1e6 anywhere are regenerated (and counted).
 // CELLC_RANDOM_COUNT / CELLC_RANDOM_SEED change the count (default 1000) and the seed;
 // CELLC_PRINT_RANDOM prints every generated cell.
+// softmax, log_softmax, logsumexp and amax reduce or normalize random operands (ties of amax are
+// harmless: its shared adjoint is what central differences measure at a tie).
 // Expressions keep log and sqrt arguments positive (softplus(..) + c, exp(..)), divide by
 // softplus(..) + c, raise only positive bases to non-integer powers, and give clip lo <= hi. The
 // kinks of relu, abs, min, max and clip are not avoided: a mismatch is accepted only when one of
@@ -211,7 +213,7 @@ class ExprGen {
 
   std::string unary(const Dims& s, int depth) {
     std::string e = gen(s, depth - 1);
-    switch (pick(13)) {
+    switch (pick(15)) {
       case 0: return "-(" + e + ")";
       case 1: return "exp(" + e + ")";
       case 2: return "exp(tanh(" + e + "))";
@@ -224,6 +226,8 @@ class ExprGen {
       case 9: return "abs(" + e + ")";
       case 10: return "sqrt(softplus(" + e + ") + 0.1)";
       case 11: return "sqrt(exp(" + e + "))";
+      case 12: if (!s.empty()) return "softmax(" + e + ")"; return "-" + e;
+      case 13: if (!s.empty()) return "log_softmax(" + e + ")"; return "-" + e;
       default: return "-" + e;  // unary minus on a primary
     }
   }
@@ -275,8 +279,13 @@ class ExprGen {
   }
 
   std::string reduce(const Dims& s, int depth) {
-    const char* fn = coin(0.7) ? "sum" : "mean";
+    const int which = pick(10);
+    const char* fn = which < 6 ? "sum" : which < 8 ? "mean" : "amax";
     int64_t k = between(1, 4);
+    if (which == 9) {  // logsumexp reduces the last axis: [k] -> [], [a, k] -> [a]
+      if (s.empty()) return "logsumexp(" + gen({k}, depth - 1) + ")";
+      return "logsumexp(" + gen({s[0], k}, depth - 1) + ")";
+    }
     if (s.empty()) {
       Dims from = randomShape();
       if (from.size() == 1 && coin(0.3)) return std::string(fn) + "(" + gen(from, depth - 1) + ", 0)";

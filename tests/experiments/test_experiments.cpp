@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "experiment/Model.h"
 #include "run/Runner.h"
 #include "train/Trainer.h"
 
@@ -309,4 +310,29 @@ TEST_CASE("trace_ablation: a cell without a matrix state is skipped and a named 
   std::ostringstream log;
   CHECK_THROWS_WITH(runExperiment(loadExperiment(path), opt, log),
                     Contains("no state named 'hebb'") && Contains("ablation_nbrc.toml:"));
+}
+
+TEST_CASE("a cell written with d(x)/dt takes the task's dt, and a cell.consts.dt that disagrees is refused",
+          "[experiments][derivative]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("cellc_dt_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto experiment = [&](const std::string& cell, const std::string& consts) {
+    const fs::path path = dir / "ct.toml";
+    std::ofstream(path) << "[experiment]\nname = \"ct\"\n[cell]\nfile = \"" CELLC_SOURCE_DIR "/cells/" << cell
+                        << "\"\ndims = { n = 10, n_in = 1, n_out = 2 }\n" << consts
+                        << "[task]\nkind = \"sequence\"\ndt = 5\n";
+    return path.string();
+  };
+  // The task steps by 5 ms: the cell's const dt (10 in the file) becomes 5.
+  Model m = loadModel(loadExperiment(experiment("dale_rnn_ct.cell", "")));
+  CHECK(m.overrides.at("dt") == 5);
+  // The same dt given twice is fine; a different one is an error naming both keys.
+  CHECK_NOTHROW(loadModel(loadExperiment(experiment("dale_rnn_ct.cell", "consts = { dt = 5 }\n"))));
+  CHECK_THROWS_WITH(loadModel(loadExperiment(experiment("dale_rnn_ct.cell", "consts = { dt = 2 }\n"))),
+                    Contains("cell.consts.dt = 2 disagrees with task.dt = 5") && Contains("ct.toml:"));
+  // A cell without d(x)/dt keeps its own consts (dale_rnn steps by alpha).
+  Model plain = loadModel(loadExperiment(experiment("dale_rnn.cell", "")));
+  CHECK(plain.overrides.count("dt") == 0);
+  fs::remove_all(dir);
 }

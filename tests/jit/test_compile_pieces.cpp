@@ -2,14 +2,12 @@
 // optimized and compiled side by side. The split never follows the thread count, so a cell
 // compiled on one thread and on two runs the same code: the same bits through BPTT.
 #include <catch2/catch.hpp>
-
 #include <random>
 
-#include "jit/Jit.h"
-#include "blas/Threads.h"
-#include "train/Bptt.h"
-
 #include "BpttCheck.h"
+#include "blas/Threads.h"
+#include "driver/Compile.h"
+#include "train/Bptt.h"
 
 using namespace cellc;
 using namespace cellc::runtime;

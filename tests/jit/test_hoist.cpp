@@ -4,17 +4,15 @@
 // stage and through BPTT (with and without segments, B = 1 and 3), and the gradient matches the
 // unhoisted evaluator and finite differences.
 #include <catch2/catch.hpp>
-
 #include <random>
 
+#include "BpttCheck.h"
 #include "codegen/Plan.h"
+#include "driver/Compile.h"
 #include "eval/Evaluate.h"
-#include "jit/Jit.h"
 #include "pipeline/Hoist.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
-
-#include "BpttCheck.h"
 
 using namespace cellc;
 using namespace cellc::runtime;
@@ -44,9 +42,9 @@ void checkSequences(const StepIR& ir, double paramScale, uint64_t seed) {
   const StepIR hoisted = hoist(ir);
   REQUIRE(!hoisted.hoisted.empty());
   auto jit = compileCell<double>(ir);
-  REQUIRE(jit->hoistedSize() == hoisted.hoistedSize);
+  REQUIRE(jit->traits().hoistedSize == hoisted.hoistedSize);
   eval::Evaluator staged(hoisted), plain(ir);
-  REQUIRE(plain.hoistedSize() == 0);
+  REQUIRE(plain.traits().hoistedSize == 0);
   std::mt19937_64 rng(seed);
   const int64_t T = 6;
   for (int64_t B : {1, 3}) {
@@ -116,7 +114,7 @@ TEST_CASE("hoisting: a step with nothing worth hoisting is unchanged", "[hoist][
   codegen::Plan a = codegen::makePlan(ir), b = codegen::makePlan(h);
   CHECK_FALSE(b.hasHoisted);
   CHECK(codegen::printPlan(ir, a) == codegen::printPlan(h, b));
-  CHECK(compileCell<double>(ir)->hoistedSize() == 0);
+  CHECK(compileCell<double>(ir)->traits().hoistedSize == 0);
 }
 
 TEST_CASE("hoisting: JIT stages equal the evaluator's, one step", "[hoist][jit]") {
@@ -132,38 +130,94 @@ TEST_CASE("hoisting: JIT stages equal the evaluator's, one step", "[hoist][jit]"
                       ao = randomVec(L.outputSize * B, rng, 1);
   const size_t H = static_cast<size_t>(h.hoistedSize);
   std::vector<double> hj(H), he(H);
-  jit->prologue(p.data(), hj.data());
-  ev.prologue(p.data(), he.data());
+  jit->run(Stage::Prologue, {.params = p.data(), .hoisted = hj.data()});
+  ev.run(Stage::Prologue, {.params = p.data(), .hoisted = he.data()});
   CHECK(relErr(hj, he) <= 1e-12);
   std::vector<double> snj(L.stateSize * B), sne(snj.size()), oj(L.outputSize * B), oe(oj.size());
   std::vector<double> tape(static_cast<size_t>(jit->tapeSize(B)) + 1);
-  jit->forwardHoisted(p.data(), hj.data(), s.data(), x.data(), nullptr, snj.data(), oj.data(), tape.data(), B);
-  ev.forwardHoisted(p.data(), he.data(), s.data(), x.data(), nullptr, sne.data(), oe.data(), nullptr, B);
+  jit->run(Stage::ForwardHoisted, {.params = p.data(),
+                                   .hoisted = hj.data(),
+                                   .state = s.data(),
+                                   .input = x.data(),
+                                   .tape = tape.data(),
+                                   .stateNext = snj.data(),
+                                   .output = oj.data(),
+                                   .batch = B});
+  ev.run(Stage::ForwardHoisted, {.params = p.data(),
+                                 .hoisted = he.data(),
+                                 .state = s.data(),
+                                 .input = x.data(),
+                                 .stateNext = sne.data(),
+                                 .output = oe.data(),
+                                 .batch = B});
   CHECK(relErr(snj, sne) <= 1e-12);
   CHECK(relErr(oj, oe) <= 1e-12);
   // Two steps' adjoints accumulate into dHoisted; the epilogue adds to dParams.
   std::vector<double> dsj(s.size()), dse(s.size()), dxj(x.size()), dxe(x.size());
   std::vector<double> dpj(L.paramSize, 0.5), dpe(L.paramSize, 0.5), dhj(H, 0.0), dhe(H, 0.0);
   for (int rep = 0; rep < 2; ++rep) {
-    jit->backwardHoisted(p.data(), hj.data(), s.data(), x.data(), nullptr, tape.data(), as.data(), ao.data(),
-                         dsj.data(), dxj.data(), dpj.data(), dhj.data(), B);
-    ev.backwardHoisted(p.data(), he.data(), s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(),
-                       dse.data(), dxe.data(), dpe.data(), dhe.data(), B);
+    jit->run(Stage::BackwardHoisted, {.params = p.data(),
+                                      .hoisted = hj.data(),
+                                      .state = s.data(),
+                                      .input = x.data(),
+                                      .tape = tape.data(),
+                                      .dStateNext = as.data(),
+                                      .dOutput = ao.data(),
+                                      .dState = dsj.data(),
+                                      .dInput = dxj.data(),
+                                      .dParams = dpj.data(),
+                                      .dHoisted = dhj.data(),
+                                      .batch = B});
+    ev.run(Stage::BackwardHoisted, {.params = p.data(),
+                                    .hoisted = he.data(),
+                                    .state = s.data(),
+                                    .input = x.data(),
+                                    .dStateNext = as.data(),
+                                    .dOutput = ao.data(),
+                                    .dState = dse.data(),
+                                    .dInput = dxe.data(),
+                                    .dParams = dpe.data(),
+                                    .dHoisted = dhe.data(),
+                                    .batch = B});
   }
   CHECK(relErr(dsj, dse) <= 1e-12);
   CHECK(relErr(dhj, dhe) <= 1e-12);
   CHECK(relErr(dpj, dpe) <= 1e-12);
-  jit->epilogue(p.data(), hj.data(), dhj.data(), dpj.data());
-  ev.epilogue(p.data(), he.data(), dhe.data(), dpe.data());
+  jit->run(
+      Stage::Epilogue,
+      {.params = p.data(), .hoisted = hj.data(), .dParams = dpj.data(), .dHoisted = dhj.data()});
+  ev.run(Stage::Epilogue,
+         {.params = p.data(), .hoisted = he.data(), .dParams = dpe.data(), .dHoisted = dhe.data()});
   CHECK(relErr(dpj, dpe) <= 1e-12);
   // The self-contained step equals the unhoisted evaluator's.
   eval::Evaluator plain(ir);
   std::vector<double> dp1(L.paramSize, 0.0), dp2(L.paramSize, 0.0);
-  jit->forward(p.data(), s.data(), x.data(), nullptr, snj.data(), oj.data(), tape.data(), B);
-  jit->backward(p.data(), s.data(), x.data(), nullptr, tape.data(), as.data(), ao.data(), dsj.data(), dxj.data(),
-                dp1.data(), B);
-  plain.backward(p.data(), s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(), dse.data(), dxe.data(),
-                 dp2.data(), B);
+  jit->run(Stage::Forward, {.params = p.data(),
+                            .state = s.data(),
+                            .input = x.data(),
+                            .tape = tape.data(),
+                            .stateNext = snj.data(),
+                            .output = oj.data(),
+                            .batch = B});
+  jit->run(Stage::Backward, {.params = p.data(),
+                             .state = s.data(),
+                             .input = x.data(),
+                             .tape = tape.data(),
+                             .dStateNext = as.data(),
+                             .dOutput = ao.data(),
+                             .dState = dsj.data(),
+                             .dInput = dxj.data(),
+                             .dParams = dp1.data(),
+                             .batch = B});
+  plain.run(Stage::Backward, {.params = p.data(),
+                              .state = s.data(),
+                              .input = x.data(),
+                              .dStateNext = as.data(),
+                              .dOutput = ao.data(),
+                              .dState = dse.data(),
+                              .dInput = dxe.data(),
+                              .dParams = dp2.data(),
+                              .batch = B});
   CHECK(relErr(dp1, dp2) <= 1e-12);
   CHECK(relErr(dsj, dse) <= 1e-12);
 }

@@ -5,14 +5,12 @@
 // not in place, and still right. BPTT, which now passes one buffer, is checked against the
 // evaluator and finite differences in test_input_adjoint.cpp and test_hoist.cpp.
 #include <catch2/catch.hpp>
-
 #include <random>
 
-#include "codegen/Plan.h"
-#include "eval/Evaluate.h"
-#include "jit/Jit.h"
-
 #include "BpttCheck.h"
+#include "codegen/Plan.h"
+#include "driver/Compile.h"
+#include "eval/Evaluate.h"
 
 using namespace cellc;
 using namespace cellc::bpttcheck;
@@ -40,15 +38,31 @@ void inPlaceMatchesEvaluator(const StepIR& ir, int64_t B, unsigned seed) {
   std::vector<double> nz = L.defaultNoise<double>(B);
   auto backward = [&](StepKernel<double>& k, bool oneBuffer) {
     std::vector<double> sn(s.size()), out(L.outputSize * B), tape(static_cast<size_t>(k.tapeSize(B)) + 1);
-    k.forward(p.data(), s.data(), x.data(), nz.data(), sn.data(), out.data(), tape.data(), B);
+    k.run(Stage::Forward, {.params = p.data(),
+                           .state = s.data(),
+                           .input = x.data(),
+                           .noise = nz.data(),
+                           .tape = tape.data(),
+                           .stateNext = sn.data(),
+                           .output = out.data(),
+                           .batch = B});
     std::vector<double> ds = as, dx(L.inputSize * B), dp(L.paramSize, 0.0);
     std::vector<double> two(oneBuffer ? 0 : as.size());
-    k.backward(p.data(), s.data(), x.data(), nz.data(), tape.data(), ds.data(), ao.data(),
-               oneBuffer ? ds.data() : two.data(), dx.data(), dp.data(), B);
+    k.run(Stage::Backward, {.params = p.data(),
+                            .state = s.data(),
+                            .input = x.data(),
+                            .noise = nz.data(),
+                            .tape = tape.data(),
+                            .dStateNext = ds.data(),
+                            .dOutput = ao.data(),
+                            .dState = oneBuffer ? ds.data() : two.data(),
+                            .dInput = dx.data(),
+                            .dParams = dp.data(),
+                            .batch = B});
     return std::pair{oneBuffer ? ds : two, dp};
   };
   auto [dsRef, dpRef] = backward(ref, false);
-  auto [ds, dp] = backward(*jit, jit->adjointInPlace());
+  auto [ds, dp] = backward(*jit, jit->traits().adjointInPlace);
   CHECK(relErr(ds, dsRef) <= 1e-12);
   CHECK(relErr(dp, dpRef) <= 1e-12);
 }
@@ -62,7 +76,7 @@ TEST_CASE("in-place adjoint: every cell's backward plans write d_state over d_st
     INFO(cell);
     StepIR ir = lowerSource(std::string("cells/") + cell + ".cell", {{"n_in", 12}});
     auto jit = compileCell<double>(ir);
-    CHECK(jit->adjointInPlace());
+    CHECK(jit->traits().adjointInPlace);
     REQUIRE(jit->segmentPlan());
     CHECK(jit->segmentPlan()->adjointInPlace);
     CHECK(codegen::printPlan(ir, codegen::makePlan(ir)).find("d_state written over d_state_next") != std::string::npos);
@@ -90,6 +104,6 @@ TEST_CASE("in-place adjoint: a state whose adjoint is read transposed keeps two 
       "  h' = tanh(W @ h + M @ h + x)\n  M' = 0.5 * transpose(M) + outer(h', h)\n}\n");
   CHECK_FALSE(codegen::makePlan(ir).adjointInPlace);
   auto jit = compileCell<double>(ir);
-  CHECK_FALSE(jit->adjointInPlace());
+  CHECK_FALSE(jit->traits().adjointInPlace);
   inPlaceMatchesEvaluator(ir, 3, 5);
 }

@@ -5,17 +5,15 @@
 // else as one with a buffer (per step and segment plan, hoisted cells too); and BPTT, which now
 // passes null, agrees with the evaluator (given a buffer) and finite differences.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 #include <random>
 
+#include "BpttCheck.h"
 #include "codegen/Plan.h"
+#include "driver/Compile.h"
 #include "eval/Evaluate.h"
-#include "jit/Jit.h"
 #include "pipeline/Hoist.h"
 #include "train/Bptt.h"
-
-#include "BpttCheck.h"
 
 using namespace cellc;
 using namespace cellc::runtime;
@@ -53,7 +51,7 @@ TEST_CASE("input adjoint: every cell's backward plans may skip it", "[input-adjo
   for (const char* cell : {"gru", "brc", "nbrc", "dale_rnn", "pbrc", "pbrc_split", "plastic_gru", "plastic_gru_clip"}) {
     INFO(cell);
     auto jit = compileCell<double>(lowerCell(cell, {{"n_in", 12}}));
-    CHECK(jit->inputAdjointOptional());
+    CHECK(jit->traits().inputAdjointOptional);
     REQUIRE(jit->segmentPlan());
     CHECK(jit->segmentPlan()->inputAdjointOptional);
   }
@@ -67,7 +65,7 @@ TEST_CASE("input adjoint: a null d_input changes no other bit, per step and segm
     INFO(cell);
     StepIR ir = lowerCell(cell, o);
     auto jit = compileCell<double>(ir);
-    REQUIRE(jit->inputAdjointOptional());
+    REQUIRE(jit->traits().inputAdjointOptional);
     const ir::Layout& L = ir.layout;
     std::mt19937_64 rng(51);
     const int64_t B = 3;
@@ -75,11 +73,18 @@ TEST_CASE("input adjoint: a null d_input changes no other bit, per step and segm
                         x = randomVec(L.inputSize * B, rng, 1), as = randomVec(L.stateSize * B, rng, 1),
                         ao = randomVec(L.outputSize * B, rng, 1);
     std::vector<double> nz(static_cast<size_t>(L.noiseSize * B), 0.0);
-    std::vector<double> hoisted(static_cast<size_t>(jit->hoistedSize()));
-    jit->prologue(p.data(), hoisted.data());
+    std::vector<double> hoisted(static_cast<size_t>(jit->traits().hoistedSize));
+    jit->run(Stage::Prologue, {.params = p.data(), .hoisted = hoisted.data()});
     std::vector<double> sn(s.size()), out(L.outputSize * B), tape(static_cast<size_t>(jit->tapeSize(B)) + 1);
-    jit->forwardHoisted(p.data(), hoisted.data(), s.data(), x.data(), nz.data(), sn.data(), out.data(),
-                        tape.data(), B);
+    jit->run(Stage::ForwardHoisted, {.params = p.data(),
+                                     .hoisted = hoisted.data(),
+                                     .state = s.data(),
+                                     .input = x.data(),
+                                     .noise = nz.data(),
+                                     .tape = tape.data(),
+                                     .stateNext = sn.data(),
+                                     .output = out.data(),
+                                     .batch = B});
     struct Result {
       std::vector<double> ds, dp, dh, seg;
     };
@@ -90,11 +95,35 @@ TEST_CASE("input adjoint: a null d_input changes no other bit, per step and segm
       std::vector<double> dx(x.size());
       double* dInput = withInput ? dx.data() : nullptr;
       if (segmentPlan)
-        jit->backwardSegment(p.data(), hoisted.data(), s.data(), x.data(), nz.data(), tape.data(), as.data(),
-                             ao.data(), r.ds.data(), dInput, r.dp.data(), r.dh.data(), r.seg.data(), 0, B);
+        jit->run(Stage::BackwardSegment, {.params = p.data(),
+                                          .hoisted = hoisted.data(),
+                                          .state = s.data(),
+                                          .input = x.data(),
+                                          .noise = nz.data(),
+                                          .tape = tape.data(),
+                                          .dStateNext = as.data(),
+                                          .dOutput = ao.data(),
+                                          .dState = r.ds.data(),
+                                          .dInput = dInput,
+                                          .dParams = r.dp.data(),
+                                          .dHoisted = r.dh.data(),
+                                          .segment = r.seg.data(),
+                                          .k = 0,
+                                          .batch = B});
       else
-        jit->backwardHoisted(p.data(), hoisted.data(), s.data(), x.data(), nz.data(), tape.data(), as.data(),
-                             ao.data(), r.ds.data(), dInput, r.dp.data(), r.dh.data(), B);
+        jit->run(Stage::BackwardHoisted, {.params = p.data(),
+                                          .hoisted = hoisted.data(),
+                                          .state = s.data(),
+                                          .input = x.data(),
+                                          .noise = nz.data(),
+                                          .tape = tape.data(),
+                                          .dStateNext = as.data(),
+                                          .dOutput = ao.data(),
+                                          .dState = r.ds.data(),
+                                          .dInput = dInput,
+                                          .dParams = r.dp.data(),
+                                          .dHoisted = r.dh.data(),
+                                          .batch = B});
       return r;
     };
     for (bool segmentPlan : {false, true}) {
@@ -111,9 +140,9 @@ TEST_CASE("input adjoint: a null d_input changes no other bit, per step and segm
 TEST_CASE("input adjoint: BPTT without it = evaluator = finite differences", "[input-adjoint][bptt]") {
   StepIR ir = lowerCell("nbrc", {{"n_in", 12}, {"n", 10}, {"n_out", 3}});
   auto jit = compileCell<double>(ir);
-  REQUIRE(jit->inputAdjointOptional());
+  REQUIRE(jit->traits().inputAdjointOptional);
   eval::Evaluator plain(ir);
-  REQUIRE_FALSE(plain.inputAdjointOptional());
+  REQUIRE_FALSE(plain.traits().inputAdjointOptional);
   std::mt19937_64 rng(52);
   const int64_t T = 5;
   for (int64_t B : {int64_t{1}, int64_t{6}}) {

@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <random>
 
-#include "eval/Evaluate.h"
-#include "jit/Jit.h"
 #include "blas/Threads.h"
+#include "driver/Compile.h"
+#include "eval/Evaluate.h"
 #include "sema/Program.h"
 
 using namespace cellc;
@@ -74,9 +74,25 @@ Result run(StepKernel<T>& k, const StepData& d, int64_t B) {
   std::vector<T> sn(L.stateSize * B), out(L.outputSize * B), tape(k.tapeSize(B) + 1);
   std::vector<T> ds(L.stateSize * B, T(7)), dx(L.inputSize * B, T(7));
   std::vector<T> dp(L.paramSize, T(0.25));  // accumulates: starts non-zero on purpose
-  k.forward(p.data(), s.data(), x.data(), e.data(), sn.data(), out.data(), tape.data(), B);
-  k.backward(p.data(), s.data(), x.data(), e.data(), tape.data(), as.data(), ao.data(), ds.data(),
-             dx.data(), dp.data(), B);
+  k.run(Stage::Forward, {.params = p.data(),
+                         .state = s.data(),
+                         .input = x.data(),
+                         .noise = e.data(),
+                         .tape = tape.data(),
+                         .stateNext = sn.data(),
+                         .output = out.data(),
+                         .batch = B});
+  k.run(Stage::Backward, {.params = p.data(),
+                          .state = s.data(),
+                          .input = x.data(),
+                          .noise = e.data(),
+                          .tape = tape.data(),
+                          .dStateNext = as.data(),
+                          .dOutput = ao.data(),
+                          .dState = ds.data(),
+                          .dInput = dx.data(),
+                          .dParams = dp.data(),
+                          .batch = B});
   auto back = [](const std::vector<T>& v) { return std::vector<double>(v.begin(), v.end()); };
   return {back(sn), back(out), back(ds), back(dx), back(dp)};
 }
@@ -147,7 +163,7 @@ TEST_CASE("a long cell is compiled in parts and still equals the reference evalu
   REQUIRE(prog);
   StepIR ir = lower(*prog);
 
-  std::string llvmIR = emitLLVM(ir, codegen::Precision::F64, false);
+  std::string llvmIR = printLLVM(ir, codegen::Precision::F64, false);
   CHECK(llvmIR.find("@cell_forward.part2(") != std::string::npos);
   CHECK(llvmIR.find("@cell_backward.part2(") != std::string::npos);
 
@@ -170,7 +186,8 @@ TEST_CASE("batch-split kernels give the same bits on one thread and on two", "[j
       load(CELLC_SOURCE_DIR "/cells/pbrc.cell", {{"n", 48.0}, {"n_in", 3.0}, {"n_out", 2.0}});
   REQUIRE(prog);
   StepIR ir = lower(*prog);
-  CHECK(emitLLVM(ir, codegen::Precision::F64, false).find("@cell_backward.k") != std::string::npos);
+  CHECK(printLLVM(ir, codegen::Precision::F64, false).find("@cell_backward.k") !=
+        std::string::npos);
   auto f64 = compileCell<double>(ir);
   eval::Evaluator ref(ir);
   std::mt19937 rng(3);
@@ -201,7 +218,7 @@ TEST_CASE("column sums over a trace are unrolled, in blocks past 64 columns, not
     std::optional<Program> prog =
         load(std::string(CELLC_SOURCE_DIR "/cells/") + cell, {{"n", n}, {"n_in", 3.0}});
     REQUIRE(prog);
-    const std::string ir = emitLLVM(lower(*prog), codegen::Precision::F32, false);
+    const std::string ir = printLLVM(lower(*prog), codegen::Precision::F32, false);
     int loops = 0;
     for (size_t at = ir.find(", !llvm.loop !"); at != std::string::npos; at = ir.find(", !llvm.loop !", at + 1))
       ++loops;

@@ -2,14 +2,12 @@
 // derivative, d/dtheta of c . (v^T dx'/dx). Checked against central finite differences of
 // c . w(theta) through the evaluator's backward step, and the JIT against the evaluator.
 #include <catch2/catch.hpp>
-
 #include <random>
 
-#include "eval/Evaluate.h"
-#include "jit/Jit.h"
-#include "sema/Program.h"
-
 #include "BpttCheck.h"
+#include "driver/Compile.h"
+#include "eval/Evaluate.h"
+#include "sema/Program.h"
 
 using namespace cellc;
 
@@ -52,12 +50,27 @@ TEST_CASE("the Omega gradient matches finite differences, and the JIT the evalua
       // F(theta) = c . w(theta), w = v^T dx'/dx from the ordinary backward step (no output term).
       auto F = [&](const std::vector<double>& p) {
         std::vector<double> w(L.stateSize * B), dx(L.inputSize * B), dp(L.paramSize, 0.0);
-        ref.backward(p.data(), x.data(), u.data(), xi.data(), nullptr, v.data(), zeroOut.data(), w.data(),
-                     dx.data(), dp.data(), B);
+        ref.run(Stage::Backward, {.params = p.data(),
+                                  .state = x.data(),
+                                  .input = u.data(),
+                                  .noise = xi.data(),
+                                  .dStateNext = v.data(),
+                                  .dOutput = zeroOut.data(),
+                                  .dState = w.data(),
+                                  .dInput = dx.data(),
+                                  .dParams = dp.data(),
+                                  .batch = B});
         return dot(c, w);
       };
       std::vector<double> g(L.paramSize, 0.0);
-      ref.omega(theta.data(), x.data(), u.data(), xi.data(), v.data(), c.data(), g.data(), B);
+      ref.run(Stage::Omega, {.params = theta.data(),
+                             .state = x.data(),
+                             .input = u.data(),
+                             .noise = xi.data(),
+                             .dParams = g.data(),
+                             .v = v.data(),
+                             .cotangent = c.data(),
+                             .batch = B});
       for (int dir = 0; dir < 3; ++dir) {
         std::vector<double> d = rnd(L.paramSize, rng, 1);
         double nd = std::sqrt(dot(d, d));
@@ -76,16 +89,30 @@ TEST_CASE("the Omega gradient matches finite differences, and the JIT the evalua
       for (bool f64 : {true, false}) {
         std::vector<double> got(L.paramSize);
         if (f64) {
-          auto k = compileCell<double>(ir, true);
+          auto k = compileCell<double>(ir, {.omega = true});
           std::vector<double> acc(L.paramSize, 0.5);
-          k->omega(theta.data(), x.data(), u.data(), xi.data(), v.data(), c.data(), acc.data(), B);
+          k->run(Stage::Omega, {.params = theta.data(),
+                                .state = x.data(),
+                                .input = u.data(),
+                                .noise = xi.data(),
+                                .dParams = acc.data(),
+                                .v = v.data(),
+                                .cotangent = c.data(),
+                                .batch = B});
           for (int64_t i = 0; i < L.paramSize; ++i) got[i] = acc[i] - 0.5;
         } else {
-          auto k = compileCell<float>(ir, true);
+          auto k = compileCell<float>(ir, {.omega = true});
           auto f = [](const std::vector<double>& a) { return std::vector<float>(a.begin(), a.end()); };
           std::vector<float> t = f(theta), xs = f(x), us = f(u), xis = f(xi), vs = f(v), cs = f(c);
           std::vector<float> acc(L.paramSize, 0.0f);
-          k->omega(t.data(), xs.data(), us.data(), xis.data(), vs.data(), cs.data(), acc.data(), B);
+          k->run(Stage::Omega, {.params = t.data(),
+                                .state = xs.data(),
+                                .input = us.data(),
+                                .noise = xis.data(),
+                                .dParams = acc.data(),
+                                .v = vs.data(),
+                                .cotangent = cs.data(),
+                                .batch = B});
           got.assign(acc.begin(), acc.end());
         }
         double num = 0, den = 1e-300;
@@ -102,6 +129,13 @@ TEST_CASE("a kernel compiled without Omega says so", "[omega]") {
   StepIR ir = lowerCell("gru.cell", {{"n", 4}});
   auto k = compileCell<double>(ir);
   std::vector<double> z(1000, 0.0);
-  CHECK_THROWS_WITH(k->omega(z.data(), z.data(), z.data(), z.data(), z.data(), z.data(), z.data(), 1),
+  CHECK_THROWS_WITH(k->run(Stage::Omega, {.params = z.data(),
+                                          .state = z.data(),
+                                          .input = z.data(),
+                                          .noise = z.data(),
+                                          .dParams = z.data(),
+                                          .v = z.data(),
+                                          .cotangent = z.data(),
+                                          .batch = 1}),
                     Catch::Contains("without the Omega function"));
 }

@@ -6,20 +6,18 @@
 // hoisted effective weights) from 128 x 128 up, the segment plan shares the prologue's regions,
 // and BPTT through such cells (float64, n = 130) agrees with the evaluator and finite differences.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 #include <random>
 
-#include "codegen/Plan.h"
-#include "eval/Evaluate.h"
+#include "BpttCheck.h"
 #include "blas/GemmEntries.h"
-#include "jit/Jit.h"
 #include "blas/PackedGemm.h"
 #include "blas/Threads.h"
+#include "codegen/Plan.h"
+#include "driver/Compile.h"
+#include "eval/Evaluate.h"
 #include "pipeline/Hoist.h"
 #include "train/Bptt.h"
-
-#include "BpttCheck.h"
 
 using namespace cellc;
 using namespace cellc::runtime;
@@ -168,7 +166,7 @@ TEST_CASE("packed GEMM: the plan packs per-step products' W from 128 x 128 up, a
       for (const codegen::Kernel& k : fp->kernels) marked += k.packedAt >= 0;
     CHECK(marked == 6);
     auto jit = compileCell<double>(ir);
-    CHECK(jit->hoistedSize() == ir.hoistedSize + size);
+    CHECK(jit->traits().hoistedSize == ir.hoistedSize + size);
     // The segment plan's backward reads the regions the per-step plan's prologue fills.
     const codegen::Plan* seg = jit->segmentPlan();
     REQUIRE(seg);
@@ -187,7 +185,7 @@ TEST_CASE("packed GEMM: the plan packs per-step products' W from 128 x 128 up, a
     StepIR ir = lowerCell("gru", {{"n", 100}});
     codegen::Plan plan = codegen::makePlan(ir);
     CHECK(plan.packed.empty());
-    CHECK(compileCell<double>(ir)->hoistedSize() == ir.hoistedSize);
+    CHECK(compileCell<double>(ir)->traits().hoistedSize == ir.hoistedSize);
   }
 }
 

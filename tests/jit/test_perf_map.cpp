@@ -1,8 +1,9 @@
 // CELLC_PERF_MAP=1 (compiler/jit/Jit.cpp): every generated function is named in /tmp/perf-PID.map,
 // the file perf reads to name JIT code, at the address the JIT resolved and with its size; off,
 // nothing is written.
-#include <catch2/catch.hpp>
+#include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -11,11 +12,8 @@
 #include <sstream>
 #include <string>
 
-#include <unistd.h>
-
-#include "jit/Jit.h"
-
 #include "BpttCheck.h"
+#include "driver/Compile.h"
 
 using namespace cellc;
 

@@ -6,23 +6,21 @@
 // the buffer. BPTT runs that plan at small batches (kSegmentGemmMaxBatch) and where a weight
 // gradient is large (kSegmentGemmMinElements), the per-step plan otherwise, and the JIT compiles
 // the segment plan on first use, once.
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <random>
 #include <thread>
 
+#include "BpttCheck.h"
 #include "codegen/Plan.h"
+#include "driver/Compile.h"
 #include "eval/Evaluate.h"
-#include "jit/Jit.h"
 #include "pipeline/Hoist.h"
 #include "pipeline/SegmentGemm.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
-
-#include "BpttCheck.h"
 
 using namespace cellc;
 using namespace cellc::runtime;
@@ -167,14 +165,46 @@ TEST_CASE("segment GEMMs: JIT stages equal the evaluator's", "[segment][jit]") {
     std::vector<double> s = randomVec(L.stateSize * B, rng, 1), x = randomVec(L.inputSize * B, rng, 1),
                         as = randomVec(L.stateSize * B, rng, 1), ao = randomVec(L.outputSize * B, rng, 1);
     std::vector<double> sn(s.size()), o(L.outputSize * B), tape(static_cast<size_t>(jit->tapeSize(B)) + 1);
-    jit->forwardHoisted(p.data(), nullptr, s.data(), x.data(), nullptr, sn.data(), o.data(), tape.data(), B);
+    jit->run(Stage::ForwardHoisted, {.params = p.data(),
+                                     .state = s.data(),
+                                     .input = x.data(),
+                                     .tape = tape.data(),
+                                     .stateNext = sn.data(),
+                                     .output = o.data(),
+                                     .batch = B});
     std::vector<double> dsj(s.size()), dse(s.size()), dsp(s.size()), dxj(x.size()), dxe(x.size()), dxp(x.size());
-    jit->backwardSegment(p.data(), nullptr, s.data(), x.data(), nullptr, tape.data(), as.data(), ao.data(),
-                         dsj.data(), dxj.data(), dpj.data(), nullptr, segJ.data(), k, B);
-    ev.backwardSegment(p.data(), nullptr, s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(), dse.data(),
-                       dxe.data(), dpe.data(), nullptr, segE.data(), k, B);
-    plain.backward(p.data(), s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(), dsp.data(), dxp.data(),
-                   dpPlain.data(), B);
+    jit->run(Stage::BackwardSegment, {.params = p.data(),
+                                      .state = s.data(),
+                                      .input = x.data(),
+                                      .tape = tape.data(),
+                                      .dStateNext = as.data(),
+                                      .dOutput = ao.data(),
+                                      .dState = dsj.data(),
+                                      .dInput = dxj.data(),
+                                      .dParams = dpj.data(),
+                                      .segment = segJ.data(),
+                                      .k = k,
+                                      .batch = B});
+    ev.run(Stage::BackwardSegment, {.params = p.data(),
+                                    .state = s.data(),
+                                    .input = x.data(),
+                                    .dStateNext = as.data(),
+                                    .dOutput = ao.data(),
+                                    .dState = dse.data(),
+                                    .dInput = dxe.data(),
+                                    .dParams = dpe.data(),
+                                    .segment = segE.data(),
+                                    .k = k,
+                                    .batch = B});
+    plain.run(Stage::Backward, {.params = p.data(),
+                                .state = s.data(),
+                                .input = x.data(),
+                                .dStateNext = as.data(),
+                                .dOutput = ao.data(),
+                                .dState = dsp.data(),
+                                .dInput = dxp.data(),
+                                .dParams = dpPlain.data(),
+                                .batch = B});
     CHECK(relErr(dsj, dse) <= 1e-12);
     CHECK(relErr(dsj, dsp) <= 1e-12);
     CHECK(relErr(dxj, dxp) <= 1e-12);
@@ -182,8 +212,16 @@ TEST_CASE("segment GEMMs: JIT stages equal the evaluator's", "[segment][jit]") {
   CHECK(relErr(segJ, segE) <= 1e-12);
   // Before the segment stage the weight gradients are missing; after it, complete.
   CHECK(relErr(dpj, dpPlain) > 1e-3);
-  jit->segmentEpilogue(p.data(), nullptr, segJ.data(), steps, dpj.data(), nullptr, B);
-  ev.segmentEpilogue(p.data(), nullptr, segE.data(), steps, dpe.data(), nullptr, B);
+  jit->run(Stage::SegmentEpilogue, {.params = p.data(),
+                                    .dParams = dpj.data(),
+                                    .segment = segJ.data(),
+                                    .steps = steps,
+                                    .batch = B});
+  ev.run(Stage::SegmentEpilogue, {.params = p.data(),
+                                  .dParams = dpe.data(),
+                                  .segment = segE.data(),
+                                  .steps = steps,
+                                  .batch = B});
   CHECK(relErr(dpj, dpe) <= 1e-12);
   CHECK(relErr(dpj, dpPlain) <= 1e-12);
 }
@@ -199,13 +237,34 @@ TEST_CASE("segment GEMMs: the self-contained backward stays complete", "[segment
                       x = randomVec(L.inputSize * B, rng, 1), as = randomVec(L.stateSize * B, rng, 1),
                       ao = randomVec(L.outputSize * B, rng, 1);
   std::vector<double> sn(s.size()), o(L.outputSize * B), tape(static_cast<size_t>(jit->tapeSize(B)) + 1);
-  jit->forward(p.data(), s.data(), x.data(), nullptr, sn.data(), o.data(), tape.data(), B);
+  jit->run(Stage::Forward, {.params = p.data(),
+                            .state = s.data(),
+                            .input = x.data(),
+                            .tape = tape.data(),
+                            .stateNext = sn.data(),
+                            .output = o.data(),
+                            .batch = B});
   std::vector<double> ds1(s.size()), ds2(s.size()), dx1(x.size()), dx2(x.size()), dp1(L.paramSize, 0.0),
       dp2(L.paramSize, 0.0);
-  jit->backward(p.data(), s.data(), x.data(), nullptr, tape.data(), as.data(), ao.data(), ds1.data(), dx1.data(),
-                dp1.data(), B);
-  plain.backward(p.data(), s.data(), x.data(), nullptr, nullptr, as.data(), ao.data(), ds2.data(), dx2.data(),
-                 dp2.data(), B);
+  jit->run(Stage::Backward, {.params = p.data(),
+                             .state = s.data(),
+                             .input = x.data(),
+                             .tape = tape.data(),
+                             .dStateNext = as.data(),
+                             .dOutput = ao.data(),
+                             .dState = ds1.data(),
+                             .dInput = dx1.data(),
+                             .dParams = dp1.data(),
+                             .batch = B});
+  plain.run(Stage::Backward, {.params = p.data(),
+                              .state = s.data(),
+                              .input = x.data(),
+                              .dStateNext = as.data(),
+                              .dOutput = ao.data(),
+                              .dState = ds2.data(),
+                              .dInput = dx2.data(),
+                              .dParams = dp2.data(),
+                              .batch = B});
   CHECK(relErr(dp1, dp2) <= 1e-12);
   CHECK(relErr(ds1, ds2) <= 1e-12);
 }
@@ -275,10 +334,10 @@ TEST_CASE("segment GEMMs: BPTT runs the segment plan at any batch when a weight 
   // [256, 256] ones are not.
   auto wide = compileCell<float>(lowerCell("gru", {{"n", 1024}, {"n_in", 1}}));
   auto narrow = compileCell<float>(lowerCell("gru", {{"n", 256}, {"n_in", 1}}));
-  CHECK(wide->weightGradientElements() == 1024 * 1024);
-  CHECK(narrow->weightGradientElements() == 256 * 256);
-  REQUIRE(wide->weightGradientElements() >= kSegmentGemmMinElements);
-  REQUIRE(narrow->weightGradientElements() < kSegmentGemmMinElements);
+  CHECK(wide->traits().weightGradientElements == 1024 * 1024);
+  CHECK(narrow->traits().weightGradientElements == 256 * 256);
+  REQUIRE(wide->traits().weightGradientElements >= kSegmentGemmMinElements);
+  REQUIRE(narrow->traits().weightGradientElements < kSegmentGemmMinElements);
   for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}}) {
     INFO("B = " << B);
     CHECK(Bptt<float>(*wide, B, 2).segmentGemms());

@@ -3,13 +3,12 @@
 #pragma once
 
 #include <catch2/catch.hpp>
-
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "jit/Jit.h"
+#include "driver/Compile.h"
 #include "pipeline/Lower.h"
 #include "sema/Program.h"
 

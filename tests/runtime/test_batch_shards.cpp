@@ -4,13 +4,12 @@
 // gradient matches finite differences; a shard's error reaches the caller; the automatic shard
 // count follows the batch and the cell, not the threads, and so do the bits.
 #include <catch2/catch.hpp>
-
 #include <random>
 
 #include "../jit/BpttCheck.h"
-#include "eval/Evaluate.h"
-#include "jit/Jit.h"
 #include "blas/Threads.h"
+#include "driver/Compile.h"
+#include "eval/Evaluate.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
 
@@ -124,7 +123,7 @@ TEST_CASE("batch shards: Omega is a mean over the whole batch", "[bptt][shards][
   setThreads(2);
   std::mt19937_64 rng(31);
   StepIR ir = lowerCell("dale_rnn.cell", {{"n", 6}, {"n_out", 2}, {"n_in", 2}});
-  auto k = compileCell<double>(ir, true);
+  auto k = compileCell<double>(ir, {.omega = true});
   const int64_t B = 10, T = 8;
   TrialBatch b = randomBatch(ir.layout, B, T, rng);
   const std::vector<double> params = randomVec(static_cast<size_t>(ir.layout.paramSize), rng, 0.4);
@@ -148,7 +147,7 @@ TEST_CASE("batch shards: two of at least kMinShardTrials trials with small produ
   // Products that split between the threads themselves: GRU n = 512 (W h: 512 x 512 a trial).
   StepIR wide = lowerCell("gru.cell", {{"n", 512}, {"n_in", 1}});
   auto kw = compileCell<float>(wide);
-  CHECK(kw->productWorkPerTrial() == 512 * 512);
+  CHECK(kw->traits().productWorkPerTrial == 512 * 512);
   for (int t : {1, 2, 3}) {
     setThreads(t);
     CHECK(batchShards<float>(*k, 2 * kMinShardTrials) == 2);
@@ -168,7 +167,7 @@ TEST_CASE("batch shards: the same bits on one thread and on two, and for the eva
   StepIR ir = lowerCell("nbrc.cell", {{"n", 6}, {"n_in", 2}});
   auto k = compileCell<double>(ir);
   eval::Evaluator reference(ir);
-  CHECK_FALSE(reference.concurrentCalls());
+  CHECK_FALSE(reference.traits().concurrentCalls);
   const int64_t B = 24, T = 6;
   TrialBatch b = randomBatch(ir.layout, B, T, rng);
   const std::vector<double> params = randomVec(static_cast<size_t>(ir.layout.paramSize), rng, 0.5);
@@ -190,41 +189,18 @@ TEST_CASE("batch shards: the same bits on one thread and on two, and for the eva
 
 namespace {
 
-// A JIT kernel whose forward fails for batches of one size: one shard's. It passes the hoisted
-// stages through (the JIT's self-contained steps share buffers, so BPTT never runs them at once).
-class FailingKernel : public StepKernel<double> {
+// A JIT kernel whose hoisted forward fails for batches of one size: one shard's.
+class FailingKernel : public ForwardingKernel<double> {
  public:
-  FailingKernel(StepKernel<double>& k, int64_t failBatch) : k_(k), fail_(failBatch) {}
-  const ir::Layout& layout() const override { return k_.layout(); }
-  bool concurrentCalls() const override { return true; }
-  int64_t tapeSize(int64_t b) const override { return k_.tapeSize(b); }
-  void forward(const double* p, const double* s, const double* x, const double* n, double* sn,
-               double* o, double* t, int64_t b) override {
-    k_.forward(p, s, x, n, sn, o, t, b);
-  }
-  void backward(const double* p, const double* s, const double* x, const double* n, const double* t,
-                const double* ds, const double* dout, double* dS, double* dX, double* dP,
-                int64_t b) override {
-    k_.backward(p, s, x, n, t, ds, dout, dS, dX, dP, b);
-  }
-  int64_t hoistedSize() const override { return k_.hoistedSize(); }
-  void prologue(const double* p, double* h) override { k_.prologue(p, h); }
-  void forwardHoisted(const double* p, const double* h, const double* s, const double* x,
-                      const double* n, double* sn, double* o, double* t, int64_t b) override {
-    if (b == fail_) throw std::runtime_error("this shard failed");
-    k_.forwardHoisted(p, h, s, x, n, sn, o, t, b);
-  }
-  void backwardHoisted(const double* p, const double* h, const double* s, const double* x,
-                       const double* n, const double* t, const double* ds, const double* dout,
-                       double* dS, double* dX, double* dP, double* dH, int64_t b) override {
-    k_.backwardHoisted(p, h, s, x, n, t, ds, dout, dS, dX, dP, dH, b);
-  }
-  void epilogue(const double* p, const double* h, const double* dH, double* dP) override {
-    k_.epilogue(p, h, dH, dP);
+  FailingKernel(StepKernel<double>& k, int64_t failBatch)
+      : ForwardingKernel<double>(k), fail_(failBatch) {}
+  void run(Stage stage, const StepArgs<double>& a) override {
+    if (stage == Stage::ForwardHoisted && a.batch == fail_)
+      throw std::runtime_error("this shard failed");
+    inner_.run(stage, a);
   }
 
  private:
-  StepKernel<double>& k_;
   int64_t fail_;
 };
 

@@ -1,16 +1,17 @@
 // BPTT with segment recomputation: gradients against finite differences in double, the same
 // gradient for every segment length, dropout masks in forward and backward, the memory bound
 // for a plastic cell, and no recomputation within the memory budget.
-#include <catch2/catch.hpp>
 #include <sys/resource.h>
 
+#include <array>
+#include <atomic>
+#include <catch2/catch.hpp>
 #include <random>
 
-#include "jit/Jit.h"
+#include "../jit/BpttCheck.h"
+#include "driver/Compile.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
-
-#include "../jit/BpttCheck.h"
 
 using namespace cellc;
 using namespace cellc::runtime;
@@ -172,7 +173,7 @@ TEST_CASE("PBRC n=256, batch 64, T=500: one training step within 2 GB", "[bptt][
 TEST_CASE("Omega: the regularizer enters the loss and the gradient", "[bptt][omega]") {
   std::mt19937_64 rng(23);
   StepIR ir = lowerCell("dale_rnn.cell", {{"n", 6}, {"n_out", 3}, {"n_in", 2}});
-  auto k = compileCell<double>(ir, true);
+  auto k = compileCell<double>(ir, {.omega = true});
   const int64_t B = 3, T = 12;
   TrialBatch b = randomBatch(ir.layout, B, T, rng, true);
   std::vector<double> params = randomParams(ir.layout.paramSize, rng, 0.4);
@@ -206,26 +207,18 @@ TEST_CASE("Omega: the regularizer enters the loss and the gradient", "[bptt][ome
 
 namespace {
 
-// Counts the forward steps a kernel is asked for.
-class CountingKernel : public StepKernel<double> {
+// Counts the stages a kernel is asked for, and passes them on.
+template <class T>
+class CountingKernel : public ForwardingKernel<T> {
  public:
-  explicit CountingKernel(StepKernel<double>& k) : k_(k) {}
-  const ir::Layout& layout() const override { return k_.layout(); }
-  int64_t tapeSize(int64_t b) const override { return k_.tapeSize(b); }
-  void forward(const double* p, const double* s, const double* x, const double* n, double* sn,
-               double* o, double* t, int64_t b) override {
-    ++forwards;
-    k_.forward(p, s, x, n, sn, o, t, b);
+  using ForwardingKernel<T>::ForwardingKernel;
+  void run(Stage stage, const StepArgs<T>& a) override {
+    ++calls[static_cast<size_t>(stage)];  // shards may call at once (traits().concurrentCalls)
+    this->inner_.run(stage, a);
   }
-  void backward(const double* p, const double* s, const double* x, const double* n, const double* t,
-                const double* ds, const double* dout, double* dS, double* dX, double* dP,
-                int64_t b) override {
-    k_.backward(p, s, x, n, t, ds, dout, dS, dX, dP, b);
-  }
-  int64_t forwards = 0;
-
- private:
-  StepKernel<double>& k_;
+  int64_t count(Stage s) const { return calls[static_cast<size_t>(s)].load(); }
+  int64_t forwards() const { return count(Stage::Forward) + count(Stage::ForwardHoisted); }
+  std::array<std::atomic<int64_t>, static_cast<size_t>(Stage::kCount)> calls{};
 };
 
 }  // namespace
@@ -240,29 +233,72 @@ TEST_CASE("BPTT recomputes only when the memory budget says so", "[bptt][memory]
   const int64_t S = ir.layout.stateSize * B, tapeN = k->tapeSize(B), O = ir.layout.outputSize * B;
   const int64_t all = 8 * ((T + 1) * S + T * (tapeN + O));
 
-  // Within the budget: every step's tape is kept, and the forward runs once.
-  CountingKernel kept(*k);
-  Bptt<double> whole(kept, B, T, 0, all);
+  // Within the budget: every step's tape is kept, and the forward runs once. (The segment plan
+  // off: its buffer would take a share of the budget.)
+  CountingKernel<double> kept(*k);
+  Bptt<double> whole(kept, B, T, 0, all, SegmentGemms::Off);
   CHECK(whole.segment() == T);
   auto r1 = whole.lossAndGradient(params, b, {}, {}, {});
-  CHECK(kept.forwards == T);
+  CHECK(kept.forwards() == T);
   CHECK(r1.peakBytes == all);
 
   // Below it: segments, the longest that fit; only the steps before the last segment are redone.
-  CountingKernel cut(*k);
-  Bptt<double> pieces(cut, B, T, 0, all / 2);
+  CountingKernel<double> cut(*k);
+  Bptt<double> pieces(cut, B, T, 0, all / 2, SegmentGemms::Off);
   const int64_t K = pieces.segment();
   CHECK(K > 1);
   CHECK(K < T);
   auto r2 = pieces.lossAndGradient(params, b, {}, {}, {});
   CHECK(r2.peakBytes <= all / 2);
   CHECK(bpttBytes(T, K + 1, S, tapeN, O, 8) > all / 2);  // K is the longest within the budget
-  CHECK(cut.forwards == T + K * ((T + K - 1) / K - 1));
+  CHECK(cut.forwards() == T + K * ((T + K - 1) / K - 1));
   // The same gradient either way, and on a second call with the buffers reused.
   auto r3 = pieces.lossAndGradient(params, b, {}, {}, {});
   CHECK(r1.loss == r2.loss);
   for (size_t i = 0; i < r1.dParams.size(); ++i) {
     CHECK(r1.dParams[i] == Approx(r2.dParams[i]).epsilon(1e-12));
     CHECK(r2.dParams[i] == r3.dParams[i]);
+  }
+}
+
+// StepKernel has one call entry: a wrapper that forwards run() sees every stage BPTT takes, and
+// BPTT takes the same fast stages through it (hoisted steps, the segment plan, shards) as on the
+// kernel itself, to the bit. The per-stage virtuals this replaced let a wrapper that overrode
+// only forward and backward silently fall back to the self-contained steps.
+TEST_CASE("BPTT through a counting wrapper: the same stages and the same bits", "[bptt][kernel]") {
+  std::mt19937_64 rng(8);
+  StepIR ir = lowerCell("gru.cell", {{"n", 12}, {"n_in", 3}});
+  auto k = compileCell<double>(ir);
+  const int64_t T = 7;
+  for (int64_t B : {int64_t{2}, int64_t{24}}) {  // the segment plan (B <= 4); two shards (B = 24)
+    CAPTURE(B);
+    TrialBatch b = randomBatch(ir.layout, B, T, rng, false);
+    std::vector<double> params = randomParams(ir.layout.paramSize, rng, 0.4);
+    Bptt<double> direct(*k, B, T);
+    CountingKernel<double> counted(*k);
+    Bptt<double> wrapped(counted, B, T);
+    REQUIRE(wrapped.segmentGemms() == direct.segmentGemms());
+    REQUIRE(wrapped.shards() == direct.shards());
+    const auto r1 = direct.lossAndGradient(params, b, {}, {}, {});
+    const auto r2 = wrapped.lossAndGradient(params, b, {}, {}, {});
+    CHECK(r1.loss == r2.loss);
+    CHECK(r1.dParams == r2.dParams);
+    // Only the stages of a sequence walk: never the self-contained steps.
+    CHECK(counted.count(Stage::Forward) == 0);
+    CHECK(counted.count(Stage::Backward) == 0);
+    const int64_t shards = direct.shards();
+    CHECK(counted.count(Stage::Prologue) == shards);
+    CHECK(counted.count(Stage::ForwardHoisted) == T * shards);
+    CHECK(counted.count(Stage::Epilogue) == shards);
+    if (B == 2) {
+      REQUIRE(direct.segmentGemms());
+      CHECK(counted.count(Stage::BackwardSegment) == T);
+      CHECK(counted.count(Stage::SegmentEpilogue) == 1);
+      CHECK(counted.count(Stage::BackwardHoisted) == 0);
+    } else {
+      REQUIRE(shards == 2);
+      CHECK(counted.count(Stage::BackwardHoisted) + counted.count(Stage::BackwardSegment) ==
+            T * shards);
+    }
   }
 }

@@ -145,7 +145,7 @@ TEST_CASE("dale_rnn trains with recurrent dropout p = 0.5: the loss falls, nothi
   std::mt19937_64 r2(99);
   const double after = t.evaluate(task, r.params, 200, r2);
   INFO("validation RMSE before " << before << ", after " << after << "; " << log.str());
-  CHECK(r.stopReason == "max-steps");
+  CHECK(r.stopReason == StopReason::MaxSteps);
   CHECK(std::isfinite(r.lastLoss));
   CHECK(after < 0.6 * before);
 }

@@ -63,7 +63,7 @@ TEST_CASE("loss window: milestones and the target read the mean of the last W lo
     TrainConfig t = w;
     t.targetLoss = 0.3;
     TrainResult stopped = train(m, task, t);
-    CHECK(stopped.stopReason == "loss-target");
+    CHECK(stopped.stopReason == StopReason::LossTarget);
     CHECK(stopped.steps == windowed.milestones.at(key));
   }
   SECTION("a resumed phase keeps its window: it stops at the same step as one straight run") {
@@ -73,11 +73,11 @@ TEST_CASE("loss window: milestones and the target read the mean of the last W lo
     TrainConfig t = w;
     t.targetLoss = 0.3, t.checkpointPath = (dir / "c.ckpt").string(), t.checkpointEvery = 1;
     t.maxSteps = windowed.milestones.at(key) - 5;  // stopped part way, 15 losses in the window
-    CHECK(train(m, task, t).stopReason == "max-steps");
+    CHECK(train(m, task, t).stopReason == StopReason::MaxSteps);
     t.maxSteps = 400;
     TrainResult resumed = train(m, task, t);
     CHECK(resumed.resumed);
-    CHECK(resumed.stopReason == "loss-target");
+    CHECK(resumed.stopReason == StopReason::LossTarget);
     CHECK(resumed.steps == windowed.milestones.at(key));
     fs::remove_all(dir);
   }

@@ -9,7 +9,7 @@
 #include <limits>
 #include <random>
 
-#include "jit/Jit.h"
+#include "driver/Compile.h"
 #include "sema/Program.h"
 #include "train/Bptt.h"
 #include "train/Memory.h"

@@ -95,7 +95,7 @@ TEST_CASE("a diverging run stops with a message and keeps the last good paramete
   Trainer t(m.ir, *m.kernel, {"gru.cell", m.source, m.overrides, ""}, c, log);
   t.initialize();
   TrainResult r = t.run(task);
-  CHECK(r.stopReason == "diverged");
+  CHECK(r.stopReason == StopReason::Diverged);
   CHECK(log.str().find("diverged at step") != std::string::npos);
   for (double p : t.params()) REQUIRE(std::isfinite(p));
   Checkpoint saved = readCheckpoint(c.checkpointPath);
@@ -168,7 +168,7 @@ TEST_CASE("an interrupt saves a checkpoint and stops", "[trainer]") {
   t.initialize();
   TrainResult r = t.run(task);
   Trainer::interruptFlag() = false;  // the flag outlives the run (a CLI process exits): clear it for the next test
-  CHECK(r.stopReason == "interrupted");
+  CHECK(r.stopReason == StopReason::Interrupted);
   CHECK(r.steps == 4);
   CHECK(readCheckpoint(c.checkpointPath).step == 4);
 }

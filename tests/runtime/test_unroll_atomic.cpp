@@ -2,12 +2,11 @@
 // midway (a full disk, simulated by RLIMIT_FSIZE) leaves the output folder exactly as it was, and an
 // output that would replace one of the input files (the same path, a symlink, a hard link) is
 // refused before anything is written.
-#include <catch2/catch.hpp>
-
 #include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -17,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "driver/Compile.h"
 #include "io/npy.h"
-#include "jit/Jit.h"
 #include "pipeline/Lower.h"
 #include "sema/Program.h"
 #include "unroll/UnrollFiles.h"

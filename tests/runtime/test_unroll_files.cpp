@@ -1,10 +1,9 @@
 // `cellc unroll` (runtime/unroll/UnrollFiles.h): a folder of .npy arrays through the JIT in
 // float64, against forwardSequence/backwardSequence with the reference evaluator, against central
 // finite differences of loss.npy, and every kind of bad folder; then the built binary's exit codes.
-#include <catch2/catch.hpp>
-
 #include <sys/wait.h>
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -15,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "driver/Compile.h"
 #include "eval/Evaluate.h"
 #include "io/npy.h"
-#include "jit/Jit.h"
 #include "pipeline/Lower.h"
 #include "sema/Program.h"
 #include "unroll/Unroll.h"

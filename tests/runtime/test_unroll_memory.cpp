@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "io/npy.h"
-#include "jit/Jit.h"
+#include "driver/Compile.h"
 #include "sema/Program.h"
 #include "unroll/UnrollFiles.h"
 

@@ -1,11 +1,11 @@
 // `cellc grad`, `cellc emit-llvm`: what the compiler derives and generates for a cell.
+#include "driver/Compile.h"
+
 #include <iostream>
 
 #include "Cli.h"
 #include "autodiff/PrintGrad.h"
 #include "codegen/Plan.h"
-#include "jit/Jit.h"
-#include "pipeline/Hoist.h"
 #include "pipeline/Lower.h"
 
 namespace cellc::cli {
@@ -31,12 +31,12 @@ int runEmitLLVM(const Args& a) {
   if (precision != "f32" && precision != "f64") throw UsageError("--precision is f32 or f64");
   if (a.flag("plan")) {
     // The plan the JIT compiles: the hoisted step (prologue, per step, epilogue).
-    StepIR hoisted = hoist(ir);
-    std::cout << codegen::printPlan(hoisted, codegen::makePlan(hoisted));
+    PlannedStep s = planStep(ir);
+    std::cout << codegen::printPlan(s.ir, s.plan);
     return 0;
   }
-  std::cout << emitLLVM(ir, precision == "f64" ? codegen::Precision::F64 : codegen::Precision::F32,
-                        !a.flag("O0"));
+  std::cout << printLLVM(ir, precision == "f64" ? codegen::Precision::F64 : codegen::Precision::F32,
+                         !a.flag("O0"));
   return 0;
 }
 

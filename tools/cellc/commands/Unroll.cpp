@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "Cli.h"
-#include "jit/Jit.h"
+#include "driver/Compile.h"
 #include "pipeline/Lower.h"
 #include "unroll/UnrollFiles.h"
 
