@@ -40,8 +40,6 @@ Only the standard library, numpy and matplotlib are used.
 """
 
 import argparse
-import csv
-import json
 import math
 import os
 import sys
@@ -59,6 +57,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator, MultipleLocator  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from readfiles import Damaged, csv_rows, read_json, read_text  # noqa: E402
 
 DPI = 150
 PROG = "plot.py"
@@ -219,46 +220,48 @@ def read_metric_columns(run):
     if not os.path.isfile(path):
         raise Missing("metrics.csv missing")
     bad = []
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or "step" not in [h.strip() for h in header]:
-            raise Missing("metrics.csv has no header with a 'step' column")
-        header = [h.strip() for h in header]
-        col = {h: i for i, h in enumerate(header)}
-        cols = {h: [] for h in header}
-        cols.setdefault("phase", [])
-        for fields in reader:
-            line = reader.line_num
-            if not fields or all(not x.strip() for x in fields):
-                continue  # a blank line (e.g. the file's end)
-            if len(fields) != len(header):
-                bad.append(f"line {line}: {len(fields)} fields, the header has {len(header)}")
+    try:
+        rows = list(csv_rows(path, read_text(path)))
+    except Damaged as e:  # said once, where it is; the figures that need the curve are skipped
+        note(str(e))
+        raise Missing(str(e)) from None
+    header = rows[0][1] if rows else None
+    if not header or "step" not in [h.strip() for h in header]:
+        raise Missing("metrics.csv has no header with a 'step' column")
+    header = [h.strip() for h in header]
+    col = {h: i for i, h in enumerate(header)}
+    cols = {h: [] for h in header}
+    cols.setdefault("phase", [])
+    for line, fields in rows[1:]:
+        if not fields or all(not x.strip() for x in fields):
+            continue  # a blank line (e.g. the file's end)
+        if len(fields) != len(header):
+            bad.append(f"line {line}: {len(fields)} fields, the header has {len(header)}")
+            continue
+        values, why = {}, None
+        for h, i in col.items():
+            if h == "phase":
                 continue
-            values, why = {}, None
-            for h, i in col.items():
-                if h == "phase":
-                    continue
-                txt = fields[i].strip()
-                if txt == "":
-                    if h == "step":
-                        why = "no step"
-                        break
-                    values[h] = math.nan
-                    continue
-                try:
-                    values[h] = float(txt)
-                except ValueError:
-                    why = f"{h} is not a number ({txt[:20]!r})"
+            txt = fields[i].strip()
+            if txt == "":
+                if h == "step":
+                    why = "no step"
                     break
-            if why is None and not math.isfinite(values["step"]):
-                why = f"step is not finite ({fields[col['step']].strip()!r})"
-            if why is not None:
-                bad.append(f"line {line}: {why}")
+                values[h] = math.nan
                 continue
-            cols["phase"].append(fields[col["phase"]].strip() if "phase" in col else "")
-            for h, v in values.items():
-                cols[h].append(v)
+            try:
+                values[h] = float(txt)
+            except ValueError:
+                why = f"{h} is not a number ({txt[:20]!r})"
+                break
+        if why is None and not math.isfinite(values["step"]):
+            why = f"step is not finite ({fields[col['step']].strip()!r})"
+        if why is not None:
+            bad.append(f"line {line}: {why}")
+            continue
+        cols["phase"].append(fields[col["phase"]].strip() if "phase" in col else "")
+        for h, v in values.items():
+            cols[h].append(v)
     for b in bad[:MAX_ROW_NOTES]:
         note(f"metrics.csv {b}: row skipped")
     if len(bad) > MAX_ROW_NOTES:
@@ -1204,8 +1207,7 @@ def main(argv=None):
 
     summary_path = os.path.join(args.run_dir, "summary.json")
     try:
-        with open(summary_path) as f:
-            summary = json.load(f)
+        summary = read_json(summary_path)
         if not isinstance(summary, dict):
             raise ValueError("top level is not an object")
     except (OSError, ValueError) as e:

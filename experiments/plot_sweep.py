@@ -10,9 +10,7 @@ its runs at each x; every run is drawn as a point, so the spread over seeds show
 runs count. Writes SWEEP_DIR/figures/<metric>_vs_<x>.png (with _by_<group> when given).
 """
 import argparse
-import csv
 import difflib
-import json
 import math
 import os
 import re
@@ -22,6 +20,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from readfiles import Damaged, csv_rows, read_json, read_text  # noqa: E402
 
 
 def fail(msg):
@@ -51,11 +52,29 @@ def main():
     manifest = os.path.join(a.sweep_dir, "sweep.json")
     if not os.path.exists(table) or not os.path.exists(manifest):
         fail(f"{a.sweep_dir} holds no sweep.csv and sweep.json (is it a cellc sweep folder?)")
-    with open(manifest) as f:
-        sweep = json.load(f)
-    with open(table, newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = rows[0].keys() if rows else []
+    # A damaged file (not UTF-8, cut short) is one line naming it and the line, not a traceback.
+    try:
+        sweep = read_json(manifest)
+        lines = list(csv_rows(table, read_text(table)))
+    except OSError as e:
+        fail(f"cannot read {e.filename}: {e.strerror}")
+    except Damaged as e:
+        fail(str(e))
+    if (not isinstance(sweep, dict) or not isinstance(sweep.get("axes"), list)
+            or not all(isinstance(x, dict) and isinstance(x.get("keys"), list) for x in sweep["axes"])):
+        fail(f"{manifest}: no list of axes with their keys: not a cellc sweep.json, or damaged")
+    header = lines[0][1] if lines else []
+    if "status" not in header:
+        fail(f"{table} line 1: no 'status' column: not a cellc sweep.csv, or damaged")
+    rows = []
+    for line, fields in lines[1:]:
+        if len(fields) != len(header):  # a row cut short: left out, saying where
+            if any(x.strip() for x in fields):
+                print(f"plot_sweep.py: {table} line {line}: {len(fields)} fields, the header has "
+                      f"{len(header)}: row skipped", file=sys.stderr)
+            continue
+        rows.append(dict(zip(header, fields)))
+    columns = header
     axes = [k for axis in sweep["axes"] for k in axis["keys"]]
     seed = sweep.get("seed_key", "experiment.seed")
     for name, what in ((a.x, "--x"), (a.group, "--group")):

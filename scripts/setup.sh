@@ -13,7 +13,14 @@ pkgs=(cmake ninja-build g++ pkg-config
       python3-dev pybind11-dev python3-pytest python3-venv   # the Python package (python/)
       python3-hypothesis)                                    # the property-based tests (tests/property/)
 # python3-torch (cellc.torch and its tests) is optional and large (~140 MB): `--torch` adds it.
-if [ "${1:-}" = "--torch" ]; then pkgs+=(python3-torch); fi
+# `--fuzz` adds clang and its libFuzzer runtime (the fuzz build, -DCELLC_FUZZ=ON).
+for arg in "$@"; do
+  case $arg in
+    --torch) pkgs+=(python3-torch) ;;
+    --fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+    *) echo "setup.sh: unknown option $arg (--torch, --fuzz)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,8 +29,8 @@ LAYERS = [
     "runtime/io",           # .npy, binary streams, files, processes
     "runtime/random",       # seeded streams and draws
     "runtime/params",       # initializers
-    "runtime/unroll",       # plain unrolling
-    "runtime/train",        # BPTT, losses, optimizers, EWC, checkpoints, the trainer
+    "runtime/train",        # BPTT, losses, optimizers, EWC, checkpoints, the trainer, memory estimates
+    "runtime/unroll",       # plain unrolling, `cellc unroll` (checks its memory with train/Memory.h)
     "runtime/tasks",        # the experiments' tasks
     "runtime/experiment",   # the experiment format, the model, the task table, the test stage
     "runtime/analysis",     # analyses after training

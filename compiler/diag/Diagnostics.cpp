@@ -55,21 +55,17 @@ SourceFile SourceFile::load(const std::string& path, std::string* error) {
                                               : "a special file";
     return fail(std::string("it is ") + kind + ", not a regular file");
   }
-  const auto tooLarge = [&] {
-    return fail("the file is larger than " + std::to_string(kMaxLoadBytes >> 20) +
-                " MiB; a cell is a few dozen lines");
-  };
-  if (static_cast<uint64_t>(st.st_size) > kMaxLoadBytes) return tooLarge();
-  // Read to the end, but never past the cap (the file may grow while we read).
+  // Read to the end, or to one byte past the limit (the file may grow while we read): the parser
+  // reports a text past kMaxSourceBytes (E102), so that one limit holds for files and strings.
   std::string text;
   char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+  while (text.size() <= kMaxSourceBytes) {
+    const size_t want = std::min(sizeof buf, kMaxSourceBytes + 1 - text.size());
+    ssize_t n = ::read(fd, buf, want);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail(std::strerror(errno));
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxLoadBytes) return tooLarge();
   }
   return SourceFile(path, std::move(text));
 }

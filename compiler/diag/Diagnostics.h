@@ -42,17 +42,18 @@ struct Diagnostic {
   Severity severity() const { return codeInfo(code).severity; }
 };
 
-// The most load() reads: far above the parser's own limit (kMaxSourceBytes, which reports E102 on
-// the text), it only keeps a huge file or an endless device from being read at all.
-inline constexpr uint64_t kMaxLoadBytes = 16u << 20;
+// The largest .cell source, in bytes (docs/language.md): real cells are a few KiB. The one limit:
+// load() reads no more than one byte past it, and the parser reports a longer text as E102 at the
+// line and column where the limit falls, whether it came from a file or from a string.
+inline constexpr size_t kMaxSourceBytes = size_t{1} << 20;
 
 // A source file kept in memory so diagnostics can quote its lines.
 class SourceFile {
  public:
   SourceFile(std::string path, std::string text);
-  // Reads a regular file of at most kMaxLoadBytes. On failure sets *error to a message naming
-  // the path as given and resolved (absolute) and the reason (the OS error, a directory, a FIFO or
-  // device, too large), and returns an empty file.
+  // Reads a regular file, at most its first kMaxSourceBytes + 1 bytes (the parser then reports
+  // E102). On failure sets *error to a message naming the path as given and resolved (absolute) and
+  // the reason (the OS error, a directory, a FIFO or device), and returns an empty file.
   static SourceFile load(const std::string& path, std::string* error);
   const std::string& path() const { return path_; }
   const std::string& text() const { return text_; }

@@ -1,5 +1,6 @@
 #include "syntax/Parse.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <set>
@@ -425,8 +426,15 @@ bool parseStatement(const std::vector<Token*>& toks, Token* terminator, Collecto
 std::optional<CellAst> parseCell(const SourceFile& file, DiagnosticSink& diags) {
   Collector collector(diags);
   if (file.text().size() > kMaxSourceBytes) {
-    collector.report(Code::E102, {0, 0},
-                     "file is larger than " + std::to_string(kMaxSourceBytes >> 10) + " KiB");
+    // Located where the limit falls: the first byte past it.
+    const std::string_view before = std::string_view(file.text()).substr(0, kMaxSourceBytes);
+    const size_t nl = before.rfind('\n');
+    const int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+    const int col = 1 + static_cast<int>(nl == std::string_view::npos ? before.size() : before.size() - nl - 1);
+    collector.report(Code::E102, {line, col},
+                     "the source is larger than " + std::to_string(kMaxSourceBytes >> 20) + " MiB (" +
+                         std::to_string(kMaxSourceBytes) + " bytes), the limit of a .cell file; it is "
+                         "passed here");
     return std::nullopt;
   }
   std::string text = sanitize(file.text(), collector);

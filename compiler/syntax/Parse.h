@@ -9,8 +9,8 @@
 namespace cellc {
 
 // Limits that keep the recursive-descent parser and the tree walks within the stack on
-// hostile input. Real cells are far below them.
-inline constexpr size_t kMaxSourceBytes = 1 << 20;  // real cells are a few KiB
+// hostile input. Real cells are far below them. (The size limit, kMaxSourceBytes, is in
+// diag/Diagnostics.h, where files are read.)
 inline constexpr int kMaxBracketDepth = 64;
 inline constexpr int kMaxTokensPerStatement = 2000;
 

@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 
-from summaries.common import Sweeps, note, np, plot, read_sweep
+from summaries.common import Sweeps, note, np, plot, read_sweep, readfiles
 
 CURVE_ROWS = 400
 CURVE_FILE = "curve.csv"
@@ -56,14 +56,17 @@ def _table(path):
     """(header, {run: row dict}) of a sweep.csv, or ([], {})."""
     if not os.path.isfile(path):
         return [], {}
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None) or []
-        rows = {}
-        for fields in reader:
-            if len(fields) == len(header) and "run" in header:
-                r = dict(zip(header, fields))
-                rows[r["run"]] = r
+    try:
+        lines = list(readfiles.csv_rows(path, readfiles.read_text(path)))
+    except (OSError, ValueError) as e:  # damaged: left out, saying where
+        plot.note(f"error: {e}: the table is ignored")  # once, though read twice
+        return [], {}
+    header = (lines[0][1] if lines else None) or []
+    rows = {}
+    for _, fields in lines[1:]:
+        if len(fields) == len(header) and "run" in header:
+            r = dict(zip(header, fields))
+            rows[r["run"]] = r
     return header, rows
 
 
@@ -120,13 +123,20 @@ def read_curve(run_dir):
     if not os.path.isfile(path):
         return None
     steps, losses = [], []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            try:
-                steps.append(float(r["step"]))
-                losses.append(float(r["loss"]))
-            except (KeyError, TypeError, ValueError):
-                continue
+    try:
+        lines = list(readfiles.csv_rows(path, readfiles.read_text(path)))
+    except (OSError, ValueError) as e:
+        note(f"{e}: the curve is left out")
+        return None
+    header = lines[0][1] if lines else []
+    for _, fields in lines[1:]:
+        r = dict(zip(header, fields))
+        try:
+            step, loss = float(r["step"]), float(r["loss"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        steps.append(step)
+        losses.append(loss)
     return (np.asarray(steps), np.asarray(losses)) if steps else None
 
 

@@ -1,8 +1,6 @@
 """Shared by the experiment summaries (experiments/summarize.py): reading sweep folders, numbers
 with their seed spread, markdown tables, figure helpers and the sections every summary has."""
 
-import csv
-import json
 import math
 import os
 import subprocess
@@ -13,6 +11,7 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # experiment
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 import plot  # noqa: E402  (the per-run figures: its drawing helpers are reused here)
+import readfiles  # noqa: E402  (strict reading: a damaged file is one line naming it)
 
 np = plot.np
 plt = plot.plt
@@ -125,30 +124,34 @@ def read_sweep(d, out):
     mpath = os.path.join(d, "sweep.json")
     if os.path.isfile(mpath):
         try:
-            with open(mpath) as f:
-                meta = json.load(f)
+            meta = readfiles.read_json(mpath)
         except (OSError, ValueError) as e:
             note(f"{mpath} unreadable ({e}): the run list comes from sweep.csv alone")
     out.meta.append((d, meta if isinstance(meta, dict) else {}))
     rows = []
     cpath = os.path.join(d, "sweep.csv")
     if os.path.isfile(cpath):
-        with open(cpath, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None) or []
-            if "run" not in header or "status" not in header:
-                note(f"{cpath}: no 'run' and 'status' columns: ignored")
-            else:
-                axes = header[header.index("run") + 1:header.index("status")]
-                for fields in reader:
-                    if len(fields) != len(header):
-                        if any(x.strip() for x in fields):
-                            note(f"{cpath} line {reader.line_num}: {len(fields)} fields, the "
-                                 f"header has {len(header)}: row skipped")
-                        continue
-                    r = dict(zip(header, fields))
-                    rows.append((r["run"], {a: r[a] for a in axes}, r["status"].strip()))
-                out.tables.append(cpath)
+        try:  # a damaged table (not UTF-8, not CSV) is left out whole, with one line saying where
+            lines = list(readfiles.csv_rows(cpath, readfiles.read_text(cpath)))
+        except (OSError, ValueError) as e:
+            plot.note(f"error: {e}: the table is ignored")  # once, though read twice
+            lines = None
+        header = (lines[0][1] if lines else None) or []
+        if lines is None:
+            pass
+        elif "run" not in header or "status" not in header:
+            note(f"{cpath}: no 'run' and 'status' columns: ignored")
+        else:
+            axes = header[header.index("run") + 1:header.index("status")]
+            for line, fields in lines[1:]:
+                if len(fields) != len(header):
+                    if any(x.strip() for x in fields):
+                        note(f"{cpath} line {line}: {len(fields)} fields, the "
+                             f"header has {len(header)}: row skipped")
+                    continue
+                r = dict(zip(header, fields))
+                rows.append((r["run"], {a: r[a] for a in axes}, r["status"].strip()))
+            out.tables.append(cpath)
     listed = {name for name, _, _ in rows}
     for r in (meta.get("runs") or []) if isinstance(meta.get("runs"), list) else []:
         if isinstance(r, dict) and r.get("name") not in listed:
@@ -171,8 +174,7 @@ def read_sweep(d, out):
             out.missing.append((d, name, status if status != "finished" else "no summary.json"))
             continue
         try:
-            with open(spath) as f:
-                summary = json.load(f)
+            summary = readfiles.read_json(spath)
             if not isinstance(summary, dict):
                 raise ValueError("top level is not an object")
         except (OSError, ValueError) as e:

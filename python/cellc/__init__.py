@@ -20,9 +20,9 @@ from typing import Any, Callable, Mapping, Optional, Union
 import numpy as np
 
 from . import _cellc
-from ._cellc import CompileError, Tape
+from ._cellc import CompileError, OutOfMemoryError, Tape
 
-__all__ = ["compile", "Cell", "Layout", "Slot", "CompileError", "train", "run", "load_run", "RunFolder",
+__all__ = ["compile", "Cell", "Layout", "Slot", "CompileError", "OutOfMemoryError", "train", "run", "load_run", "RunFolder",
            "Tape", "set_threads", "threads"]
 
 

@@ -58,23 +58,37 @@ class CellFunction(torch.autograd.Function):
         return tuple(outs)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, *grads):
-        cell: Cell = ctx.cell
-        p_names, i_names, s_names, n_names = ctx.spec
-        L = cell.layout
-        n_out = len(L.outputs)
-        d_outputs = {s.name: _numpy(g, "d_" + s.name) for s, g in zip(L.outputs, grads[:n_out])
-                     if g is not None}
-        d_final = {s.name: _numpy(g, "d_final " + s.name) for s, g in zip(L.states, grads[n_out:])
-                   if g is not None}
-        g = cell.backward(ctx.tape, d_outputs, d_final)
-        result = [None, None]
-        result += [torch.from_numpy(g[n]) for n in p_names]
-        result += [torch.from_numpy(g[n]) for n in i_names]
-        result += [torch.from_numpy(g[n]) for n in s_names]
-        result += [None for _ in n_names]  # the generated backward gives no noise gradient
-        return tuple(result)
+        # create_graph=True runs a backward with grad mode on, to differentiate the gradient
+        # again; the compiled backward has no derivative of its own, so say so rather than hand
+        # back a gradient torch would treat as constant (silently first-order).
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "cellc.torch.CellModule has no second derivative: backward(create_graph=True) and "
+                "torch.autograd.grad(..., create_graph=True) (gradient penalties, Hessians, "
+                "meta-learning) are not supported; its gradient comes from the compiled first-order "
+                "backward. Differentiate once (create_graph=False), or use a PyTorch module for the "
+                "second-order term")
+        return _backward(ctx, *grads)
+
+
+def _backward(ctx, *grads):
+    """CellFunction.backward: the cell's generated backward on the kept tape (grad mode off)."""
+    cell: Cell = ctx.cell
+    p_names, i_names, s_names, n_names = ctx.spec
+    L = cell.layout
+    n_out = len(L.outputs)
+    d_outputs = {s.name: _numpy(g, "d_" + s.name) for s, g in zip(L.outputs, grads[:n_out])
+                 if g is not None}
+    d_final = {s.name: _numpy(g, "d_final " + s.name) for s, g in zip(L.states, grads[n_out:])
+               if g is not None}
+    g = cell.backward(ctx.tape, d_outputs, d_final)
+    result = [None, None]
+    result += [torch.from_numpy(g[n]) for n in p_names]
+    result += [torch.from_numpy(g[n]) for n in i_names]
+    result += [torch.from_numpy(g[n]) for n in s_names]
+    result += [None for _ in n_names]  # the generated backward gives no noise gradient
+    return tuple(result)
 
 
 class CellModule(torch.nn.Module):

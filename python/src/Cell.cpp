@@ -11,6 +11,7 @@
 #include "Arrays.h"
 #include "params/Init.h"
 #include "random/Streams.h"
+#include "train/Memory.h"
 #include "unroll/Unroll.h"
 
 namespace cellc::python {
@@ -89,6 +90,13 @@ py::handle item(py::handle d, const std::string& key) {
 }
 
 }  // namespace
+
+// "dims n = 64, n_in = 1" (the sizes a memory error names).
+std::string dimsText(const std::map<std::string, int64_t>& dims) {
+  std::string s;
+  for (const auto& [name, v] : dims) s += (s.empty() ? "dims " : ", ") + name + " = " + std::to_string(v);
+  return s.empty() ? "dims" : s;
+}
 
 std::shared_ptr<Cell> Cell::compile(const std::string& path, const Overrides& overrides,
                                     const std::string& dtype, const std::optional<std::string>& source) {
@@ -264,6 +272,10 @@ py::tuple Cell::runT(StepKernel<T>& k, py::handle params, py::handle inputs, py:
   const std::string TB = " (T = " + std::to_string(steps) + " and B = " + std::to_string(B) +
                          " come from " + refWhat + ref->name + ")";
 
+  // The buffers must fit before any is made (a MemoryError naming the bytes and the sizes).
+  runtime::requireMemory(runtime::unrollMemory(k, steps, B, keep), keep ? "unroll with a tape" : "unroll",
+                         "T = " + std::to_string(steps) + " and B = " + std::to_string(B) + " (from " +
+                             refWhat + ref->name + ") and the cell's " + dimsText(src_->dims));
   auto data = std::make_shared<TapeData<T>>();
   runtime::Sequence<T>& seq = data->seq;
   seq.batch = B;

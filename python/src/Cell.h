@@ -34,6 +34,9 @@ struct CellSource {
   StepIR ir;
 };
 
+// "dims n = 64, n_in = 1": the sizes a memory error names (train/Memory.h).
+std::string dimsText(const std::map<std::string, int64_t>& dims);
+
 class Cell {
  public:
   // Throws CompileError (the cell has errors), FileNotFoundError-worthy std::ios_base::failure

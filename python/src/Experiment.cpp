@@ -7,11 +7,13 @@
 #include <pybind11/stl.h>
 
 #include <csignal>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "PyLog.h"
 #include "run/Runner.h"
+#include "train/Memory.h"
 #include "experiment/Spec.h"
 #include "train/Trainer.h"
 
@@ -62,17 +64,21 @@ std::string runFile(const std::string& path, const std::string& profile,
   PyLog log(!verbose);
   std::string folder;
   std::string error;
+  std::optional<runtime::OutOfMemoryError> memory;  // raised as cellc.OutOfMemoryError
   {
     ScopedSigint sigint;
     runtime::Trainer::interruptFlag() = false;
     py::gil_scoped_release release;
     try {
       folder = runtime::runExperiment(e, opt, log);
+    } catch (const runtime::ExperimentOutOfMemory& err) {
+      memory.emplace(err.what(), err.needed, err.available);
     } catch (const runtime::ExperimentError& err) {
       error = err.what();
     }
   }
   log.flush();
+  if (memory) throw *memory;
   if (runtime::Trainer::interruptFlag()) {
     runtime::Trainer::interruptFlag() = false;
     PyErr_CheckSignals();  // consumes the Ctrl-C Python recorded, if any

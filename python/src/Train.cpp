@@ -21,6 +21,7 @@
 #include "diag/Text.h"
 #include "experiment/TaskTable.h"
 #include "tasks/Tasks.h"
+#include "train/Memory.h"
 #include "train/Trainer.h"
 
 namespace cellc::python {
@@ -308,8 +309,12 @@ class CallableTask : public Task {
 
 // Any task, polling Python's signal handlers before each batch: a Ctrl-C (KeyboardInterrupt, or
 // whatever a handler raised) sets the trainer's interrupt flag; the trainer then checkpoints and
-// stops, and train() raises it. A KeyboardInterrupt raised inside a Python task is caught the same
-// way; that batch is replaced by the last one of its size (the trainer stops after that step).
+// stops after this step, and train() raises it. A KeyboardInterrupt raised inside a Python task
+// (where Ctrl-C usually lands: the trainer runs without the GIL) is caught the same way, and the
+// batch is drawn again from the same generator state, so the step the trainer still takes, and
+// the checkpoint after it, are those of an uninterrupted run: the resumed run is bit-identical
+// (for a task that is a function of (batch, rng), as the docs ask). A second interrupt during that
+// draw ends the call at once; the last checkpoint stays consistent.
 // `kernelLock` (the training kernel's, held by the trainer) is let go while a batch is drawn: no
 // kernel work is under way then, and a Python task may unroll that very cell.
 class Interruptible : public Task {
@@ -332,17 +337,18 @@ class Interruptible : public Task {
       py::gil_scoped_acquire gil;
       if (PyErr_CheckSignals() != 0) stash();
     }
+    const std::mt19937_64 before = rng;  // the generator as this batch found it
     try {
-      TrialBatch b = inner_.sample(batch, rng);
-      last_[batch] = b;
-      return b;
+      return inner_.sample(batch, rng);
     } catch (py::error_already_set& e) {
-      auto it = last_.find(batch);
-      if (!e.matches(PyExc_KeyboardInterrupt) || it == last_.end()) throw;
-      py::gil_scoped_acquire gil;
-      e.restore();
-      stash();
-      return it->second;
+      if (!e.matches(PyExc_KeyboardInterrupt) || interrupted()) throw;
+      {
+        py::gil_scoped_acquire gil;
+        e.restore();
+        stash();
+      }
+      rng = before;
+      return inner_.sample(batch, rng);
     }
   }
   bool interrupted() const { return pending_.has_value(); }
@@ -355,7 +361,6 @@ class Interruptible : public Task {
 
   const Task& inner_;
   std::unique_lock<std::mutex>& kernelLock_;
-  mutable std::map<int64_t, TrialBatch> last_;
   mutable std::optional<py::error_already_set> pending_;
 };
 
@@ -437,6 +442,15 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
   StepKernel<float>& kernel = trainer32.trainingKernel();
   std::vector<double> start;
   if (!params.is_none()) start = cell.flatParams<double>(params);
+
+  // The buffers must fit before any is made (a MemoryError naming the bytes and the options).
+  const int64_t steps = owned->steps();
+  runtime::requireMemory(
+      runtime::trainingMemory(kernel, {steps, cfg.batch, cfg.validationBatch, cfg.memoryBudgetMb << 20,
+                                       cfg.optimizer == "adam" ? 2 : 0}),
+      "train", "the train options batch = " + std::to_string(cfg.batch) + " and validation_batch = " +
+                   std::to_string(cfg.validationBatch) + ", T = " + std::to_string(steps) +
+                   " steps (from the task) and the cell's " + dimsText(src.dims));
 
   PyLog log(!verbose);
   runtime::TrainResult r;

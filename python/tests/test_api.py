@@ -287,3 +287,41 @@ def test_unroll_batch_first_is_the_transpose():
     assert all(np.array_equal(final[k], finalb[k]) for k in final)
     with pytest.raises(ValueError, match="batch_first needs"):
         cell.unroll(p, np.zeros(3), batch_first=True)
+
+
+def test_unroll_beyond_memory_is_a_memory_error_naming_bytes_and_sizes():
+    # A state n = 10^6 wide with a scalar param: 1000 x 1000 steps and trials of it are 8 TB.
+    wide = cellc.compile(source="cell wide {\n  dim n = 4\n  input x[1]\n  state h[n] = 0\n"
+                                "  param a ~ fill(0.5)\n  h' = a * h + x\n  output y = h'\n}\n",
+                         dims={"n": 1000000}, dtype="float32")
+    x = np.zeros((1000, 1000, 1), np.float32)
+    for call in (lambda: wide.unroll(wide.init_params(0), x),
+                 lambda: wide.vjp(wide.init_params(0), x)):
+        with pytest.raises(cellc.OutOfMemoryError) as e:
+            call()
+        assert isinstance(e.value, MemoryError)
+        msg = str(e.value)
+        assert msg.startswith("unroll") and " needs about " in msg and " TB (" in msg
+        assert "the machine has " in msg and "states (T + 1 x B x states) 4.0 TB" in msg
+        assert "The sizes come from T = 1000 and B = 1000 (from input x) and the cell's dims n = 1000000" in msg
+
+
+def test_a_failed_allocation_is_a_memory_error_never_a_crash(tmp_path):
+    # Under ulimit -v, an allocation no estimate covers (the initializers' QR of a 16384 x 16384
+    # orthogonal() param) fails: a MemoryError that says what to do, in a child process.
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import resource, cellc\n"
+        f"c = cellc.compile({cell_path('gru')!r}, dims={{'n': 16384}})\n"
+        "mapped = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (mapped + (512 << 20), resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    c.init_params(0)\n"
+        "except MemoryError as e:\n"
+        "    print('MemoryError:', e)\n")
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python")))
+    assert r.returncode == 0, r.stderr
+    assert "MemoryError: out of memory: an allocation failed (std::bad_alloc)" in r.stdout

@@ -1,5 +1,6 @@
 """cellc.torch.CellModule: gradcheck in float64 for every cell, training in a torch loop."""
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -108,3 +109,24 @@ def test_cell_module_from_a_run_folder(tmp_path):
         assert np.array_equal(getattr(m, name).detach().numpy(), value.astype(np.float64))
     y, _ = m(torch.zeros(4, 2, r.cell.layout.inputs[0].size, dtype=torch.float64))
     assert torch.isfinite(y).all()
+
+
+def test_create_graph_is_a_clear_error_not_a_silent_first_order_gradient():
+    # The compiled backward has no derivative: create_graph=True must say so. Before, a loss
+    # linear in the outputs gave gradients torch took for constants (a gradient penalty added to
+    # another term lost its second-order part without a word).
+    cell = cellc.compile(cell_path("gru"), dims=small_dims("gru"), dtype="float64")
+    m = cellc.torch.CellModule(cell, seed=0)
+    x = torch.randn(5, 2, cell.layout.inputs[0].shape[0], dtype=torch.float64)
+    for loss_of in (lambda y: y.sum(), lambda y: (y ** 2).sum()):
+        y, _ = m(x)
+        with pytest.raises(RuntimeError, match=r"CellModule has no second derivative: .*create_graph=True"):
+            torch.autograd.grad(loss_of(y), list(m.parameters()), create_graph=True)
+        y, _ = m(x)
+        with pytest.raises(RuntimeError, match="create_graph"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on backward(create_graph=True) and .grad cycles
+            loss_of(y).backward(create_graph=True)
+    # First order still works, and matches a plain backward.
+    y, _ = m(x)
+    g = torch.autograd.grad((y ** 2).sum(), list(m.parameters()))
+    assert all(t is not None and not t.requires_grad for t in g)

@@ -107,12 +107,52 @@ def test_ctrl_c_checkpoints_then_raises_and_resumes(gru, tmp_path, how):
     assert r["resumed"] and r["steps"] == 50
 
 
+@pytest.mark.parametrize("how", ["signal", "raise"])
+def test_an_interrupted_run_resumes_to_the_bits_of_an_uninterrupted_one(gru, tmp_path, how):
+    # Ctrl-C lands inside the Python task (the trainer runs without the GIL): that batch is drawn
+    # again from the same generator state, so the step taken before stopping, the checkpoint and
+    # the resumed run are those of a run never interrupted. (Before, the previous batch was reused.)
+    kw = dict(batch=4, max_steps=30, validate_every=5, validation_batch=8, seed=7, optimizer="adam",
+              learning_rate=0.01, checkpoint_every=1000, verbose=False)
+    whole = cellc.train(gru, memory_task, checkpoint=str(tmp_path / "whole.ckpt"), **kw)
+    calls = []
+    def task(batch, rng):
+        calls.append(batch)
+        if len(calls) == 9:  # a training batch, between two validations
+            if how == "signal":
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+            else:
+                raise KeyboardInterrupt
+        return memory_task(batch, rng)
+    ckpt = str(tmp_path / "cut.ckpt")
+    with pytest.raises(KeyboardInterrupt, match=r"training interrupted at step \d+; checkpoint saved"):
+        cellc.train(gru, task, checkpoint=ckpt, **kw)
+    resumed = cellc.train(gru, memory_task, checkpoint=ckpt, **kw)
+    assert resumed["resumed"] and resumed["steps"] == whole["steps"] == 30
+    assert resumed["best_error"] == whole["best_error"]
+    for name in whole["params"]:
+        assert np.array_equal(resumed["params"][name], whole["params"][name]), name
+
+
 def test_run_experiment_returns_summary(tmp_path):
     s = cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "run",
                   set={"train.max_steps": 10}, verbose=False)
     assert s["run_folder"] == str(tmp_path / "run")
     assert (tmp_path / "run" / "summary.json").exists()
     assert s["training"]["steps"] == 10  # one phase: its summary
+
+
+def test_run_experiment_beyond_memory_is_a_memory_error(tmp_path):
+    # Tens of TB of BPTT buffers, every key within its range: refused before the folder is made.
+    with pytest.raises(cellc.OutOfMemoryError) as e:
+        cellc.run(ROOT / "tests" / "fixtures" / "experiments" / "tiny.toml", out=tmp_path / "run",
+                  set={"cell.dims.n": 16384, "train.batch": 500000, "train.memory_budget_mb": 1000000000},
+                  verbose=False)
+    assert isinstance(e.value, MemoryError)
+    msg = str(e.value)
+    assert "training phase 'train' needs about " in msg and "the machine has " in msg
+    assert "The sizes come from train.batch = 500000" in msg and "cell.dims.n = 16384" in msg
+    assert not (tmp_path / "run").exists()
 
 
 def test_run_experiment_errors(tmp_path):
@@ -186,6 +226,36 @@ def test_a_task_may_unroll_the_cell_being_trained(dtype):
     """)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+
+
+# A cell whose state is n wide and whose one param is a scalar: buffers of any size, small params.
+WIDE = """cell wide {
+  dim n = 4
+  input x[1]
+  state h[n] = 0
+  param a ~ fill(0.5)
+  h' = a * h + x
+  output y = h'
+}
+"""
+
+
+def test_train_beyond_memory_is_a_memory_error_before_any_batch():
+    wide = cellc.compile(source=WIDE, dims={"n": 1000000})
+    calls = []
+    def task(batch, rng):
+        calls.append(batch)
+        return np.zeros((10, batch, 1)), np.zeros((10, batch, 1000000))
+    # T x B x n targets in double alone: 10 x 10^6 x 10^6 x 8 bytes, 80 TB.
+    with pytest.raises(cellc.OutOfMemoryError) as e:
+        cellc.train(wide, task, batch=1000000, max_steps=1, verbose=False)
+    assert isinstance(e.value, MemoryError)
+    msg = str(e.value)
+    assert msg.startswith("train needs about ") and " TB (" in msg
+    assert "the machine has " in msg
+    assert ("The sizes come from the train options batch = 1000000 and validation_batch = 100, "
+            "T = 10 steps (from the task) and the cell's dims n = 1000000") in msg
+    assert calls == [1]  # the probe that tells T; no batch was drawn
 
 
 def sign_task(batch, rng):

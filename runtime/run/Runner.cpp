@@ -17,6 +17,7 @@
 #include "io/npy.h"
 #include "blas/Threads.h"
 #include "train/Checkpoint.h"
+#include "train/Memory.h"
 #include "train/Trainer.h"
 
 namespace cellc::runtime {
@@ -120,6 +121,9 @@ void drawFigures(const Experiment& e, const RunOptions& opt, const fs::path& run
         << python << " " << script.string() << " " << run.string() << "\n";
     return;
   }
+  std::error_code ec;
+  if (!fs::equivalent(script, fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot.py", ec))
+    log << "figures: running " << script.string() << " (not cellc's own plot.py; --no-plot skips it)\n";
   SpawnResult r = spawnAndWait({python, script.string(), run.string()});
   if (!r.started || r.status != 0)
     log << "figures: the plot script failed (" << script.string() << ", status " << r.status << ")\n";
@@ -183,6 +187,32 @@ json testStage(const Experiment& e, Model& m, const std::vector<std::unique_ptr<
   return j;
 }
 
+// A phase's training and the test stage's forward, each against the machine's memory
+// (train/Memory.h), before anything is allocated: an error names the bytes and the keys.
+void checkMemory(const Experiment& e, const PhaseSpec& ph, const Task& task, const Model& m) {
+  const TrainConfig c = makeConfig(e, ph, "");
+  const int64_t steps = task.steps();
+  std::string keys = "train.batch = " + std::to_string(c.batch) + ", train.validation_batch = " +
+                     std::to_string(c.validationBatch) + ", train.memory_budget_mb = " +
+                     std::to_string(c.memoryBudgetMb) + ", T = " + std::to_string(steps) +
+                     " steps (the [task] table)";
+  for (const auto& [name, v] : e.dims) keys += ", cell.dims." + name + " = " + std::to_string(static_cast<int64_t>(v));
+  const int64_t budget = c.memoryBudgetMb > (int64_t{1} << 40) ? int64_t{1} << 60 : c.memoryBudgetMb << 20;
+  try {
+    requireMemory(trainingMemory(*m.kernel, {steps, c.batch, c.validationBatch, budget, c.optimizer == "adam" ? 2 : 0}),
+                  "training phase '" + ph.name + "'", keys);
+  } catch (const OutOfMemoryError& err) {
+    throw ExperimentOutOfMemory(keyWhere(e, ph, "train.batch") + ": error: " + err.what(), err.needed, err.available);
+  }
+  const int64_t trials = e.integer("test.trials");
+  try {
+    requireMemory(evaluationMemory(*m.kernel, steps, trials), "the test stage (phase '" + ph.name + "')",
+                  "test.trials = " + std::to_string(trials) + ", " + keys.substr(keys.find("T = ")));
+  } catch (const OutOfMemoryError& err) {
+    throw ExperimentOutOfMemory(keyWhere(e, ph, "test.trials") + ": error: " + err.what(), err.needed, err.available);
+  }
+}
+
 // What runExperiment builds and checks before it touches a run folder: every phase's task
 // (fitted to the cell), every analysis (its keys in range), the param settings.
 struct Checked {
@@ -207,6 +237,7 @@ Checked checkAgainst(const Experiment& e, const Model& m, const fs::path& runPat
     } catch (const std::invalid_argument& err) {
       throw ExperimentError(keyWhere(e, ph, "train.dropout") + ": error: " + err.what());
     }
+    checkMemory(e, ph, *c.tasks.back(), m);
   }
   const std::vector<double> noParams;
   std::set<std::string> analysisNames;

@@ -11,6 +11,7 @@
 //   RUN/figures/*.png     drawn by experiments/plot.py (python3 + matplotlib), if available
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -26,6 +27,14 @@ struct RunOptions {
   bool plot = true;          // run the figure script at the end
   std::string plotScript;    // empty: experiments/plot.py beside the experiment, or the source tree's
   bool fresh = false;        // move an existing run folder aside (DIR.old-N) and start over
+};
+
+// A run whose buffers would exceed the machine's memory (train/Memory.h), refused before anything
+// is allocated: the located message says the bytes and the keys.
+struct ExperimentOutOfMemory : ExperimentError {
+  ExperimentOutOfMemory(const std::string& message, int64_t neededBytes, int64_t availableBytes)
+      : ExperimentError(message), needed(neededBytes), available(availableBytes) {}
+  int64_t needed, available;
 };
 
 // Runs (or resumes) the experiment; returns the run folder. Throws on errors, with a message

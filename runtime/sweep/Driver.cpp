@@ -173,6 +173,7 @@ void SweepDriver::ended(size_t i, int exitCode, double seconds) {
   st.sets = s_.run(i).sets;
   st.profile = s_.profile;
   if (st.state == "failed") st.error = tailLines(runDir(i) / "log.txt", 5);
+  if (st.state == "killed") st.error = kKilledReason;
   writeStatus(runDir(i), st);
   const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - tableAt_).count();
   if (since >= std::max(kTableEvery, 20 * tableSeconds_)) writeTable();
@@ -181,6 +182,7 @@ void SweepDriver::ended(size_t i, int exitCode, double seconds) {
   std::snprintf(secs, sizeof secs, "%.1f", seconds);
   log_ << "[" << ended_ << "/" << todo_ << "] " << st.state << " " << s_.runName(i) << " (" << secs << " s";
   if (st.state != "finished") log_ << ", exit status " << exitCode;
+  if (st.state == "killed") log_ << ": " << kKilledReason;
   log_ << ")\n";
   if (st.state == "failed") {
     std::string last = tailLines(runDir(i) / "log.txt", 1);
@@ -202,8 +204,8 @@ void SweepDriver::list(std::ostream& os) const {
 }
 
 int SweepDriver::report(int signal) {
-  int finished = 0, failed = 0, interrupted = 0, notRun = 0, selectedLeft = 0;
-  std::string failures;
+  int finished = 0, failed = 0, interrupted = 0, killed = 0, notRun = 0, selectedLeft = 0;
+  std::string failures, killedRuns;
   for (size_t i = 0; i < s_.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
     const bool done = st.state == "finished" && runDone(runDir(i));
@@ -216,13 +218,19 @@ int SweepDriver::report(int signal) {
       std::string err = st.error;
       for (size_t p = 0; (p = err.find('\n', p)) != std::string::npos; p += 6) err.replace(p, 1, "\n     ");
       failures += "     " + err + "\n";
+    } else if (st.state == "killed") {
+      ++killed;
+      killedRuns += "  " + s_.runName(i) + " (log " + (runDir(i) / "log.txt").string() + ")\n";
     } else if (st.state == "interrupted" || st.state == "running") ++interrupted;
     else ++notRun;
   }
   writeTable();
   log_ << "sweep " << s_.name << ": " << finished << " finished, " << failed << " failed, " << interrupted
-       << " interrupted, " << notRun << " not run; table " << (out_ / "sweep.csv").string() << "\n";
+       << " interrupted, " << (killed ? std::to_string(killed) + " killed, " : "") << notRun
+       << " not run; table " << (out_ / "sweep.csv").string() << "\n";
   if (!failures.empty()) log_ << "failed runs:\n" << failures;
+  if (!killedRuns.empty())
+    log_ << "runs " << kKilledReason << "; a rerun resumes them from their checkpoints:\n" << killedRuns;
   if (signal == 0 && opt_.plot && finished > 0) drawFigures();
   if (selectedLeft == 0) return 0;
   if (signal != 0) {
@@ -241,9 +249,16 @@ void SweepDriver::writeTable() {
 
 void SweepDriver::drawFigures() {
   if (s_.plots.empty()) return;
+  // A plot_sweep.py beside the sweep file replaces cellc's own (docs/sweeps.md): it is code that
+  // runs with the user's rights, so the log says which script ran.
   fs::path script = opt_.plotScript;
   if (script.empty()) script = fs::path(s_.path).parent_path() / "plot_sweep.py";
   if (!fs::exists(script)) script = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot_sweep.py";
+  const fs::path own = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot_sweep.py";
+  std::error_code ec;
+  if (fs::exists(script) && !fs::equivalent(script, own, ec))
+    log_ << "figures: running " << script.string() << " (a plot_sweep.py beside the sweep file, "
+         << "not cellc's own; --no-plot skips it)\n";
   const std::string python = "/usr/bin/python3";
   int code = 1;
   if (fs::exists(python)) {

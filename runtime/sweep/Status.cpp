@@ -1,5 +1,6 @@
 #include "sweep/Status.h"
 
+#include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -50,7 +51,9 @@ bool runDone(const fs::path& runDir) {
 
 std::string stateOfExit(int exitCode, bool summaryExists) {
   if (exitCode == 0) return summaryExists ? "finished" : "failed";
-  if (exitCode == 130 || exitCode == 143 || exitCode == 128 + 9) return "interrupted";
+  if (exitCode == 130 || exitCode == 143) return "interrupted";
+  // The driver never sends SIGKILL: the kernel's OOM killer does (or someone's kill -9).
+  if (exitCode == 128 + SIGKILL) return "killed";
   return "failed";
 }
 

@@ -10,8 +10,9 @@
 namespace cellc::runtime {
 
 struct RunStatus {
-  std::string state = "pending";  // pending, running, finished, failed, interrupted
-  int exitCode = -1;              // of `cellc run`: 0 finished, 1 error, 130/143 interrupted
+  std::string state = "pending";  // pending, running, finished, failed, interrupted, killed
+  int exitCode = -1;              // of `cellc run`: 0 finished, 1 error, 130/143 interrupted,
+                                  // 137 killed (SIGKILL: the OOM killer?)
   double seconds = 0;
   std::string error;              // the last lines of the log when it failed
   std::vector<std::string> sets;  // the run's --set edits and profile: a rerun checks they agree
@@ -24,6 +25,9 @@ bool runDone(const std::filesystem::path& runDir);
 
 // The state a `cellc run` exit status means, and its exit status for a signal death (128 + sig).
 std::string stateOfExit(int exitCode, bool summaryExists);
+// What a killed run's status and the log say about it (state "killed").
+inline constexpr const char* kKilledReason =
+    "killed by SIGKILL (out of memory? the kernel's OOM killer sends it: see dmesg or journalctl -k)";
 
 // The last `lines` non-empty lines of a text file.
 std::string tailLines(const std::filesystem::path& file, int lines);

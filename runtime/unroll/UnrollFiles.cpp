@@ -22,6 +22,7 @@
 #include "io/AtomicFile.h"
 #include "io/StagedFiles.h"
 #include "io/npy.h"
+#include "train/Memory.h"
 #include "unroll/Unroll.h"
 
 namespace cellc::runtime {
@@ -436,6 +437,14 @@ class Run {
     }
 
     readReference();
+    // T and B are known: the buffers must fit before the other arrays are read.
+    try {
+      requireMemory(unrollMemory(kernel_, T_, B_, loss_ != LossKind::None), "the unroll",
+                    "T = " + std::to_string(T_) + " and B = " + std::to_string(B_) + " (from " +
+                        inPath(reference_) + ") and the cell's dims (-D name=value)");
+    } catch (const OutOfMemoryError& e) {
+      throw UnrollError(e.what());
+    }
     // Everything else in a fixed order: params, inputs, states, noise, loss files.
     std::vector<const Expected*> order;
     for (Kind k : {Kind::Param, Kind::Input, Kind::State, Kind::Noise, Kind::DOutput,

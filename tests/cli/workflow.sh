@@ -5,6 +5,7 @@
 # version    cellc --version names the version and the commit
 # fresh      a changed setting is refused; --fresh moves the old folder aside (never deletes it)
 # install    cmake --install puts the command, the cells and the experiments under a prefix
+# file_size_limit  past ulimit -f, a run says which file and why (EFBIG) and keeps what it wrote
 set -uo pipefail
 cellc=$1 src=$2 build=$3 case=$4
 tmp=$(mktemp -d)
@@ -47,6 +48,18 @@ install)
   [ -f "$tmp/p/share/cellc/experiments/copy_first.toml" ] && [ -f "$tmp/p/share/cellc/experiments/plot.py" ] \
     || fail "no experiments installed"
   "$tmp/p/bin/cellc" check "$tmp/p/share/cellc/cells/"*.cell > /dev/null || fail "an installed cell does not check"
+  ;;
+file_size_limit)
+  # Past ulimit -f the write fails (EFBIG) instead of SIGXFSZ killing cellc unheard (exit 153):
+  # the error names the file and the OS reason, exit 1, and what was written stays. The
+  # checkpoint (33 kB) is the first file past 32 kB.
+  ( ulimit -f 32; exec "$cellc" run "$tiny" --no-plot --out "$tmp/run" --set train.max_steps=20 ) > "$tmp/log" 2>&1
+  rc=$?
+  [ $rc -eq 1 ] || fail "exit $rc, expected 1 (153: killed by SIGXFSZ): $(tail -3 "$tmp/log")"
+  grep -q "$tmp/run/train-train.ckpt" "$tmp/log" || fail "the error does not name the file: $(tail -3 "$tmp/log")"
+  grep -q "File too large" "$tmp/log" || fail "the error does not give the OS reason: $(tail -3 "$tmp/log")"
+  [ -s "$tmp/run/experiment.toml" ] && [ -s "$tmp/run/cell.cell" ] || fail "the files written before were not kept"
+  ! ls "$tmp/run/"*.tmp.* > /dev/null 2>&1 || fail "a temp file was left: $(ls "$tmp/run")"
   ;;
 *) echo "unknown case $case"; exit 2 ;;
 esac

@@ -19,7 +19,9 @@ Checks, each in a fresh temporary folder:
   8. summarize.py on a fake sweep of each experiment, with two runs unfinished: summary.md with
      the seed spreads, the published numbers and the missing runs named, the figures, no arrays;
   9. the archive summarize.py leaves (runs/): enough to make the same summary without the sweep;
- 10. run names in a crafted sweep.csv (absolute, ../) are skipped: nothing outside --out is written.
+ 10. run names in a crafted sweep.csv (absolute, ../) are skipped: nothing outside --out is written;
+ 11. damaged files (invalid UTF-8, cut short) in a sweep or a run: one line naming the file and the
+     line from summarize.py, plot_sweep.py and plot.py, never a traceback.
 Exit status 0 if all pass, 1 otherwise.
 """
 
@@ -215,6 +217,8 @@ def check_summarize(fake, summarize, tmp):
 
     check_archive(summarize, tmp)
     check_crafted_names(summarize, tmp)
+    here = os.path.dirname(summarize)
+    check_damaged_files(summarize, os.path.join(here, "plot_sweep.py"), os.path.join(here, "plot.py"), tmp)
 
     rc, _, err = run([summarize, os.path.join(tmp, "no_such_sweep"), "--experiment", "readout",
                       "--out", os.path.join(tmp, "r")])
@@ -300,6 +304,64 @@ def check_crafted_names(summarize, tmp):
     check(rc == 0 and kept and err.count("is not a plain folder name: skipped") == 2,
           f"summarize.py: absolute and '../' run names in sweep.csv are skipped, nothing written "
           f"outside --out (rc={rc}, kept={kept}) {err.strip()}")
+
+
+def check_damaged_files(summarize, plot_sweep, plot, tmp):
+    """11. Damaged files (invalid UTF-8, cut short) get one line naming the file and the line, never
+    a traceback: summarize.py goes on without them (exit 0), plot_sweep.py and plot.py stop (exit 1)
+    when what they need is damaged."""
+    src = os.path.join(tmp, "sweep_copy_first")
+    with open(os.path.join(src, "sweep.csv"), "rb") as f:
+        table = f.read()
+    n_lines = table.count(b"\n")
+    with open(os.path.join(src, "sweep.json"), "rb") as f:
+        manifest = f.read()
+    run_name = next(d for d in sorted(os.listdir(src)) if os.path.isfile(os.path.join(src, d, "metrics.csv")))
+    with open(os.path.join(src, run_name, "metrics.csv"), "rb") as f:
+        metrics = f.read()
+    cases = {  # name: (file, new bytes, the line the message must name)
+        "csv_utf8": ("sweep.csv", table + b"bad\xff\xfe,finished\n", n_lines + 1),
+        "csv_quote": ("sweep.csv", table + b'"open quote,finished', None),
+        "json_cut": ("sweep.json", manifest[:len(manifest) // 2], None),
+        "json_utf8": ("sweep.json", b"{\n  \"name\": \"\xff\"\n}\n", 2),
+        "metrics_utf8": (os.path.join(run_name, "metrics.csv"), metrics + b"train,\xff\n",
+                         metrics.count(b"\n") + 1),
+    }
+    for name, (rel, data, line) in cases.items():
+        d = os.path.join(tmp, "damaged_" + name)
+        shutil.copytree(src, d)
+        with open(os.path.join(d, rel), "wb") as f:
+            f.write(data)
+        where = os.path.join(d, rel) + (f" line {line}:" if line else " line ")
+        rc, _, err = run([summarize, d, "--experiment", "copy_first", "--out", os.path.join(tmp, "results_" + name)])
+        check(rc == 0 and "Traceback" not in err and where in err,
+              f"summarize.py with a damaged {rel} ({name}): one line naming {where!r}, exit 0 "
+              f"(rc={rc}) {err.strip()[-600:]}")
+        if rel.startswith("sweep."):
+            rc, _, err = run([plot_sweep, d, "--metric", "training.steps", "--x", "experiment.seed"])
+            lines = [x for x in err.splitlines() if x.strip()]
+            if name == "csv_quote":  # a row cut short is left out, saying where; the figure is drawn
+                ok = rc == 0 and lines == [f"plot_sweep.py: {os.path.join(d, rel)} line {n_lines + 1}: "
+                                           "1 fields, the header has " + str(table.split(b"\n")[0].count(b",") + 1)
+                                           + ": row skipped"]
+            else:
+                ok = (rc == 1 and len(lines) == 1
+                      and lines[0].startswith("plot_sweep.py: error: " + os.path.join(d, rel) + " line "))
+            check(ok and "Traceback" not in err,
+                  f"plot_sweep.py with a damaged {rel} ({name}): one line naming the file and line "
+                  f"(rc={rc}) {err.strip()[-600:]}")
+        else:
+            rc, _, err = run([plot, os.path.join(d, run_name)])
+            check("Traceback" not in err and where in err,
+                  f"plot.py with a damaged {rel}: a line naming {where!r}, no traceback (rc={rc}) {err.strip()[-600:]}")
+    # A summary.json that is not UTF-8: plot.py exits 1 with one line naming it.
+    d = os.path.join(tmp, "damaged_summary")
+    shutil.copytree(os.path.join(src, run_name), d)
+    with open(os.path.join(d, "summary.json"), "ab") as f:
+        f.write(b"\xff")
+    rc, _, err = run([plot, d])
+    check(rc == 1 and "Traceback" not in err and "summary.json line " in err and "not UTF-8" in err,
+          f"plot.py with a non-UTF-8 summary.json: exit 1, one line (rc={rc}) {err.strip()[-400:]}")
 
 
 PARTS = ("plot", "summarize", "all")

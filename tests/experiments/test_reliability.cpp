@@ -118,8 +118,11 @@ TEST_CASE("the plotter is spawned with an argument vector, never through a shell
   std::ostringstream log;
   runExperiment(loadExperiment(tinyWith("shell"), {"train.max_steps=2"}), opt, log);
   CHECK_FALSE(fs::exists(marker));
-  if (fs::exists("/usr/bin/python3") && log.str().find("not found") == std::string::npos)
+  if (fs::exists("/usr/bin/python3") && log.str().find("not found") == std::string::npos) {
     CHECK(slurp(run / "plotted") == run.string());
+    // A script other than cellc's own is code the user should know ran.
+    CHECK_THAT(log.str(), Contains("figures: running " + opt.plotScript + " (not cellc's own plot.py"));
+  }
 }
 
 TEST_CASE("indices and sizes from the file are checked before any training", "[reliability][ranges]") {
@@ -136,6 +139,29 @@ TEST_CASE("indices and sizes from the file are checked before any training", "[r
   refusedBeforeTraining(tinyWith("adt", "dt = 2", "dt = 1e-9"), "dt");
   refusedBeforeTraining(tinyWith("nan", "values = [-0.1, 0.1, 3]", "values = [-0.1, nan, 3]"), "element 1");
   refusedBeforeTraining(tinyWith("batch", "batch = 4", "batch = 10000000"), "train.batch");
+}
+
+TEST_CASE("a run whose buffers exceed the machine's memory is refused before training, naming bytes and keys",
+          "[reliability][memory]") {
+  // Sizes within every key's range whose buffers no machine holds (tens of TB): the estimate
+  // (train/Memory.h) says so before anything is allocated or written.
+  const std::string path = tinyWith("memory");
+  refusedBeforeTraining(path, "training phase 'train' needs about ",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  refusedBeforeTraining(path, "command line: --set train.batch=500000: error: ",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  refusedBeforeTraining(path, "the machine has ",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  refusedBeforeTraining(path, "The sizes come from train.batch = 500000, train.validation_batch = 8, "
+                              "train.memory_budget_mb = 1000000000, T = 20 steps (the [task] table), "
+                              "cell.dims.n = 16384",
+                        {"cell.dims.n=16384", "train.batch=500000", "train.memory_budget_mb=1000000000"});
+  // The test stage's forward: test.trials, located at its key.
+  refusedBeforeTraining(path, "the test stage (phase 'train') needs about ",
+                        {"cell.dims.n=4096", "test.trials=100000000"});
+  refusedBeforeTraining(path, "--set test.trials=100000000: error: ", {"cell.dims.n=4096", "test.trials=100000000"});
+  refusedBeforeTraining(path, "The sizes come from test.trials = 100000000, T = 20 steps",
+                        {"cell.dims.n=4096", "test.trials=100000000"});
 }
 
 TEST_CASE("phase names are unique and plain", "[reliability][phases]") {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `cellc sweep` end to end, one case per ctest entry:
 #   sweep_cli.sh CELLC SOURCE_DIR CASE
-# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, resume, replaced_binary,
-# example, mpi.
+# Cases: dry_run, errors, failing_run, invalid_cell, only, lock, interrupt, killed, plot_beside,
+# resume, replaced_binary, example, mpi.
 set -uo pipefail
 CELLC=$1 SRC=$2 CASE=$3
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
@@ -225,6 +225,56 @@ interrupt)
   "$CELLC" sweep "$WORK/s.toml" --jobs 2 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
     || fail "the rerun failed: $(cat "$WORK/rerun")"
   check_contains "$WORK/rerun" "2 finished, 0 failed"
+  ;;
+killed)
+  # A run killed by SIGKILL (what the kernel's OOM killer sends; the driver never does) is
+  # "killed" with the likely reason, in the log, its status and sweep.csv, not a bare
+  # "interrupted"; the sweep exits 1 and a rerun resumes it.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 1 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/log" &
+  driver=$!
+  seen=
+  for _ in $(seq 15000); do  # up to 5 minutes
+    kill -0 $driver 2> /dev/null || break
+    ls "$WORK"/out/*/train-train.ckpt > /dev/null 2>&1 && { seen=1; break; }
+    sleep 0.02
+  done
+  [ -n "$seen" ] || fail "no checkpoint appeared: $(cat "$WORK/log")"
+  run=$(pgrep -P $driver | head -n 1)
+  [ -n "$run" ] || fail "no running run to kill"
+  kill -KILL "$run"
+  wait $driver
+  rc=$?
+  cat "$WORK/log"
+  [ $rc = 1 ] || fail "exit status $rc, expected 1"
+  check_contains "$WORK/log" "killed by SIGKILL (out of memory? the kernel's OOM killer sends it"
+  check_contains "$WORK/log" "1 finished, 0 failed, 0 interrupted, 1 killed, 0 not run"
+  grep -qs '"state": "killed"' "$WORK"/out/*/sweep-status.json || fail "no run recorded as killed"
+  grep -qs '"error": "killed by SIGKILL' "$WORK"/out/*/sweep-status.json || fail "the status does not say why"
+  grep -q ',killed,137' "$WORK/out/sweep.csv" || fail "sweep.csv does not say killed: $(cat "$WORK/out/sweep.csv")"
+  "$CELLC" sweep "$WORK/s.toml" --jobs 1 --out "$WORK/out" --set train.max_steps=400 > /dev/null 2> "$WORK/rerun" \
+    || fail "the rerun failed: $(cat "$WORK/rerun")"
+  check_contains "$WORK/rerun" "2 finished, 0 failed"
+  ;;
+plot_beside)
+  # A plot_sweep.py beside the sweep file is run instead of cellc's own (a documented feature:
+  # docs/sweeps.md), and the log names it, since it is code; --no-plot runs nothing.
+  small_sweep "$WORK/s.toml" "../cells/gru.cell"
+  printf '\n[[plot]]\nmetric = "training.best_validation_error"\nx = "experiment.seed"\n' >> "$WORK/s.toml"
+  printf 'import sys\nopen(sys.argv[1] + "/plotted-by-beside", "a").write(" ".join(sys.argv[2:]) + "\\n")\n' \
+    > "$WORK/plot_sweep.py"
+  "$CELLC" sweep "$WORK/s.toml" --no-plot --out "$WORK/np" --set train.max_steps=5 > /dev/null 2> "$WORK/np.log" \
+    || fail "the --no-plot sweep failed: $(cat "$WORK/np.log")"
+  [ ! -e "$WORK/np/plotted-by-beside" ] || fail "--no-plot ran the script beside the sweep file"
+  ! grep -q "figures: running" "$WORK/np.log" || fail "--no-plot says it ran a script"
+  if ! /usr/bin/python3 -c "import numpy, matplotlib" 2> /dev/null; then
+    echo "skipping the plotting half: /usr/bin/python3 lacks numpy or matplotlib"; exit 0
+  fi
+  "$CELLC" sweep "$WORK/s.toml" --out "$WORK/out" --set train.max_steps=5 > /dev/null 2> "$WORK/log" \
+    || fail "the sweep failed: $(cat "$WORK/log")"
+  check_contains "$WORK/log" "figures: running $WORK/plot_sweep.py (a plot_sweep.py beside the sweep file, not cellc's own; --no-plot skips it)"
+  grep -q -- "--metric training.best_validation_error --x experiment.seed" "$WORK/out/plotted-by-beside" \
+    || fail "the script beside the sweep file did not run with the plot's arguments"
   ;;
 replaced_binary)
   # The binary is replaced (a rebuild) and then removed while the sweep runs: every run still

@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -67,11 +68,42 @@ TEST_CASE("messages: a .cell path that is a directory, a FIFO or a device is ref
 }
 
 TEST_CASE("messages: a .cell file beyond the size cap is refused", "[messages]") {
+  // One limit, kMaxSourceBytes (1 MiB), for a file and a string alike: E102 where it falls.
   TempDir tmp;
   const fs::path big = tmp.dir / "big.cell";
   std::ofstream(big).close();
-  fs::resize_file(big, kMaxLoadBytes + 1);  // sparse: no disk used
-  CHECK_THAT(loadError(big.string()), Contains("larger than 16 MiB"));
+  fs::resize_file(big, int64_t{1} << 30);  // sparse: no disk used; never read whole
+  std::string err;
+  SourceFile f = SourceFile::load(big.string(), &err);
+  CHECK(err.empty());
+  CHECK(f.text().size() == kMaxSourceBytes + 1);
+  auto diagnose = [](const SourceFile& file) {
+    DiagnosticSink diags;
+    CHECK_FALSE(loadCell(file, {}, diags));
+    REQUIRE(diags.all().size() == 1);
+    return diags.all()[0];
+  };
+  Diagnostic d = diagnose(f);  // one line of NUL bytes: the limit falls at its column 1 MiB + 1
+  CHECK(d.code == Code::E102);
+  CHECK(d.loc == SourceLoc{1, static_cast<int>(kMaxSourceBytes) + 1});
+  CHECK_THAT(renderDiagnostic(d, f), Contains(big.string() + ":1:1048577: error[E102]: the source is larger "
+                                              "than 1 MiB (1048576 bytes), the limit of a .cell file"));
+  // A text given as a string (Python's compile(source=...)): the same code, at the line and column
+  // where the limit falls.
+  std::string text = "cell t {\n  dim n = 2\n  state h[n] = 0\n  h' = h\n  output y = h'\n}\n";
+  const std::string pad = "# padding padding padding padding padding padding padding padding\n";
+  while (text.size() <= kMaxSourceBytes) text += pad;
+  const size_t lineStart = text.rfind('\n', kMaxSourceBytes - 1) + 1;
+  d = diagnose(SourceFile("s.cell", text));
+  CHECK(d.code == Code::E102);
+  CHECK(d.loc.line == 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(kMaxSourceBytes), '\n')));
+  CHECK(d.loc.col == static_cast<int>(kMaxSourceBytes - lineStart) + 1);
+  // At the limit exactly: no E102.
+  text.resize(kMaxSourceBytes);
+  text.back() = '\n';
+  DiagnosticSink ok;
+  loadCell(SourceFile("s.cell", text), {}, ok);
+  for (const Diagnostic& x : ok.all()) CHECK(x.code != Code::E102);
 }
 
 TEST_CASE("messages: a missing .npy input names the resolved path and the OS error", "[messages]") {

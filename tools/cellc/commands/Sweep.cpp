@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <new>
 
 #include "Cli.h"
 #include "sweep/Driver.h"
@@ -61,6 +62,9 @@ int coordinate(const Args& a, int jobs, int ranks) {
       runLocal(d, todo, jobs, lock.fd());
     }
     return d.report(sweepSignal());
+  } catch (const std::bad_alloc&) {
+    std::cerr << "cellc sweep: error: out of memory: an allocation failed (std::bad_alloc)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "cellc sweep: " << e.what() << "\n";
     return 1;
