@@ -263,3 +263,135 @@ TEST_CASE("cellc grad shows heaviside's surrogate and where's routing", "[spikes
   CHECK(text.find("where(") != std::string::npos);
 }
 
+// ---- cells/lif.cell: its BPTT gradient against the surrogate rule, written out by hand ------------
+
+namespace {
+
+struct LifRef {
+  std::vector<double> dParams, dInit;  // dParams in the cell's order: W_in, W_rec, b, W_out, b_out
+  std::vector<std::vector<double>> z;  // [T][B * n_out]
+  int64_t spikes = 0, silent = 0;      // over every unit and step
+};
+
+// cells/lif.cell's equations and their backward with H' := 1 / (1 + k|x|)^2, in plain loops.
+// Params p, initial state v0 [B][n] then o0 [B][n_out], inputs x [T][B][n_in]; the loss
+// sum_t <w_t, z_t> + <vT, (v_T, o_T)>.
+LifRef lifByHand(int64_t n, int64_t nIn, int64_t nOut, int64_t B, const std::vector<double>& p,
+                 const std::vector<double>& init, const std::vector<std::vector<double>>& x,
+                 const std::vector<std::vector<double>>& w, const std::vector<double>& vT) {
+  const double dt = 10, beta = std::exp(-dt / 20), betaOut = std::exp(-dt / 100), theta = 1, k = 10;
+  const size_t T = x.size();
+  const size_t oWin = 0, oWrec = oWin + n * nIn, oB = oWrec + n * n, oWout = oB + n, oBout = oWout + nOut * n;
+  auto H = [](double u) { return u > 0 ? 1.0 : 0.0; };
+  LifRef r;
+  r.dParams.assign(p.size(), 0.0);
+  r.dInit.assign(init.size(), 0.0);
+  for (int64_t b = 0; b < B; ++b) {
+    // Forward, keeping v_t for t = 0..T.
+    std::vector<std::vector<double>> v(T + 1, std::vector<double>(n)), o(T + 1, std::vector<double>(nOut));
+    for (int64_t i = 0; i < n; ++i) v[0][i] = init[b * n + i];
+    for (int64_t j = 0; j < nOut; ++j) o[0][j] = init[B * n + b * nOut + j];
+    r.z.resize(T, std::vector<double>(B * nOut));
+    for (size_t t = 0; t < T; ++t) {
+      for (int64_t i = 0; i < n; ++i) {
+        double a = beta * v[t][i] + p[oB + i] - theta * H(v[t][i] - theta);
+        for (int64_t j = 0; j < n; ++j) a += p[oWrec + i * n + j] * H(v[t][j] - theta);
+        for (int64_t j = 0; j < nIn; ++j) a += p[oWin + i * nIn + j] * x[t][b * nIn + j];
+        v[t + 1][i] = a;
+        (H(a - theta) > 0 ? r.spikes : r.silent)++;
+      }
+      for (int64_t j = 0; j < nOut; ++j) {
+        double a = betaOut * o[t][j];
+        for (int64_t i = 0; i < n; ++i) a += p[oWout + j * n + i] * H(v[t + 1][i] - theta);
+        o[t + 1][j] = a;
+        r.z[t][b * nOut + j] = a + p[oBout + j];
+      }
+    }
+    // Backward.
+    std::vector<double> gv(n), go(nOut);
+    for (int64_t i = 0; i < n; ++i) gv[i] = vT[b * n + i];
+    for (int64_t j = 0; j < nOut; ++j) go[j] = vT[B * n + b * nOut + j];
+    for (size_t t = T; t-- > 0;) {
+      for (int64_t j = 0; j < nOut; ++j) {
+        go[j] += w[t][b * nOut + j];
+        r.dParams[oBout + j] += w[t][b * nOut + j];
+      }
+      for (int64_t i = 0; i < n; ++i) {  // o_{t+1} = beta_out o_t + W_out H(v_{t+1} - theta)
+        const double q = H(v[t + 1][i] - theta);
+        double gq = 0;
+        for (int64_t j = 0; j < nOut; ++j) {
+          r.dParams[oWout + j * n + i] += go[j] * q;
+          gq += p[oWout + j * n + i] * go[j];
+        }
+        gv[i] += gq * surrogate(v[t + 1][i] - theta, k);
+      }
+      std::vector<double> gs(n, 0.0);  // v_{t+1} = beta v_t + W_rec s_t + W_in x_t + b - theta s_t
+      for (int64_t i = 0; i < n; ++i) {
+        r.dParams[oB + i] += gv[i];
+        for (int64_t j = 0; j < nIn; ++j) r.dParams[oWin + i * nIn + j] += gv[i] * x[t][b * nIn + j];
+        for (int64_t j = 0; j < n; ++j) {
+          r.dParams[oWrec + i * n + j] += gv[i] * H(v[t][j] - theta);
+          gs[j] += p[oWrec + i * n + j] * gv[i];
+        }
+        gs[i] -= theta * gv[i];
+      }
+      for (int64_t i = 0; i < n; ++i) gv[i] = beta * gv[i] + gs[i] * surrogate(v[t][i] - theta, k);
+      for (int64_t j = 0; j < nOut; ++j) go[j] *= betaOut;
+    }
+    for (int64_t i = 0; i < n; ++i) r.dInit[b * n + i] = gv[i];
+    for (int64_t j = 0; j < nOut; ++j) r.dInit[B * n + b * nOut + j] = go[j];
+  }
+  return r;
+}
+
+double maxRel(const std::vector<double>& got, const std::vector<double>& want) {
+  double num = 0, den = 1e-300;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num = std::max(num, std::fabs(got[i] - want[i]));
+    den = std::max(den, std::fabs(want[i]));
+  }
+  return num / den;
+}
+
+}  // namespace
+
+TEST_CASE("lif.cell: the BPTT gradient equals the surrogate rule written out by hand", "[spikes][gradients][lif]") {
+  const int64_t n = 6, nIn = 2, nOut = 3, B = 3, T = 20;
+  StepIR ir = lowerFile(CELLC_SOURCE_DIR "/cells/lif.cell", {{"n", n}, {"n_in", nIn}, {"n_out", nOut}});
+  eval::Evaluator ev(ir);
+  const ir::Layout& L = ev.layout();
+  REQUIRE(L.paramSize == n * nIn + n * n + n + nOut * n + nOut);
+  REQUIRE(L.stateSize == n + nOut);
+  std::mt19937 rng(2019);
+  // Weights and inputs large enough that units cross the threshold often, but not always.
+  runtime::Sequence<double> seq = randomSequence(L, B, T, rng, 0.8, 0.3, 1.0, 1.0);
+  LinearLoss loss = LinearLoss::random(L, B, T, rng);
+  auto traj = runtime::forwardSequence<double>(ev, seq);
+  auto grads = runtime::backwardSequence<double>(ev, seq, traj, loss.w, loss.v);
+  LifRef ref = lifByHand(n, nIn, nOut, B, seq.params, seq.initialState, seq.inputs, loss.w, loss.v);
+  INFO("spikes " << ref.spikes << ", silent " << ref.silent);
+  CHECK(ref.spikes > T * B);  // the surrogate's path through the spikes is exercised
+  CHECK(ref.silent > T * B);
+  for (int64_t t = 0; t < T; ++t) CHECK(maxRel(traj.outputs[t], ref.z[t]) <= 1e-13);
+  CHECK(maxRel(grads.dParams, ref.dParams) <= 1e-12);
+  CHECK(maxRel(grads.dInitialState, ref.dInit) <= 1e-12);
+
+  // Away from the spikes: the readout's W_out and b_out do not change any spike, so their
+  // gradient is a true derivative and central differences measure it.
+  const ir::Slot* wOut = L.find(ir::Role::Param, "W_out");
+  const ir::Slot* bOut = L.find(ir::Role::Param, "b_out");
+  REQUIRE(wOut);
+  REQUIRE(bOut);
+  for (const ir::Slot* slot : {wOut, bOut}) {
+    std::vector<double> d(L.paramSize, 0.0);
+    std::vector<double> u = randomUnit(rng, slot->size);
+    std::copy(u.begin(), u.end(), d.begin() + slot->offset);
+    FdResult fd = compareWithFd(dot(grads.dParams, d), [&](double eps) {
+      runtime::Sequence<double> s = seq;
+      axpy(s.params, eps, d);
+      return loss(runtime::forwardSequence<double>(ev, s));
+    });
+    INFO(slot->name << ": " << fd.str());
+    CHECK(fd.err <= kFdTolerance);
+  }
+}
