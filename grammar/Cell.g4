@@ -74,13 +74,15 @@ args      : arg (COMMA arg)* COMMA? ;
 arg       : (key=IDENT ASSIGN)? expr ;
 
 // Precedence, tightest first (ANTLR takes alternative order): indexing, ^ (right-assoc), unary -,
-// then * / @, then + -. So -x^2 is -(x^2) and 2^-1 is 2^(-1), as in Python.
+// then * / @, then + -, then the comparisons > < >= <=. So -x^2 is -(x^2), 2^-1 is 2^(-1) and
+// v - 1 > 0 is (v - 1) > 0, as in Python; comparisons do not chain (the parser refuses a < b < c).
 expr
   : operand=expr LBRACK index (COMMA index)* RBRACK                     # indexExpr
   | <assoc=right> base=expr CARET exponent=expr                         # powExpr
   | op=MINUS operand=expr                                               # negExpr
   | lhs=expr op=(STAR | SLASH | AT) rhs=expr                            # mulExpr
   | lhs=expr op=(PLUS | MINUS) rhs=expr                                 # addExpr
+  | lhs=expr op=(GT | LT | GE | LE) rhs=expr                            # cmpExpr
   | call                                                                # callExpr
   | IDENT PRIME?                                                        # nameExpr
   | NUMBER                                                              # numberExpr
@@ -119,6 +121,10 @@ STAR   : '*' ;
 SLASH  : '/' ;
 AT     : '@' ;
 CARET  : '^' ;
+GE     : '>=' ;
+LE     : '<=' ;
+GT     : '>' ;
+LT     : '<' ;
 
 IDENT  : [A-Za-z_] [A-Za-z0-9_]* ;
 NUMBER : ( [0-9]+ ('.' [0-9]*)? | '.' [0-9]+ ) ([eE] [+-]? [0-9]+)? ;

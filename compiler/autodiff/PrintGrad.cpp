@@ -43,6 +43,13 @@ class GradPrinter {
        << "# d_X is the adjoint dL/dX. Given: d_s' (the adjoint of each next state s') and d_y\n"
        << "# (of each output y). Param gradients accumulate (+=) over time steps and are summed\n"
        << "# over the batch (sum_batch). [a < b] is 1 where a < b, else 0.\n";
+    // A spiking cell's gradient is not its derivative: say so where it is read.
+    for (const ir::Node& n : g_.nodes())
+      if (n.op == ir::Op::Heaviside) {
+        os << "# heaviside(x, k) passes the surrogate gradient 1 / ((1 + k * abs(x)) * (1 + k * abs(x))),\n"
+           << "# not its derivative (0 almost everywhere): SuperSpike's fast sigmoid (docs/language.md).\n";
+        break;
+      }
     std::vector<std::pair<std::string, NodeId>> lines;
     // How deep expr() recurses to print each node inline. A long chain of single-use adjoints
     // (a 10,000-line cell) would nest as deep as the chain: past kMaxInlineDepth a node gets its
@@ -180,6 +187,8 @@ class GradPrinter {
       case Op::Min: return fn("min");
       case Op::Max: return fn("max");
       case Op::Clip: return fn("clip");
+      case Op::Where: return fn("where");
+      case Op::Heaviside: return fn("heaviside");
       case Op::Outer: return fn("outer");
       case Op::Transpose: return fn("transpose");
       case Op::Concat: return fn("concat");

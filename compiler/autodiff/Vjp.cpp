@@ -130,6 +130,21 @@ const std::array<Rule, kNumOps>& rules() {
       c.acc(1, g.mul(c.grad, g.mul(g.binary(Op::Lt, x, lo), g.binary(Op::Le, lo, hi))));
       c.acc(2, g.mul(c.grad, g.binary(Op::Lt, hi, g.binary(Op::Max, x, lo))));
     });
+    // y = where(c, a, b): da = where(c, g, 0), db = where(c, 0, g); c gets none (piecewise constant)
+    set(Op::Where, [](Ctx& c) {
+      Graph& g = c.g;
+      NodeId cond = c.in(0), zero = g.constant(0);
+      c.acc(1, g.where(cond, c.grad, zero));
+      c.acc(2, g.where(cond, zero, c.grad));
+    });
+    // y = heaviside(x) (1 where x > 0): its derivative is 0 almost everywhere, so it is replaced by
+    // the surrogate dx = g / (1 + k|x|)^2 (SuperSpike's fast sigmoid, Zenke & Ganguli 2018); the
+    // slope k (in(1), a constant) gets none. This is not the derivative of y: docs/language.md.
+    set(Op::Heaviside, [](Ctx& c) {
+      Graph& g = c.g;
+      NodeId d = g.add(g.constant(1), g.mul(c.in(1), g.unary(Op::Abs, c.in(0))));
+      c.acc(0, g.div(c.grad, g.mul(d, d)));
+    });
     // y[i,j] = a[i] b[j]: da[i] = sum_j g[i,j] b[j], db[j] = sum_i g[i,j] a[i]
     set(Op::Outer, [](Ctx& c) {
       Graph& g = c.g;

@@ -519,6 +519,11 @@ class Emitter {
       }
       case Op::Lt: return boolToT(b_.CreateFCmpOLT(x(0), x(1)));
       case Op::Le: return boolToT(b_.CreateFCmpOLE(x(0), x(1)));
+      case Op::Where: {  // c != 0, unordered: NaN picks a (numpy's truth of NaN)
+        Value *c = x(0), *a = x(1), *other = x(2);
+        return select(b_.CreateFCmpUNE(c, cT(0)), a, other);
+      }
+      case Op::Heaviside: return boolToT(b_.CreateFCmpOGT(x(0), cT(0)));
       case Op::Clip: {
         Value *v = x(0), *lo = x(1), *hi = x(2);
         Value* m = select(b_.CreateFCmpOLT(v, lo), lo, v);

@@ -17,6 +17,7 @@ bool elementwise(Op op) {
     case Op::Neg: case Op::Exp: case Op::Log: case Op::Tanh: case Op::Sigmoid: case Op::Relu:
     case Op::Softplus: case Op::Abs: case Op::Sqrt: case Op::Add: case Op::Sub: case Op::Mul:
     case Op::Div: case Op::Pow: case Op::Min: case Op::Max: case Op::Lt: case Op::Le: case Op::Clip:
+    case Op::Where: case Op::Heaviside:
       return true;
     default: return false;
   }

@@ -30,6 +30,7 @@ bool isElementwise(Op op) {
     case Op::Neg: case Op::Exp: case Op::Log: case Op::Tanh: case Op::Sigmoid: case Op::Relu:
     case Op::Softplus: case Op::Abs: case Op::Sqrt: case Op::Add: case Op::Sub: case Op::Mul:
     case Op::Div: case Op::Pow: case Op::Min: case Op::Max: case Op::Lt: case Op::Le:
+    case Op::Heaviside:
       return true;
     default: return false;
   }
@@ -122,6 +123,11 @@ NodeId Graph::binary(Op op, NodeId a, NodeId b) {
 NodeId Graph::clip(NodeId x, NodeId lo, NodeId hi) {
   Shape s = broadcastShapes(broadcastShapes(nodes_[x].shape, nodes_[lo].shape), nodes_[hi].shape);
   return make(Node{Op::Clip, s, {x, lo, hi}});
+}
+
+NodeId Graph::where(NodeId c, NodeId a, NodeId b) {
+  Shape s = broadcastShapes(broadcastShapes(nodes_[c].shape, nodes_[a].shape), nodes_[b].shape);
+  return make(Node{Op::Where, s, {c, a, b}});
 }
 
 NodeId Graph::transpose(NodeId x) {

@@ -50,6 +50,8 @@ namespace cellc::ir {
   X(Lt, 2, Pointwise)     /* 1 where a < b, else 0 */                                          \
   X(Le, 2, Pointwise)     /* 1 where a <= b, else 0 */                                         \
   X(Clip, 3, Pointwise)   /* min(max(x, lo), hi) */                                            \
+  X(Where, 3, Pointwise)  /* c != 0 ? a : b (NaN counts as nonzero, as in numpy) */            \
+  X(Heaviside, 2, Pointwise) /* 1 where x > 0, else 0; in[1] = k, the surrogate's slope */     \
   X(Outer, 2, Pointwise)  /* [m] x [p] -> [m, p] */                                            \
   X(Transpose, 1, Pointwise)                                                                    \
   X(Slice, 1, Pointwise)  /* axis a0, elements [a1, a2); a point index is a slice + Squeeze */ \
@@ -63,6 +65,10 @@ namespace cellc::ir {
   X(Sum, 1, Contract)     /* over axis a0, or every axis when a0 == -1 (batch excluded) */     \
   X(SumBatch, 1, Contract) /* over the batch axis: [B, ...] -> [...] */                        \
   X(Amax, 1, Contract)    /* max over axis a0, or every axis when a0 == -1 (batch excluded) */
+
+// heaviside(x)'s default surrogate slope k: its gradient is taken as 1 / (1 + k|x|)^2 (the fast
+// sigmoid of SuperSpike, Zenke & Ganguli 2018; snnTorch's surrogate.fast_sigmoid(slope = k)).
+inline constexpr double kHeavisideSlope = 10;
 
 enum class Op : uint8_t {
 #define X(name, arity, kind) name,
@@ -114,6 +120,7 @@ class Graph {
   NodeId unary(Op op, NodeId x);
   NodeId binary(Op op, NodeId a, NodeId b);  // elementwise with broadcasting, and MatMul, Outer
   NodeId clip(NodeId x, NodeId lo, NodeId hi);
+  NodeId where(NodeId c, NodeId a, NodeId b);
   NodeId transpose(NodeId x);
   NodeId slice(NodeId x, int64_t axis, int64_t lo, int64_t hi);
   NodeId squeeze(NodeId x, int64_t axis);

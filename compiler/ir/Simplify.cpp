@@ -81,6 +81,14 @@ class Simplifier {
         if (isZero(x[0]) || isZero(x[1])) return zeros(s);
         return g_.batchOuterSum(x[0], x[1]);
       case Op::Clip: return g_.clip(x[0], x[1], x[2]);
+      case Op::Where:  // a constant condition picks a side; equal sides need no condition
+        if (x[1] == x[2]) return g_.broadcast(x[1], s);
+        if (isZero(x[1]) && isZero(x[2])) return zeros(s);
+        if (g_[x[0]].op == Op::Const || (g_[x[0]].op == Op::Broadcast && g_[g_[x[0]].in[0]].op == Op::Const)) {
+          const Node& c = g_[x[0]].op == Op::Const ? g_[x[0]] : g_[g_[x[0]].in[0]];
+          return g_.broadcast(c.value != 0 ? x[1] : x[2], s);
+        }
+        return g_.where(x[0], x[1], x[2]);
       case Op::Transpose:
         if (isZero(x[0])) return zeros(s);
         if (g_[x[0]].op == Op::Transpose) return g_[x[0]].in[0];
@@ -151,6 +159,8 @@ class Simplifier {
       case Op::Lt: r = v[0] < v[1]; break;
       case Op::Le: r = v[0] <= v[1]; break;
       case Op::Clip: r = std::min(std::max(v[0], v[1]), v[2]); break;
+      case Op::Where: r = v[0] != 0 ? v[1] : v[2]; break;
+      case Op::Heaviside: r = v[0] > 0; break;
       default: return -1;
     }
     return g_.constant(r);

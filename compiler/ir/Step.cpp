@@ -182,6 +182,10 @@ class Builder {
           case '/': return fold(g_.div(a, b));
           case '^': return fold(g_.binary(Op::Pow, a, b));
           case '@': return g_.binary(Op::MatMul, a, b);
+          case '<': return fold(g_.binary(Op::Lt, a, b));
+          case 'L': return fold(g_.binary(Op::Le, a, b));
+          case '>': return fold(g_.binary(Op::Lt, b, a));  // a > b is b < a
+          case 'G': return fold(g_.binary(Op::Le, b, a));
         }
         break;
       }
@@ -218,6 +222,10 @@ class Builder {
       case Op::Min: v = std::min(a, b); break;
       case Op::Max: v = std::max(a, b); break;
       case Op::Clip: v = std::min(std::max(a, b), c); break;
+      case Op::Lt: v = a < b ? 1 : 0; break;
+      case Op::Le: v = a <= b ? 1 : 0; break;
+      case Op::Where: v = a != 0 ? b : c; break;
+      case Op::Heaviside: v = a > 0 ? 1 : 0; break;
       default: return id;
     }
     return g_.constant(v);
@@ -233,6 +241,11 @@ class Builder {
     if (f == "min") return fold(g_.binary(Op::Min, arg(0), arg(1)));
     if (f == "max") return fold(g_.binary(Op::Max, arg(0), arg(1)));
     if (f == "clip") return fold(g_.clip(arg(0), arg(1), arg(2)));
+    if (f == "where") return fold(g_.where(arg(0), arg(1), arg(2)));
+    if (f == "heaviside") {  // the surrogate's slope k: 10 unless given (docs/language.md)
+      NodeId k = e.callArgs.size() > 1 ? g_.constant(constant(*e.callArgs[1].value)) : g_.constant(kHeavisideSlope);
+      return fold(g_.binary(Op::Heaviside, arg(0), k));
+    }
     if (f == "outer") return g_.binary(Op::Outer, arg(0), arg(1));
     if (f == "transpose") return g_.transpose(arg(0));
     if (f == "sum" || f == "mean") {

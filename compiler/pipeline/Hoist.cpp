@@ -35,6 +35,7 @@ bool isView(Op op) {
 NodeId rebuildWith(Graph& g, const Node& n, const std::vector<NodeId>& x) {
   switch (n.op) {
     case Op::Clip: return g.clip(x[0], x[1], x[2]);
+    case Op::Where: return g.where(x[0], x[1], x[2]);
     case Op::Transpose: return g.transpose(x[0]);
     case Op::Slice: return g.slice(x[0], n.a0, n.a1, n.a2);
     case Op::Squeeze: return g.squeeze(x[0], n.a0);

@@ -58,6 +58,7 @@ const std::map<std::string, FnInfo>& functions() {
       {"transpose", {1, 1}}, {"sum", {1, 2}},   {"mean", {1, 2}},    {"concat", {1, -1}},
       {"dale", {1, 1}},    {"eye", {1, 1}},
       {"amax", {1, 2}},    {"softmax", {1, 1}}, {"log_softmax", {1, 1}}, {"logsumexp", {1, 1}},
+      {"where", {3, 3}},   {"heaviside", {1, 2}},
   };
   return fns;
 }
@@ -284,7 +285,7 @@ class Checker {
             }
             return *a / *b;
           default:
-            error(Code::E212, e.loc, std::string("operator ") + e.op + " is not allowed in a size");
+            error(Code::E212, e.loc, "operator " + binaryOpText(e.op) + " is not allowed in a size");
             return std::nullopt;
         }
       }
@@ -471,6 +472,10 @@ class Checker {
           case '*': return *a * *b;
           case '/': return *a / *b;
           case '^': return std::pow(*a, *b);
+          case '>': return *a > *b ? 1.0 : 0.0;
+          case '<': return *a < *b ? 1.0 : 0.0;
+          case 'G': return *a >= *b ? 1.0 : 0.0;
+          case 'L': return *a <= *b ? 1.0 : 0.0;
           default: return std::nullopt;
         }
       }
@@ -705,7 +710,7 @@ class Checker {
     auto b = infer(*e.args[1], ctx);
     if (!a || !b) return std::nullopt;
     if (e.op != '@')
-      return elementwise(e, {e.args[0].get(), e.args[1].get()}, std::string("'") + e.op + "'");
+      return elementwise(e, {e.args[0].get(), e.args[1].get()}, "'" + binaryOpText(e.op) + "'");
     return matmul(e, *e.args[0], *e.args[1]);
   }
 
@@ -783,6 +788,21 @@ class Checker {
       }
       if (f == "logsumexp") s.dims.pop_back();
       return s;
+    }
+    if (f == "heaviside" && ops.size() == 2) {
+      // k, the slope of the surrogate gradient 1 / (1 + k|x|)^2: a positive compile-time number.
+      const Expr& k = *ops[1];
+      if (k.shape.rank() != 0 || k.shape.batched || !constValue(k)) {
+        error(Code::E212, k.loc,
+              "heaviside(x, k): the surrogate's slope k must be a number or a scalar const, got " +
+                  shortExpr(k) + " " + k.shape.str());
+        return std::nullopt;
+      }
+      if (double kv = *constValue(k); !(kv > 0 && std::isfinite(kv))) {
+        error(Code::E402, k.loc, "heaviside(x, k): the surrogate's slope k must be positive, got " + printNumber(kv));
+        return std::nullopt;
+      }
+      return ops[0]->shape;
     }
     return elementwise(e, ops, f + "()");
   }

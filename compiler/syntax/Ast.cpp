@@ -35,4 +35,10 @@ const char* stmtKindName(Stmt::Kind k) {
   return "?";
 }
 
+std::string binaryOpText(char op) {
+  if (op == 'G') return ">=";
+  if (op == 'L') return "<=";
+  return std::string(1, op);
+}
+
 }  // namespace cellc

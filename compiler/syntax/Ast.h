@@ -47,7 +47,7 @@ struct Expr {
   double number = 0;          // Number
   std::string name;           // Name (identifier), Call (function name)
   bool primed = false;        // Name: h'
-  char op = 0;                // Binary: + - * / @ ^
+  char op = 0;                // Binary: + - * / @ ^, and > < G (>=) L (<=): binaryOpText
   std::vector<ExprPtr> args;  // Neg: 1, Binary: 2, Index: 1 (the operand)
   std::vector<Arg> callArgs;  // Call
   std::vector<IndexItem> indices;  // Index
@@ -84,5 +84,9 @@ struct CellAst {
 };
 
 const char* stmtKindName(Stmt::Kind k);  // "param", "state", ...
+// A binary operator as written: "+", ..., ">=" for 'G', "<=" for 'L'.
+std::string binaryOpText(char op);
+// A comparison (> < >= <=): a value of 1 or 0, no gradient.
+inline bool isComparison(char op) { return op == '>' || op == '<' || op == 'G' || op == 'L'; }
 
 }  // namespace cellc

@@ -252,6 +252,13 @@ class Builder {
       binary(*e, c->op->getText()[0], c->lhs, c->rhs, c->op);
     } else if (auto* c = dynamic_cast<P::AddExprContext*>(ctx)) {
       binary(*e, c->op->getText()[0], c->lhs, c->rhs, c->op);
+    } else if (auto* c = dynamic_cast<P::CmpExprContext*>(ctx)) {
+      const std::string op = c->op->getText();
+      // a < b < c would mean (a < b) < c here, not Python's a < b and b < c: refused.
+      if (dynamic_cast<P::CmpExprContext*>(c->lhs))
+        diags_.report(Code::E101, locOf(c->op),
+                      "comparisons do not chain: write (a < b) * (b < c) for both, or parenthesize");
+      binary(*e, op == ">=" ? 'G' : op == "<=" ? 'L' : op[0], c->lhs, c->rhs, c->op);
     } else if (auto* c = dynamic_cast<P::CallExprContext*>(ctx)) {
       InitCall call = this->call(c->call());
       e->kind = Expr::Kind::Call;

@@ -6,11 +6,12 @@ namespace cellc {
 namespace {
 
 // Binding strength, loosest first; must agree with the grammar's precedence.
-enum Prec { kAdd = 1, kMul = 2, kNeg = 3, kPow = 4, kAtom = 5 };
+enum Prec { kCmp = 0, kAdd = 1, kMul = 2, kNeg = 3, kPow = 4, kAtom = 5 };
 
 int precOf(const Expr& e) {
   switch (e.kind) {
     case Expr::Kind::Binary:
+      if (isComparison(e.op)) return kCmp;
       if (e.op == '+' || e.op == '-') return kAdd;
       if (e.op == '^') return kPow;
       return kMul;
@@ -51,10 +52,11 @@ std::string printExpr(const Expr& e) {
       int p = precOf(e);
       const Expr &l = *e.args[0], &r = *e.args[1];
       bool rightAssoc = e.op == '^';
-      bool lp = rightAssoc ? precOf(l) <= p : precOf(l) < p;
+      // Comparisons do not chain: (a < b) < c keeps its parentheses.
+      bool lp = rightAssoc || p == kCmp ? precOf(l) <= p : precOf(l) < p;
       // An exponent may be negated without parentheses: 2^-x parses as 2^(-x).
       bool rp = rightAssoc ? precOf(r) < p && r.kind != Expr::Kind::Neg : precOf(r) <= p;
-      std::string op = e.op == '^' ? "^" : std::string(" ") + e.op + " ";
+      std::string op = e.op == '^' ? "^" : " " + binaryOpText(e.op) + " ";
       return wrap(l, lp) + op + wrap(r, rp);
     }
     case Expr::Kind::Call: return e.name + "(" + printArgs(e.callArgs) + ")";

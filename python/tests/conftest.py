@@ -17,6 +17,7 @@ SMALL = {
     "dale_rnn_ct": {"n": 5, "n_in": 2, "n_out": 2},
     "gru": {"n": 3, "n_in": 2, "n_out": 2},
     "leaky_rnn": {"n": 3, "n_in": 2, "n_out": 2},
+    "lif": {"n": 4, "n_in": 2, "n_out": 2},
     "lstm": {"n": 3, "n_in": 2, "n_out": 2},
     "nbrc": {"n": 3, "n_in": 2, "n_out": 2},
     "pbrc": {"n": 3, "n_in": 2, "n_out": 2},

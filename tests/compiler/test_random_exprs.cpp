@@ -14,7 +14,9 @@
 // Expressions keep log and sqrt arguments positive (softplus(..) + c, exp(..)), divide by
 // softplus(..) + c, raise only positive bases to non-integer powers, and give clip lo <= hi. The
 // kinks of relu, abs, min, max and clip are not avoided: a mismatch is accepted only when one of
-// their arguments is within 1e-4 of a kink at the sampled point, and such cases are counted.
+// their arguments is within 1e-4 of a kink at the sampled point, and such cases are counted; the
+// same for the steps of comparisons, where's condition and heaviside, which the generator uses
+// only as where's condition (its surrogate gradient is tested against its rule elsewhere).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -245,7 +247,7 @@ class ExprGen {
     auto A = [&] { return gen(da, depth - 1); };
     auto Bx = [&] { return gen(db, depth - 1); };
     auto S = [&] { return gen(s, depth - 1); };  // for ops with one varying operand
-    switch (pick(12)) {
+    switch (pick(13)) {
       case 0: case 1: return "(" + A() + " + " + Bx() + ")";
       case 2: case 3: return "(" + A() + " - " + Bx() + ")";
       case 4: case 5: return "(" + A() + " * " + Bx() + ")";
@@ -263,6 +265,18 @@ class ExprGen {
         if (coin(0.3)) return "clip(" + S() + ", -0.5, 0.5)";
         std::string lo = Bx();  // lo <= hi by construction
         return "clip(" + A() + ", " + lo + " - 0.5, " + lo + " + softplus(" + Bx() + "))";
+      }
+      case 11: {
+        // A comparison is a value (of gradient 0); heaviside only decides a where, since its
+        // surrogate gradient is not what differences measure (tests/compiler/test_spikes.cpp).
+        static const char* cmps[] = {" > ", " < ", " >= ", " <= "};
+        std::string c = "(" + A() + cmps[pick(4)] + Bx() + ")";
+        switch (pick(4)) {
+          case 0: return "(" + c + " * " + S() + ")";
+          case 1: return "where(" + c + ", " + A() + ", " + Bx() + ")";
+          case 2: return "where(heaviside(" + A() + "), " + S() + ", " + Bx() + ")";
+          default: return "where(heaviside(" + A() + ", 3), " + Bx() + ", " + S() + ")";
+        }
       }
       default: return "(" + S() + " / " + number() + ")";
     }
@@ -382,7 +396,8 @@ double kinkDistance(const StepIR& ir, const runtime::Sequence<double>& seq,
     const ir::Node n = ir.g[id];
     switch (n.op) {
       case Op::Relu: case Op::Abs: probes.push_back(n.in[0]); break;
-      case Op::Min: case Op::Max: probes.push_back(g.sub(n.in[0], n.in[1])); break;
+      case Op::Min: case Op::Max: case Op::Lt: case Op::Le: probes.push_back(g.sub(n.in[0], n.in[1])); break;
+      case Op::Heaviside: probes.push_back(n.in[0]); break;  // (where's condition is one of these)
       case Op::Clip:
         probes.push_back(g.sub(n.in[0], n.in[1]));
         probes.push_back(g.sub(n.in[0], n.in[2]));

@@ -71,6 +71,23 @@ TEST_CASE("perceptual_decision's quick profile trains above chance accuracy", "[
   CHECK(best < 0.4);
 }
 
+TEST_CASE("perceptual_decision_lif's quick profile trains a spiking network above chance", "[experiments][classify][spikes]") {
+  // cells/lif.cell learns through its spikes only by the surrogate gradient of heaviside.
+  fs::path run = freshDir("lif-quick");
+  std::ostringstream log;
+  runExperiment(loadExperiment(CELLC_SOURCE_DIR "/experiments/perceptual_decision_lif.toml", {}, "quick"),
+                quietInto(run), log);
+  std::ifstream in(run / "summary.json");
+  nlohmann::json s = nlohmann::json::parse(in);
+  const nlohmann::json& test = s["test"];
+  INFO(log.str());
+  INFO(test.dump());
+  const double accuracy = test["accuracy"], chance = test["chance_accuracy"], ideal = test["ideal_accuracy"];
+  CHECK(accuracy >= chance + 0.12);   // measured 0.726 (1000 Adam steps, n = 32), chance 0.51
+  CHECK(accuracy <= ideal + 0.03);    // ideal observer 0.748
+  CHECK(test["loss"].get<double>() < test["chance_loss"].get<double>());
+}
+
 TEST_CASE("perceptual_decision's options are range-checked at their keys", "[experiments][classify]") {
   std::ostringstream log;
   auto refused = [&](const std::vector<std::string>& sets) {

@@ -211,6 +211,23 @@ TEST_CASE("printExpr: precedence and associativity", "[print]") {
     REQUIRE(e != nullptr);
     CHECK(e->kind == Expr::Kind::Neg);
   }
+  SECTION("comparisons bind looser than + and do not chain") {
+    CHECK(reprint("(v - 1) > 0") == "v - 1 > 0");
+    CHECK(reprint("v - (1 > 0)") == "v - (1 > 0)");
+    CHECK(reprint("(a >= b) * (b <= c)") == "(a >= b) * (b <= c)");
+    CHECK(reprint("(a < b) < c") == "(a < b) < c");  // a < b < c does not parse (E101)
+    CHECK(reprint("a < (b < c)") == "a < (b < c)");
+    ExprPtr e = parseExpr("x + 1 >= 2 * y");
+    REQUIRE(e != nullptr);
+    REQUIRE(e->kind == Expr::Kind::Binary);
+    CHECK(e->op == 'G');
+    CHECK(e->args[0]->op == '+');
+    CHECK(e->args[1]->op == '*');
+    std::string errors;
+    parseExpr("a < b < c", &errors);
+    CHECK(errors.find("E101") != std::string::npos);
+    CHECK(errors.find("comparisons do not chain") != std::string::npos);
+  }
   SECTION("calls and named arguments") {
     CHECK(reprint("clip( a+b ,-1,1 )") == "clip(a + b, -1, 1)");
     CHECK(reprint("f(k=2,theta = x)") == "f(k = 2, theta = x)");
