@@ -437,21 +437,7 @@ KernelTraits Evaluator::traits() const {
   return t;
 }
 
-void Evaluator::run(Stage stage, const StepArgs<double>& a) {
-  switch (stage) {
-    case Stage::Forward: forward(a); return;
-    case Stage::Backward: backward(a); return;
-    case Stage::Prologue: prologue(a.params, a.hoisted); return;
-    case Stage::ForwardHoisted: forwardHoisted(a); return;
-    case Stage::BackwardHoisted: backwardHoisted(a); return;
-    case Stage::BackwardSegment: backwardSegment(a); return;
-    case Stage::SegmentEpilogue: segmentEpilogue(a); return;
-    case Stage::Epilogue: epilogue(a); return;
-    case Stage::Omega: omega(a); return;
-    case Stage::kCount: break;
-  }
-  throw std::logic_error("unknown step stage");
-}
+void Evaluator::run(Stage stage, const StepArgs<double>& a) { cellc::runStage(*this, stage, a); }
 
 void Evaluator::forward(const StepArgs<double>& a) {
   std::vector<double> hoisted(static_cast<size_t>(ir_.hoistedSize));

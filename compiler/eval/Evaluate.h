@@ -61,6 +61,8 @@ class Evaluator : public StepKernel<double> {
   const StepIR& stepIR() const { return ir_; }
 
  private:
+  template <class K, class U>
+  friend void cellc::runStage(K& k, Stage stage, const StepArgs<U>& a);
   void forward(const StepArgs<double>& a);
   void backward(const StepArgs<double>& a);
   void prologue(const double* params, double* hoisted);

@@ -334,19 +334,7 @@ KernelTraits CompiledCell<T>::traits() const {
 
 template <class T>
 void CompiledCell<T>::run(Stage stage, const StepArgs<T>& a) {
-  switch (stage) {
-    case Stage::Forward: forward(a); return;
-    case Stage::Backward: backward(a); return;
-    case Stage::Prologue: prologue(a.params, a.hoisted); return;
-    case Stage::ForwardHoisted: forwardHoisted(a); return;
-    case Stage::BackwardHoisted: backwardHoisted(a); return;
-    case Stage::BackwardSegment: backwardSegment(a); return;
-    case Stage::SegmentEpilogue: segmentEpilogue(a); return;
-    case Stage::Epilogue: epilogue(a); return;
-    case Stage::Omega: omega(a); return;
-    case Stage::kCount: break;
-  }
-  throw std::logic_error("unknown step stage");
+  runStage(*this, stage, a);
 }
 
 template <class T>

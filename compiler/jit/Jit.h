@@ -78,6 +78,8 @@ class CompiledCell final : public StepKernel<T> {
   int segmentCompiles() const { return segmentCompiles_.load(); }
 
  private:
+  template <class K, class U>
+  friend void runStage(K& k, Stage stage, const StepArgs<U>& a);
   void forward(const StepArgs<T>& a);
   void backward(const StepArgs<T>& a);
   void prologue(const T* params, T* hoisted);

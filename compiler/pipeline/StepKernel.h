@@ -126,6 +126,25 @@ class StepKernel {
   virtual void run(Stage stage, const StepArgs<T>& args) = 0;
 };
 
+// The dispatch of a kernel that implements every stage as a member (the JIT's CompiledCell, the
+// reference Evaluator): one switch for both. Such a kernel befriends this function.
+template <class K, class T>
+void runStage(K& k, Stage stage, const StepArgs<T>& a) {
+  switch (stage) {
+    case Stage::Forward: k.forward(a); return;
+    case Stage::Backward: k.backward(a); return;
+    case Stage::Prologue: k.prologue(a.params, a.hoisted); return;
+    case Stage::ForwardHoisted: k.forwardHoisted(a); return;
+    case Stage::BackwardHoisted: k.backwardHoisted(a); return;
+    case Stage::BackwardSegment: k.backwardSegment(a); return;
+    case Stage::SegmentEpilogue: k.segmentEpilogue(a); return;
+    case Stage::Epilogue: k.epilogue(a); return;
+    case Stage::Omega: k.omega(a); return;
+    case Stage::kCount: break;
+  }
+  throw std::logic_error("unknown step stage");
+}
+
 // A kernel with only the self-contained steps (a test double, an adapter): it hoists and defers
 // nothing, so the hoisted and segment stages are its Forward and Backward and the rest are empty.
 template <class T>
