@@ -244,36 +244,24 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
       if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
       T* const out = inPlace ? dState.data() : dIn.data();
-      if (segN)
-        kernel_.run(Stage::BackwardSegment, {.params = params.data(),
-                                             .hoisted = hoisted_.data(),
-                                             .state = in,
-                                             .input = inputBuf_.data(),
-                                             .noise = nz,
-                                             .tape = segTapes_[k].data(),
-                                             .dStateNext = dState.data(),
-                                             .dOutput = adjOut.data(),
-                                             .dState = out,
-                                             .dInput = dInput,
-                                             .dParams = dParams.data(),
-                                             .dHoisted = dHoisted_.data(),
-                                             .segment = segmentBuf_.data(),
-                                             .k = k,
-                                             .batch = batch_});
-      else
-        kernel_.run(Stage::BackwardHoisted, {.params = params.data(),
-                                             .hoisted = hoisted_.data(),
-                                             .state = in,
-                                             .input = inputBuf_.data(),
-                                             .noise = nz,
-                                             .tape = segTapes_[k].data(),
-                                             .dStateNext = dState.data(),
-                                             .dOutput = adjOut.data(),
-                                             .dState = out,
-                                             .dInput = dInput,
-                                             .dParams = dParams.data(),
-                                             .dHoisted = dHoisted_.data(),
-                                             .batch = batch_});
+      // The segment stage when the weight gradients are deferred (it reads segment and k; the
+      // per-step stage ignores them).
+      kernel_.run(segN ? Stage::BackwardSegment : Stage::BackwardHoisted,
+                  {.params = params.data(),
+                   .hoisted = hoisted_.data(),
+                   .state = in,
+                   .input = inputBuf_.data(),
+                   .noise = nz,
+                   .tape = segTapes_[k].data(),
+                   .dStateNext = dState.data(),
+                   .dOutput = adjOut.data(),
+                   .dState = out,
+                   .dInput = dInput,
+                   .dParams = dParams.data(),
+                   .dHoisted = dHoisted_.data(),
+                   .segment = segmentBuf_.data(),
+                   .k = k,
+                   .batch = batch_});
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
       if (m)
         for (int64_t i = 0; i < S; ++i) dState[i] = out[i] * m[i];
