@@ -35,7 +35,7 @@ grammar Cell;
     std::string word;
     while (std::isalnum(static_cast<int>(la(k))) || la(k) == '_') word += static_cast<char>(la(k++));
     if (word == "cell" || word == "dim" || word == "input" || word == "noise" || word == "state" ||
-        word == "param" || word == "const" || word == "output")
+        word == "param" || word == "const" || word == "output" || word == "integrator")
       return true;
     if (word.empty()) return false;
     while (blank(la(k))) ++k;
@@ -65,6 +65,7 @@ stmt
   | OUTPUT name=IDENT shape? ASSIGN value=expr                          # outputDecl
   | name=IDENT PRIME? ASSIGN value=expr                                 # equation
   | d=IDENT LPAREN name=IDENT RPAREN SLASH dt=IDENT ASSIGN value=expr   # derivative
+  | INTEGRATOR method=IDENT                                             # integratorDecl
   ;
 
 shape     : LBRACK (expr (COMMA expr)*)? RBRACK ;
@@ -101,6 +102,7 @@ STATE  : 'state' ;
 PARAM  : 'param' ;
 CONST  : 'const' ;
 OUTPUT : 'output' ;
+INTEGRATOR : 'integrator' ;
 
 LPAREN : '(' { ++bracketDepth; } ;
 RPAREN : ')' { if (bracketDepth > 0) --bracketDepth; } ;

@@ -10,6 +10,17 @@
 namespace cellc::autodiff {
 namespace {
 
+// What `cellc grad` says above a spiking cell's backward: its gradient is a surrogate, which one.
+std::string surrogateNote(ir::Op op) {
+  const std::pair<const char*, const char*> rule =
+      op == ir::Op::HeavisideSigmoid    ? std::pair{"sigmoid", "k * s * (1 - s) with s = sigmoid(k * x)"}
+      : op == ir::Op::HeavisideAtan     ? std::pair{"atan", "(k / 2) / (1 + (pi / 2 * k * x)^2)"}
+      : op == ir::Op::HeavisideTriangle ? std::pair{"triangle", "max(0, 1 - k * abs(x))"}
+                                        : std::pair{"fast_sigmoid", "1 / ((1 + k * abs(x)) * (1 + k * abs(x)))"};
+  return std::string("# heaviside(x, ") + rule.first + " = k) passes the surrogate gradient " + rule.second +
+         ",\n# not its derivative (0 almost everywhere; docs/language.md, Spikes).\n";
+}
+
 using ir::Node;
 using ir::NodeId;
 using ir::Op;
@@ -44,12 +55,9 @@ class GradPrinter {
        << "# (of each output y). Param gradients accumulate (+=) over time steps and are summed\n"
        << "# over the batch (sum_batch). [a < b] is 1 where a < b, else 0.\n";
     // A spiking cell's gradient is not its derivative: say so where it is read.
+    std::set<ir::Op> said;
     for (const ir::Node& n : g_.nodes())
-      if (n.op == ir::Op::Heaviside) {
-        os << "# heaviside(x, k) passes the surrogate gradient 1 / ((1 + k * abs(x)) * (1 + k * abs(x))),\n"
-           << "# not its derivative (0 almost everywhere): SuperSpike's fast sigmoid (docs/language.md).\n";
-        break;
-      }
+      if (ir::isHeaviside(n.op) && said.insert(n.op).second) os << surrogateNote(n.op);
     std::vector<std::pair<std::string, NodeId>> lines;
     // How deep expr() recurses to print each node inline. A long chain of single-use adjoints
     // (a 10,000-line cell) would nest as deep as the chain: past kMaxInlineDepth a node gets its
@@ -189,6 +197,10 @@ class GradPrinter {
       case Op::Clip: return fn("clip");
       case Op::Where: return fn("where");
       case Op::Heaviside: return fn("heaviside");
+      case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle: {
+        const char* name = n.op == Op::HeavisideSigmoid ? "sigmoid" : n.op == Op::HeavisideAtan ? "atan" : "triangle";
+        return {"heaviside(" + sub(0).first + ", " + name + " = " + sub(1).first + ")", kAtom};
+      }
       case Op::Outer: return fn("outer");
       case Op::Transpose: return fn("transpose");
       case Op::Concat: return fn("concat");

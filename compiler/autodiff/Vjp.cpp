@@ -7,6 +7,8 @@
 // as PyTorch's clamp).
 #include "autodiff/Vjp.h"
 
+#include <numbers>
+
 #include <array>
 #include <functional>
 
@@ -144,6 +146,26 @@ const std::array<Rule, kNumOps>& rules() {
       Graph& g = c.g;
       NodeId d = g.add(g.constant(1), g.mul(c.in(1), g.unary(Op::Abs, c.in(0))));
       c.acc(0, g.div(c.grad, g.mul(d, d)));
+    });
+    // The other surrogates (each integrates to 1 over x except the triangle, whose peak is 1):
+    // sigmoid: dx = g k s (1 - s), s = sigmoid(k x) (snnTorch's surrogate.sigmoid(slope = k))
+    set(Op::HeavisideSigmoid, [](Ctx& c) {
+      Graph& g = c.g;
+      NodeId s = g.unary(Op::Sigmoid, g.mul(c.in(1), c.in(0)));
+      c.acc(0, g.mul(c.grad, g.mul(c.in(1), g.mul(s, g.sub(g.constant(1), s)))));
+    });
+    // atan: dx = g (k / 2) / (1 + (pi k x / 2)^2) (snnTorch's surrogate.atan(alpha = k))
+    set(Op::HeavisideAtan, [](Ctx& c) {
+      Graph& g = c.g;
+      NodeId z = g.mul(g.constant(std::numbers::pi / 2), g.mul(c.in(1), c.in(0)));
+      NodeId d = g.add(g.constant(1), g.mul(z, z));
+      c.acc(0, g.div(g.mul(c.grad, g.mul(g.constant(0.5), c.in(1))), d));
+    });
+    // triangle: dx = g max(0, 1 - k|x|) (Bellec et al. 2018's piecewise-linear pseudo-derivative)
+    set(Op::HeavisideTriangle, [](Ctx& c) {
+      Graph& g = c.g;
+      NodeId tri = g.sub(g.constant(1), g.mul(c.in(1), g.unary(Op::Abs, c.in(0))));
+      c.acc(0, g.mul(c.grad, g.unary(Op::Relu, tri)));
     });
     // y[i,j] = a[i] b[j]: da[i] = sum_j g[i,j] b[j], db[j] = sum_i g[i,j] a[i]
     set(Op::Outer, [](Ctx& c) {

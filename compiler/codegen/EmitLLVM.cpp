@@ -523,7 +523,8 @@ class Emitter {
         Value *c = x(0), *a = x(1), *other = x(2);
         return select(b_.CreateFCmpUNE(c, cT(0)), a, other);
       }
-      case Op::Heaviside: return boolToT(b_.CreateFCmpOGT(x(0), cT(0)));
+      case Op::Heaviside: case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle:
+        return boolToT(b_.CreateFCmpOGT(x(0), cT(0)));
       case Op::Clip: {
         Value *v = x(0), *lo = x(1), *hi = x(2);
         Value* m = select(b_.CreateFCmpOLT(v, lo), lo, v);

@@ -17,7 +17,8 @@ bool elementwise(Op op) {
     case Op::Neg: case Op::Exp: case Op::Log: case Op::Tanh: case Op::Sigmoid: case Op::Relu:
     case Op::Softplus: case Op::Abs: case Op::Sqrt: case Op::Add: case Op::Sub: case Op::Mul:
     case Op::Div: case Op::Pow: case Op::Min: case Op::Max: case Op::Lt: case Op::Le: case Op::Clip:
-    case Op::Where: case Op::Heaviside:
+    case Op::Where: case Op::Heaviside: case Op::HeavisideSigmoid: case Op::HeavisideAtan:
+    case Op::HeavisideTriangle:
       return true;
     default: return false;
   }

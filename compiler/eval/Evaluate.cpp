@@ -200,7 +200,8 @@ Value compute(const Node& n, const std::vector<const Value*>& x, const Layout& L
       need(3);
       return pointwise(n, x, batch, [](const double* a) { return std::min(std::max(a[0], a[1]), a[2]); });
     case Op::Where: need(3); return pointwise(n, x, batch, [](const double* a) { return a[0] != 0 ? a[1] : a[2]; });
-    case Op::Heaviside: need(2); return pointwise(n, x, batch, [](const double* a) { return a[0] > 0 ? 1.0 : 0.0; });
+    case Op::Heaviside: case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle:
+      need(2); return pointwise(n, x, batch, [](const double* a) { return a[0] > 0 ? 1.0 : 0.0; });
     case Op::Broadcast: need(1); return pointwise(n, x, batch, [](const double* a) { return a[0]; });
     case Op::Outer: {
       need(2);

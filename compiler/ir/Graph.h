@@ -51,7 +51,10 @@ namespace cellc::ir {
   X(Le, 2, Pointwise)     /* 1 where a <= b, else 0 */                                         \
   X(Clip, 3, Pointwise)   /* min(max(x, lo), hi) */                                            \
   X(Where, 3, Pointwise)  /* c != 0 ? a : b (NaN counts as nonzero, as in numpy) */            \
-  X(Heaviside, 2, Pointwise) /* 1 where x > 0, else 0; in[1] = k, the surrogate's slope */     \
+  X(Heaviside, 2, Pointwise) /* 1 where x > 0, else 0; in[1] = k; backward: fast sigmoid */   \
+  X(HeavisideSigmoid, 2, Pointwise)  /* the same forward; backward: sigmoid's derivative */     \
+  X(HeavisideAtan, 2, Pointwise)     /* the same forward; backward: arctan's derivative */      \
+  X(HeavisideTriangle, 2, Pointwise) /* the same forward; backward: a triangle */                \
   X(Outer, 2, Pointwise)  /* [m] x [p] -> [m, p] */                                            \
   X(Transpose, 1, Pointwise)                                                                    \
   X(Slice, 1, Pointwise)  /* axis a0, elements [a1, a2); a point index is a slice + Squeeze */ \
@@ -75,6 +78,13 @@ enum class Op : uint8_t {
   CELLC_IR_OPS(X)
 #undef X
 };
+
+// heaviside in any of its surrogates (docs/language.md, Spikes): one forward, x > 0; the op
+// names the backward (autodiff/Vjp.cpp), so every pass that rebuilds a node keeps it.
+inline bool isHeaviside(Op op) {
+  return op == Op::Heaviside || op == Op::HeavisideSigmoid || op == Op::HeavisideAtan ||
+         op == Op::HeavisideTriangle;
+}
 enum class OpKind : uint8_t { Leaf, Pointwise, Contract };
 
 const char* opName(Op op);

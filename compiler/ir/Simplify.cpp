@@ -160,7 +160,9 @@ class Simplifier {
       case Op::Le: r = v[0] <= v[1]; break;
       case Op::Clip: r = std::min(std::max(v[0], v[1]), v[2]); break;
       case Op::Where: r = v[0] != 0 ? v[1] : v[2]; break;
-      case Op::Heaviside: r = v[0] > 0; break;
+      case Op::Heaviside: case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle:
+        r = v[0] > 0;
+        break;
       default: return -1;
     }
     return g_.constant(r);

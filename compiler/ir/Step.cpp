@@ -1,6 +1,7 @@
 // The typed program to the step graph: consts and dims fold to constants, intermediates are
 // inlined as shared nodes, and every leaf becomes a slot of the layout.
 #include <cmath>
+#include <iterator>
 #include <map>
 
 #include "ir/Step.h"
@@ -225,7 +226,9 @@ class Builder {
       case Op::Lt: v = a < b ? 1 : 0; break;
       case Op::Le: v = a <= b ? 1 : 0; break;
       case Op::Where: v = a != 0 ? b : c; break;
-      case Op::Heaviside: v = a > 0 ? 1 : 0; break;
+      case Op::Heaviside: case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle:
+        v = a > 0 ? 1 : 0;
+        break;
       default: return id;
     }
     return g_.constant(v);
@@ -242,9 +245,15 @@ class Builder {
     if (f == "max") return fold(g_.binary(Op::Max, arg(0), arg(1)));
     if (f == "clip") return fold(g_.clip(arg(0), arg(1), arg(2)));
     if (f == "where") return fold(g_.where(arg(0), arg(1), arg(2)));
-    if (f == "heaviside") {  // the surrogate's slope k: 10 unless given (docs/language.md)
+    if (f == "heaviside") {  // the surrogate by name, fast_sigmoid unless named; k = 10 unless given
+      static constexpr Op kOps[] = {Op::Heaviside, Op::HeavisideSigmoid, Op::HeavisideAtan, Op::HeavisideTriangle};
+      static_assert(std::size(kOps) == std::size(kSurrogateNames), "one op per surrogate name");
+      Op op = Op::Heaviside;
+      if (e.callArgs.size() > 1)
+        for (size_t i = 0; i < std::size(kOps); ++i)
+          if (e.callArgs[1].key == kSurrogateNames[i]) op = kOps[i];
       NodeId k = e.callArgs.size() > 1 ? g_.constant(constant(*e.callArgs[1].value)) : g_.constant(kHeavisideSlope);
-      return fold(g_.binary(Op::Heaviside, arg(0), k));
+      return fold(g_.binary(op, arg(0), k));
     }
     if (f == "outer") return g_.binary(Op::Outer, arg(0), arg(1));
     if (f == "transpose") return g_.transpose(arg(0));

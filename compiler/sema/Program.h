@@ -24,6 +24,11 @@ struct Symbol {
   int64_t dimValue = 0;     // Dim
 };
 
+// heaviside's surrogate gradients, by the name a cell gives them: heaviside(x, NAME = k)
+// (heaviside(x) and heaviside(x, k) are fast_sigmoid). The IR builder maps each to its op in this
+// order (ir/Step.cpp); the rules are in autodiff/Vjp.cpp, the docs in docs/language.md.
+inline constexpr const char* kSurrogateNames[] = {"fast_sigmoid", "sigmoid", "atan", "triangle"};
+
 // A `-D name=value` override of a dim or a scalar const.
 using Overrides = std::map<std::string, double>;
 

@@ -537,7 +537,7 @@ class Checker {
         // The state has its update (so no E203 or E207 follows), and what it reads is used.
         if (const Symbol* target = sym(s.name); target && target->kind == SymKind::State)
           primedAt_.emplace(s.name, s.loc);
-        infer(*s.value->args[1]->args[1], Ctx::Equation);
+        infer(*s.rate, Ctx::Equation);
         return;
       }
     }
@@ -751,7 +751,20 @@ class Checker {
     }
     for (const Arg& a : e.callArgs)
       if (!a.key.empty()) {
-        error(Code::E209, a.loc, e.name + "() takes no named arguments");
+        // heaviside(x, NAME = k) names its surrogate gradient; nothing else takes a named argument.
+        const bool surrogate = std::any_of(std::begin(kSurrogateNames), std::end(kSurrogateNames),
+                                           [&](const char* s) { return a.key == s; });
+        if (e.name == "heaviside" && &a == &e.callArgs[1] && surrogate) continue;
+        if (e.name == "heaviside") {
+          std::vector<std::string> names(std::begin(kSurrogateNames), std::end(kSurrogateNames));
+          const std::string near = closestName(a.key, names);
+          error(Code::E209, a.loc,
+                "heaviside(x, NAME = k) names its surrogate gradient as its second argument: fast_sigmoid, "
+                "sigmoid, atan or triangle; '" + a.key + "' is " + (&a == &e.callArgs[1] ? "none of them" : "not the second argument") +
+                    (near.empty() || &a != &e.callArgs[1] ? "" : " (did you mean " + near + "?)"));
+        } else {
+          error(Code::E209, a.loc, e.name + "() takes no named arguments");
+        }
         return std::nullopt;
       }
     const std::string& f = e.name;
@@ -794,12 +807,12 @@ class Checker {
       const Expr& k = *ops[1];
       if (k.shape.rank() != 0 || k.shape.batched || !constValue(k)) {
         error(Code::E212, k.loc,
-              "heaviside(x, k): the surrogate's slope k must be a number or a scalar const, got " +
+              "heaviside(x, k): the surrogate's k must be a number or a scalar const, got " +
                   shortExpr(k) + " " + k.shape.str());
         return std::nullopt;
       }
       if (double kv = *constValue(k); !(kv > 0 && std::isfinite(kv))) {
-        error(Code::E402, k.loc, "heaviside(x, k): the surrogate's slope k must be positive, got " + printNumber(kv));
+        error(Code::E402, k.loc, "heaviside(x, k): the surrogate's k must be positive, got " + printNumber(kv));
         return std::nullopt;
       }
       return ops[0]->shape;

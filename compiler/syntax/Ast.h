@@ -67,9 +67,11 @@ struct Stmt {
   Kind kind;
   std::string name;
   bool primed = false;        // Equation: h' = ...
-  // Equation written d(h)/dt = f: parsed as its Euler step h' = h + dt * (f), so every later stage
-  // (sema, print, the step graph, autodiff) sees the discrete step; dtLoc points at `dt`.
+  // Equation written d(h)/dt = f: `value` becomes the cell integrator's discrete step (h' = h +
+  // dt * (f) for euler; syntax/Integrate.h), so every later stage (sema, print, the step graph,
+  // autodiff) sees the step; `rate` keeps f, dtLoc points at `dt`.
   bool derivative = false;
+  ExprPtr rate;
   SourceLoc dtLoc;
   SourceLoc loc;              // of the name
   std::optional<std::vector<ExprPtr>> shape;  // declared shape, if written
@@ -80,6 +82,8 @@ struct Stmt {
 struct CellAst {
   std::string name;
   SourceLoc loc;
+  std::string integrator;     // `integrator NAME` as written; empty: euler
+  SourceLoc integratorLoc;
   std::vector<Stmt> stmts;
 };
 

@@ -9,6 +9,7 @@
 #include "CellParser.h"
 #include "antlr4-runtime.h"
 #include "diag/Text.h"
+#include "syntax/Integrate.h"
 
 // The else-if chains of dynamic_casts below re-declare `c` in each branch by design.
 #pragma GCC diagnostic ignored "-Wshadow"
@@ -34,7 +35,7 @@ std::string describeToken(const Token* t) {
     case P::IDENT: return "name '" + clipped(t->getText()) + "'";
     case P::NUMBER: return "number " + clipped(t->getText());
     case P::CELL: case P::DIM: case P::INPUT: case P::NOISE: case P::STATE: case P::PARAM:
-    case P::CONST: case P::OUTPUT:
+    case P::CONST: case P::OUTPUT: case P::INTEGRATOR:
       return "keyword '" + t->getText() + "'";
     default: return "'" + clipped(t->getText()) + "'";
   }
@@ -334,9 +335,21 @@ class Builder {
       s.primed = true;
       s.derivative = true;
       s.dtLoc = locOf(c->dt);
-      s.value = eulerStep(s.name, s.loc, s.dtLoc, expr(c->value));
+      s.value = expr(c->value);  // f: integrate() makes it the cell's discrete step
     }
     return s;
+  }
+
+  // `integrator NAME`: one per cell; the name is checked by integrate().
+  void integrator(P::IntegratorDeclContext* c, CellAst& ast) {
+    if (!ast.integrator.empty()) {
+      diags_.report(Code::E217, locOf(c->method),
+                    "the integrator is already chosen at line " + std::to_string(ast.integratorLoc.line) +
+                        " (one per cell)");
+      return;
+    }
+    ast.integrator = c->method->getText();
+    ast.integratorLoc = locOf(c->method);
   }
 
  private:
@@ -345,28 +358,6 @@ class Builder {
     e.op = op;
     e.loc = locOf(opTok);
     e.args = {expr(l), expr(r)};
-  }
-
-  // d(h)/dt = f as its explicit Euler step, h' = h + dt * (f) (pycog's discretization): the
-  // synthesized names carry the locations of h and of dt, so sema's errors point at what was written.
-  static ExprPtr eulerStep(const std::string& state, SourceLoc stateLoc, SourceLoc dtLoc, ExprPtr f) {
-    auto name = [](const std::string& n, SourceLoc loc) {
-      auto e = std::make_shared<Expr>();
-      e->kind = Expr::Kind::Name;
-      e->name = n;
-      e->loc = loc;
-      return e;
-    };
-    auto bin = [](char op, ExprPtr l, ExprPtr r, SourceLoc loc) {
-      auto e = std::make_shared<Expr>();
-      e->kind = Expr::Kind::Binary;
-      e->op = op;
-      e->loc = loc;
-      e->args = {std::move(l), std::move(r)};
-      return e;
-    };
-    const SourceLoc fLoc = f->loc;
-    return bin('+', name(state, stateLoc), bin('*', name("dt", dtLoc), std::move(f), fLoc), fLoc);
   }
 
   IndexItem index(P::IndexContext* ctx) {
@@ -424,7 +415,8 @@ bool parseStatement(const std::vector<Token*>& toks, Token* terminator, Collecto
   parser.setErrorHandler(strategy);
   P::StmtLineContext* line = parser.stmtLine();
   if (strategy->failed() || parser.getNumberOfSyntaxErrors() > 0) return false;
-  ast.stmts.push_back(build.stmt(line->stmt()));
+  if (auto* c = dynamic_cast<P::IntegratorDeclContext*>(line->stmt())) build.integrator(c, ast);
+  else ast.stmts.push_back(build.stmt(line->stmt()));
   return true;
 }
 
@@ -513,6 +505,7 @@ std::optional<CellAst> parseCell(const SourceFile& file, DiagnosticSink& diags) 
                           " after the end of the cell (a file holds one cell)");
   }
   if (collector.any() || diags.hasErrors()) return std::nullopt;
+  if (!integrate(ast, diags)) return std::nullopt;
   return ast;
 }
 

@@ -271,10 +271,12 @@ class ExprGen {
         // surrogate gradient is not what differences measure (tests/compiler/test_spikes.cpp).
         static const char* cmps[] = {" > ", " < ", " >= ", " <= "};
         std::string c = "(" + A() + cmps[pick(4)] + Bx() + ")";
-        switch (pick(4)) {
+        static const char* surrogates[] = {"sigmoid = 2", "atan = 3", "triangle = 0.5"};
+        switch (pick(5)) {
           case 0: return "(" + c + " * " + S() + ")";
           case 1: return "where(" + c + ", " + A() + ", " + Bx() + ")";
           case 2: return "where(heaviside(" + A() + "), " + S() + ", " + Bx() + ")";
+          case 3: return "where(heaviside(" + A() + ", " + surrogates[pick(3)] + "), " + S() + ", " + Bx() + ")";
           default: return "where(heaviside(" + A() + ", 3), " + Bx() + ", " + S() + ")";
         }
       }
@@ -397,7 +399,9 @@ double kinkDistance(const StepIR& ir, const runtime::Sequence<double>& seq,
     switch (n.op) {
       case Op::Relu: case Op::Abs: probes.push_back(n.in[0]); break;
       case Op::Min: case Op::Max: case Op::Lt: case Op::Le: probes.push_back(g.sub(n.in[0], n.in[1])); break;
-      case Op::Heaviside: probes.push_back(n.in[0]); break;  // (where's condition is one of these)
+      case Op::Heaviside: case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle:
+        probes.push_back(n.in[0]);  // (where's condition is one of these)
+        break;
       case Op::Clip:
         probes.push_back(g.sub(n.in[0], n.in[1]));
         probes.push_back(g.sub(n.in[0], n.in[2]));

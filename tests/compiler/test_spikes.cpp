@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <sstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -258,9 +259,76 @@ TEST_CASE("cellc grad shows heaviside's surrogate and where's routing", "[spikes
   std::string text = autodiff::printGradient(*prog, ir);
   INFO(text);
   CHECK(text.find("heaviside(v - th, 4)") != std::string::npos);
-  CHECK(text.find("heaviside(x, k) passes the surrogate gradient") != std::string::npos);
+  CHECK(text.find("heaviside(x, fast_sigmoid = k) passes the surrogate gradient") != std::string::npos);
   CHECK(text.find("1 + 4 * abs(v - th)") != std::string::npos);
   CHECK(text.find("where(") != std::string::npos);
+}
+
+TEST_CASE("heaviside's named surrogates: each gradient equals its rule written out by hand",
+          "[spikes][gradients][surrogate]") {
+  // v' = heaviside(v - 0.3, NAME = k) * 2 with the loss <a, v'>: dv = 2 a surrogate(v - 0.3).
+  // The rules, written independently of the compiler (docs/language.md, Spikes):
+  struct Rule {
+    const char* name;
+    double (*d)(double x, double k);
+  };
+  const Rule rules[] = {
+      {"fast_sigmoid", [](double x, double k) { return 1.0 / ((1.0 + k * std::fabs(x)) * (1.0 + k * std::fabs(x))); }},
+      {"sigmoid", [](double x, double k) { const double s = 1.0 / (1.0 + std::exp(-k * x)); return k * s * (1.0 - s); }},
+      {"atan", [](double x, double k) { const double t = M_PI / 2 * k * x; return k / 2 / (1.0 + t * t); }},
+      {"triangle", [](double x, double k) { return std::max(0.0, 1.0 - k * std::fabs(x)); }},
+  };
+  for (const Rule& rule : rules)
+    for (double k : {0.5, 4.0, 25.0}) {
+      INFO(rule.name << " = " << k);
+      std::ostringstream src;
+      src << "cell s {\n  dim n = 8\n  state v[n] = 0\n  v' = heaviside(v - 0.3, " << rule.name << " = " << k
+          << ") * 2\n}\n";
+      StepIR ir = lowerText("s.cell", src.str());
+      const int64_t B = 2, n = 8;
+      // At, near and far from the step, inside and outside the triangle's support 1 / k.
+      std::vector<double> v = {0.3, 0.3 + 1e-9, 0.3 - 1e-9, 0.3 + 0.01, 0.3 - 0.05, 0.3 + 0.5, -3.0, 40.0,
+                               0.3 + 1.0 / k, 0.3 - 0.999 / k, 0.3 + 1.001 / k, 0.3 - 0.2, 0.9, -0.2, 0.31, 0.29};
+      std::mt19937 rng(3);
+      std::vector<double> a = randn(rng, n * B, 1.0);
+      OneStep r = step(ir, {}, v, {}, a, {}, B);
+      double worst = 0;
+      int nonzero = 0;
+      for (size_t j = 0; j < v.size(); ++j) {
+        CHECK(r.next[j] == (v[j] - 0.3 > 0 ? 2.0 : 0.0));
+        const double want = 2 * a[j] * rule.d(v[j] - 0.3, k);
+        worst = std::max(worst, std::fabs(r.dState[j] - want) / std::max(1.0, std::fabs(want)));
+        nonzero += want != 0;
+      }
+      CHECK(worst <= 1e-14);
+      CHECK(nonzero >= 8);  // the rule is exercised, not only its zeros
+    }
+}
+
+TEST_CASE("heaviside's surrogate is named in cellc grad, and a wrong name is E209 at its key", "[spikes][print]") {
+  const char* src = R"(cell g {
+  input x
+  state v = 0
+  v' = 0.9 * v + x - heaviside(v - 1, atan = 2)
+})";
+  SourceFile file("g.cell", src);
+  DiagnosticSink diags;
+  std::optional<Program> prog = loadCell(file, {}, diags);
+  REQUIRE(prog);
+  std::string text = autodiff::printGradient(*prog, lower(*prog));
+  INFO(text);
+  CHECK(text.find("heaviside(x, atan = k) passes the surrogate gradient (k / 2) / (1 + (pi / 2 * k * x)^2)") !=
+        std::string::npos);
+  CHECK(text.find("heaviside(v - 1, atan = 2)") != std::string::npos);
+
+  SourceFile bad("bad.cell", "cell g {\n  input x\n  state v = 0\n  v' = x - heaviside(v - 1, fast_sigmod = 2)\n}\n");
+  DiagnosticSink d2;
+  CHECK_FALSE(loadCell(bad, {}, d2));
+  REQUIRE(d2.all().size() == 1);
+  CHECK(d2.all()[0].code == Code::E209);
+  CHECK(d2.all()[0].loc.line == 4);
+  CHECK(d2.all()[0].loc.col == 29);
+  CHECK(d2.all()[0].message.find("did you mean fast_sigmoid?") != std::string::npos);
 }
 
 // ---- cells/lif.cell: its BPTT gradient against the surrogate rule, written out by hand ------------
