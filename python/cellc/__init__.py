@@ -4,7 +4,7 @@
     cell = cellc.compile("cells/gru.cell", dims={"n": 64}, dtype="float32")
     cell.layout                                  # params, states, inputs, noises, outputs
     params = cell.init_params(seed=0)            # dict name -> np.ndarray
-    y, final = cell.unroll(params, x=X)          # X: [T, B, n_in]; y: [T, B, n_out]
+    outs, final = cell.unroll(params, x=X)       # X: [T, B, n_in]; outs["y"]: [T, B, n_out]
     grads = cell.vjp(params, x=X, d_y=G)         # every param, input and initial state
 
 See docs/python.md. PyTorch: cellc.torch.CellModule (needs python3-torch; nothing else does).
@@ -120,9 +120,6 @@ class Cell:
         noise = _dict_or_single(noise, self.layout.noises, "noise", "noise")
         return self._native.run(params, inputs, state0, noise, keep)
 
-    def _outputs(self, outputs: dict):
-        return outputs[self.layout.outputs[0].name] if len(self.layout.outputs) == 1 else outputs
-
     def unroll(self, params: Mapping, inputs=None, *, state0=None, noise=None, batch_first=False,
                **named_inputs):
         """Runs the cell over T steps.
@@ -130,8 +127,9 @@ class Cell:
         params: dict name -> array (every param). Inputs by name (`x=X`, [T, B, ...]) or as
         `inputs=` (an array when the cell has one input, else a dict). state0: initial states
         [B, ...] (an array for a one-state cell, else a dict; default: the declared initial values).
-        noise: [T, B, ...] (default zeros; ones for a ~ dropout() mask). Returns (outputs, final): outputs [T, B, ...] (an array
-        when the cell has one output, else a dict by name) and the final states (a dict by name).
+        noise: [T, B, ...] (default zeros; ones for a ~ dropout() mask). Returns (outputs, final),
+        two dicts by name whatever the cell: outputs [T, B, ...] and the final states [B, ...]
+        (so `outs, final = cell.unroll(p, x=X); y = outs["y"]`).
         batch_first=True: inputs, noise and outputs are [B, T, ...] instead (as torch's
         batch_first); states are [B, ...] either way.
         """
@@ -142,7 +140,7 @@ class Cell:
         outputs, final, _ = self._forward(params, given, state0, noise, False)
         if batch_first:
             outputs = {k: np.swapaxes(v, 0, 1) for k, v in outputs.items()}
-        return self._outputs(outputs), final
+        return outputs, final
 
     def vjp(self, params: Mapping, inputs=None, *, state0=None, noise=None, d_final=None,
             **named):

@@ -4,8 +4,8 @@ generated backward through torch.autograd.Function. CPU tensors, float32 and flo
     import cellc, cellc.torch
     cell = cellc.compile("cells/gru.cell", dims={"n": 64})
     rnn = cellc.torch.CellModule(cell)             # params are nn.Parameters
-    y, final = rnn(x)                              # x: [T, B, n_in]; y: [T, B, n_out]
-    y.pow(2).mean().backward()                     # the generated backward
+    outs, final = rnn(x)                           # x: [T, B, n_in]; outs["y"]: [T, B, n_out]
+    outs["y"].pow(2).mean().backward()             # the generated backward
 
 Needs Debian's python3-torch; `import cellc` alone does not.
 """
@@ -98,8 +98,8 @@ class CellModule(torch.nn.Module):
 
     forward(x, state0=None, noise=None): x [T, B, n_in] (a dict name -> tensor for a cell with
     several inputs); state0 [B, ...] and noise [T, B, ...] likewise optional. Returns
-    (outputs, final): outputs [T, B, ...] (a tensor for a one-output cell, else a dict) and the
-    final states (a dict name -> [B, ...]).
+    (outputs, final), two dicts by name whatever the cell, as Cell.unroll: outputs [T, B, ...] and
+    the final states [B, ...] (`outs, final = module(x); y = outs["y"]`).
     """
 
     def __init__(self, cell: Cell, seed: int = 0, params: Optional[Mapping] = None):
@@ -125,6 +125,12 @@ class CellModule(torch.nn.Module):
     @property
     def cell(self) -> Cell:
         return next(iter(self._cells.values()))
+
+    def extra_repr(self) -> str:
+        """What print(module) shows inside CellModule(...): the cell, its dims and file."""
+        c = self.cell
+        dims = ", ".join(f"{k}={v}" for k, v in c.dims.items())
+        return f"{c.name} ({dims}) from {c.path}"
 
     def _cell_for(self, dtype: torch.dtype) -> Cell:
         if dtype not in _DTYPES:
@@ -170,4 +176,4 @@ class CellModule(torch.nn.Module):
         outs = CellFunction.apply(cell, spec, *tensors)
         outputs = {s.name: t for s, t in zip(L.outputs, outs)}
         final = {s.name: t for s, t in zip(L.states, outs[len(L.outputs):])}
-        return (outputs[L.outputs[0].name] if len(L.outputs) == 1 else outputs), final
+        return outputs, final

@@ -40,30 +40,36 @@ def test_unroll_shapes_and_state0(gru64):
     rng = np.random.default_rng(0)
     p = random_params(gru64, rng)
     X = rng.normal(size=(7, 4, 2))
-    y, final = gru64.unroll(p, x=X)
+    outs, final = gru64.unroll(p, x=X)
+    y = outs["y"]
     assert y.shape == (7, 4, 2) and y.dtype == np.float64 and final["h"].shape == (4, 3)
     # Two halves with the state carried over equal the whole.
-    y1, f1 = gru64.unroll(p, x=X[:3])
-    y2, f2 = gru64.unroll(p, x=X[3:], state0=f1["h"])
+    outs, f1 = gru64.unroll(p, x=X[:3])
+    y1 = outs["y"]
+    outs, f2 = gru64.unroll(p, x=X[3:], state0=f1["h"])
+    y2 = outs["y"]
     np.testing.assert_allclose(np.concatenate([y1, y2]), y, rtol=1e-12)
     np.testing.assert_allclose(f2["h"], final["h"], rtol=1e-12)
     # inputs= as an array and as a dict are the same as x=.
-    np.testing.assert_array_equal(gru64.unroll(p, X)[0], y)
-    np.testing.assert_array_equal(gru64.unroll(p, inputs={"x": X})[0], y)
+    np.testing.assert_array_equal(gru64.unroll(p, X)[0]["y"], y)
+    np.testing.assert_array_equal(gru64.unroll(p, inputs={"x": X})[0]["y"], y)
 
 
 def test_float32_accepts_float64_inputs():
     cell = cellc.compile(cell_path("gru"), dims=SMALL["gru"], dtype="float32")
     p = cell.init_params(0)
     X = np.random.default_rng(0).normal(size=(5, 2, 2))
-    y64, _ = cell.unroll(p, x=X)
-    y32, _ = cell.unroll(p, x=X.astype(np.float32))
+    outs, _ = cell.unroll(p, x=X)
+    y64 = outs["y"]
+    outs, _ = cell.unroll(p, x=X.astype(np.float32))
+    y32 = outs["y"]
     assert y64.dtype == np.float32
     np.testing.assert_array_equal(y64, y32)
 
 
 def loss_of(cell, p, X, G, GF, h0=None):
-    y, final = cell.unroll(p, x=X, state0=h0)
+    outs, final = cell.unroll(p, x=X, state0=h0)
+    y = outs["y"]
     return float(np.sum(G * y) + np.sum(GF * final["h"]))
 
 
@@ -112,8 +118,10 @@ def test_noise_changes_the_output():
     cell = cellc.compile(cell_path("dale_rnn"), dims=SMALL["dale_rnn"], dtype="float64")
     p = cell.init_params(0)
     U = np.ones((4, 2, 2))
-    z0, _ = cell.unroll(p, u=U)
-    z1, _ = cell.unroll(p, u=U, noise={"xi": np.full((4, 2, 5), 3.0)})
+    outs, _ = cell.unroll(p, u=U)
+    z0 = outs["z"]
+    outs, _ = cell.unroll(p, u=U, noise={"xi": np.full((4, 2, 5), 3.0)})
+    z1 = outs["z"]
     assert not np.allclose(z0, z1)
 
 
@@ -122,12 +130,16 @@ def test_a_dropout_mask_defaults_to_ones():
     cell = cellc.compile(cell_path("dale_rnn"), dims=SMALL["dale_rnn"], dtype="float64")
     p = cell.init_params(0)
     U = np.ones((4, 2, 2))
-    z0, _ = cell.unroll(p, u=U)
-    z1, _ = cell.unroll(p, u=U, noise={"keep": np.ones((4, 2, 5))})
-    z2, _ = cell.unroll(p, u=U, noise={"xi": np.zeros((4, 2, 5))})
+    outs, _ = cell.unroll(p, u=U)
+    z0 = outs["z"]
+    outs, _ = cell.unroll(p, u=U, noise={"keep": np.ones((4, 2, 5))})
+    z1 = outs["z"]
+    outs, _ = cell.unroll(p, u=U, noise={"xi": np.zeros((4, 2, 5))})
+    z2 = outs["z"]
     np.testing.assert_array_equal(z0, z1)
     np.testing.assert_array_equal(z0, z2)
-    dropped, _ = cell.unroll(p, u=U, noise={"keep": np.zeros((4, 2, 5))})
+    outs, _ = cell.unroll(p, u=U, noise={"keep": np.zeros((4, 2, 5))})
+    dropped = outs["z"]
     assert not np.allclose(z0, dropped)
 
 
@@ -210,7 +222,7 @@ def test_astype_shares_the_cell():
     assert c64.dtype == np.float64 and c32.astype(np.float32) is c32
     p = c64.init_params(0)
     X = np.random.default_rng(0).normal(size=(3, 2, 2))
-    np.testing.assert_allclose(c32.unroll(p, x=X)[0], c64.unroll(p, x=X)[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(c32.unroll(p, x=X)[0]["y"], c64.unroll(p, x=X)[0]["y"], rtol=1e-4, atol=1e-6)
 
 
 def test_set_threads_counts_and_results():
@@ -222,10 +234,12 @@ def test_set_threads_counts_and_results():
         X = np.random.default_rng(1).normal(size=(5, 64, 2)).astype(np.float32)
         cellc.set_threads(1)
         assert cellc.threads() == 1
-        y1, _ = cell.unroll(p, x=X)
+        outs, _ = cell.unroll(p, x=X)
+        y1 = outs["y"]
         cellc.set_threads(2)
         assert cellc.threads() == 2
-        y2, _ = cell.unroll(p, x=X)
+        outs, _ = cell.unroll(p, x=X)
+        y2 = outs["y"]
         np.testing.assert_allclose(y1, y2, rtol=1e-4, atol=1e-5)
         cellc.set_threads(0)
         assert cellc.threads() == (os.cpu_count() or 1)
@@ -250,7 +264,8 @@ def test_load_run_gives_the_cell_params_and_config_of_a_run_folder(tmp_path):
     assert r.config["train"]["max_steps"] == 3
     assert r.summary["training"]["steps"] == 3
     x = np.zeros((4, 2, r.cell.layout.inputs[0].size))
-    y, _ = r.cell.unroll(r.params, x)
+    outs, _ = r.cell.unroll(r.params, x)
+    y = outs["z"]
     assert np.all(np.isfinite(np.asarray(y)))
     assert "RunFolder(" in repr(r)
     with pytest.raises(FileNotFoundError, match="experiment.toml"):
@@ -266,7 +281,7 @@ def test_compile_from_a_string_equals_the_file_and_locates_errors():
     b = cellc.compile(source=text, dims=SMALL["gru"], dtype="float64")
     p = a.init_params(3)
     x = np.random.default_rng(0).standard_normal((5, 2, SMALL["gru"]["n_in"]))
-    assert np.array_equal(np.asarray(a.unroll(p, x)[0]), np.asarray(b.unroll(p, x)[0]))
+    assert np.array_equal(np.asarray(a.unroll(p, x)[0]["y"]), np.asarray(b.unroll(p, x)[0]["y"]))
     with pytest.raises(cellc.CompileError, match=r"<source>:3:"):
         cellc.compile(source="cell bad {\n  dim n = 2\n  state h[n] = 0 +\n}\n")
     with pytest.raises(cellc.CompileError, match=r"mine\.cell:"):
@@ -280,8 +295,10 @@ def test_unroll_batch_first_is_the_transpose():
     cell = cellc.compile(cell_path("gru"), dims=SMALL["gru"], dtype="float64")
     p = cell.init_params(1)
     x = np.random.default_rng(2).standard_normal((6, 3, SMALL["gru"]["n_in"]))
-    y, final = cell.unroll(p, x)
-    yb, finalb = cell.unroll(p, np.swapaxes(x, 0, 1), batch_first=True)
+    outs, final = cell.unroll(p, x)
+    y = outs["y"]
+    outs, finalb = cell.unroll(p, np.swapaxes(x, 0, 1), batch_first=True)
+    yb = outs["y"]
     assert yb.shape == (3, 6) + y.shape[2:]
     assert np.array_equal(np.swapaxes(yb, 0, 1), y)
     assert all(np.array_equal(final[k], finalb[k]) for k in final)
@@ -325,3 +342,20 @@ def test_a_failed_allocation_is_a_memory_error_never_a_crash(tmp_path):
                        env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python")))
     assert r.returncode == 0, r.stderr
     assert "MemoryError: out of memory: an allocation failed (std::bad_alloc)" in r.stdout
+
+
+def test_unroll_returns_dicts_for_one_output_and_for_several():
+    """One return type: outputs and final states are dicts by name whatever the cell (before, one
+    output came back as a bare array and several as a dict, so callers branched on the type)."""
+    one = cellc.compile(cell_path("gru"), dims=SMALL["gru"], dtype="float64")
+    two = cellc.compile(source="cell two {\n  input x[2]\n  state h[2] = 0\n  h' = 0.5 * h + x\n"
+                               "  output a = h'\n  output b = 2 * h'\n}\n", dtype="float64")
+    x = np.random.default_rng(0).standard_normal((4, 3, 2))
+    outs1, final1 = one.unroll(one.init_params(0), x=x)
+    outs2, final2 = two.unroll(two.init_params(0), x=x)
+    assert type(outs1) is dict and list(outs1) == ["y"] and outs1["y"].shape == (4, 3, 2)
+    assert type(outs2) is dict and list(outs2) == ["a", "b"]
+    np.testing.assert_allclose(outs2["b"], 2 * outs2["a"])
+    assert type(final1) is dict and type(final2) is dict and list(final2) == ["h"]
+    outsb, _ = one.unroll(one.init_params(0), x=np.swapaxes(x, 0, 1), batch_first=True)
+    assert type(outsb) is dict and np.array_equal(np.swapaxes(outsb["y"], 0, 1), outs1["y"])

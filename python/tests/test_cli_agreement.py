@@ -42,7 +42,6 @@ def test_agrees_with_cellc_unroll(tmp_path, name):
                     "--loss", "adjoints", *D], check=True, capture_output=True)
 
     outputs, final = cell.unroll(params, inputs=inputs, noise=noise)
-    outputs = outputs if isinstance(outputs, dict) else {cell.layout.outputs[0].name: outputs}
     for k, v in outputs.items():
         np.testing.assert_allclose(v, np.load(out / f"{k}.npy"), rtol=1e-12, atol=1e-14)
     for k, v in final.items():

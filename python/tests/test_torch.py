@@ -52,7 +52,7 @@ def test_gradcheck_every_cell(name):
                                     rtol=1e-4)
     # The module computes the same outputs.
     out, final = module(x, state0=h0)
-    outs = list(out.values()) if isinstance(out, dict) else [out]
+    outs = list(out.values())
     for a, b in zip(outs + list(final.values()), f(*x.values(), *h0.values(), *ps)):
         torch.testing.assert_close(a, b)
 
@@ -86,7 +86,8 @@ def test_lif_matches_torch_surrogate():
     x = (0.5 + torch.randn(T, B, 2, generator=g, dtype=torch.float64)).requires_grad_()
     h0 = {"v": torch.randn(B, 4, generator=g, dtype=torch.float64).requires_grad_(),
           "o": torch.randn(B, 2, generator=g, dtype=torch.float64).requires_grad_()}
-    y, final = module(x, state0=h0)
+    outs, final = module(x, state0=h0)
+    y = outs["z"]
     G = torch.randn(y.shape, generator=g, dtype=torch.float64)
     Gv = torch.randn(B, 4, generator=g, dtype=torch.float64)
     ((y * G).sum() + (final["v"] * Gv).sum() + final["o"].sum()).backward()
@@ -122,7 +123,8 @@ def test_module_grads_match_numpy_vjp():
     cell = cellc.compile(cell_path("gru"), dims=small_dims("gru"), dtype="float64")
     module = cellc.torch.CellModule(cell, seed=3)
     x = torch.randn(5, 2, 2, dtype=torch.float64)
-    y, final = module(x)
+    outs, final = module(x)
+    y = outs["y"]
     G = torch.randn_like(y)
     (y * G).sum().backward()
     p = {k: v.detach().numpy() for k, v in module.named_parameters()}
@@ -134,10 +136,12 @@ def test_module_grads_match_numpy_vjp():
 def test_double_switches_precision_and_errors():
     cell = cellc.compile(cell_path("gru"), dims=small_dims("gru"))  # float32
     module = cellc.torch.CellModule(cell)
-    y32, _ = module(torch.zeros(3, 1, 2))
+    outs, _ = module(torch.zeros(3, 1, 2))
+    y32 = outs["y"]
     assert y32.dtype == torch.float32
     module.double()
-    y64, _ = module(torch.zeros(3, 1, 2, dtype=torch.float64))
+    outs, _ = module(torch.zeros(3, 1, 2, dtype=torch.float64))
+    y64 = outs["y"]
     assert y64.dtype == torch.float64
     with pytest.raises(ValueError, match=r"input x has dtype torch.float32 but the module's params are torch.float64"):
         module(torch.zeros(3, 1, 2))
@@ -157,7 +161,8 @@ def test_trains_in_a_torch_loop():
     losses = []
     for _ in range(150):
         opt.zero_grad()
-        y, _ = rnn(x)
+        outs, _ = rnn(x)
+        y = outs["y"]
         loss = torch.nn.functional.mse_loss(head(y), target)
         loss.backward()
         opt.step()
@@ -174,7 +179,8 @@ def test_cell_module_from_a_run_folder(tmp_path):
     r = cellc.load_run(tmp_path / "run", dtype="float64")
     for name, value in r.params.items():
         assert np.array_equal(getattr(m, name).detach().numpy(), value.astype(np.float64))
-    y, _ = m(torch.zeros(4, 2, r.cell.layout.inputs[0].size, dtype=torch.float64))
+    outs, _ = m(torch.zeros(4, 2, r.cell.layout.inputs[0].size, dtype=torch.float64))
+    y = outs["z"]
     assert torch.isfinite(y).all()
 
 
@@ -186,14 +192,34 @@ def test_create_graph_is_a_clear_error_not_a_silent_first_order_gradient():
     m = cellc.torch.CellModule(cell, seed=0)
     x = torch.randn(5, 2, cell.layout.inputs[0].shape[0], dtype=torch.float64)
     for loss_of in (lambda y: y.sum(), lambda y: (y ** 2).sum()):
-        y, _ = m(x)
+        outs, _ = m(x)
+        y = outs["y"]
         with pytest.raises(RuntimeError, match=r"CellModule has no second derivative: .*create_graph=True"):
             torch.autograd.grad(loss_of(y), list(m.parameters()), create_graph=True)
-        y, _ = m(x)
+        outs, _ = m(x)
+        y = outs["y"]
         with pytest.raises(RuntimeError, match="create_graph"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's note on backward(create_graph=True) and .grad cycles
             loss_of(y).backward(create_graph=True)
     # First order still works, and matches a plain backward.
-    y, _ = m(x)
+    outs, _ = m(x)
+    y = outs["y"]
     g = torch.autograd.grad((y ** 2).sum(), list(m.parameters()))
     assert all(t is not None and not t.requires_grad for t in g)
+
+
+def test_module_returns_dicts_like_unroll():
+    """CellModule's forward returns (outputs, final) as dicts by name, as Cell.unroll does."""
+    cell = cellc.compile(cell_path("gru"), dims=small_dims("gru"), dtype="float64")
+    m = cellc.torch.CellModule(cell, seed=0)
+    x = torch.randn(5, 2, cell.layout.inputs[0].shape[0], dtype=torch.float64)
+    outs, final = m(x)
+    assert type(outs) is dict and list(outs) == ["y"] and type(final) is dict and list(final) == ["h"]
+    ref, _ = cell.unroll({k: v.detach().numpy() for k, v in m.named_parameters()}, x=x.numpy())
+    np.testing.assert_array_equal(outs["y"].detach().numpy(), ref["y"])
+
+
+def test_module_repr_names_the_cell():
+    cell = cellc.compile(cell_path("gru"), dims=small_dims("gru"))
+    text = repr(cellc.torch.CellModule(cell))
+    assert text.startswith("CellModule(gru (") and "n=" in text and "gru.cell" in text, text

@@ -38,7 +38,8 @@ def test_train_on_a_python_task_learns(gru):
     # The trained params do the task on fresh data: compare with the untrained error.
     x, target, mask = memory_task(64, np.random.default_rng(99))
     def err(p):
-        y, _ = gru.unroll(p, x=x)
+        outs, _ = gru.unroll(p, x=x)
+        y = outs["y"]
         return float(np.sqrt(np.sum(mask * (y - target) ** 2) / mask.sum()))
     assert r0["params"].keys() == r["params"].keys()
     assert err(r["params"]) < 0.5 * err(gru.init_params(2))
@@ -217,7 +218,8 @@ def test_a_task_may_unroll_the_cell_being_trained(dtype):
         def task(batch, rng):
             x = rng.normal(size=(10, batch, 1))
             for c in (cell, cell.astype("float32")):
-                y, _ = c.unroll(params, x=x)  # the teacher: the untrained cell itself
+                outs, _ = c.unroll(params, x=x)  # the teacher: the untrained cell itself
+                y = outs["y"]
             calls.append(batch)
             return x, np.asarray(y, dtype=np.float64)
         r = cellc.train(cell, task, batch=4, max_steps=5, validate_every=2, verbose=False)
@@ -276,8 +278,8 @@ def test_train_with_cross_entropy_learns_a_choice():
                     validation_batch=200, seed=3, verbose=False)
     assert r["best_error"] < 0.15  # 1 - accuracy; chance is 0.5
     x, target = sign_task(500, np.random.default_rng(7))
-    y, _ = cell.unroll(r["params"], x=x)
-    y = y["y"] if isinstance(y, dict) else y
+    outs, _ = cell.unroll(r["params"], x=x)
+    y = outs["y"]
     accuracy = np.mean(y[-1].argmax(axis=1) == target[-1].argmax(axis=1))
     assert accuracy > 0.85
 

@@ -18,7 +18,8 @@ import numpy as np
 import cellc
 cell = cellc.compile(CELL, dims={"n": 4})
 p = cell.init_params(0)
-y, final = cell.unroll(p, x=np.ones((3, 2, 1)))
+outs, final = cell.unroll(p, x=np.ones((3, 2, 1)))
+y = outs["y"]
 g = cell.vjp(p, x=np.ones((3, 2, 1)), d_y=np.ones((3, 2, 1)))
 assert y.shape == (3, 2, 1) and g["W_hh"].shape == (4, 4)
 assert "torch" not in sys.modules

@@ -48,6 +48,19 @@ install)
   [ -f "$tmp/p/share/cellc/experiments/copy_first.toml" ] && [ -f "$tmp/p/share/cellc/experiments/plot.py" ] \
     || fail "no experiments installed"
   "$tmp/p/bin/cellc" check "$tmp/p/share/cellc/cells/"*.cell > /dev/null || fail "an installed cell does not check"
+  # The Python package: importable from the prefix alone (not the source tree), and it works.
+  if ls "$build"/python/cellc/_cellc*.so > /dev/null 2>&1; then  # (built only with python3-dev and pybind11)
+    site=$(ls -d "$tmp"/p/lib/python3*/dist-packages 2>/dev/null | head -1)
+    [ -n "$site" ] && ls "$site"/cellc/_cellc*.so > /dev/null 2>&1 && [ -f "$site/cellc/__init__.py" ] \
+      || fail "no Python package installed under $tmp/p/lib: $(ls -R "$tmp/p/lib" 2>&1 | head -5)"
+    (cd "$tmp" && env -u PYTHONPATH PYTHONPATH="$site" /usr/bin/python3 -c "
+import cellc, numpy as np
+assert cellc.__file__.startswith('$site'), cellc.__file__
+cell = cellc.compile('$tmp/p/share/cellc/cells/gru.cell', dims={'n': 4})
+outs, final = cell.unroll(cell.init_params(0), x=np.ones((3, 2, 1), np.float32))
+assert outs['y'].shape == (3, 2, 1) and np.isfinite(outs['y']).all()
+") > "$tmp/log" 2>&1 || fail "the installed Python package does not work: $(tail -3 "$tmp/log")"
+  fi
   ;;
 file_size_limit)
   # Past ulimit -f the write fails (EFBIG) instead of SIGXFSZ killing cellc unheard (exit 153):
