@@ -71,11 +71,18 @@ TEST_CASE("perceptual_decision's quick profile trains above chance accuracy", "[
   CHECK(best < 0.4);
 }
 
-TEST_CASE("perceptual_decision_lif's quick profile trains a spiking network above chance", "[experiments][classify][spikes]") {
-  // cells/lif.cell learns through its spikes only by the surrogate gradient of heaviside.
-  fs::path run = freshDir("lif-quick");
+TEST_CASE("the perceptual decision's quick profile trains each new cell above chance", "[experiments][classify][cells]") {
+  // The cells of issue 32, each on the same task through `cellc run`'s path: lif.cell learns
+  // through its spikes only by the surrogate gradient of heaviside; leaky_rnn.cell is written in
+  // continuous time (the task's dt binds its dt); lstm.cell with its forget gate started open.
+  // Measured (quick profiles, 1000 test trials, chance 0.51, ideal observer 0.748): lif 0.726,
+  // leaky_rnn 0.759, lstm 0.709.
+  const std::string name = GENERATE(as<std::string>{}, "lif", "leaky_rnn", "lstm");
+  INFO("perceptual_decision_" << name);
+  fs::path run = freshDir(name + "-quick");
   std::ostringstream log;
-  runExperiment(loadExperiment(CELLC_SOURCE_DIR "/experiments/perceptual_decision_lif.toml", {}, "quick"),
+  runExperiment(loadExperiment(std::string(CELLC_SOURCE_DIR "/experiments/perceptual_decision_") + name + ".toml",
+                               {}, "quick"),
                 quietInto(run), log);
   std::ifstream in(run / "summary.json");
   nlohmann::json s = nlohmann::json::parse(in);
@@ -83,8 +90,8 @@ TEST_CASE("perceptual_decision_lif's quick profile trains a spiking network abov
   INFO(log.str());
   INFO(test.dump());
   const double accuracy = test["accuracy"], chance = test["chance_accuracy"], ideal = test["ideal_accuracy"];
-  CHECK(accuracy >= chance + 0.12);   // measured 0.726 (1000 Adam steps, n = 32), chance 0.51
-  CHECK(accuracy <= ideal + 0.03);    // ideal observer 0.748
+  CHECK(accuracy >= chance + 0.12);
+  CHECK(accuracy <= ideal + 0.03);    // up to sampling, no better than the ideal observer
   CHECK(test["loss"].get<double>() < test["chance_loss"].get<double>());
 }
 
