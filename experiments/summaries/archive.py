@@ -141,6 +141,23 @@ def read_curve(run_dir):
     return (np.asarray(steps), np.asarray(losses)) if steps else None
 
 
+def curve(run):
+    """(x = samples seen or step, minibatch loss) of a single-phase run, or None: from its
+    metrics.csv, else (an archived run) from its thinned curve.csv."""
+    try:
+        phases, step, loss, _ = learning_curve.read_metrics(run_folder.Run(run.dir, run.summary))
+    except run_folder.Missing:  # an archived run: its thinned curve
+        got = read_curve(run.dir)
+        if got is None:
+            return None
+        step, loss = got
+    batch = learning_curve.samples_per_step(run.summary.get("training") or {})
+    ok = np.isfinite(loss) & (loss > 0)
+    if not ok.any():
+        return None
+    return step[ok] * (batch or 1.0), loss[ok], batch is not None
+
+
 def _write_run(run, dst, keep=(), derive=None):
     os.makedirs(dst, exist_ok=True)
     _replace(os.path.join(dst, "summary.json"),

@@ -10,7 +10,7 @@ import tomllib
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # experiments/
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from figures import learning_curve, run_folder  # noqa: E402  (the per-run figures' helpers)
+from figures import run_folder  # noqa: E402  (the per-run figures' helpers)
 import readfiles  # noqa: E402  (strict reading: a damaged file is one line naming it)
 
 np = run_folder.np
@@ -304,23 +304,6 @@ def try_figure(fn, *a):
     finally:
         plt.close("all")
     return []
-
-
-def curve(run):
-    """(x = samples seen or step, minibatch loss) of a single-phase run, or None."""
-    try:
-        phases, step, loss, _ = learning_curve.read_metrics(run_folder.Run(run.dir, run.summary))
-    except run_folder.Missing:
-        from summaries.archive import read_curve  # an archived run: its thinned curve
-        got = read_curve(run.dir)
-        if got is None:
-            return None
-        step, loss = got
-    batch = learning_curve.samples_per_step(run.summary.get("training") or {})
-    ok = np.isfinite(loss) & (loss > 0)
-    if not ok.any():
-        return None
-    return step[ok] * (batch or 1.0), loss[ok], batch is not None
 
 
 def group(runs, key):

@@ -6,7 +6,8 @@ import os
 from figures import learning_curve, run_folder, trace
 from matplotlib.lines import Line2D
 from summaries import stats
-from summaries.common import (as_float, count, curve, figure_section, finite, g, group,
+from summaries.archive import curve
+from summaries.common import (as_float, count, figure_section, finite, g, group,
                               mean, missing_section, note, np, plt, provenance, save,
                               seed_jitter, spread, table, try_figure, verdict_section)
 
