@@ -27,7 +27,8 @@ import math
 import os
 import shutil
 
-from summaries.common import Sweeps, note, np, plot, read_sweep, readfiles
+from figures import learning_curve, run_folder
+from summaries.common import Sweeps, note, np, read_sweep, readfiles
 
 CURVE_ROWS = 400
 CURVE_FILE = "curve.csv"
@@ -59,7 +60,7 @@ def _table(path):
     try:
         lines = list(readfiles.csv_rows(path, readfiles.read_text(path)))
     except (OSError, ValueError) as e:  # damaged: left out, saying where
-        plot.note(f"error: {e}: the table is ignored")  # once, though read twice
+        run_folder.note(f"error: {e}: the table is ignored")  # once, though read twice
         return [], {}
     header = (lines[0][1] if lines else None) or []
     rows = {}
@@ -94,8 +95,8 @@ def _merge_tables(live_path, arch_path, out_path):
 def thin_curve(run_dir, summary):
     """The run's metrics.csv as curve.csv rows [(phase, step, loss, rows)], or [] without one."""
     try:
-        cols = plot.read_metric_columns(plot.Run(run_dir, summary))
-    except plot.Missing:
+        cols = learning_curve.read_metric_columns(run_folder.Run(run_dir, summary))
+    except run_folder.Missing:
         return []
     phase = cols["phase"]
     step = np.asarray(cols["step"], dtype=float)
@@ -138,6 +139,23 @@ def read_curve(run_dir):
         steps.append(step)
         losses.append(loss)
     return (np.asarray(steps), np.asarray(losses)) if steps else None
+
+
+def curve(run):
+    """(x = samples seen or step, minibatch loss) of a single-phase run, or None: from its
+    metrics.csv, else (an archived run) from its thinned curve.csv."""
+    try:
+        phases, step, loss, _ = learning_curve.read_metrics(run_folder.Run(run.dir, run.summary))
+    except run_folder.Missing:  # an archived run: its thinned curve
+        got = read_curve(run.dir)
+        if got is None:
+            return None
+        step, loss = got
+    batch = learning_curve.samples_per_step(run.summary.get("training") or {})
+    ok = np.isfinite(loss) & (loss > 0)
+    if not ok.any():
+        return None
+    return step[ok] * (batch or 1.0), loss[ok], batch is not None
 
 
 def _write_run(run, dst, keep=(), derive=None):

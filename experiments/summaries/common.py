@@ -10,17 +10,16 @@ import tomllib
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # experiments/
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-import plot  # noqa: E402  (the per-run figures: its drawing helpers are reused here)
+from figures import run_folder  # noqa: E402  (the per-run figures' helpers)
 import readfiles  # noqa: E402  (strict reading: a damaged file is one line naming it)
 
-np = plot.np
-plt = plot.plt
-Line2D = plot.Line2D
+np = run_folder.np
+plt = run_folder.plt
 
 PROG = "summarize.py"
 DPI = 110
-plot.DPI = DPI  # figures drawn through plot.py's helpers stay small too
-plot.PROG = PROG
+run_folder.DPI = DPI  # figures drawn through plot.py's helpers (figures/) stay small too
+run_folder.PROG = PROG
 
 
 def note(msg):
@@ -88,7 +87,7 @@ class RunRec:
         return str(c.get("name") or self.axis("cell.file") or "?")
 
     def plot_run(self, fig_dir):
-        r = plot.Run(self.dir, self.summary)
+        r = run_folder.Run(self.dir, self.summary)
         r.fig_dir = fig_dir
         return r
 
@@ -134,7 +133,7 @@ def read_sweep(d, out):
         try:  # a damaged table (not UTF-8, not CSV) is left out whole, with one line saying where
             lines = list(readfiles.csv_rows(cpath, readfiles.read_text(cpath)))
         except (OSError, ValueError) as e:
-            plot.note(f"error: {e}: the table is ignored")  # once, though read twice
+            run_folder.note(f"error: {e}: the table is ignored")  # once, though read twice
             lines = None
         header = (lines[0][1] if lines else None) or []
         if lines is None:
@@ -298,30 +297,13 @@ def try_figure(fn, *a):
     try:
         out = fn(*a)
         return [p for p in (out if isinstance(out, list) else [out]) if p]
-    except plot.Missing as e:
+    except run_folder.Missing as e:
         note(f"skipped {fn.__name__}: {e}")
     except Exception as e:  # an odd run folder must not stop the summary
         note(f"skipped {fn.__name__}: {type(e).__name__}: {e}")
     finally:
         plt.close("all")
     return []
-
-
-def curve(run):
-    """(x = samples seen or step, minibatch loss) of a single-phase run, or None."""
-    try:
-        phases, step, loss, _ = plot.read_metrics(plot.Run(run.dir, run.summary))
-    except plot.Missing:
-        from summaries.archive import read_curve  # an archived run: its thinned curve
-        got = read_curve(run.dir)
-        if got is None:
-            return None
-        step, loss = got
-    batch = plot.samples_per_step(run.summary.get("training") or {})
-    ok = np.isfinite(loss) & (loss > 0)
-    if not ok.any():
-        return None
-    return step[ok] * (batch or 1.0), loss[ok], batch is not None
 
 
 def group(runs, key):

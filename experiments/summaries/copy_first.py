@@ -3,9 +3,12 @@
 import math
 import os
 
+from figures import learning_curve, run_folder, trace
+from matplotlib.lines import Line2D
 from summaries import stats
-from summaries.common import (Line2D, as_float, count, curve, figure_section, finite, g, group,
-                              mean, missing_section, note, np, plot, plt, provenance, save,
+from summaries.archive import curve
+from summaries.common import (as_float, count, figure_section, finite, g, group,
+                              mean, missing_section, note, np, plt, provenance, save,
                               seed_jitter, spread, table, try_figure, verdict_section)
 
 
@@ -335,7 +338,7 @@ def summarize_copy_first(sw, out, args):
 
 def e5_test_mse_figure(by, settings, out):
     if not settings:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * len(settings) + 2.5), 4.8),
                            constrained_layout=True)
     cells_all = sorted({c for _, c in by}, key=cell_key)
@@ -384,7 +387,7 @@ def e5_learning_curves(by, settings, out):
     archive. Settings whose runs have none (finished on a machine since lost) get no empty panel:
     the figure names them, and each panel says how many of its runs it lacks."""
     if not settings:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     curves, missing = {}, {}
     for s in settings:
         for c in sorted({c for ss, c in by if ss == s}, key=cell_key):
@@ -396,7 +399,7 @@ def e5_learning_curves(by, settings, out):
                     curves.setdefault(s, []).append((c, cv))
     shown = [s for s in settings if s in curves]
     if not shown:
-        raise plot.Missing("no finished run has a learning curve")
+        raise run_folder.Missing("no finished run has a learning curve")
     n = len(shown)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
@@ -409,7 +412,7 @@ def e5_learning_curves(by, settings, out):
         for c, (x, y, ps) in curves[s]:
             per_sample &= ps
             w = max(1, x.size // 150)
-            ys = np.exp(plot.smooth(np.log(y), w)) if w > 1 else y
+            ys = np.exp(learning_curve.smooth(np.log(y), w)) if w > 1 else y
             ax.plot(x[::w], ys[::w], color=CELL_COLOR.get(c, "0.3"), lw=0.8, alpha=0.8)
             cells_seen.add(c)
         ax.set_yscale("log")
@@ -456,10 +459,10 @@ def e5_plastic_figure(runs, out):
             entry = ((r.summary.get("analyses") or {}).get("trace"))
             if not isinstance(entry, dict):
                 continue
-            an = plot.AnalysisView(r.plot_run(out), "trace", "trace", entry)
+            an = run_folder.AnalysisView(r.plot_run(out), "trace", "trace", entry)
             try:
-                paths = plot.draw_plastic(an.run, an)
-            except plot.Missing as e:
+                paths = trace.draw_plastic(an.run, an)
+            except run_folder.Missing as e:
                 note(f"plastic trace of {r.name}: {e}")
                 continue
             if not paths:
@@ -475,7 +478,7 @@ def e5_plastic_figure(runs, out):
 
     figs = draw(["pbrc_split"], "plastic_trace") + draw(["pbrc", "plastic_gru_clip", "plastic_gru"], "plastic_trace_pbrc")
     if not figs:
-        raise plot.Missing("no plastic run has a recorded matrix state")
+        raise run_folder.Missing("no plastic run has a recorded matrix state")
     return figs
 
 
@@ -486,7 +489,7 @@ def e5_time_to_target_figure(runs, out):
     """Steps and seconds to the windowed target, per cell and setting (seeds as dots, the mean
     and its 95 % interval as a bar); runs that never got there are marked at the top."""
     if not runs:
-        raise plot.Missing("no run with train.loss_window")
+        raise run_folder.Missing("no run with train.loss_window")
     by = group(runs, robust_key)
     keys = sorted(by, key=lambda k: (k[0], cell_key(k[1]), k[2]))
     lvl = ROBUST_LEVELS[-1]

@@ -3,9 +3,10 @@
 import math
 import os
 
+from figures import run_folder, trace
 from summaries import stats
 from summaries.common import (as_float, figure_section, g, group, mean, missing_section, note, np,
-                              plot, plt, provenance, resolved_experiment, save, table, try_figure,
+                              plt, provenance, resolved_experiment, save, table, try_figure,
                               verdict_section)
 
 # The archive keeps the resolved experiment (the dropout form) and derive(run)'s small arrays (the
@@ -211,9 +212,9 @@ def summarize_forgetting(sw, out, args):
 def e3_trace(r, key, out):
     entry = (r.summary.get("analyses") or {}).get(key)
     if not isinstance(entry, dict):
-        raise plot.Missing(f"{r.name} has no analysis '{key}'")
-    an = plot.AnalysisView(r.plot_run(out), key, plot.analysis_kind(key, entry), entry)
-    return plot.trace_arrays(an)
+        raise run_folder.Missing(f"{r.name} has no analysis '{key}'")
+    an = run_folder.AnalysisView(r.plot_run(out), key, run_folder.analysis_kind(key, entry), entry)
+    return trace.trace_arrays(an)
 
 
 def e3_traces_figure(runs, out):
@@ -226,7 +227,7 @@ def e3_traces_figure(runs, out):
     lams = sorted({e3_lambda(r) for r in runs if e3_lambda(r) > 0}, key=lambda x: abs(x - 500))
     ewc = pick(lambda r: lams and e3_lambda(r) == lams[0])
     if ewc is None:
-        raise plot.Missing("no run with EWC (lambda > 0)")
+        raise run_folder.Missing("no run with EWC (lambda > 0)")
     no = pick(lambda r: e3_lambda(r) == 0 and r.seed == ewc.seed
               and e3_dropout(r) == e3_dropout(ewc))
     panels = [("task 1 before task 2", ewc, "task1_before"),
@@ -261,7 +262,7 @@ def e3_tradeoff_figure(by, keys, out):
     per dropout setting through the lambdas (seeds as dots, means joined), fine-tuning (lambda = 0)
     at one end; task 1 before task 2 and chance as references."""
     if not keys:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, ax = plt.subplots(figsize=(7.2, 5.2), constrained_layout=True)
     drops = sorted({k[0] for k in keys}, key=dropout_order)
     before = []
@@ -296,7 +297,7 @@ def e3_tradeoff_figure(by, keys, out):
 
 def e3_lambda_figure(by, keys, out):
     if not keys:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, (ax_r, ax_2) = plt.subplots(1, 2, figsize=(11.5, 4.2), constrained_layout=True)
     drops = sorted({k[0] for k in keys}, key=dropout_order)
     for i, p in enumerate(drops):

@@ -3,9 +3,10 @@
 import math
 import os
 
+from figures import run_folder, trace
 from summaries import stats
 from summaries.common import (as_float, count, figure_section, group, missing_section, note,
-                              np, plot, plt, provenance, save, seed_jitter, table, try_figure,
+                              np, plt, provenance, save, seed_jitter, table, try_figure,
                               verdict_section)
 
 
@@ -40,7 +41,7 @@ def e2_weights(r, excit=0.8):
         return (np.load(os.path.join(q, "weight_quantiles_e.npy")),
                 np.load(os.path.join(q, "weight_quantiles_i.npy")))
     entry = (r.summary.get("analyses") or {}).get("weight_histogram")
-    an = plot.AnalysisView(plot.Run(r.dir, r.summary), "weight_histogram", "weight_histogram",
+    an = run_folder.AnalysisView(run_folder.Run(r.dir, r.summary), "weight_histogram", "weight_histogram",
                            entry if isinstance(entry, dict) else {})
     w = an.array("weight_matrix", 2)
     nE = int(math.floor(excit * w.shape[1]))
@@ -52,7 +53,7 @@ def derive(r):
     quantiles."""
     try:
         e, i = e2_weights(r)
-    except plot.Missing:
+    except run_folder.Missing:
         return {}
     p = np.linspace(0, 1, QUANTILES)
     return {"weight_quantiles_e": np.quantile(np.ravel(e), p),
@@ -64,7 +65,7 @@ def weight_quantiles(r):
     from a live folder and from the archive."""
     d = derive(r)
     if not d:
-        raise plot.Missing(f"{r.name}: no weight matrix")
+        raise run_folder.Missing(f"{r.name}: no weight matrix")
     return d["weight_quantiles_e"], d["weight_quantiles_i"]
 
 
@@ -184,7 +185,7 @@ def summarize_multi_sequence(sw, out, args):
                     continue
                 try:
                     (e1, i1), (e2, i2) = weight_quantiles(base[0]), weight_quantiles(r)
-                except plot.Missing as e:
+                except run_folder.Missing as e:
                     note(f"weight distributions of {r.name}: {e}")
                     continue
                 de.append(ks_statistic(e1, e2))
@@ -202,7 +203,7 @@ def summarize_multi_sequence(sw, out, args):
                 continue
             try:
                 (e1, _), (e2, _) = weight_quantiles(init[0]), weight_quantiles(r)
-            except plot.Missing:
+            except run_folder.Missing:
                 continue
             de.append(ks_statistic(e1, e2))
         if de:
@@ -221,7 +222,7 @@ def e2_histograms(by, ks, out):
     bins over the range the entries span (the zeros of the diagonal and of rectified entries
     counted apart, in the legend), so the axes show the data."""
     if not ks:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, axes = plt.subplots(1, len(ks), figsize=(3.8 * len(ks) + 0.6, 3.6), sharey=True,
                              squeeze=False, constrained_layout=True)
     cmap = plt.get_cmap("viridis")
@@ -230,7 +231,7 @@ def e2_histograms(by, ks, out):
         for r in by[k]:
             try:
                 e, i = e2_weights(r)
-            except plot.Missing:
+            except run_folder.Missing:
                 continue
             mats.append((r.seed, np.concatenate([e.ravel(), i.ravel()])))
         if not mats:
@@ -261,7 +262,7 @@ def e2_histograms(by, ks, out):
 
 def e2_ratio_figure(by, ks, controls, out):
     if not ks:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.0), sharey=True, constrained_layout=True)
     for ax, (key, lab) in zip(axes, (("ratio_of_means", "ratio of trial means"),
                                      ("mean_of_step_ratios", "mean of per-step ratios"))):
@@ -295,7 +296,7 @@ def e2_ratio_figure(by, ks, controls, out):
 
 def e2_trials(by, ks, out):
     if not ks:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, axes = plt.subplots(2, len(ks), figsize=(4.0 * len(ks) + 0.5, 5.2), squeeze=False,
                              sharex=True, constrained_layout=True,
                              gridspec_kw={"height_ratios": [1, 2.4]})
@@ -304,10 +305,10 @@ def e2_trials(by, ks, out):
         entry = (r.summary.get("analyses") or {}).get("trace")
         ax_u, ax_y = axes[0, j], axes[1, j]
         try:
-            an = plot.AnalysisView(plot.Run(r.dir, r.summary), "trace", "trace",
+            an = run_folder.AnalysisView(run_folder.Run(r.dir, r.summary), "trace", "trace",
                                    entry if isinstance(entry, dict) else {})
-            u, z, y = plot.trace_arrays(an)
-        except plot.Missing as e:
+            u, z, y = trace.trace_arrays(an)
+        except run_folder.Missing as e:
             ax_y.text(0.5, 0.5, f"missing:\n{e}", ha="center", va="center", fontsize=7,
                       transform=ax_y.transAxes)
             continue

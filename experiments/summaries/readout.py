@@ -2,9 +2,12 @@
 
 import math
 
+from matplotlib.ticker import MaxNLocator
+
+from figures import run_folder
 from summaries import stats
 from summaries.common import (count, figure_section, finite, g, group, mean, missing_section, np,
-                              plot, plt, provenance, resolved_experiment, save, seed_jitter, table,
+                              plt, provenance, resolved_experiment, save, seed_jitter, table,
                               try_figure, verdict_section)
 
 
@@ -80,7 +83,7 @@ def summarize_readout(sw, out, args):
 
 def e4_figure(by, labels, out):
     if not labels:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     metrics = [("training.best_validation_error", "best validation RMSE", True),
                ("test.rmse", "test RMSE", True),
                ("analyses.readout_activity.measured.silent_outputs", "silent outputs", False)]
@@ -101,7 +104,7 @@ def e4_figure(by, labels, out):
             ax.set_yscale("log")
         else:
             ax.set_ylim(bottom=min(0, ax.get_ylim()[0]))
-            ax.yaxis.set_major_locator(plot.MaxNLocator(integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name, fontsize=10)
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("E4: fixed vs learned readout (dots: seeds; bars: mean)")
@@ -110,7 +113,7 @@ def e4_figure(by, labels, out):
 
 def e4_peaks(by, labels, out):
     if not labels:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 3.6), sharey=True,
                              squeeze=False, constrained_layout=True)
     for ax, lab in zip(axes[0], labels):
@@ -118,11 +121,11 @@ def e4_peaks(by, labels, out):
         r = next((x for x in by[lab] if silent_outputs(x) > 0), by[lab][0])
         entry = (r.summary.get("analyses") or {}).get("readout_activity")
         entry = entry if isinstance(entry, dict) else {}
-        an = plot.AnalysisView(plot.Run(r.dir, r.summary), "readout_activity",
+        an = run_folder.AnalysisView(run_folder.Run(r.dir, r.summary), "readout_activity",
                                "readout_activity", entry)
         try:
             peak = an.array("readout_peak", 1)
-        except plot.Missing as e:
+        except run_folder.Missing as e:
             ax.text(0.5, 0.5, f"missing:\n{e}", ha="center", va="center", fontsize=7,
                     transform=ax.transAxes)
             continue

@@ -6,9 +6,10 @@ import math
 import os
 
 import sequence_noise_floor
+from figures import column_shift, learning_curve, run_folder
 from summaries import stats
 from summaries.common import (count, figure_section, g, group, mean, missing_section, note, np,
-                              plot, plt, provenance, resolved_experiment, save, table, try_figure,
+                              plt, provenance, resolved_experiment, save, table, try_figure,
                               verdict_section)
 
 CRITERION = 0.1  # pycog's min_error for this task
@@ -23,8 +24,8 @@ def setting(r):
 def metrics(r):
     """(step, val_error, grad_norm) arrays of one run's training phase, or None."""
     try:
-        c = plot.read_metric_columns(plot.Run(r.dir, r.summary))
-    except (plot.Missing, OSError):
+        c = learning_curve.read_metric_columns(run_folder.Run(r.dir, r.summary))
+    except (run_folder.Missing, OSError):
         return None
     nan = np.full(len(c["step"]), math.nan)
     return c["step"], c.get("val_error", nan), c.get("grad_norm", nan)
@@ -70,8 +71,8 @@ def case(r):
 def shift_view(r):
     entry = (r.summary.get("analyses") or {}).get("column_shift")
     if not isinstance(entry, dict):
-        raise plot.Missing("no column_shift analysis")
-    return plot.AnalysisView(plot.Run(r.dir, r.summary), "column_shift", "column_shift", entry)
+        raise run_folder.Missing("no column_shift analysis")
+    return run_folder.AnalysisView(run_folder.Run(r.dir, r.summary), "column_shift", "column_shift", entry)
 
 
 def sign_counts(peak, vals, dt):
@@ -139,8 +140,8 @@ def seed_figures(r, out):
     out/figures-<case>-seed<N>/."""
     an = shift_view(r)
     pr = r.plot_run(os.path.join(out, f"figures-case{'ii' if '100' in case(r) else 'i'}-seed{r.seed}"))
-    return [fn(pr, an) for fn in (plot.draw_sequence_heatmap, plot.draw_traces,
-                                  plot.draw_shift_vs_column, plot.draw_shift_vs_value)]
+    return [fn(pr, an) for fn in (column_shift.draw_sequence_heatmap, column_shift.draw_traces,
+                                  column_shift.draw_shift_vs_column, column_shift.draw_shift_vs_value)]
 
 
 def shift_section(sw, out):
@@ -167,7 +168,7 @@ def shift_section(sw, out):
             try:
                 o, sm, nm, n95, p = sign_null(r)
                 ff = failure_fraction(r)
-            except plot.Missing as e:
+            except run_folder.Missing as e:
                 rows.append((r.seed, "n/a", "n/a", f"missing: {e}", "", "", "", ""))
                 continue
             learned = mse_over_chance(r) <= LEARNED
@@ -180,7 +181,7 @@ def shift_section(sw, out):
                 coh.append(r.get("analyses.column_shift.measured.coherent_fraction"))
             try:
                 figs += seed_figures(r, out)
-            except plot.Missing as e:
+            except run_folder.Missing as e:
                 note(f"figures of {r.name}: {e}")
         md.append(f"### {lab}\n\n" + table(
             ["seed", "test MSE / chance", "learned", "sign consistency", "null (permuted v)",
@@ -191,7 +192,7 @@ def shift_section(sw, out):
         for r in untrained.get(lab, []):
             try:
                 ctrl[r.seed] = sign_null(r)
-            except plot.Missing:
+            except run_folder.Missing:
                 pass
         dist = [distance_from_init(r, c) for r in rs for c in untrained.get(lab, []) if c.seed == r.seed]
         if any(math.isfinite(d) for d in dist):
@@ -252,7 +253,7 @@ def summarize_sequence_shift(sw, out, args):
 
 def curves_figure(by, labels, floor, out):
     if not labels:
-        raise plot.Missing("no finished run")
+        raise run_folder.Missing("no finished run")
     fig, (ax, axg) = plt.subplots(1, 2, figsize=(11.5, 4.0), constrained_layout=True)
     for i, lab in enumerate(labels):
         for k, r in enumerate(by[lab]):

@@ -13,7 +13,7 @@
 #include "experiment/RunFolder.h"
 #include "experiment/TaskTable.h"
 #include "experiment/TestStage.h"
-#include "io/Spawn.h"
+#include "run/Figures.h"
 #include "io/npy.h"
 #include "blas/Threads.h"
 #include "train/Checkpoint.h"
@@ -104,29 +104,11 @@ void saveParams(const fs::path& dir, const ir::Layout& L, const std::vector<doub
   }
 }
 
-// The figures: experiments/plot.py beside the experiment, else the source tree's, run by
-// Debian's python3 with an argument vector (no shell ever sees a path or a name).
+// The figures: experiments/plot.py beside the experiment, else the source tree's (run/Figures.h).
 void drawFigures(const Experiment& e, const RunOptions& opt, const fs::path& run, std::ostream& log) {
-  fs::path script = opt.plotScript;
-  if (script.empty()) script = fs::path(e.path).parent_path() / "plot.py";
-  if (!fs::exists(script)) script = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot.py";
-  const std::string python = "/usr/bin/python3";
-  if (!fs::exists(script)) {
-    log << "figures: no plot script found; skipped\n";
-    return;
-  }
-  SpawnResult probe = spawnAndWait({python, "-c", "import numpy, matplotlib"}, "/dev/null");
-  if (!probe.started || probe.status != 0) {
-    log << "figures: python3 with numpy and matplotlib not found; draw them later with\n  "
-        << python << " " << script.string() << " " << run.string() << "\n";
-    return;
-  }
-  std::error_code ec;
-  if (!fs::equivalent(script, fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot.py", ec))
-    log << "figures: running " << script.string() << " (not cellc's own plot.py; --no-plot skips it)\n";
-  SpawnResult r = spawnAndWait({python, script.string(), run.string()});
-  if (!r.started || r.status != 0)
-    log << "figures: the plot script failed (" << script.string() << ", status " << r.status << ")\n";
+  runtime::drawFigures({"plot.py", opt.plotScript, fs::path(e.path).parent_path(),
+                        "not cellc's own plot.py; --no-plot skips it"},
+                       {{{run.string()}, ""}}, log);
 }
 
 // The run's identity: an existing folder must hold the same experiment, or nothing is touched.

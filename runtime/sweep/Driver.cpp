@@ -14,7 +14,8 @@
 
 #include "experiment/RunFolder.h"
 #include "blas/Threads.h"
-#include "sweep/Spawn.h"
+#include "io/Spawn.h"
+#include "run/Figures.h"
 #include "sweep/Status.h"
 #include "sweep/Table.h"
 
@@ -249,37 +250,17 @@ void SweepDriver::writeTable() {
 
 void SweepDriver::drawFigures() {
   if (s_.plots.empty()) return;
-  // A plot_sweep.py beside the sweep file replaces cellc's own (docs/sweeps.md): it is code that
-  // runs with the user's rights, so the log says which script ran.
-  fs::path script = opt_.plotScript;
-  if (script.empty()) script = fs::path(s_.path).parent_path() / "plot_sweep.py";
-  if (!fs::exists(script)) script = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot_sweep.py";
-  const fs::path own = fs::path(CELLC_SOURCE_DIR) / "experiments" / "plot_sweep.py";
-  std::error_code ec;
-  if (fs::exists(script) && !fs::equivalent(script, own, ec))
-    log_ << "figures: running " << script.string() << " (a plot_sweep.py beside the sweep file, "
-         << "not cellc's own; --no-plot skips it)\n";
-  const std::string python = "/usr/bin/python3";
-  int code = 1;
-  if (fs::exists(python)) {
-    pid_t p = spawnChild({python, "-c", "import numpy, matplotlib"}, "/dev/null");
-    waitChild(p, &code);
-  }
+  // A plot_sweep.py beside the sweep file replaces cellc's own (docs/sweeps.md).
+  std::vector<FigureCall> calls;
   for (const SweepPlot& pl : s_.plots) {
-    std::vector<std::string> argv = {python, script.string(), out_.string(), "--metric", pl.metric, "--x", pl.x};
-    if (!pl.group.empty()) argv.insert(argv.end(), {"--group", pl.group});
-    if (pl.log) argv.push_back("--log");
-    if (code != 0 || !fs::exists(script)) {
-      log_ << "figures: " << (code != 0 ? python + " with numpy and matplotlib not found" : "no " + script.string())
-           << "; draw them later with\n  " << python;
-      for (size_t k = 1; k < argv.size(); ++k) log_ << " " << argv[k];
-      log_ << "\n";
-      continue;
-    }
-    int rc = 1;
-    waitChild(spawnChild(argv, ""), &rc);
-    if (rc != 0) log_ << "figures: plot_sweep.py failed for metric " << pl.metric << " (exit status " << rc << ")\n";
+    FigureCall c{{out_.string(), "--metric", pl.metric, "--x", pl.x}, "metric " + pl.metric};
+    if (!pl.group.empty()) c.args.insert(c.args.end(), {"--group", pl.group});
+    if (pl.log) c.args.push_back("--log");
+    calls.push_back(std::move(c));
   }
+  runtime::drawFigures({"plot_sweep.py", opt_.plotScript, fs::path(s_.path).parent_path(),
+                        "a plot_sweep.py beside the sweep file, not cellc's own; --no-plot skips it"},
+                       calls, log_);
 }
 
 }  // namespace cellc::runtime

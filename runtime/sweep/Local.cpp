@@ -5,7 +5,7 @@
 #include <map>
 
 #include "sweep/Driver.h"
-#include "sweep/Spawn.h"
+#include "io/Spawn.h"
 
 namespace cellc::runtime {
 

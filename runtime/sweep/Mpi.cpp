@@ -13,7 +13,7 @@
 #include <string>
 
 #include "sweep/Driver.h"
-#include "sweep/Spawn.h"
+#include "io/Spawn.h"
 #endif
 
 namespace cellc::runtime {

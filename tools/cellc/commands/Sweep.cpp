@@ -8,7 +8,7 @@
 #include "Cli.h"
 #include "sweep/Driver.h"
 #include "sweep/Mpi.h"
-#include "sweep/Spawn.h"
+#include "io/Spawn.h"
 #include "sweep/SweepFile.h"
 
 namespace cellc::cli {
