@@ -48,8 +48,7 @@ class TraceAnalysis : public Analysis {
   static const PhaseSpec& phaseOfTask(const AnalysisContext& c) {
     const std::string& name = c.spec.task;
     if (name.empty()) return c.experiment.phases.front();
-    for (const PhaseSpec& p : c.experiment.phases)
-      if (p.name == name) return p;
+    if (const PhaseSpec* p = findPhase(c.experiment, name)) return *p;
     c.fail("task", "no phase named '" + name + "'");
   }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <toml++/toml.h>
 #include <type_traits>
@@ -509,6 +510,14 @@ double phaseNum(const Experiment&, const PhaseSpec& p, const std::string& path) 
   return k.field.get(static_cast<const PhaseSettings*>(&p)).num;
 }
 
+std::string analysisName(const AnalysisSpec& a) { return a.name.empty() ? a.kind : a.name; }
+
+const PhaseSpec* findPhase(const Experiment& e, const std::string& name) {
+  for (const PhaseSpec& p : e.phases)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
 std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key) {
   if (auto it = p.where.find(key); it != p.where.end()) return it->second;
   return e.path + " (" + key + " at its default)";
@@ -642,6 +651,16 @@ Experiment buildExperiment(const std::string& path, toml::table root, const std:
   if (auto it = e.where.find("experiment.name"); it != e.where.end() && !isPlainName(e.name))
     fail(it->second, "experiment.name '" + elide(e.name, 40) + "': " + kPlainName +
                          " (choose the folder with --out)");
+  // The analyses' names become file prefixes and summary.json keys: plain and unique. `after`
+  // names a phase.
+  std::set<std::string> analysisNames;
+  for (const AnalysisSpec& a : e.analyses) {
+    const std::string name = analysisName(a);
+    if (!isPlainName(name) || !analysisNames.insert(name).second)
+      fail(a.where.at("kind"), "two analyses are named '" + name + "': give each a plain, unique analysis.name");
+    if (auto it = a.where.find("after"); it != a.where.end() && !findPhase(e, a.after))
+      fail(it->second, "analysis.after: no phase named '" + a.after + "'");
+  }
   return e;
 }
 

@@ -137,6 +137,12 @@ struct Experiment {
   std::string str(const std::string& path) const;
 };
 
+// An analysis' name in summary.json: analysis.name, else its kind (unique in an experiment).
+std::string analysisName(const AnalysisSpec& a);
+
+// The phase named `name`, or null.
+const PhaseSpec* findPhase(const Experiment& e, const std::string& name);
+
 // A phase's setting by its schema path ("ewc.lambda"), for tests and tools; code reads fields.
 double phaseNum(const Experiment& e, const PhaseSpec& p, const std::string& path);
 

@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 
 #include "analysis/Analysis.h"
@@ -117,8 +116,6 @@ void checkSameExperiment(const RunFolder& folder, const Experiment& e) {
                           "start over with --fresh (the folder is moved aside, not deleted)");
 }
 
-std::string analysisName(const AnalysisSpec& a) { return a.name.empty() ? a.kind : a.name; }
-
 json testStage(const Experiment& e, Model& m, const std::vector<std::unique_ptr<Task>>& tasks,
                const std::vector<std::vector<double>>& phaseParams, std::ostream& log) {
   const int64_t trials = e.testTrials;
@@ -210,19 +207,10 @@ Checked checkAgainst(const Experiment& e, const Model& m, const fs::path& runPat
     checkMemory(e, ph, *c.tasks.back(), m);
   }
   const std::vector<double> noParams;
-  std::set<std::string> analysisNames;
   for (const AnalysisSpec& a : e.analyses) {
-    const std::string aname = analysisName(a);
-    if (!isPlainName(aname) || !analysisNames.insert(aname).second)
-      throw ExperimentError(a.where.at("kind") + ": error: two analyses are named '" + aname +
-                            "': give each a plain, unique analysis.name");
-    c.analysisPhase.push_back(e.phases.size() - 1);
-    if (auto it = a.where.find("after"); it != a.where.end()) {
-      auto ph = std::find_if(e.phases.begin(), e.phases.end(), [&](const PhaseSpec& p) { return p.name == a.after; });
-      if (ph == e.phases.end())
-        throw ExperimentError(it->second + ": error: analysis.after: no phase named '" + a.after + "'");
-      c.analysisPhase.back() = static_cast<size_t>(ph - e.phases.begin());
-    }
+    // Names and `after` were checked when the experiment was loaded.
+    const PhaseSpec* after = a.where.count("after") ? findPhase(e, a.after) : &e.phases.back();
+    c.analysisPhase.push_back(static_cast<size_t>(after - e.phases.data()));
     c.analyses.push_back(makeAnalysis(a.kind));
     c.analyses.back()->check({e, a, m, noParams, runPath / "arrays", log});
   }

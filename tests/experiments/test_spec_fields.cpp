@@ -145,3 +145,22 @@ TEST_CASE("a phase starts from the top level's settings, then its own", "[spec]"
   CHECK(keyWhere(e, e.phases[0], "train.batch") == "test: train.batch=7");
   CHECK(keyWhere(e, e.phases[0], "train.clip_norm") == "test (train.clip_norm at its default)");
 }
+
+TEST_CASE("analysis names and `after` are checked when the experiment is loaded", "[spec]") {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "cellc_spec_checks";
+  std::filesystem::create_directories(dir);
+  auto load = [&](const std::string& analyses) {
+    const std::filesystem::path file = dir / "c.toml";
+    std::ofstream(file) << "[cell]\nfile = \"x.cell\"\n[task]\nkind = \"copy_first\"\n" << analyses;
+    return loadExperiment(file.string());
+  };
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(load("[[analysis]]\nkind = \"trace\"\n[[analysis]]\nkind = \"trace\"\n"),
+                    Contains("c.toml:8:1: error: two analyses are named 'trace'"));
+  CHECK_THROWS_WITH(load("[[analysis]]\nkind = \"trace\"\nafter = \"task9\"\n"),
+                    Contains("c.toml:7:1: error: analysis.after: no phase named 'task9'"));
+  const Experiment e = load("[[analysis]]\nkind = \"trace\"\n[[analysis]]\nkind = \"trace\"\nname = \"again\"\nafter = \"train\"\n");
+  CHECK(analysisName(e.analyses[0]) == "trace");
+  CHECK(analysisName(e.analyses[1]) == "again");
+  std::filesystem::remove_all(dir);
+}
