@@ -49,12 +49,12 @@ std::string nearest(const std::string& key, const std::vector<std::string>& name
   return " (did you mean '" + best + "'?)";
 }
 
-// Named settings of a C++ struct, each parsed from a Python value: one table per struct, so that
-// an unknown or mistyped key is an error naming it and listing the keys there are.
+// A call's options by name, each parsed from a Python value (most into experiment edits): an
+// unknown or mistyped name is an error naming it and listing the names there are.
 class Settings {
  public:
   explicit Settings(std::string what) : what_(std::move(what)) {}
-  void flag(const std::string& key, bool* p) {
+  void boolean(const std::string& key, bool* p) {
     add(key, [=, this](py::handle v) { flagInto(key, v, p); });
   }
   // A key of the experiment format (its schema type): its value becomes the edit PATH=VALUE in
@@ -132,7 +132,7 @@ class Settings {
     }
     return t + "\"";
   }
-  void str(const std::string& key, std::string* p) {
+  void text(const std::string& key, std::string* p) {
     add(key, [=, this](py::handle v) {
       if (!py::isinstance<py::str>(v))
         throw py::value_error(what_ + " '" + key + "' must be a string, got " + repr(v));
@@ -412,7 +412,7 @@ TrainOptions makeConfig(py::handle options) {
   }
   std::string checkpoint, metrics;
   bool progress = true;
-  s.str("checkpoint", &checkpoint), s.str("metrics", &metrics), s.flag("progress", &progress);
+  s.text("checkpoint", &checkpoint), s.text("metrics", &metrics), s.boolean("progress", &progress);
   s.apply(options);
   try {
     runtime::Experiment e = runtime::experimentFromEdits(o.edits, "train options");
