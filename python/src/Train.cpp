@@ -10,7 +10,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -19,8 +21,11 @@
 #include "Arrays.h"
 #include "PyLog.h"
 #include "diag/Text.h"
+#include "experiment/PhaseTraining.h"
+#include "experiment/RunFolder.h"
 #include "experiment/TaskTable.h"
 #include "tasks/Tasks.h"
+#include "train/Checkpoint.h"
 #include "train/Memory.h"
 #include "train/Trainer.h"
 
@@ -44,20 +49,16 @@ std::string nearest(const std::string& key, const std::vector<std::string>& name
   return " (did you mean '" + best + "'?)";
 }
 
-// Named settings of a C++ struct, each parsed from a Python value: one table per struct, so that
-// an unknown or mistyped key is an error naming it and listing the keys there are.
+// A call's options by name, each parsed from a Python value (most into experiment edits): an
+// unknown or mistyped name is an error naming it and listing the names there are.
 class Settings {
  public:
   explicit Settings(std::string what) : what_(std::move(what)) {}
-  void num(const std::string& key, double* p) { add(key, [=, this](py::handle v) { *p = toNum(key, v); }); }
-  void integer(const std::string& key, int64_t* p) {
-    add(key, [=, this](py::handle v) { integerInto(key, v, p); });
-  }
-  void flag(const std::string& key, bool* p) {
+  void boolean(const std::string& key, bool* p) {
     add(key, [=, this](py::handle v) { flagInto(key, v, p); });
   }
-  // A key of the experiment format (type "int", "float", "floats" or "bool"): its value becomes the
-  // edit PATH=VALUE in `edits`, in TOML.
+  // A key of the experiment format (its schema type): its value becomes the edit PATH=VALUE in
+  // `edits`, in TOML, which the experiment format's binder then checks and decodes.
   void edit(const std::string& key, const std::string& type, const std::string& path,
             std::vector<std::string>* edits) {
     if (type == "int") {
@@ -71,6 +72,28 @@ class Settings {
         bool b = false;
         flagInto(key, v, &b);
         edits->push_back(path + "=" + (b ? "true" : "false"));
+      });
+    } else if (type == "string") {
+      add(key, [=, this](py::handle v) {
+        if (!py::isinstance<py::str>(v))
+          throw py::value_error(what_ + " '" + key + "' must be a string, got " + repr(v));
+        edits->push_back(path + "=" + tomlString(v.cast<std::string>()));
+      });
+    } else if (type == "strings") {
+      add(key, [=, this](py::handle v) {  // a name, or a list of names
+        std::vector<std::string> names;
+        if (py::isinstance<py::str>(v)) {
+          names.push_back(v.cast<std::string>());
+        } else {
+          try {
+            names = v.cast<std::vector<std::string>>();
+          } catch (const py::cast_error&) {
+            throw py::value_error(what_ + " '" + key + "' must be a list of names, got " + repr(v));
+          }
+        }
+        std::string t;
+        for (const std::string& n : names) t += (t.empty() ? "" : ", ") + tomlString(n);
+        edits->push_back(path + "=[" + t + "]");
       });
     } else if (type == "floats") {
       add(key, [=, this](py::handle v) {
@@ -91,24 +114,29 @@ class Settings {
     if (t.find_first_of(".eEn") == std::string::npos) t += ".0";  // a TOML float (not nan, inf)
     return t;
   }
-  void str(const std::string& key, std::string* p) {
+  // A TOML basic string: quotes, backslashes and control characters escaped.
+  static std::string tomlString(const std::string& s) {
+    std::string t = "\"";
+    for (char ch : s) {
+      const unsigned char c = static_cast<unsigned char>(ch);
+      if (c == '"' || c == '\\') {
+        t += '\\';
+        t += ch;
+      } else if (c < 0x20 || c == 0x7f) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        t += buf;
+      } else {
+        t += ch;
+      }
+    }
+    return t + "\"";
+  }
+  void text(const std::string& key, std::string* p) {
     add(key, [=, this](py::handle v) {
       if (!py::isinstance<py::str>(v))
         throw py::value_error(what_ + " '" + key + "' must be a string, got " + repr(v));
       *p = v.cast<std::string>();
-    });
-  }
-  void strs(const std::string& key, std::vector<std::string>* p) {
-    add(key, [=, this](py::handle v) {
-      if (py::isinstance<py::str>(v)) {
-        p->push_back(v.cast<std::string>());
-        return;
-      }
-      try {
-        *p = v.cast<std::vector<std::string>>();
-      } catch (const py::cast_error&) {
-        throw py::value_error(what_ + " '" + key + "' must be a list of names, got " + repr(v));
-      }
     });
   }
   void apply(py::handle options) {
@@ -170,8 +198,9 @@ const std::map<std::string, std::vector<std::string>> kTaskKeys = {
                              "coherences"}},
 };
 
+// `edits` receives the task's edits (its part of the run's identity).
 std::unique_ptr<Task> builtinTask(const std::string& kind, py::handle options, const ir::Layout& L,
-                                  int64_t batch) {
+                                  int64_t batch, std::vector<std::string>& edits) {
   auto keys = kTaskKeys.find(kind);
   if (keys == kTaskKeys.end()) {
     std::vector<std::string> kinds;
@@ -181,7 +210,7 @@ std::unique_ptr<Task> builtinTask(const std::string& kind, py::handle options, c
                           " (or pass a Python callable)");
   }
   Settings s("option of task " + kind);
-  std::vector<std::string> edits = {"task.kind=\"" + kind + "\""};
+  edits = {"task.kind=\"" + kind + "\""};
   const std::vector<runtime::KeySpec>& schema = runtime::experimentKeys();
   for (const std::string& key : keys->second) {
     const std::string path = "task." + key;
@@ -364,33 +393,49 @@ class Interruptible : public Task {
   mutable std::optional<py::error_already_set> pending_;
 };
 
-runtime::TrainConfig makeConfig(py::handle options) {
-  runtime::TrainConfig c;
-  c.progress = true;
+// The train options: each a key of the experiment format ("seed" is experiment.seed, NAME
+// train.NAME), through the same binder, defaults and ranges as an experiment file's, plus the
+// files and the progress line, which are this call's own.
+struct TrainOptions {
+  runtime::TrainConfig config;
+  std::vector<std::string> edits;  // the settings as experiment edits: the run's identity
+};
+
+TrainOptions makeConfig(py::handle options) {
   Settings s("train option");
-  int64_t seed = static_cast<int64_t>(c.seed);
-  s.str("optimizer", &c.optimizer), s.num("learning_rate", &c.learningRate);
-  s.num("clip_norm", &c.clipNorm), s.integer("batch", &c.batch);
-  s.integer("max_steps", &c.maxSteps), s.integer("validate_every", &c.validateEvery);
-  s.integer("validation_batch", &c.validationBatch), s.str("metric", &c.metric);
-  s.num("target_error", &c.targetError), s.num("target_loss", &c.targetLoss);
-  s.integer("patience", &c.patience), s.integer("seed", &seed), s.flag("noise", &c.noise);
-  s.num("dropout", &c.dropout.p), s.flag("dropout_per_step", &c.dropout.perStep);
-  s.strs("frozen", &c.frozen), s.integer("segment", &c.segment), s.num("omega", &c.omega);
-  s.str("omega_state", &c.omegaState), s.str("checkpoint", &c.checkpointPath);
-  s.integer("checkpoint_every", &c.checkpointEvery), s.str("metrics", &c.metricsPath);
-  s.flag("progress", &c.progress);
+  TrainOptions o;
+  for (const runtime::KeySpec& k : runtime::experimentKeys()) {
+    // train.threads is the process's setting in Python (cellc.set_threads), not a call's.
+    if (k.path == "experiment.seed") s.edit("seed", k.type, k.path, &o.edits);
+    else if (k.path.rfind("train.", 0) == 0 && k.path != "train.threads")
+      s.edit(k.path.substr(6), k.type, k.path, &o.edits);
+  }
+  std::string checkpoint, metrics;
+  bool progress = true;
+  s.text("checkpoint", &checkpoint), s.text("metrics", &metrics), s.boolean("progress", &progress);
   s.apply(options);
-  if (seed < 0) throw py::value_error("train option 'seed' must be >= 0");
-  c.seed = static_cast<uint64_t>(seed);
-  if (c.batch < 1) throw py::value_error("train option 'batch' must be >= 1");
-  if (c.validationBatch < 1) throw py::value_error("train option 'validation_batch' must be >= 1");
-  if (c.maxSteps < 0) throw py::value_error("train option 'max_steps' must be >= 0");
-  if (c.metric != "rmse" && c.metric != "loss" && c.metric != "error_rate")
-    throw py::value_error("train option 'metric' is '" + c.metric + "'; it must be rmse, loss or error_rate");
-  if (c.dropout.p < 0 || c.dropout.p >= 1)
-    throw py::value_error("train option 'dropout' must be in [0, 1)");
-  return c;
+  try {
+    runtime::Experiment e = runtime::experimentFromEdits(o.edits, "train options");
+    o.config = runtime::trainConfig(e, e.phases.at(0));
+  } catch (const runtime::ExperimentError& err) {
+    throw py::value_error(err.what());
+  }
+  o.config.checkpointPath = checkpoint, o.config.metricsPath = metrics, o.config.progress = progress;
+  return o;
+}
+
+// A checkpoint to resume must be of these settings: the check `cellc run` makes of its run folder
+// (experimentDifference), naming the first setting that changed. Checkpoints that recorded no
+// settings (before they did) resume as they always have.
+void checkSameSettings(const std::string& checkpointPath, const std::string& settings) {
+  if (checkpointPath.empty() || !std::filesystem::exists(checkpointPath)) return;
+  const runtime::Checkpoint c = runtime::readCheckpoint(checkpointPath);
+  if (c.experiment.empty()) return;
+  const std::string diff = runtime::experimentDifference(c.experiment, settings);
+  if (!diff.empty())
+    throw py::value_error(checkpointPath + " holds a training with other settings (" + diff +
+                          "); resuming would mix the two. Choose another checkpoint path, or "
+                          "remove it to start over");
 }
 
 }  // namespace
@@ -399,7 +444,9 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
                const std::string& lossName, const std::string& output, py::object options,
                bool verbose) {
   const ir::Layout& L = cell.layout();
-  runtime::TrainConfig cfg = makeConfig(options);
+  TrainOptions opts = makeConfig(options);
+  runtime::TrainConfig& cfg = opts.config;
+  std::vector<std::string> settings = opts.edits;
   if (cfg.omega > 0)
     throw py::value_error("train option 'omega' needs the Omega kernel, which cellc.train does "
                           "not compile yet; use an experiment file (cellc.run)");
@@ -408,7 +455,9 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
   if (py::isinstance<py::str>(task)) {
     if (lossName != "auto" || !output.empty())
       throw py::value_error("loss and output belong to a Python task; a built-in task sets its own");
-    owned = builtinTask(task.cast<std::string>(), taskOptions, L, cfg.batch);
+    std::vector<std::string> taskEdits;
+    owned = builtinTask(task.cast<std::string>(), taskOptions, L, cfg.batch, taskEdits);
+    settings.insert(settings.end(), taskEdits.begin(), taskEdits.end());
   } else if (PyCallable_Check(task.ptr())) {
     if (!taskOptions.is_none() && py::len(taskOptions) > 0)
       throw py::value_error("task_options are for built-in tasks; a Python task takes its own");
@@ -437,7 +486,9 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
                           runtime::lossKindName(owned->loss().kind) + "' makes none: use cross_entropy");
 
   const CellSource& src = cell.source();
-  runtime::ModelInfo info{src.path, src.text, src.overrides, ""};
+  // The settings as TOML, recorded in each checkpoint and compared on a resume.
+  const std::string settingsText = runtime::experimentFromEdits(settings, "train options").text;
+  runtime::ModelInfo info{src.path, src.text, src.overrides, settingsText};
   Cell& trainer32 = cell.trainingCell();
   StepKernel<float>& kernel = trainer32.trainingKernel();
   std::vector<double> start;
@@ -451,6 +502,8 @@ py::dict train(Cell& cell, py::object task, py::object taskOptions, py::object p
       "train", "the train options batch = " + std::to_string(cfg.batch) + " and validation_batch = " +
                    std::to_string(cfg.validationBatch) + ", T = " + std::to_string(steps) +
                    " steps (from the task) and the cell's " + dimsText(src.dims));
+
+  checkSameSettings(cfg.checkpointPath, settingsText);
 
   PyLog log(!verbose);
   runtime::TrainResult r;

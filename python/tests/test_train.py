@@ -302,3 +302,32 @@ def test_train_on_the_perceptual_decision_task():
     assert r["steps"] == 20 and 0 <= r["best_error"] <= 1 and np.isfinite(r["last_loss"])
     with pytest.raises(ValueError, match=r"task.coherences.*coherence 150 is out of range"):
         cellc.train(cell, "perceptual_decision", task_options={"coherences": [150]}, verbose=False)
+
+
+@pytest.mark.parametrize("changed, key", [
+    (dict(batch=8), "train.batch"),
+    (dict(learning_rate=0.02), "train.learning_rate"),
+    (dict(seed=4), "experiment.seed"),
+    (dict(optimizer="adam"), "train.optimizer"),
+])
+def test_a_resume_with_other_settings_is_refused(gru, tmp_path, changed, key):
+    # The identity check `cellc run` makes of its run folder: a changed setting would mix two
+    # trainings in one checkpoint, so it is refused and named; a longer run of the same resumes.
+    ckpt = str(tmp_path / "run.ckpt")
+    same = dict(batch=4, learning_rate=0.01, seed=3, optimizer="sgd", validate_every=0, checkpoint=ckpt,
+                verbose=False)
+    cellc.train(gru, memory_task, max_steps=3, **same)
+    with pytest.raises(ValueError, match=r"run\.ckpt holds a training with other settings \(" +
+                       key.replace(".", r"\.") + ": was .*, now .*\); resuming would mix the two"):
+        cellc.train(gru, memory_task, max_steps=6, **{**same, **changed})
+    r = cellc.train(gru, memory_task, max_steps=6, **same)
+    assert r["resumed"] and r["steps"] == 6
+
+
+def test_a_resume_with_other_task_options_is_refused(tmp_path):
+    cell = cellc.compile(cell_path("gru"), dims={"n": 8})
+    ckpt = str(tmp_path / "run.ckpt")
+    kw = dict(batch=4, validate_every=0, checkpoint=ckpt, verbose=False)
+    cellc.train(cell, "copy_first", task_options={"steps": 10}, max_steps=2, **kw)
+    with pytest.raises(ValueError, match=r"other settings \(task\.steps: was 10, now 12\)"):
+        cellc.train(cell, "copy_first", task_options={"steps": 12}, max_steps=4, **kw)

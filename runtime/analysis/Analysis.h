@@ -19,15 +19,12 @@ namespace cellc::runtime {
 
 struct AnalysisContext {
   const Experiment& experiment;
-  const std::map<std::string, Value>& spec;  // this [[analysis]] table: "kind", "dt", ...
+  const AnalysisSpec& spec;           // this [[analysis]] table, its defaults applied
   const Model& model;
-  const std::vector<double>& params;         // the trained params (empty in check())
-  std::filesystem::path arrays;              // RUN/arrays
+  const std::vector<double>& params;  // the trained params (empty in check())
+  std::filesystem::path arrays;       // RUN/arrays
   std::ostream& log;
 
-  double num(const std::string& key, double fallback) const;
-  std::string str(const std::string& key, const std::string& fallback) const;
-  std::vector<double> nums(const std::string& key, std::vector<double> fallback) const;
   // Where the key was set, for messages ("file:line:col"; the [[analysis]] table for a default).
   std::string where(const std::string& key) const;
   [[noreturn]] void fail(const std::string& key, const std::string& msg) const;

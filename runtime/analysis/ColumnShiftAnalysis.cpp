@@ -48,13 +48,13 @@ std::pair<int64_t, int64_t> matrixShape(const AnalysisContext& c, const std::str
 Settings read(const AnalysisContext& c) {
   Settings s;
   ColumnShiftSpec& spec = s.spec;
-  spec.dt = c.num("dt", 0.5), spec.tau = c.num("tau", 50);
-  std::vector<double> cols = c.nums("columns", {80, 99}), rows = c.nums("rows", {0, 79});
-  std::vector<double> vals = c.nums("values", {-0.2, 0.2, 21});
+  const AnalysisSpec& a = c.spec;
+  spec.dt = a.dt, spec.tau = a.tau;
+  const std::vector<double>& cols = a.columns, &rows = a.rows, &vals = a.values;
   if (cols.size() != 2) c.fail("columns", "takes [first, last]");
   if (rows.size() != 2) c.fail("rows", "takes [first, last]");
   if (vals.size() != 3) c.fail("values", "takes [lo, hi, count]");
-  s.matrix = c.str("matrix", "W_rec"), s.alpha = c.str("alpha", "alpha");
+  s.matrix = a.matrix, s.alpha = a.alpha;
   auto [nrows, ncols] = matrixShape(c, s.matrix);
   auto range = [&](const char* key, const std::vector<double>& v, int64_t n, int64_t& first, int64_t& last) {
     first = integral(c, key, v[0]), last = integral(c, key, v[1]);
@@ -71,15 +71,15 @@ Settings read(const AnalysisContext& c) {
     spec.values.push_back(count == 1 ? vals[0]
                                      : vals[0] + (vals[1] - vals[0]) * static_cast<double>(i) /
                                                      static_cast<double>(count - 1));
-  spec.onset = c.num("onset", 150);
-  spec.exampleColumn = integral(c, "example_column", c.num("example_column", 86));
+  spec.onset = a.onset;
+  spec.exampleColumn = a.exampleColumn;
   // The example is one of the analysed edits: a column outside them would be edited unmeasured.
   if (spec.exampleColumn < spec.colFirst || spec.exampleColumn > spec.colLast)
     c.fail("example_column", std::to_string(spec.exampleColumn) + " is not one of the edited columns " +
                                  std::to_string(spec.colFirst) + ".." + std::to_string(spec.colLast));
-  spec.exampleValue = c.num("example_value", 0.04);
-  s.plotValues = c.nums("plot_values", {-0.12, -0.04, 0.04, 0.12});
-  s.plotColumns = c.nums("plot_columns", {84, 88, 92, 96});
+  spec.exampleValue = a.exampleValue;
+  s.plotValues = a.plotValues;
+  s.plotColumns = a.plotColumns;
   const double lo = std::min(vals[0], vals[1]), hi = std::max(vals[0], vals[1]);
   for (double v : s.plotValues)
     if (v < lo - 1e-12 || v > hi + 1e-12) {

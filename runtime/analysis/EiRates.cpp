@@ -13,8 +13,11 @@ namespace {
 
 using json = nlohmann::json;
 
+// The trials when analysis.trials is not set (the schema leaves its default to each kind).
+constexpr int64_t kTrials = 100;
+
 const ir::Slot& rateState(const AnalysisContext& c) {
-  const std::string name = c.str("state", "x");
+  const std::string& name = c.spec.state;
   const ir::Slot* s = c.model.ir.layout.find(ir::Role::State, name);
   if (!s || s->shape.rank() != 1) c.fail("state", "the cell has no vector state '" + name + "'");
   return *s;
@@ -24,19 +27,19 @@ class EiRates : public Analysis {
  public:
   void check(const AnalysisContext& c) const override {
     const ir::Slot& s = rateState(c);
-    const double f = c.num("excitatory", 0.8);
+    const double f = c.spec.excitatory;
     const int64_t nE = static_cast<int64_t>(std::floor(f * static_cast<double>(s.size)));
     if (nE < 1 || nE >= s.size) c.fail("excitatory", "leaves no excitatory or no inhibitory unit");
-    const double trials = c.num("trials", 100);
+    const int64_t trials = c.spec.trials.value_or(kTrials);
     if (trials < 1 || trials > 10000) c.fail("trials", "takes 1 to 10000 trials");
   }
 
   json run(const AnalysisContext& c) const override {
     const ir::Slot& s = rateState(c);
-    const int64_t n = s.size, nE = static_cast<int64_t>(std::floor(c.num("excitatory", 0.8) * static_cast<double>(n)));
+    const int64_t n = s.size, nE = static_cast<int64_t>(std::floor(c.spec.excitatory * static_cast<double>(n)));
     std::unique_ptr<Task> task = makeTask(c.experiment, c.experiment.phases.front());
-    std::mt19937_64 rng(static_cast<uint64_t>(c.experiment.integer("experiment.seed")) + 0xe1);
-    Trace tr = traceTrials(c.model, c.params, task->sample(static_cast<int64_t>(c.num("trials", 100)), rng));
+    std::mt19937_64 rng(static_cast<uint64_t>(c.experiment.seed) + 0xe1);
+    Trace tr = traceTrials(c.model, c.params, task->sample(c.spec.trials.value_or(kTrials), rng));
     const int64_t T = tr.trials.steps, B = tr.trials.batch;
     std::vector<double> e(T), i(T), ratio(T), time(T);
     double sumE = 0, sumI = 0;

@@ -13,19 +13,22 @@ namespace {
 
 using json = nlohmann::json;
 
+// The trials when analysis.trials is not set (the schema leaves its default to each kind).
+constexpr int64_t kTrials = 100;
+
 class ReadoutActivity : public Analysis {
  public:
   void check(const AnalysisContext& c) const override {
-    const double trials = c.num("trials", 100);
+    const int64_t trials = c.spec.trials.value_or(kTrials);
     if (trials < 1 || trials > 10000) c.fail("trials", "takes 1 to 10000 trials");
-    const double th = c.num("threshold", 0.1);
+    const double th = c.spec.threshold;
     if (th <= 0 || th >= 1) c.fail("threshold", "is a fraction of the largest target, between 0 and 1");
   }
 
   json run(const AnalysisContext& c) const override {
     std::unique_ptr<Task> task = makeTask(c.experiment, c.experiment.phases.front());
-    std::mt19937_64 rng(static_cast<uint64_t>(c.experiment.integer("experiment.seed")) + 0xd0);
-    Trace tr = traceTrials(c.model, c.params, task->sample(static_cast<int64_t>(c.num("trials", 100)), rng));
+    std::mt19937_64 rng(static_cast<uint64_t>(c.experiment.seed) + 0xd0);
+    Trace tr = traceTrials(c.model, c.params, task->sample(c.spec.trials.value_or(kTrials), rng));
     const ir::Slot& out = c.model.ir.layout.outputs.at(0);
     const int64_t T = tr.trials.steps, B = tr.trials.batch, n = out.size;
     std::vector<double> peak(n, -INFINITY), targetPeak(n, -INFINITY);
@@ -38,7 +41,7 @@ class ReadoutActivity : public Analysis {
         }
     double top = 0;
     for (double x : targetPeak) top = std::max(top, x);
-    const double threshold = c.num("threshold", 0.1) * top;
+    const double threshold = c.spec.threshold * top;
     int64_t silent = 0;
     json silentList = json::array();
     for (int64_t i = 0; i < n; ++i)

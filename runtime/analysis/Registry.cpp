@@ -35,31 +35,18 @@ std::unique_ptr<Analysis> makeAnalysis(const std::string& kind) {
   throw ExperimentError("no analysis '" + kind + "'");
 }
 
-double AnalysisContext::num(const std::string& key, double fallback) const {
-  auto it = spec.find(key);
-  return it == spec.end() ? fallback : it->second.num;
-}
-std::string AnalysisContext::str(const std::string& key, const std::string& fallback) const {
-  auto it = spec.find(key);
-  return it == spec.end() ? fallback : it->second.str;
-}
-std::vector<double> AnalysisContext::nums(const std::string& key, std::vector<double> fallback) const {
-  auto it = spec.find(key);
-  return it == spec.end() ? fallback : it->second.nums;
-}
 std::string AnalysisContext::where(const std::string& key) const {
-  if (auto it = spec.find(key); it != spec.end()) return it->second.where;
-  return spec.at("kind").where + " (analysis." + key + " at its default)";
+  if (auto it = spec.where.find(key); it != spec.where.end()) return it->second;
+  return spec.where.at("kind") + " (analysis." + key + " at its default)";
 }
 void AnalysisContext::fail(const std::string& key, const std::string& msg) const {
-  throw ExperimentError(where(key) + ": error: " + spec.at("kind").str + " key '" + key + "': " + msg);
+  throw ExperimentError(where(key) + ": error: " + spec.kind + " key '" + key + "': " + msg);
 }
 void AnalysisContext::save(const std::string& name, const std::vector<int64_t>& shape,
                            const std::vector<double>& data) const {
   std::filesystem::create_directories(arrays);
   // A named analysis prefixes its arrays: two of one kind keep theirs apart.
-  auto it = spec.find("name");
-  const std::string file = it == spec.end() ? name : it->second.str + "_" + name;
+  const std::string file = spec.name.empty() ? name : spec.name + "_" + name;
   npy::write((arrays / (file + ".npy")).string(), shape, data.data());
 }
 

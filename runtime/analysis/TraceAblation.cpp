@@ -33,9 +33,12 @@ namespace {
 
 using json = nlohmann::json;
 
+// The trials when analysis.trials is not set (the schema leaves its default to each kind).
+constexpr int64_t kTrials = 1000;
+
 const ir::Slot* matrixState(const AnalysisContext& c) {
   const ir::Layout& L = c.model.ir.layout;
-  const std::string name = c.str("trace", "");
+  const std::string& name = c.spec.trace;
   for (const ir::Slot& s : L.states)
     if (name.empty() ? s.shape.dims.size() == 2 : s.name == name) return &s;
   return nullptr;
@@ -131,14 +134,14 @@ class TraceAblation : public Analysis {
     const ir::Slot* M = matrixState(c);
     // Without `trace`, a cell that has no matrix state is skipped (one experiment file serves the
     // plastic cells and their controls); a named one must exist.
-    if (!M && c.str("trace", "").empty()) return;
-    if (!M) c.fail("trace", "the cell has no state named '" + c.str("trace", "") + "'");
+    if (!M && c.spec.trace.empty()) return;
+    if (!M) c.fail("trace", "the cell has no state named '" + c.spec.trace + "'");
     if (M->shape.dims.size() != 2) c.fail("trace", "state '" + M->name + "' is not a matrix state");
-    const std::string rate = c.str("rate", "eta");
+    const std::string& rate = c.spec.rate;
     const ir::Slot* p = c.model.ir.layout.find(ir::Role::Param, rate);
     if (!p) c.fail("rate", "the cell has no param '" + rate + "' (the trace's rate)");
     if (p->size != 1) c.fail("rate", "param '" + rate + "' is not a scalar");
-    const double trials = c.num("trials", 1000);
+    const int64_t trials = c.spec.trials.value_or(kTrials);
     if (trials < 2 || trials > 100000) c.fail("trials", "takes 2 to 100000 trials");
   }
 
@@ -150,12 +153,12 @@ class TraceAblation : public Analysis {
     }
     const ir::Slot& M = *matrixState(c);
     const ir::Slot* h = vectorState(L);
-    const ir::Slot& eta = *L.find(ir::Role::Param, c.str("rate", "eta"));
+    const ir::Slot& eta = *L.find(ir::Role::Param, c.spec.rate);
     std::unique_ptr<Task> task = makeTask(c.experiment, c.experiment.phases.front());
-    const int64_t trials = static_cast<int64_t>(c.num("trials", 1000));
+    const int64_t trials = c.spec.trials.value_or(kTrials);
     // The test stage's first trials (the same sequences when trials <= its chunk and the cell
     // draws no noise), so the intact loss is the test loss.
-    std::mt19937_64 rng = testStream(testSeed(static_cast<uint64_t>(c.experiment.integer("experiment.seed")), 0));
+    std::mt19937_64 rng = testStream(testSeed(static_cast<uint64_t>(c.experiment.seed), 0));
     TrialBatch b = task->sample(trials, rng);
     // One fixed derangement: the sequences in a random cycle, each reading the next one's trace.
     std::vector<int64_t> order(static_cast<size_t>(trials)), perm(order.size());

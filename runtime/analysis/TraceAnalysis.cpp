@@ -13,15 +13,17 @@ namespace {
 
 using json = nlohmann::json;
 
+// The example trials when analysis.trials is not set (the schema leaves its default to each kind).
+constexpr int64_t kTrials = 1;
+
 std::vector<const ir::Slot*> chosenStates(const AnalysisContext& c) {
   const ir::Layout& L = c.model.ir.layout;
   std::vector<const ir::Slot*> out;
-  auto it = c.spec.find("states");
-  if (it == c.spec.end()) {
+  if (!c.spec.states) {
     for (const ir::Slot& s : L.states) out.push_back(&s);
     return out;
   }
-  for (const std::string& name : it->second.strs) {
+  for (const std::string& name : *c.spec.states) {
     const ir::Slot* s = L.find(ir::Role::State, name);
     if (!s) {
       std::string names;
@@ -37,25 +39,24 @@ class TraceAnalysis : public Analysis {
  public:
   void check(const AnalysisContext& c) const override {
     chosenStates(c);
-    const double trials = c.num("trials", 1);
+    const int64_t trials = c.spec.trials.value_or(kTrials);
     if (trials < 1 || trials > 1000) c.fail("trials", "takes 1 to 1000 trials");
     phaseOfTask(c);
   }
 
   // The phase whose task the trials come from: analysis.task names it; default the first.
   static const PhaseSpec& phaseOfTask(const AnalysisContext& c) {
-    const std::string name = c.str("task", "");
+    const std::string& name = c.spec.task;
     if (name.empty()) return c.experiment.phases.front();
-    for (const PhaseSpec& p : c.experiment.phases)
-      if (p.name == name) return p;
+    if (const PhaseSpec* p = findPhase(c.experiment, name)) return *p;
     c.fail("task", "no phase named '" + name + "'");
   }
 
   json run(const AnalysisContext& c) const override {
     std::unique_ptr<Task> task = makeTask(c.experiment, phaseOfTask(c));
-    const uint64_t seed = static_cast<uint64_t>(c.experiment.integer("experiment.seed")) + 0x7ace;
+    const uint64_t seed = static_cast<uint64_t>(c.experiment.seed) + 0x7ace;
     Trace tr = traceTrials(c.model, c.params,
-                           exampleTrials(*task, static_cast<int64_t>(c.num("trials", 1)), c.num("onset", 150), seed));
+                           exampleTrials(*task, c.spec.trials.value_or(kTrials), c.spec.onset, seed));
     const ir::Layout& L = c.model.ir.layout;
     const int64_t T = tr.trials.steps, B = tr.trials.batch;
     const ir::Slot& out = L.outputs.at(0);

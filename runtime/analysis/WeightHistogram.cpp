@@ -38,9 +38,9 @@ class WeightHistogram : public Analysis {
   void check(const AnalysisContext& c) const override {
     if (effectiveParam(c.model) < 0)
       c.fail("kind", "the cell must name its effective recurrent matrix (spectral_radius(..., W))");
-    const double bins = c.num("bins", 100);
-    if (bins < 1 || bins > 100000 || bins != std::floor(bins)) c.fail("bins", "takes 1 to 100000 bins");
-    const double f = c.num("excitatory", 0.8);
+    const int64_t bins = c.spec.bins;
+    if (bins < 1 || bins > 100000) c.fail("bins", "takes 1 to 100000 bins");
+    const double f = c.spec.excitatory;
     if (f <= 0 || f >= 1) c.fail("excitatory", "is a fraction between 0 and 1");
   }
 
@@ -48,12 +48,12 @@ class WeightHistogram : public Analysis {
     const int64_t p = effectiveParam(c.model);
     const ir::Slot& slot = c.model.ir.layout.params[p];
     const int64_t rows = slot.shape.dims[0], cols = slot.shape.dims[1];
-    const int64_t nE = static_cast<int64_t>(std::floor(c.num("excitatory", 0.8) * static_cast<double>(cols)));
+    const int64_t nE = static_cast<int64_t>(std::floor(c.spec.excitatory * static_cast<double>(cols)));
     std::vector<double> w = effectiveMatrix(c.model.ir, c.params, static_cast<size_t>(p));
     std::vector<double> e, in;
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t k = 0; k < cols; ++k) (k < nE ? e : in).push_back(w[r * cols + k]);
-    const int64_t bins = static_cast<int64_t>(c.num("bins", 100));
+    const int64_t bins = c.spec.bins;
     auto [lo, hi] = std::minmax_element(w.begin(), w.end());
     const double a = *lo, b = *hi > *lo ? *hi : *lo + 1;
     std::vector<double> edges(bins + 1), he(bins, 0), hi_(bins, 0);

@@ -13,8 +13,8 @@ namespace {
 
 // cell.file relative to the experiment file, else as given.
 fs::path cellPathOf(const Experiment& e) {
-  fs::path cellPath = fs::path(e.path).parent_path() / e.str("cell.file");
-  if (!fs::exists(cellPath) && fs::exists(e.str("cell.file"))) cellPath = e.str("cell.file");
+  fs::path cellPath = fs::path(e.path).parent_path() / e.cellFile;
+  if (!fs::exists(cellPath) && fs::exists(e.cellFile)) cellPath = e.cellFile;
   return cellPath;
 }
 
@@ -28,7 +28,7 @@ void bindTimeStep(const Experiment& e, const Program& prog, Overrides& o) {
   double dt = 0;
   const PhaseSpec* first = nullptr;
   for (const PhaseSpec& p : e.phases) {
-    const double pdt = taskTimeStep(e, p);
+    const double pdt = taskTimeStep(p);
     if (pdt <= 0) continue;
     if (first && pdt != dt) {
       std::ostringstream os;
@@ -52,7 +52,7 @@ void bindTimeStep(const Experiment& e, const Program& prog, Overrides& o) {
 // The Omega function is compiled only when a phase uses the regularizer.
 bool usesOmega(const Experiment& e) {
   bool omega = false;
-  for (const PhaseSpec& p : e.phases) omega = omega || phaseNum(e, p, "train.omega") > 0;
+  for (const PhaseSpec& p : e.phases) omega = omega || p.train.omega > 0;
   return omega;
 }
 
@@ -91,7 +91,7 @@ const Model& ModelCache::get(const Experiment& e) {
   key.precision(17);
   for (auto& [k, v] : e.dims) key << " " << k << "=" << v;
   for (auto& [k, v] : e.consts) key << " const " << k << "=" << v;
-  for (const PhaseSpec& p : e.phases) key << " task.dt=" << taskTimeStep(e, p);  // d(x)/dt cells
+  for (const PhaseSpec& p : e.phases) key << " task.dt=" << taskTimeStep(p);  // d(x)/dt cells
   std::unique_ptr<Model>& slot = models_[key.str()];
   if (!slot) slot = std::make_unique<Model>(loadModel(e));
   return *slot;

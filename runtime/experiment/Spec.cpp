@@ -5,109 +5,211 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <toml++/toml.h>
+#include <type_traits>
 
 namespace cellc::runtime {
 
 namespace {
 
-// The schema. Task keys apply to the kinds named in their doc; analysis keys to column_shift.
-const std::vector<KeySpec> kKeys = {
-    {"experiment.name", "string", "", "run name (default: the file's stem)"},
-    {"experiment.description", "string", "", "one line on what the experiment shows"},
-    {"experiment.seed", "int", "1", "master seed of every random stream", 0, 1e18},
-    {"cell.file", "string", "", "the .cell file, relative to the experiment file (required)"},
-    {"cell.dims.*", "int", "", "dim overrides, like -D", 1, 1 << 28},
-    {"cell.consts.*", "float", "", "scalar const overrides, like -D"},
-    {"params.*.value", "string", "", "set a param after initialization", 0, 0,
-     {"partial_identity", "identity", "zeros", "initialized"}},
-    {"params.*.fill", "float", "", "set every entry of a param after initialization"},
-    {"params.*.frozen", "bool", "false", "the param does not train"},
-    {"task.kind", "string", "", "the task (required)", 0, 0,
-     {"sequence", "multi_sequence", "copy_first", "perceptual_decision"}},
-    {"task.dt", "float", "10", "sequence, multi_sequence, perceptual_decision: time step (ms)", 1e-9, 1e9},
-    {"task.duration", "float", "1000", "sequence, multi_sequence: trial length T (ms)", 1e-9, 1e9},
-    {"task.onset_min", "float", "100", "sequence, multi_sequence: onset t_s ~ U(min, max) (ms)"},
-    {"task.onset_max", "float", "200", "sequence, multi_sequence: see onset_min (ms)"},
-    {"task.baseline", "float", "0.2", "sequence, multi_sequence, perceptual_decision: input baseline"},
-    {"task.tau_in", "float", "100", "sequence, multi_sequence, perceptual_decision: input noise time constant (ms)", 1e-9},
-    {"task.sigma_in", "float", "0.01", "sequence, multi_sequence, perceptual_decision: input noise scale", 0},
-    {"task.input_amp", "float", "4", "sequence: input amplitude"},
-    {"task.input_decay", "float", "800", "sequence, multi_sequence: input decay time (ms)", 1e-9},
-    {"task.input_sign", "float", "-1", "sequence: -1 decaying, +1 growing input", -1, 1},
-    {"task.period", "float", "0", "sequence: input modulation period (ms); 0: none", 0},
-    {"task.outputs", "int", "10", "sequence: number of outputs (Gaussian bumps)", 1, 1e6},
-    {"task.height", "float", "12", "sequence, multi_sequence: bump height"},
-    {"task.offset", "float", "80", "sequence, multi_sequence: first bump's delay after onset (ms)"},
-    {"task.spacing", "float", "80", "sequence, multi_sequence: delay between bumps (ms)"},
-    {"task.width", "float", "20", "sequence, multi_sequence: bump width sigma (ms)", 1e-9},
-    {"task.reverse", "bool", "false", "sequence: bumps in reverse order"},
-    {"task.tasks", "int", "1", "multi_sequence: number of sequences K", 1, 1e6},
-    {"task.per_task", "int", "5", "multi_sequence: outputs per sequence", 1, 1e6},
-    {"task.steps", "int", "300", "copy_first: sequence length T", 1, 1e9},
-    {"task.dim", "int", "1", "copy_first: input dimension D", 1, 1e6},
-    {"task.fixation", "float", "100", "perceptual_decision: fixation epoch, no evidence and no target (ms)", 0, 1e9},
-    {"task.stimulus", "float", "800", "perceptual_decision: stimulus epoch, the evidence (ms)", 1e-9, 1e9},
-    {"task.decision", "float", "300", "perceptual_decision: decision epoch, the target is the choice (ms)", 1e-9, 1e9},
-    {"task.coherences", "floats", "[1, 2, 4, 8, 16]", "perceptual_decision: coherences (percent, 0 to 100), one drawn per trial: the two inputs differ by it"},
-    {"train.optimizer", "string", "\"sgd\"", "optimizer", 0, 0, {"sgd", "adam"}},
-    {"train.learning_rate", "float", "0.001", "learning rate", 0, 1e9},
-    {"train.clip_norm", "float", "1.0", "global gradient-norm clip; 0: none", 0},
-    {"train.batch", "int", "20", "trials per step", 1, 1e7},
-    {"train.max_steps", "int", "100000", "at most this many steps", 0, 1e12},
-    {"train.validate_every", "int", "500", "validate every this many steps; 0: never", 0, 1e12},
-    {"train.validation_batch", "int", "100", "fresh trials per validation", 1, 1e7},
-    {"train.metric", "string", "\"rmse\"", "validation error: rmse, the loss itself, or error_rate (1 - accuracy of the choices; a classification task)", 0, 0,
-     {"rmse", "loss", "error_rate"}},
-    {"train.target_error", "float", "-1", "stop when validation error <= this; < 0: off"},
-    {"train.target_loss", "float", "-1", "stop when a minibatch loss (or the mean of train.loss_window of them) < this; < 0: off"},
-    {"train.loss_window", "int", "1", "train.target_loss and train.loss_milestones read the mean of the last this many minibatch losses, so one lucky minibatch cannot stop a run or mark a milestone; 1: each minibatch alone", 1, 1e9},
-    {"train.patience", "int", "0", "stop after this many validations without improvement; 0: off", 0},
-    {"train.noise", "bool", "true", "draw the cell's normal noise; off: zeros (dropout masks follow train.dropout)"},
-    {"train.frozen", "strings", "[]", "params that do not train"},
-    {"train.dropout", "float", "0", "probability of dropping a unit of the cell's `~ dropout()` noise in training steps (the cell must declare one)", 0, 0.99},
-    {"train.dropout_per_step", "bool", "false", "a new dropout mask every step (default: per trial)"},
-    {"train.dropout_fixed", "bool", "false", "one 0/1 dropout mask for the whole phase, not rescaled by 1 / (1 - p): pycog's course trainer (seed 000's E3); default: inverted dropout, a new mask per trial"},
-    {"train.segment", "int", "0", "BPTT segment length; 0: automatic", 0, 1e9},
-    {"train.memory_budget_mb", "int", "1024", "BPTT memory for states and tapes, and at batches up to 4 the weight-gradient operands of one segment (MB); beyond it, segments", 1, 1e9},
-    {"train.threads", "int", "0", "threads of large matrix products, of large batch-split kernels (a Hebbian trace's [B, n, n] work, split only while measuring shows that it pays) and of BPTT's batch shards; 0: all cores. Results are the same for every count (a product large enough to split may differ in the last bits between one thread and more)", 0, 1024},
-    {"train.batch_shards", "int", "0", "BPTT cuts the batch into this many shards that run side by side (each on one thread); 0: automatic (2 when each gets 8 trials or more and the step's products are small, else 1); 1: none. Results depend on it (the batch sums are split), not on train.threads", 0, 4096},
-    {"train.omega", "float", "0", "weight of pycog's vanishing-gradient regularizer Omega (pycog: 2); 0: off", 0},
-    {"train.omega_state", "string", "\"\"", "the state Omega regularizes (default: the first)"},
-    {"train.checkpoint_every", "int", "1000", "checkpoint every this many steps", 1, 1e12},
-    {"train.loss_milestones", "floats", "[]", "record the first step (and its training seconds) whose minibatch loss (or window mean, train.loss_window) is below each of these"},
-    {"test.trials", "int", "0", "after training, the loss on this many fresh trials of each phase's task (summary.json test); 0: none", 0, 1e8},
-    {"ewc.lambda", "float", "0", "after this phase, consolidate it with EWC of this strength", 0},
-    {"ewc.fisher_trials", "int", "200", "trials for the diagonal Fisher", 1, 1e9},
-    {"phase[].name", "string", "", "phase name; a [[phase]] may set task.*, train.* and ewc.*"},
-    {"analysis[].kind", "string", "", "the analysis", 0, 0,
-     {"column_shift", "trace", "ei_rates", "weight_histogram", "readout_activity", "trace_ablation"}},
-    {"analysis[].name", "string", "", "the analysis' name in summary.json and its arrays' prefix (default: the kind; unique)"},
-    {"analysis[].after", "string", "", "run on the params after this phase (default: the last)"},
-    {"analysis[].task", "string", "", "trace: the phase whose task the trials come from (default: the first)"},
-    {"analysis[].dt", "float", "0.5", "column_shift: time step of the analysis (ms)", 1e-9},
-    {"analysis[].tau", "float", "50", "column_shift: the cell's time constant (ms): alpha = dt/tau", 1e-9},
-    {"analysis[].alpha", "string", "\"alpha\"", "column_shift: the const that holds dt/tau"},
-    {"analysis[].matrix", "string", "\"W_rec\"", "column_shift: the intermediate to edit"},
-    {"analysis[].columns", "floats", "[80, 99]", "column_shift: first and last column"},
-    {"analysis[].rows", "floats", "[0, 79]", "column_shift: first and last row edited"},
-    {"analysis[].values", "floats", "[-0.2, 0.2, 21]", "column_shift: lo, hi, count of edits v"},
-    {"analysis[].onset", "float", "150", "column_shift, trace: onset of the fixed trial (ms)"},
-    {"analysis[].example_column", "int", "86", "column_shift: the edit shown in the heatmap"},
-    {"analysis[].example_value", "float", "0.04", "column_shift: see example_column"},
-    {"analysis[].plot_values", "floats", "[-0.12, -0.04, 0.04, 0.12]", "column_shift: v per curve"},
-    {"analysis[].plot_columns", "floats", "[84, 88, 92, 96]", "column_shift: column per curve"},
-    {"analysis[].trials", "int", "", "trace (1; one per sequence for multi_sequence), ei_rates, readout_activity (100), trace_ablation (1000): trials", 1, 100000},
-    {"analysis[].trace", "string", "", "trace_ablation: the matrix state (default: the first state with two dims)"},
-    {"analysis[].rate", "string", "\"eta\"", "trace_ablation: the scalar param that sets the trace's rate"},
-    {"analysis[].states", "strings", "", "trace: the states to record (default: every state)"},
-    {"analysis[].state", "string", "\"x\"", "ei_rates: the state whose relu is the rate"},
-    {"analysis[].excitatory", "float", "0.8", "ei_rates, weight_histogram: fraction of excitatory units (the first ones)", 0, 1},
-    {"analysis[].bins", "int", "100", "weight_histogram: number of bins", 1, 100000},
-    {"analysis[].threshold", "float", "0.1", "readout_activity: an output is active above this fraction of the largest target", 0, 1},
-    {"output.plot", "bool", "true", "draw the figures at the end (python3 + matplotlib)"},
+// The binder: a schema row names its field by a member pointer, from which `bind` makes the
+// functions that write and read it and takes the key's type, so the table, the fields and their
+// types cannot drift apart (tests/experiments/test_spec_fields.cpp checks every field has a row).
+
+// The C++ type of a field, its schema type and its conversions from and to a Value.
+template <class T> struct FieldType;
+template <> struct FieldType<int64_t> {
+  static constexpr const char* name = "int";
+  static void set(int64_t& f, const Value& v) { f = static_cast<int64_t>(v.num); }
+  static Value get(const int64_t& f) { return {Value::Kind::Int, static_cast<double>(f)}; }
 };
+template <> struct FieldType<double> {
+  static constexpr const char* name = "float";
+  static void set(double& f, const Value& v) { f = v.num; }
+  static Value get(const double& f) { return {Value::Kind::Float, f}; }
+};
+template <> struct FieldType<bool> {
+  static constexpr const char* name = "bool";
+  static void set(bool& f, const Value& v) { f = v.flag; }
+  static Value get(const bool& f) { return {Value::Kind::Bool, 0, f}; }
+};
+template <> struct FieldType<std::string> {
+  static constexpr const char* name = "string";
+  static void set(std::string& f, const Value& v) { f = v.str; }
+  static Value get(const std::string& f) { return {Value::Kind::String, 0, false, f}; }
+};
+template <> struct FieldType<std::vector<double>> {
+  static constexpr const char* name = "floats";
+  static void set(std::vector<double>& f, const Value& v) { f = v.nums; }
+  static Value get(const std::vector<double>& f) { return {Value::Kind::Floats, 0, false, "", f}; }
+};
+template <> struct FieldType<std::vector<std::string>> {
+  static constexpr const char* name = "strings";
+  static void set(std::vector<std::string>& f, const Value& v) { f = v.strs; }
+  static Value get(const std::vector<std::string>& f) { return {Value::Kind::Strings, 0, false, "", {}, f}; }
+};
+// A key without a default: not set is a state of its own.
+template <class T> struct FieldType<std::optional<T>> {
+  static constexpr const char* name = FieldType<T>::name;
+  static void set(std::optional<T>& f, const Value& v) { FieldType<T>::set(f.emplace(), v); }
+  static Value get(const std::optional<T>& f) { return FieldType<T>::get(f.value_or(T{})); }
+};
+
+// The struct a field's struct lives in: task.*, train.* and ewc.* fields are a phase's settings.
+template <class S> struct Home {
+  using Owner = S;
+  template <class O> static auto& in(O& o) { return o; }
+};
+template <> struct Home<TaskSettings> {
+  using Owner = PhaseSettings;
+  template <class O> static auto& in(O& o) { return o.task; }
+};
+template <> struct Home<TrainSettings> {
+  using Owner = PhaseSettings;
+  template <class O> static auto& in(O& o) { return o.train; }
+};
+template <> struct Home<EwcSettings> {
+  using Owner = PhaseSettings;
+  template <class O> static auto& in(O& o) { return o.ewc; }
+};
+
+template <class O> constexpr FieldRef::Scope scopeOf() {
+  if constexpr (std::is_same_v<O, Experiment>) return FieldRef::Scope::Experiment;
+  else if constexpr (std::is_same_v<O, PhaseSettings>) return FieldRef::Scope::Phase;
+  else {
+    static_assert(std::is_same_v<O, AnalysisSpec>, "a schema field lives in Experiment, a phase or an analysis");
+    return FieldRef::Scope::Analysis;
+  }
+}
+
+template <class C, class T> C classOf(T C::*);
+template <class C, class T> T memberOf(T C::*);
+
+// A row's field and type.
+struct Bound {
+  std::string type;
+  FieldRef field;
+};
+
+template <auto M> Bound bind() {
+  using S = decltype(classOf(M));
+  using T = decltype(memberOf(M));
+  using O = typename Home<S>::Owner;
+  FieldRef f;
+  f.scope = scopeOf<O>();
+  f.set = [](void* o, const Value& v) { FieldType<T>::set(Home<S>::in(*static_cast<O*>(o)).*M, v); };
+  f.get = [](const void* o) { return FieldType<T>::get(Home<S>::in(*static_cast<const O*>(o)).*M); };
+  return {FieldType<T>::name, f};
+}
+
+// A key that fills a map or names a table (cell.dims.*, params.*, phase[].name): read by hand.
+Bound unbound(const char* type) { return {type, {}}; }
+
+struct Row : KeySpec {
+  Row(const char* path_, Bound b, const char* def_, const char* doc_, double min_ = -1e300,
+      double max_ = 1e300, std::vector<std::string> choices_ = {})
+      : KeySpec{path_, b.type, def_, doc_, min_, max_, std::move(choices_), b.field} {}
+};
+
+// The schema. Task keys apply to the kinds named in their doc; analysis keys to column_shift.
+const std::vector<Row> kRows = {
+    {"experiment.name", bind<&Experiment::name>(), "", "run name (default: the file's stem)"},
+    {"experiment.description", bind<&Experiment::description>(), "", "one line on what the experiment shows"},
+    {"experiment.seed", bind<&Experiment::seed>(), "1", "master seed of every random stream", 0, 1e18},
+    {"cell.file", bind<&Experiment::cellFile>(), "", "the .cell file, relative to the experiment file (required)"},
+    {"cell.dims.*", unbound("int"), "", "dim overrides, like -D", 1, 1 << 28},
+    {"cell.consts.*", unbound("float"), "", "scalar const overrides, like -D"},
+    {"params.*.value", unbound("string"), "", "set a param after initialization", 0, 0,
+     {"partial_identity", "identity", "zeros", "initialized"}},
+    {"params.*.fill", unbound("float"), "", "set every entry of a param after initialization"},
+    {"params.*.frozen", unbound("bool"), "false", "the param does not train"},
+    {"task.kind", bind<&TaskSettings::kind>(), "", "the task (required)", 0, 0,
+     {"sequence", "multi_sequence", "copy_first", "perceptual_decision"}},
+    {"task.dt", bind<&TaskSettings::dt>(), "10", "sequence, multi_sequence, perceptual_decision: time step (ms)", 1e-9, 1e9},
+    {"task.duration", bind<&TaskSettings::duration>(), "1000", "sequence, multi_sequence: trial length T (ms)", 1e-9, 1e9},
+    {"task.onset_min", bind<&TaskSettings::onsetMin>(), "100", "sequence, multi_sequence: onset t_s ~ U(min, max) (ms)"},
+    {"task.onset_max", bind<&TaskSettings::onsetMax>(), "200", "sequence, multi_sequence: see onset_min (ms)"},
+    {"task.baseline", bind<&TaskSettings::baseline>(), "0.2", "sequence, multi_sequence, perceptual_decision: input baseline"},
+    {"task.tau_in", bind<&TaskSettings::tauIn>(), "100", "sequence, multi_sequence, perceptual_decision: input noise time constant (ms)", 1e-9},
+    {"task.sigma_in", bind<&TaskSettings::sigmaIn>(), "0.01", "sequence, multi_sequence, perceptual_decision: input noise scale", 0},
+    {"task.input_amp", bind<&TaskSettings::inputAmp>(), "4", "sequence: input amplitude"},
+    {"task.input_decay", bind<&TaskSettings::inputDecay>(), "800", "sequence, multi_sequence: input decay time (ms)", 1e-9},
+    {"task.input_sign", bind<&TaskSettings::inputSign>(), "-1", "sequence: -1 decaying, +1 growing input", -1, 1},
+    {"task.period", bind<&TaskSettings::period>(), "0", "sequence: input modulation period (ms); 0: none", 0},
+    {"task.outputs", bind<&TaskSettings::outputs>(), "10", "sequence: number of outputs (Gaussian bumps)", 1, 1e6},
+    {"task.height", bind<&TaskSettings::height>(), "12", "sequence, multi_sequence: bump height"},
+    {"task.offset", bind<&TaskSettings::offset>(), "80", "sequence, multi_sequence: first bump's delay after onset (ms)"},
+    {"task.spacing", bind<&TaskSettings::spacing>(), "80", "sequence, multi_sequence: delay between bumps (ms)"},
+    {"task.width", bind<&TaskSettings::width>(), "20", "sequence, multi_sequence: bump width sigma (ms)", 1e-9},
+    {"task.reverse", bind<&TaskSettings::reverse>(), "false", "sequence: bumps in reverse order"},
+    {"task.tasks", bind<&TaskSettings::tasks>(), "1", "multi_sequence: number of sequences K", 1, 1e6},
+    {"task.per_task", bind<&TaskSettings::perTask>(), "5", "multi_sequence: outputs per sequence", 1, 1e6},
+    {"task.steps", bind<&TaskSettings::steps>(), "300", "copy_first: sequence length T", 1, 1e9},
+    {"task.dim", bind<&TaskSettings::dim>(), "1", "copy_first: input dimension D", 1, 1e6},
+    {"task.fixation", bind<&TaskSettings::fixation>(), "100", "perceptual_decision: fixation epoch, no evidence and no target (ms)", 0, 1e9},
+    {"task.stimulus", bind<&TaskSettings::stimulus>(), "800", "perceptual_decision: stimulus epoch, the evidence (ms)", 1e-9, 1e9},
+    {"task.decision", bind<&TaskSettings::decision>(), "300", "perceptual_decision: decision epoch, the target is the choice (ms)", 1e-9, 1e9},
+    {"task.coherences", bind<&TaskSettings::coherences>(), "[1, 2, 4, 8, 16]", "perceptual_decision: coherences (percent, 0 to 100), one drawn per trial: the two inputs differ by it"},
+    {"train.optimizer", bind<&TrainSettings::optimizer>(), "\"sgd\"", "optimizer", 0, 0, {"sgd", "adam"}},
+    {"train.learning_rate", bind<&TrainSettings::learningRate>(), "0.001", "learning rate", 0, 1e9},
+    {"train.clip_norm", bind<&TrainSettings::clipNorm>(), "1.0", "global gradient-norm clip; 0: none", 0},
+    {"train.batch", bind<&TrainSettings::batch>(), "20", "trials per step", 1, 1e7},
+    {"train.max_steps", bind<&TrainSettings::maxSteps>(), "100000", "at most this many steps", 0, 1e12},
+    {"train.validate_every", bind<&TrainSettings::validateEvery>(), "500", "validate every this many steps; 0: never", 0, 1e12},
+    {"train.validation_batch", bind<&TrainSettings::validationBatch>(), "100", "fresh trials per validation", 1, 1e7},
+    {"train.metric", bind<&TrainSettings::metric>(), "\"rmse\"", "validation error: rmse, the loss itself, or error_rate (1 - accuracy of the choices; a classification task)", 0, 0,
+     {"rmse", "loss", "error_rate"}},
+    {"train.target_error", bind<&TrainSettings::targetError>(), "-1", "stop when validation error <= this; < 0: off"},
+    {"train.target_loss", bind<&TrainSettings::targetLoss>(), "-1", "stop when a minibatch loss (or the mean of train.loss_window of them) < this; < 0: off"},
+    {"train.loss_window", bind<&TrainSettings::lossWindow>(), "1", "train.target_loss and train.loss_milestones read the mean of the last this many minibatch losses, so one lucky minibatch cannot stop a run or mark a milestone; 1: each minibatch alone", 1, 1e9},
+    {"train.patience", bind<&TrainSettings::patience>(), "0", "stop after this many validations without improvement; 0: off", 0},
+    {"train.noise", bind<&TrainSettings::noise>(), "true", "draw the cell's normal noise; off: zeros (dropout masks follow train.dropout)"},
+    {"train.frozen", bind<&TrainSettings::frozen>(), "[]", "params that do not train"},
+    {"train.dropout", bind<&TrainSettings::dropout>(), "0", "probability of dropping a unit of the cell's `~ dropout()` noise in training steps (the cell must declare one)", 0, 0.99},
+    {"train.dropout_per_step", bind<&TrainSettings::dropoutPerStep>(), "false", "a new dropout mask every step (default: per trial)"},
+    {"train.dropout_fixed", bind<&TrainSettings::dropoutFixed>(), "false", "one 0/1 dropout mask for the whole phase, not rescaled by 1 / (1 - p): pycog's course trainer (seed 000's E3); default: inverted dropout, a new mask per trial"},
+    {"train.segment", bind<&TrainSettings::segment>(), "0", "BPTT segment length; 0: automatic", 0, 1e9},
+    {"train.memory_budget_mb", bind<&TrainSettings::memoryBudgetMb>(), "1024", "BPTT memory for states and tapes, and at batches up to 4 the weight-gradient operands of one segment (MB); beyond it, segments", 1, 1e9},
+    {"train.threads", bind<&TrainSettings::threads>(), "0", "threads of large matrix products, of large batch-split kernels (a Hebbian trace's [B, n, n] work, split only while measuring shows that it pays) and of BPTT's batch shards; 0: all cores. Results are the same for every count (a product large enough to split may differ in the last bits between one thread and more)", 0, 1024},
+    {"train.batch_shards", bind<&TrainSettings::batchShards>(), "0", "BPTT cuts the batch into this many shards that run side by side (each on one thread); 0: automatic (2 when each gets 8 trials or more and the step's products are small, else 1); 1: none. Results depend on it (the batch sums are split), not on train.threads", 0, 4096},
+    {"train.omega", bind<&TrainSettings::omega>(), "0", "weight of pycog's vanishing-gradient regularizer Omega (pycog: 2); 0: off", 0},
+    {"train.omega_state", bind<&TrainSettings::omegaState>(), "\"\"", "the state Omega regularizes (default: the first)"},
+    {"train.checkpoint_every", bind<&TrainSettings::checkpointEvery>(), "1000", "checkpoint every this many steps", 1, 1e12},
+    {"train.loss_milestones", bind<&TrainSettings::lossMilestones>(), "[]", "record the first step (and its training seconds) whose minibatch loss (or window mean, train.loss_window) is below each of these"},
+    {"test.trials", bind<&Experiment::testTrials>(), "0", "after training, the loss on this many fresh trials of each phase's task (summary.json test); 0: none", 0, 1e8},
+    {"ewc.lambda", bind<&EwcSettings::lambda>(), "0", "after this phase, consolidate it with EWC of this strength", 0},
+    {"ewc.fisher_trials", bind<&EwcSettings::fisherTrials>(), "200", "trials for the diagonal Fisher", 1, 1e9},
+    {"phase[].name", unbound("string"), "", "phase name; a [[phase]] may set task.*, train.* and ewc.*"},
+    {"analysis[].kind", bind<&AnalysisSpec::kind>(), "", "the analysis", 0, 0,
+     {"column_shift", "trace", "ei_rates", "weight_histogram", "readout_activity", "trace_ablation"}},
+    {"analysis[].name", bind<&AnalysisSpec::name>(), "", "the analysis' name in summary.json and its arrays' prefix (default: the kind; unique)"},
+    {"analysis[].after", bind<&AnalysisSpec::after>(), "", "run on the params after this phase (default: the last)"},
+    {"analysis[].task", bind<&AnalysisSpec::task>(), "", "trace: the phase whose task the trials come from (default: the first)"},
+    {"analysis[].dt", bind<&AnalysisSpec::dt>(), "0.5", "column_shift: time step of the analysis (ms)", 1e-9},
+    {"analysis[].tau", bind<&AnalysisSpec::tau>(), "50", "column_shift: the cell's time constant (ms): alpha = dt/tau", 1e-9},
+    {"analysis[].alpha", bind<&AnalysisSpec::alpha>(), "\"alpha\"", "column_shift: the const that holds dt/tau"},
+    {"analysis[].matrix", bind<&AnalysisSpec::matrix>(), "\"W_rec\"", "column_shift: the intermediate to edit"},
+    {"analysis[].columns", bind<&AnalysisSpec::columns>(), "[80, 99]", "column_shift: first and last column"},
+    {"analysis[].rows", bind<&AnalysisSpec::rows>(), "[0, 79]", "column_shift: first and last row edited"},
+    {"analysis[].values", bind<&AnalysisSpec::values>(), "[-0.2, 0.2, 21]", "column_shift: lo, hi, count of edits v"},
+    {"analysis[].onset", bind<&AnalysisSpec::onset>(), "150", "column_shift, trace: onset of the fixed trial (ms)"},
+    {"analysis[].example_column", bind<&AnalysisSpec::exampleColumn>(), "86", "column_shift: the edit shown in the heatmap"},
+    {"analysis[].example_value", bind<&AnalysisSpec::exampleValue>(), "0.04", "column_shift: see example_column"},
+    {"analysis[].plot_values", bind<&AnalysisSpec::plotValues>(), "[-0.12, -0.04, 0.04, 0.12]", "column_shift: v per curve"},
+    {"analysis[].plot_columns", bind<&AnalysisSpec::plotColumns>(), "[84, 88, 92, 96]", "column_shift: column per curve"},
+    {"analysis[].trials", bind<&AnalysisSpec::trials>(), "", "trace (1; one per sequence for multi_sequence), ei_rates, readout_activity (100), trace_ablation (1000): trials", 1, 100000},
+    {"analysis[].trace", bind<&AnalysisSpec::trace>(), "", "trace_ablation: the matrix state (default: the first state with two dims)"},
+    {"analysis[].rate", bind<&AnalysisSpec::rate>(), "\"eta\"", "trace_ablation: the scalar param that sets the trace's rate"},
+    {"analysis[].states", bind<&AnalysisSpec::states>(), "", "trace: the states to record (default: every state)"},
+    {"analysis[].state", bind<&AnalysisSpec::state>(), "\"x\"", "ei_rates: the state whose relu is the rate"},
+    {"analysis[].excitatory", bind<&AnalysisSpec::excitatory>(), "0.8", "ei_rates, weight_histogram: fraction of excitatory units (the first ones)", 0, 1},
+    {"analysis[].bins", bind<&AnalysisSpec::bins>(), "100", "weight_histogram: number of bins", 1, 100000},
+    {"analysis[].threshold", bind<&AnalysisSpec::threshold>(), "0.1", "readout_activity: an output is active above this fraction of the largest target", 0, 1},
+    {"output.plot", bind<&Experiment::plot>(), "true", "draw the figures at the end (python3 + matplotlib)"},
+};
+const std::vector<KeySpec> kKeys(kRows.begin(), kRows.end());
 
 std::string where(const std::string& file, const toml::source_region& r) {
   return file + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column);
@@ -327,21 +429,30 @@ const KeySpec& keySpec(const std::string& path) {
   return *k;
 }
 
-const Value* lookup(const std::map<std::string, Value>& m, const std::string& path) {
-  auto it = m.find(path);
-  return it == m.end() ? nullptr : &it->second;
-}
+// The settings with every schema default in place: the start of every experiment, phase and
+// analysis. Computed once from the table's TOML defaults.
+struct Defaults {
+  Experiment experiment;
+  AnalysisSpec analysis;
+};
 
-double defaultNum(const std::string& path) {
-  const KeySpec& k = keySpec(path);
-  if (k.def.empty()) throw ExperimentError("key '" + path + "' is required");
-  return std::stod(k.def);
-}
-
-std::string defaultStr(const std::string& path) {
-  const KeySpec& k = keySpec(path);
-  if (k.def.size() >= 2 && k.def.front() == '"') return k.def.substr(1, k.def.size() - 2);
-  return k.def;
+const Defaults& defaults() {
+  static const Defaults all = [] {
+    Defaults d;
+    for (const KeySpec& k : kKeys) {
+      if (k.def.empty() || !k.field.set) continue;
+      toml::table t = toml::parse("v = " + k.def);
+      Value v = readValue(k, k.path, *t.get("v"), "the schema");
+      switch (k.field.scope) {
+        case FieldRef::Scope::Experiment: k.field.set(&d.experiment, v); break;
+        case FieldRef::Scope::Phase: k.field.set(&d.experiment.base, v); break;
+        case FieldRef::Scope::Analysis: k.field.set(&d.analysis, v); break;
+        case FieldRef::Scope::None: break;
+      }
+    }
+    return d;
+  }();
+  return all;
 }
 
 }  // namespace
@@ -374,47 +485,44 @@ std::string keyReference() {
   return os.str();
 }
 
-double Experiment::num(const std::string& key) const {
-  const Value* v = lookup(values, key);
-  return v ? v->num : defaultNum(key);
-}
-int64_t Experiment::integer(const std::string& key) const { return static_cast<int64_t>(num(key)); }
-bool Experiment::flag(const std::string& key) const {
-  const Value* v = lookup(values, key);
-  return v ? v->flag : defaultStr(key) == "true";
-}
-std::string Experiment::str(const std::string& key) const {
-  const Value* v = lookup(values, key);
-  if (v) return v->str;
-  if (keySpec(key).def.empty()) throw ExperimentError(path + ": key '" + key + "' is required");
-  return defaultStr(key);
+namespace {
+
+// A setting by path: the experiment's own field, or the top level's phase settings.
+Value settingOf(const Experiment& e, const std::string& path) {
+  const KeySpec& k = keySpec(path);
+  switch (k.field.scope) {
+    case FieldRef::Scope::Experiment: return k.field.get(&e);
+    case FieldRef::Scope::Phase: return k.field.get(&e.base);
+    default: throw std::logic_error("key '" + path + "' is no setting of the experiment");
+  }
 }
 
-double phaseNum(const Experiment& e, const PhaseSpec& p, const std::string& path) {
-  const Value* v = lookup(p.values, path);
-  return v ? v->num : e.num(path);
+}  // namespace
+
+double Experiment::num(const std::string& key) const { return settingOf(*this, key).num; }
+int64_t Experiment::integer(const std::string& key) const { return static_cast<int64_t>(num(key)); }
+bool Experiment::flag(const std::string& key) const { return settingOf(*this, key).flag; }
+std::string Experiment::str(const std::string& key) const { return settingOf(*this, key).str; }
+
+double phaseNum(const Experiment&, const PhaseSpec& p, const std::string& path) {
+  const KeySpec& k = keySpec(path);
+  if (k.field.scope != FieldRef::Scope::Phase) throw std::logic_error("key '" + path + "' is no phase setting");
+  return k.field.get(static_cast<const PhaseSettings*>(&p)).num;
 }
-int64_t phaseInt(const Experiment& e, const PhaseSpec& p, const std::string& path) {
-  return static_cast<int64_t>(phaseNum(e, p, path));
+
+std::string analysisName(const AnalysisSpec& a) { return a.name.empty() ? a.kind : a.name; }
+
+const PhaseSpec* findPhase(const Experiment& e, const std::string& name) {
+  for (const PhaseSpec& p : e.phases)
+    if (p.name == name) return &p;
+  return nullptr;
 }
-bool phaseFlag(const Experiment& e, const PhaseSpec& p, const std::string& path) {
-  const Value* v = lookup(p.values, path);
-  return v ? v->flag : e.flag(path);
+
+std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key) {
+  if (auto it = p.where.find(key); it != p.where.end()) return it->second;
+  return e.path + " (" + key + " at its default)";
 }
-std::string phaseStr(const Experiment& e, const PhaseSpec& p, const std::string& path) {
-  const Value* v = lookup(p.values, path);
-  return v ? v->str : e.str(path);
-}
-std::vector<std::string> phaseStrs(const Experiment& e, const PhaseSpec& p, const std::string& path) {
-  if (const Value* v = lookup(p.values, path)) return v->strs;
-  if (const Value* v = lookup(e.values, path)) return v->strs;
-  return {};
-}
-std::vector<double> phaseNums(const Experiment& e, const PhaseSpec& p, const std::string& path) {
-  if (const Value* v = lookup(p.values, path)) return v->nums;
-  if (const Value* v = lookup(e.values, path)) return v->nums;
-  return {};
-}
+
 namespace {
 
 // The experiment of a parsed file (or of nothing, for edits alone): `profile`, then the edits
@@ -461,8 +569,9 @@ Experiment buildExperiment(const std::string& path, toml::table root, const std:
     origins[n] = at;
   }
 
-  Experiment e;
+  Experiment e = defaults().experiment;
   e.path = path;
+  std::vector<std::map<std::string, Value>> phaseValues;  // each [[phase]]'s keys, as read
   std::ostringstream text;
   text << root << "\n";
   e.text = text.str();
@@ -488,21 +597,28 @@ Experiment buildExperiment(const std::string& path, toml::table root, const std:
           if (other.name == ph.name)
             fail(at, "two [[phase]] tables are named '" + ph.name + "': phase names must be unique");
         vals.erase("phase[].name");
-        ph.values = std::move(vals);
         e.phases.push_back(std::move(ph));
+        phaseValues.push_back(std::move(vals));
       } else {
-        std::map<std::string, Value> stripped;
-        for (auto& [k, v] : vals) stripped[k.substr(std::string("analysis[].").size())] = v;
-        if (!stripped.count("kind"))
+        AnalysisSpec an = defaults().analysis;
+        for (auto& [k, v] : vals) {
+          keySpec(k).field.set(&an, v);
+          an.where[k.substr(std::string("analysis[].").size())] = v.where;
+        }
+        if (!an.where.count("kind"))
           fail(where(path, item.source()), "an [[analysis]] needs a kind");
-        e.analyses.push_back(std::move(stripped));
+        e.analyses.push_back(std::move(an));
       }
     }
     root.erase(key);
   }
-  walk(path, root, "", e.values, origins);
-  if (e.phases.empty()) e.phases.push_back({"train", {}});
-  for (auto& [k, v] : e.values) {
+  std::map<std::string, Value> values;
+  walk(path, root, "", values, origins);
+  for (auto& [k, v] : values) {
+    e.where[k] = v.where;
+    const FieldRef& f = keySpec(k).field;
+    if (f.scope == FieldRef::Scope::Experiment) f.set(&e, v);
+    if (f.scope == FieldRef::Scope::Phase) f.set(&e.base, v);
     if (k.rfind("cell.dims.", 0) == 0) e.dims[k.substr(10)] = v.num;
     if (k.rfind("cell.consts.", 0) == 0) e.consts[k.substr(12)] = v.num;
     if (k.rfind("params.", 0) == 0) {
@@ -514,9 +630,37 @@ Experiment buildExperiment(const std::string& path, toml::table root, const std:
       if (field == "frozen") ps.frozen = v.flag;
     }
   }
-  if (auto it = e.values.find("experiment.name"); it != e.values.end() && !isPlainName(it->second.str))
-    fail(it->second.where, "experiment.name '" + elide(it->second.str, 40) + "': " + kPlainName +
-                               " (choose the folder with --out)");
+  // Each phase: the top level's settings, then its own. A [[phase]] may hold any top-level key
+  // (the schema allows it), but only its task.*, train.* and ewc.* are the phase's.
+  if (e.phases.empty()) {
+    e.phases.push_back({});
+    e.phases.back().name = "train";
+    phaseValues.emplace_back();
+  }
+  for (size_t i = 0; i < e.phases.size(); ++i) {
+    PhaseSpec& ph = e.phases[i];
+    static_cast<PhaseSettings&>(ph) = e.base;
+    ph.where = e.where;
+    for (auto& [k, v] : phaseValues[i]) {
+      const FieldRef& f = keySpec(k).field;
+      if (f.scope != FieldRef::Scope::Phase) continue;
+      f.set(static_cast<PhaseSettings*>(&ph), v);
+      ph.where[k] = v.where;
+    }
+  }
+  if (auto it = e.where.find("experiment.name"); it != e.where.end() && !isPlainName(e.name))
+    fail(it->second, "experiment.name '" + elide(e.name, 40) + "': " + kPlainName +
+                         " (choose the folder with --out)");
+  // The analyses' names become file prefixes and summary.json keys: plain and unique. `after`
+  // names a phase.
+  std::set<std::string> analysisNames;
+  for (const AnalysisSpec& a : e.analyses) {
+    const std::string name = analysisName(a);
+    if (!isPlainName(name) || !analysisNames.insert(name).second)
+      fail(a.where.at("kind"), "two analyses are named '" + name + "': give each a plain, unique analysis.name");
+    if (auto it = a.where.find("after"); it != a.where.end() && !findPhase(e, a.after))
+      fail(it->second, "analysis.after: no phase named '" + a.after + "'");
+  }
   return e;
 }
 
@@ -534,10 +678,9 @@ Experiment loadExperiment(const std::string& path, const std::vector<std::string
          std::string(e.description()));
   }
   Experiment e = buildExperiment(path, std::move(root), sets, profile, "command line: --set ");
-  if (!e.values.count("cell.file")) throw ExperimentError(path + ": key 'cell.file' is required");
-  bool anyKind = e.values.count("task.kind") > 0;
-  for (const PhaseSpec& p : e.phases) anyKind = anyKind || p.values.count("task.kind");
-  if (!anyKind) throw ExperimentError(path + ": key 'task.kind' is required");
+  if (!e.where.count("cell.file")) throw ExperimentError(path + ": key 'cell.file' is required");
+  for (const PhaseSpec& p : e.phases)
+    if (p.task.kind.empty()) throw ExperimentError(path + ": key 'task.kind' is required");
   return e;
 }
 

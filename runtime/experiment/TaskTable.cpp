@@ -16,9 +16,8 @@ namespace {
 
 // pycog's input and trial timing, shared by the sequence tasks.
 PycogInput pycogInput(const Experiment& e, const PhaseSpec& p) {
-  auto num = [&](const char* k) { return phaseNum(e, p, k); };
-  PycogInput in{num("task.dt"), num("task.baseline"), num("task.tau_in"), num("task.sigma_in"),
-                num("task.duration"), num("task.onset_min"), num("task.onset_max")};
+  const TaskSettings& t = p.task;
+  PycogInput in{t.dt, t.baseline, t.tauIn, t.sigmaIn, t.duration, t.onsetMin, t.onsetMax};
   if (in.onsetMin > in.onsetMax) {
     std::ostringstream os;
     os << "task.onset_min = " << in.onsetMin << " is after task.onset_max = " << in.onsetMax;
@@ -41,42 +40,42 @@ PycogInput pycogInput(const Experiment& e, const PhaseSpec& p) {
 }
 
 std::unique_ptr<Task> sequence(const Experiment& e, const PhaseSpec& p) {
-  auto num = [&](const char* k) { return phaseNum(e, p, k); };
+  const TaskSettings& t = p.task;
   SequenceSpec s;
   s.in = pycogInput(e, p);
-  s.inputAmp = num("task.input_amp"), s.inputDecay = num("task.input_decay");
-  s.inputSign = num("task.input_sign"), s.period = num("task.period");
-  s.outputs = phaseInt(e, p, "task.outputs");
-  s.height = num("task.height"), s.offset = num("task.offset"), s.spacing = num("task.spacing");
-  s.width = num("task.width"), s.reverse = phaseFlag(e, p, "task.reverse");
+  s.inputAmp = t.inputAmp, s.inputDecay = t.inputDecay;
+  s.inputSign = t.inputSign, s.period = t.period;
+  s.outputs = t.outputs;
+  s.height = t.height, s.offset = t.offset, s.spacing = t.spacing;
+  s.width = t.width, s.reverse = t.reverse;
   return std::make_unique<SequenceTask>(s);
 }
 
 std::unique_ptr<Task> multiSequence(const Experiment& e, const PhaseSpec& p) {
-  auto num = [&](const char* k) { return phaseNum(e, p, k); };
+  const TaskSettings& t = p.task;
   MultiSequenceSpec s;
   s.in = pycogInput(e, p);
-  s.tasks = phaseInt(e, p, "task.tasks"), s.perTask = phaseInt(e, p, "task.per_task");
-  s.inputDecay = num("task.input_decay"), s.height = num("task.height");
-  s.offset = num("task.offset"), s.spacing = num("task.spacing"), s.width = num("task.width");
+  s.tasks = t.tasks, s.perTask = t.perTask;
+  s.inputDecay = t.inputDecay, s.height = t.height;
+  s.offset = t.offset, s.spacing = t.spacing, s.width = t.width;
   return std::make_unique<MultiSequenceTask>(s);
 }
 
 std::unique_ptr<Task> copyFirst(const Experiment& e, const PhaseSpec& p) {
-  const int64_t steps = phaseInt(e, p, "task.steps");
+  const int64_t steps = p.task.steps;
   if (steps > kMaxTrialSteps)
     fail(e, p, "task.steps", "task.steps = " + std::to_string(steps) + ": a trial takes at most " +
                                  std::to_string(kMaxTrialSteps) + " steps");
-  return std::make_unique<CopyFirstTask>(CopyFirstSpec{steps, phaseInt(e, p, "task.dim")});
+  return std::make_unique<CopyFirstTask>(CopyFirstSpec{steps, p.task.dim});
 }
 
 std::unique_ptr<Task> perceptualDecision(const Experiment& e, const PhaseSpec& p) {
-  auto num = [&](const char* k) { return phaseNum(e, p, k); };
+  const TaskSettings& t = p.task;
   PerceptualDecisionSpec s;
-  s.in.dt = num("task.dt"), s.in.baseline = num("task.baseline");
-  s.in.tauIn = num("task.tau_in"), s.in.sigmaIn = num("task.sigma_in");
-  s.fixation = num("task.fixation"), s.stimulus = num("task.stimulus"), s.decision = num("task.decision");
-  s.coherences = phaseNums(e, p, "task.coherences");
+  s.in.dt = t.dt, s.in.baseline = t.baseline;
+  s.in.tauIn = t.tauIn, s.in.sigmaIn = t.sigmaIn;
+  s.fixation = t.fixation, s.stimulus = t.stimulus, s.decision = t.decision;
+  s.coherences = t.coherences;
   if (s.coherences.empty()) fail(e, p, "task.coherences", "the list is empty: give at least one coherence");
   for (double c : s.coherences)
     if (!(c >= 0 && c <= 100)) {
@@ -110,21 +109,14 @@ const std::vector<TaskDef> kTasks = {
 
 const std::vector<TaskDef>& taskTable() { return kTasks; }
 
-double taskTimeStep(const Experiment& e, const PhaseSpec& p) {
-  const std::string kind = phaseStr(e, p, "task.kind");
+double taskTimeStep(const PhaseSpec& p) {
   for (const TaskDef& d : kTasks)
-    if (kind == d.kind) return d.hasTimeStep ? phaseNum(e, p, "task.dt") : 0.0;
+    if (p.task.kind == d.kind) return d.hasTimeStep ? p.task.dt : 0.0;
   return 0.0;
 }
 
-std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key) {
-  if (auto it = p.values.find(key); it != p.values.end()) return it->second.where;
-  if (auto it = e.values.find(key); it != e.values.end()) return it->second.where;
-  return e.path + " (" + key + " at its default)";
-}
-
 std::unique_ptr<Task> makeTask(const Experiment& e, const PhaseSpec& p) {
-  const std::string kind = phaseStr(e, p, "task.kind");
+  const std::string& kind = p.task.kind;
   for (const TaskDef& d : kTasks)
     if (kind == d.kind) return d.make(e, p);
   fail(e, p, "task.kind", "no task '" + kind + "'");
@@ -132,7 +124,7 @@ std::unique_ptr<Task> makeTask(const Experiment& e, const PhaseSpec& p) {
 
 void checkTaskFits(const Experiment& e, const PhaseSpec& p, const Task& task, const ir::Layout& L,
                    int64_t batch) {
-  const std::string kind = phaseStr(e, p, "task.kind");
+  const std::string& kind = p.task.kind;
   const std::string ph = e.phases.size() > 1 ? " (phase " + p.name + ")" : "";
   if (L.inputs.empty() || L.outputs.empty())
     fail(e, p, "task.kind", "task " + kind + " needs a cell with an input and an output" + ph);

@@ -22,13 +22,10 @@ const std::vector<TaskDef>& taskTable();
 
 // The phase's time step (task.dt) when its task has one, else 0. A cell written with d(x)/dt
 // takes its dt from here (experiment/Model.h).
-double taskTimeStep(const Experiment& e, const PhaseSpec& p);
+double taskTimeStep(const PhaseSpec& p);
 
 // The task of a phase. Throws ExperimentError naming the key and where it was set.
 std::unique_ptr<Task> makeTask(const Experiment& e, const PhaseSpec& p);
-
-// Where a phase key was set: "file:line:col", "command line: --set ...", or the file (a default).
-std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key);
 
 // The longest trial any task may have, in steps, and the most memory one batch of trials may take.
 inline constexpr int64_t kMaxTrialSteps = 1'000'000;

@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <sstream>
 
 #include "analysis/Analysis.h"
 #include "experiment/Model.h"
+#include "experiment/PhaseTraining.h"
 #include "experiment/RunFolder.h"
 #include "experiment/TaskTable.h"
 #include "experiment/TestStage.h"
@@ -28,36 +28,8 @@ using json = nlohmann::json;
 namespace {
 
 TrainConfig makeConfig(const Experiment& e, const PhaseSpec& p, const fs::path& run) {
-  TrainConfig c;
-  c.optimizer = phaseStr(e, p, "train.optimizer");
-  c.learningRate = phaseNum(e, p, "train.learning_rate");
-  c.clipNorm = phaseNum(e, p, "train.clip_norm");
-  c.batch = phaseInt(e, p, "train.batch");
-  c.maxSteps = phaseInt(e, p, "train.max_steps");
-  c.validateEvery = phaseInt(e, p, "train.validate_every");
-  c.validationBatch = phaseInt(e, p, "train.validation_batch");
-  c.metric = phaseStr(e, p, "train.metric");
-  c.targetError = phaseNum(e, p, "train.target_error");
-  c.targetLoss = phaseNum(e, p, "train.target_loss");
-  c.patience = phaseInt(e, p, "train.patience");
-  c.seed = static_cast<uint64_t>(e.integer("experiment.seed"));
-  c.noise = phaseFlag(e, p, "train.noise");
-  c.dropout.p = phaseNum(e, p, "train.dropout");
-  c.dropout.perStep = phaseFlag(e, p, "train.dropout_per_step");
-  c.dropout.fixed = phaseFlag(e, p, "train.dropout_fixed");
-  c.frozen = phaseStrs(e, p, "train.frozen");
-  for (auto& [name, ps] : e.params)
-    if (ps.frozen) c.frozen.push_back(name);
-  c.segment = phaseInt(e, p, "train.segment");
-  c.memoryBudgetMb = phaseInt(e, p, "train.memory_budget_mb");
-  c.threads = static_cast<int>(phaseInt(e, p, "train.threads"));
-  c.batchShards = phaseInt(e, p, "train.batch_shards");
-  c.omega = phaseNum(e, p, "train.omega");
-  c.omegaState = phaseStr(e, p, "train.omega_state");
-  c.lossMilestones = phaseNums(e, p, "train.loss_milestones");
-  c.lossWindow = phaseInt(e, p, "train.loss_window");
+  TrainConfig c = trainConfig(e, p);
   c.checkpointPath = (run / ("train-" + p.name + ".ckpt")).string();
-  c.checkpointEvery = phaseInt(e, p, "train.checkpoint_every");
   c.metricsPath = (run / "metrics.csv").string();
   c.phase = p.name;
   return c;
@@ -126,18 +98,13 @@ void checkSameExperiment(const RunFolder& folder, const Experiment& e) {
                           "start over with --fresh (the folder is moved aside, not deleted)");
 }
 
-std::string analysisName(const std::map<std::string, Value>& a) {
-  auto it = a.find("name");
-  return it == a.end() ? a.at("kind").str : it->second.str;
-}
-
 json testStage(const Experiment& e, Model& m, const std::vector<std::unique_ptr<Task>>& tasks,
                const std::vector<std::vector<double>>& phaseParams, std::ostream& log) {
-  const int64_t trials = e.integer("test.trials");
-  const uint64_t seed = static_cast<uint64_t>(e.integer("experiment.seed"));
+  const int64_t trials = e.testTrials;
+  const uint64_t seed = static_cast<uint64_t>(e.seed);
   auto one = [&](size_t after, size_t task) {
     TestResult r = testOnFreshTrials(*m.kernel, *tasks[task], phaseParams[after], trials,
-                                     testSeed(seed, task), phaseFlag(e, e.phases[task], "train.noise"));
+                                     testSeed(seed, task), e.phases[task].train.noise);
     if (r.classification) {
       json c{{"loss", r.loss}, {"chance_loss", r.chanceLoss}, {"accuracy", r.accuracy},
              {"chance_accuracy", r.chanceAccuracy}};
@@ -186,7 +153,7 @@ void checkMemory(const Experiment& e, const PhaseSpec& ph, const Task& task, con
   } catch (const OutOfMemoryError& err) {
     throw ExperimentOutOfMemory(keyWhere(e, ph, "train.batch") + ": error: " + err.what(), err.needed, err.available);
   }
-  const int64_t trials = e.integer("test.trials");
+  const int64_t trials = e.testTrials;
   try {
     requireMemory(evaluationMemory(*m.kernel, steps, trials), "the test stage (phase '" + ph.name + "')",
                   "test.trials = " + std::to_string(trials) + ", " + keys.substr(keys.find("T = ")));
@@ -208,34 +175,25 @@ Checked checkAgainst(const Experiment& e, const Model& m, const fs::path& runPat
   checkParamSettings(e, m.ir.layout);
   for (const PhaseSpec& ph : e.phases) {
     c.tasks.push_back(makeTask(e, ph));
-    if (phaseStr(e, ph, "train.metric") == "error_rate" && !isClassification(c.tasks.back()->loss().kind))
+    if (ph.train.metric == "error_rate" && !isClassification(c.tasks.back()->loss().kind))
       throw ExperimentError(keyWhere(e, ph, "train.metric") + ": error: key 'train.metric': error_rate " +
-                            "scores choices; task " + phaseStr(e, ph, "task.kind") + " is trained with " +
+                            "scores choices; task " + ph.task.kind + " is trained with " +
                             lossKindName(c.tasks.back()->loss().kind) + " and makes none");
     checkTaskFits(e, ph, *c.tasks.back(), m.ir.layout,
-                  std::max(phaseInt(e, ph, "train.batch"), phaseInt(e, ph, "train.validation_batch")));
+                  std::max(ph.train.batch, ph.train.validationBatch));
     try {  // dropout fills the cell's `~ dropout()` noise: a cell without one has nowhere to put it
-      checkDropoutFits(m.ir, {phaseNum(e, ph, "train.dropout"), false});
+      checkDropoutFits(m.ir, {ph.train.dropout, false});
     } catch (const std::invalid_argument& err) {
       throw ExperimentError(keyWhere(e, ph, "train.dropout") + ": error: " + err.what());
     }
     checkMemory(e, ph, *c.tasks.back(), m);
   }
   const std::vector<double> noParams;
-  std::set<std::string> analysisNames;
-  for (const auto& a : e.analyses) {
-    const std::string aname = analysisName(a);
-    if (!isPlainName(aname) || !analysisNames.insert(aname).second)
-      throw ExperimentError(a.at("kind").where + ": error: two analyses are named '" + aname +
-                            "': give each a plain, unique analysis.name");
-    c.analysisPhase.push_back(e.phases.size() - 1);
-    if (auto it = a.find("after"); it != a.end()) {
-      auto ph = std::find_if(e.phases.begin(), e.phases.end(), [&](const PhaseSpec& p) { return p.name == it->second.str; });
-      if (ph == e.phases.end())
-        throw ExperimentError(it->second.where + ": error: analysis.after: no phase named '" + it->second.str + "'");
-      c.analysisPhase.back() = static_cast<size_t>(ph - e.phases.begin());
-    }
-    c.analyses.push_back(makeAnalysis(a.at("kind").str));
+  for (const AnalysisSpec& a : e.analyses) {
+    // Names and `after` were checked when the experiment was loaded.
+    const PhaseSpec* after = a.where.count("after") ? findPhase(e, a.after) : &e.phases.back();
+    c.analysisPhase.push_back(static_cast<size_t>(after - e.phases.data()));
+    c.analyses.push_back(makeAnalysis(a.kind));
     c.analyses.back()->check({e, a, m, noParams, runPath / "arrays", log});
   }
   return c;
@@ -271,8 +229,7 @@ static void moveAside(const fs::path& runPath, std::ostream& log) {
 }
 
 std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostream& log) {
-  std::string name = e.values.count("experiment.name") ? e.str("experiment.name")
-                                                       : fs::path(e.path).stem().string();
+  std::string name = e.name.empty() ? fs::path(e.path).stem().string() : e.name;
   fs::path runPath = opt.outDir.empty() ? fs::path("runs") / name : fs::path(opt.outDir);
   auto t0 = std::chrono::steady_clock::now();
 
@@ -328,7 +285,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     }
     trainer.ewc() = ewc;
     log << "phase " << ph.name << ": training " << m.prog->ast.name << " (" << m.ir.layout.paramSize
-        << " params) on " << phaseStr(e, ph, "task.kind") << "\n";
+        << " params) on " << ph.task.kind << "\n";
     TrainResult r;
     try {
       r = trainer.run(task);
@@ -360,12 +317,12 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     }
     if (cfg.lossWindow > 1) summary["loss_window"] = cfg.lossWindow;
     // Consolidate this phase for the ones after it.
-    double lambda = phaseNum(e, ph, "ewc.lambda");
+    double lambda = ph.ewc.lambda;
     if (lambda > 0) {
       trainer.setParams(params);
       std::vector<double> fisher;
       try {
-        fisher = trainer.fisher(task, phaseInt(e, ph, "ewc.fisher_trials"));
+        fisher = trainer.fisher(task, ph.ewc.fisherTrials);
       } catch (const Interrupted& err) {
         throw ExperimentError(std::string(err.what()) + ": run the same command again to resume");
       }
@@ -392,7 +349,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   saveParams(run / "params", m.ir.layout, params);
 
   json test;
-  if (e.integer("test.trials") > 0) {
+  if (e.testTrials > 0) {
     try {
       test = testStage(e, m, tasks, phaseParams, log);
     } catch (const Interrupted& err) {
@@ -403,11 +360,11 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   for (size_t k = 0; k < e.analyses.size(); ++k) {
     throwIfInterrupted("the analyses");
     json r = analyses[k]->run({e, e.analyses[k], m, phaseParams[analysisPhase[k]], run / "arrays", log});
-    r["kind"] = e.analyses[k].at("kind").str;
+    r["kind"] = e.analyses[k].kind;
     analysisResults[analysisName(e.analyses[k])] = r;
   }
   json summary = {
-      {"experiment", {{"name", name}, {"file", e.path}, {"description", e.values.count("experiment.description") ? e.str("experiment.description") : ""}, {"seed", e.integer("experiment.seed")}}},
+      {"experiment", {{"name", name}, {"file", e.path}, {"description", e.description}, {"seed", e.seed}}},
       {"cell", {{"file", m.cellPath}, {"name", m.prog->ast.name}, {"dims", modelDims(m)}, {"params", m.ir.layout.paramSize}}},
       {"training", training.size() == 1 ? training[0] : json{{"phases", training}}},
       {"analyses", analysisResults},
@@ -415,7 +372,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   if (!test.is_null()) summary["test"] = test;
   run.write("summary.json", summary.dump(2) + "\n");
 
-  if (opt.plot && e.flag("output.plot")) drawFigures(e, opt, runPath, log);
+  if (opt.plot && e.plot) drawFigures(e, opt, runPath, log);
   log << "done: " << (run / "summary.json").string() << ", figures in " << (run / "figures").string() << "\n";
   return runPath.string();
 }

@@ -122,14 +122,14 @@ std::vector<size_t> SweepDriver::prepare() {
   for (size_t i = 0; i < s_.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
     std::string diff;  // a folder the sweep started must still be the same run
-    if (st.state != "pending") {
+    if (st.state != RunState::Pending) {
       diff = trainingSetsDifference(st.sets, s_.run(i).sets);
       if (diff.empty() && st.profile != s_.profile)
         diff = "started with profile '" + st.profile + "', now '" + s_.profile + "'";
     }
     if (!diff.empty())
       clashes += "\n  " + runDir(i).string() + " (" + diff + ")";
-    else if (!(st.state == "finished" && st.exitCode == 0 && fs::exists(runDir(i) / "summary.json")) && selected(i))
+    else if (!(st.state == RunState::Finished && st.exitCode == 0 && fs::exists(runDir(i) / "summary.json")) && selected(i))
       todo.push_back(i);  // runDone(runDir(i)), without reading the status twice
   }
   if (!clashes.empty())
@@ -151,7 +151,7 @@ std::vector<size_t> SweepDriver::prepare() {
 void SweepDriver::started(size_t i) {
   fs::create_directories(runDir(i));
   RunStatus st;
-  st.state = "running";
+  st.state = RunState::Running;
   st.sets = s_.run(i).sets;
   st.profile = s_.profile;
   writeStatus(runDir(i), st);
@@ -173,19 +173,19 @@ void SweepDriver::ended(size_t i, int exitCode, double seconds) {
   st.seconds = seconds;
   st.sets = s_.run(i).sets;
   st.profile = s_.profile;
-  if (st.state == "failed") st.error = tailLines(runDir(i) / "log.txt", 5);
-  if (st.state == "killed") st.error = kKilledReason;
+  if (st.state == RunState::Failed) st.error = tailLines(runDir(i) / "log.txt", 5);
+  if (st.state == RunState::Killed) st.error = kKilledReason;
   writeStatus(runDir(i), st);
   const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - tableAt_).count();
   if (since >= std::max(kTableEvery, 20 * tableSeconds_)) writeTable();
   ++ended_;
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f", seconds);
-  log_ << "[" << ended_ << "/" << todo_ << "] " << st.state << " " << s_.runName(i) << " (" << secs << " s";
-  if (st.state != "finished") log_ << ", exit status " << exitCode;
-  if (st.state == "killed") log_ << ": " << kKilledReason;
+  log_ << "[" << ended_ << "/" << todo_ << "] " << runStateName(st.state) << " " << s_.runName(i) << " (" << secs << " s";
+  if (st.state != RunState::Finished) log_ << ", exit status " << exitCode;
+  if (st.state == RunState::Killed) log_ << ": " << kKilledReason;
   log_ << ")\n";
-  if (st.state == "failed") {
+  if (st.state == RunState::Failed) {
     std::string last = tailLines(runDir(i) / "log.txt", 1);
     log_ << "    " << last << "\n";
   }
@@ -209,20 +209,20 @@ int SweepDriver::report(int signal) {
   std::string failures, killedRuns;
   for (size_t i = 0; i < s_.size(); ++i) {
     RunStatus st = readStatus(runDir(i));
-    const bool done = st.state == "finished" && runDone(runDir(i));
+    const bool done = st.state == RunState::Finished && runDone(runDir(i));
     if (selected(i) && !done) ++selectedLeft;
     if (done) ++finished;
-    else if (st.state == "failed") {
+    else if (st.state == RunState::Failed) {
       ++failed;
       failures += "  " + s_.runName(i) + " (exit status " + std::to_string(st.exitCode) + ", log " +
                   (runDir(i) / "log.txt").string() + "):\n";
       std::string err = st.error;
       for (size_t p = 0; (p = err.find('\n', p)) != std::string::npos; p += 6) err.replace(p, 1, "\n     ");
       failures += "     " + err + "\n";
-    } else if (st.state == "killed") {
+    } else if (st.state == RunState::Killed) {
       ++killed;
       killedRuns += "  " + s_.runName(i) + " (log " + (runDir(i) / "log.txt").string() + ")\n";
-    } else if (st.state == "interrupted" || st.state == "running") ++interrupted;
+    } else if (st.state == RunState::Interrupted || st.state == RunState::Running) ++interrupted;
     else ++notRun;
   }
   writeTable();

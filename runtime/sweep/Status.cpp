@@ -21,13 +21,35 @@ void writeAtomic(const fs::path& p, const std::string& text) {
   }
 }
 
+const char* runStateName(RunState s) {
+  switch (s) {
+    case RunState::Pending: return "pending";
+    case RunState::Running: return "running";
+    case RunState::Finished: return "finished";
+    case RunState::Failed: return "failed";
+    case RunState::Interrupted: return "interrupted";
+    case RunState::Killed: return "killed";
+  }
+  return "unknown";
+}
+
+std::optional<RunState> parseRunState(const std::string& name) {
+  for (RunState s : {RunState::Pending, RunState::Running, RunState::Finished, RunState::Failed,
+                     RunState::Interrupted, RunState::Killed})
+    if (name == runStateName(s)) return s;
+  return std::nullopt;
+}
+
 RunStatus readStatus(const fs::path& runDir) {
   RunStatus s;
   std::ifstream in(runDir / "sweep-status.json");
   if (!in) return s;
   json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return s;  // a torn or foreign file: the run is simply not done
-  s.state = j.value("state", "pending");
+  // A state no cellc writes: a foreign file, whose run is simply not done.
+  std::optional<RunState> state = parseRunState(j.value("state", "pending"));
+  if (!state) return s;
+  s.state = *state;
   s.exitCode = j.value("exit_code", -1);
   s.seconds = j.value("seconds", 0.0);
   s.error = j.value("error", "");
@@ -39,22 +61,22 @@ RunStatus readStatus(const fs::path& runDir) {
 }
 
 void writeStatus(const fs::path& runDir, const RunStatus& s) {
-  json j = {{"state", s.state}, {"exit_code", s.exitCode}, {"seconds", s.seconds},
+  json j = {{"state", runStateName(s.state)}, {"exit_code", s.exitCode}, {"seconds", s.seconds},
             {"error", s.error}, {"sets", s.sets},          {"profile", s.profile}};
   writeAtomic(runDir / "sweep-status.json", j.dump(2) + "\n");
 }
 
 bool runDone(const fs::path& runDir) {
   RunStatus s = readStatus(runDir);
-  return s.state == "finished" && s.exitCode == 0 && fs::exists(runDir / "summary.json");
+  return s.state == RunState::Finished && s.exitCode == 0 && fs::exists(runDir / "summary.json");
 }
 
-std::string stateOfExit(int exitCode, bool summaryExists) {
-  if (exitCode == 0) return summaryExists ? "finished" : "failed";
-  if (exitCode == 130 || exitCode == 143) return "interrupted";
+RunState stateOfExit(int exitCode, bool summaryExists) {
+  if (exitCode == 0) return summaryExists ? RunState::Finished : RunState::Failed;
+  if (exitCode == 130 || exitCode == 143) return RunState::Interrupted;
   // The driver never sends SIGKILL: the kernel's OOM killer does (or someone's kill -9).
-  if (exitCode == 128 + SIGKILL) return "killed";
-  return "failed";
+  if (exitCode == 128 + SIGKILL) return RunState::Killed;
+  return RunState::Failed;
 }
 
 std::string tailLines(const fs::path& file, int lines) {

@@ -4,13 +4,20 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace cellc::runtime {
 
+// Where a run stands. Compared as an enum; written as its name (runStateName) only at the edges:
+// sweep-status.json, sweep.csv's status column and the driver's log.
+enum class RunState { Pending, Running, Finished, Failed, Interrupted, Killed };
+const char* runStateName(RunState s);
+std::optional<RunState> parseRunState(const std::string& name);
+
 struct RunStatus {
-  std::string state = "pending";  // pending, running, finished, failed, interrupted, killed
+  RunState state = RunState::Pending;
   int exitCode = -1;              // of `cellc run`: 0 finished, 1 error, 130/143 interrupted,
                                   // 137 killed (SIGKILL: the OOM killer?)
   double seconds = 0;
@@ -24,7 +31,7 @@ void writeStatus(const std::filesystem::path& runDir, const RunStatus& s);
 bool runDone(const std::filesystem::path& runDir);
 
 // The state a `cellc run` exit status means, and its exit status for a signal death (128 + sig).
-std::string stateOfExit(int exitCode, bool summaryExists);
+RunState stateOfExit(int exitCode, bool summaryExists);
 // What a killed run's status and the log say about it (state "killed").
 inline constexpr const char* kKilledReason =
     "killed by SIGKILL (out of memory? the kernel's OOM killer sends it: see dmesg or journalctl -k)";

@@ -164,8 +164,8 @@ std::string stripBaseLocation(const std::string& msg, const std::string& base) {
 
 // The cell file as the runner finds it: beside the experiment, or from the working directory.
 bool cellExists(const Experiment& e) {
-  if (!e.values.count("cell.file")) return true;  // loadExperiment reports it
-  std::string f = e.str("cell.file");
+  if (!e.where.count("cell.file")) return true;  // loadExperiment reports it
+  const std::string& f = e.cellFile;
   return fs::exists(fs::path(e.path).parent_path() / f) || fs::exists(f);
 }
 
@@ -467,7 +467,7 @@ std::vector<std::string> validateSweep(const Sweep& s) {
     try {
       Experiment e = loadExperiment(s.base, sets, s.profile);
       if (!cellExists(e)) {
-        err = "no such cell file '" + e.str("cell.file") + "' (looked beside " + s.base + " and in the working directory)";
+        err = "no such cell file '" + e.cellFile + "' (looked beside " + s.base + " and in the working directory)";
         return false;
       }
       if (models) checkExperiment(e, *models);

@@ -135,7 +135,7 @@ void writeSweepTable(const Sweep& s, const fs::path& outDir) {
   for (const char* k : {"run", "status", "exit_code"}) known[k] = SIZE_MAX;
   auto summaryOf = [&](const fs::path& dir, const RunStatus& st) {
     std::vector<std::pair<std::string, double>> v;
-    if (st.state == "finished" && fs::exists(dir / "summary.json")) v = flattenSummary(readText(dir / "summary.json"));
+    if (st.state == RunState::Finished && fs::exists(dir / "summary.json")) v = flattenSummary(readText(dir / "summary.json"));
     return v;
   };
   for (size_t i = 0; i < s.size(); ++i) {
@@ -157,7 +157,7 @@ void writeSweepTable(const Sweep& s, const fs::path& outDir) {
     RunStatus st = readStatus(dir);
     line = csvField(r.name);
     for (const SweepEdit& e : r.point) line += "," + csvField(e.shown);
-    line += "," + st.state + "," + (st.exitCode >= 0 ? std::to_string(st.exitCode) : "");
+    line += "," + std::string(runStateName(st.state)) + "," + (st.exitCode >= 0 ? std::to_string(st.exitCode) : "");
     std::fill(cells.begin(), cells.end(), std::string());
     for (auto& [name, v] : summaryOf(dir, st)) {
       auto it = known.find(name);

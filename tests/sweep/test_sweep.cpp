@@ -325,7 +325,7 @@ TEST_CASE("sweep.csv holds each run's point, status and numbers", "[sweep]") {
   REQUIRE(s.size() == 2);
   fs::create_directories(out / s.run(0).name);
   RunStatus st;
-  st.state = "finished", st.exitCode = 0;
+  st.state = RunState::Finished, st.exitCode = 0;
   writeStatus(out / s.run(0).name, st);
   std::ofstream(out / s.run(0).name / "summary.json") << R"({"cell": {"name": "gru", "dims": {"n": 16}},
       "training": {"best_validation_error": 0.125}, "experiment": {"seed": 3}})";
