@@ -485,31 +485,6 @@ std::string keyReference() {
   return os.str();
 }
 
-namespace {
-
-// A setting by path: the experiment's own field, or the top level's phase settings.
-Value settingOf(const Experiment& e, const std::string& path) {
-  const KeySpec& k = keySpec(path);
-  switch (k.field.scope) {
-    case FieldRef::Scope::Experiment: return k.field.get(&e);
-    case FieldRef::Scope::Phase: return k.field.get(&e.base);
-    default: throw std::logic_error("key '" + path + "' is no setting of the experiment");
-  }
-}
-
-}  // namespace
-
-double Experiment::num(const std::string& key) const { return settingOf(*this, key).num; }
-int64_t Experiment::integer(const std::string& key) const { return static_cast<int64_t>(num(key)); }
-bool Experiment::flag(const std::string& key) const { return settingOf(*this, key).flag; }
-std::string Experiment::str(const std::string& key) const { return settingOf(*this, key).str; }
-
-double phaseNum(const Experiment&, const PhaseSpec& p, const std::string& path) {
-  const KeySpec& k = keySpec(path);
-  if (k.field.scope != FieldRef::Scope::Phase) throw std::logic_error("key '" + path + "' is no phase setting");
-  return k.field.get(static_cast<const PhaseSettings*>(&p)).num;
-}
-
 std::string analysisName(const AnalysisSpec& a) { return a.name.empty() ? a.kind : a.name; }
 
 const PhaseSpec* findPhase(const Experiment& e, const std::string& name) {

@@ -128,13 +128,6 @@ struct Experiment {
   std::vector<PhaseSpec> phases;     // at least one
   std::vector<AnalysisSpec> analyses;
   Locations where;                   // the top level's keys
-
-  // A setting by its schema path ("train.batch": the top level's; "experiment.seed"), for tests
-  // and tools that take a key from the user. Code reads the fields.
-  double num(const std::string& path) const;
-  int64_t integer(const std::string& path) const;
-  bool flag(const std::string& path) const;
-  std::string str(const std::string& path) const;
 };
 
 // An analysis' name in summary.json: analysis.name, else its kind (unique in an experiment).
@@ -142,9 +135,6 @@ std::string analysisName(const AnalysisSpec& a);
 
 // The phase named `name`, or null.
 const PhaseSpec* findPhase(const Experiment& e, const std::string& name);
-
-// A phase's setting by its schema path ("ewc.lambda"), for tests and tools; code reads fields.
-double phaseNum(const Experiment& e, const PhaseSpec& p, const std::string& path);
 
 // Where a phase key was set: "file:line:col", "command line: --set ...", or the file (a default).
 std::string keyWhere(const Experiment& e, const PhaseSpec& p, const std::string& key);

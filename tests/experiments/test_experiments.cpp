@@ -102,10 +102,11 @@ TEST_CASE("experiment format errors name the file, line and key", "[experiments]
 TEST_CASE("profiles and --set override the file", "[experiments]") {
   std::string path = writeExperiment("prof", tinyText() + "\n[profiles.fast]\ntrain.batch = 2\ntrain.optimizer = \"adam\"\n");
   Experiment e = loadExperiment(path, {"train.learning_rate=0.5", "train.optimizer=sgd"}, "fast");
-  CHECK(e.integer("train.batch") == 2);
-  CHECK(e.num("train.learning_rate") == 0.5);
-  CHECK(e.str("train.optimizer") == "sgd");  // --set comes after the profile
-  CHECK(e.num("train.clip_norm") == 1.0);     // the schema's default
+  CHECK(e.base.train.batch == 2);
+  CHECK(e.base.train.learningRate == 0.5);
+  CHECK(e.base.train.optimizer == "sgd");  // --set comes after the profile
+  CHECK(e.base.train.clipNorm == 1.0);     // the schema's default
+  CHECK(e.phases.at(0).train.batch == 2);  // the one phase starts from the top level
 }
 
 TEST_CASE("a tiny experiment runs end to end and leaves every file it promises", "[experiments]") {

@@ -176,8 +176,8 @@ TEST_CASE("set-on-the-command-line errors point at the command line, and phase k
   CHECK_THROWS_WITH(loadExperiment(path, {"train.bacth=2"}), Contains("did you mean 'train.batch'"));
   std::string phased = tinyWith("phased", "[[analysis]]", "[[phase]]\nname = \"one\"\n[[phase]]\nname = \"two\"\n[[analysis]]");
   Experiment e = loadExperiment(phased, {"phase.two.ewc.lambda=500"});
-  CHECK(phaseNum(e, e.phases[1], "ewc.lambda") == 500);
-  CHECK(phaseNum(e, e.phases[0], "ewc.lambda") == 0);
+  CHECK(e.phases[1].ewc.lambda == 500);
+  CHECK(e.phases[0].ewc.lambda == 0);
   CHECK_THROWS_WITH(loadExperiment(phased, {"phase.three.ewc.lambda=5"}), Contains("no [[phase]] named 'three'"));
 }
 
