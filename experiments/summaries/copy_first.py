@@ -9,7 +9,7 @@ from summaries import stats
 from summaries.archive import curve
 from summaries.common import (as_float, count, figure_section, finite, g, group,
                               mean, missing_section, note, np, plt, provenance, save,
-                              seed_jitter, spread, table, try_figure, verdict_section)
+                              readfiles, seed_jitter, spread, table, try_figure, verdict_section)
 
 
 CELL_ORDER = ["gru", "brc", "nbrc", "plastic_gru", "plastic_gru_clip", "pbrc", "pbrc_split", "pbrc_v0",
@@ -126,13 +126,45 @@ def windowed(r):
     return r.get("training.loss_window", 1) > 1
 
 
-def time_to(r, level, unit):
-    """steps, samples, seconds or multiply-adds to the windowed milestone; inf if never."""
+# Seconds per step of each cell measured in one sitting on one machine, cells alternated
+# (scripts/bench_step_seconds.sh > results/copy_first/step_seconds.csv): the seconds a run records
+# depend on what ran beside it, so the time comparisons in seconds use steps x this rate.
+STEP_SECONDS = "step_seconds.csv"
+
+
+def read_step_seconds(out):
+    """{(T, D, cell, H): seconds per step} from out/step_seconds.csv, or {} without one."""
+    path = os.path.join(out, STEP_SECONDS)
+    if not os.path.isfile(path):
+        return {}
+    rates = {}
+    try:
+        lines = list(readfiles.csv_rows(path, readfiles.read_text(path)))
+    except (OSError, ValueError) as e:
+        note(f"{e}: the bench rates are left out")
+        return {}
+    header = lines[0][1] if lines else []
+    for _, fields in lines[1:]:
+        row = dict(zip(header, fields))
+        try:
+            rates[(int(row["T"]), int(row["D"]), row["cell"], int(row["H"]))] = float(row["seconds_per_step"])
+        except (KeyError, ValueError):
+            note(f"{path}: a row without T, D, cell, H and seconds_per_step is left out: {fields}")
+    return rates
+
+
+def time_to(r, level, unit, rates=None):
+    """steps, samples, seconds (as recorded), bench seconds (steps x the measured rate of the cell
+    at its setting; nan without one) or multiply-adds to the windowed milestone; inf if never."""
     step = r.get(f"training.first_step_loss.below_{level:g}")
     if not math.isfinite(step):
         return math.inf
     if unit == "steps":
         return step
+    if unit == "bench seconds":
+        T, D, H = e5_setting(r)
+        rate = (rates or {}).get((T, D, r.cell, H))
+        return step * rate if rate else math.nan
     if unit == "seconds":
         v = r.get(f"training.first_seconds_loss.below_{level:g}")
         return v if math.isfinite(v) else math.nan
@@ -158,7 +190,7 @@ def robust_key(r):
     return (s[0], s[1]), r.cell, s[2]
 
 
-def robust_section(sw):
+def robust_section(sw, rates=None):
     runs = [r for r in sw.runs if windowed(r)]
     if not runs:
         return "", [], []
@@ -175,6 +207,7 @@ def robust_section(sw):
                          stats.ci([time_to(r, lvl, "steps") for r in got]).fmt(count),
                          stats.ci([time_to(r, lvl, "samples") for r in got]).fmt(count),
                          stats.ci([time_to(r, lvl, "seconds") for r in got]),
+                         stats.ci([time_to(r, lvl, "bench seconds", rates) for r in got]),
                          stats.ci([time_to(r, lvl, "macs") for r in got]),
                          stats.ci([r.get("test.loss") for r in rs])))
     # each cell against nBRC at the same T and D (every nBRC size there), seed by seed
@@ -200,21 +233,25 @@ def robust_section(sw):
                         f"to the windowed target {lvl:g}, same seeds: reached by both in {len(both)}, "
                         f"by {cell} alone in {only_a}, by nbrc alone in {only_b}")
                 if len(both) >= 2:
-                    for unit in ("steps", "seconds"):
-                        head += (f"; {unit}: " + str(stats.ratio_paired(
-                            [time_to(a[s_], lvl, unit) for s_ in both],
-                            [time_to(b[s_], lvl, unit) for s_ in both])))
+                    for unit in ("steps", "seconds", "bench seconds"):
+                        ra = [time_to(a[s_], lvl, unit, rates) for s_ in both]
+                        rb = [time_to(b[s_], lvl, unit, rates) for s_ in both]
+                        if all(math.isfinite(v) for v in ra + rb):
+                            head += f"; {unit}: " + str(stats.ratio_paired(ra, rb))
                 tl = stats.ratio_paired([a[s_].get("test.loss") for s_ in seeds],
                                         [b[s_].get("test.loss") for s_ in seeds])
                 comps.append(head + f"; test MSE {tl}")
     md = ("\n## Time to the target, robust\n\nRuns trained with `train.loss_window` = "
           f"{W}: each milestone is the first step where the mean of the last {W} minibatch "
           "losses fell below it (the run stops at the last one), with the training seconds then "
-          "(one machine, one run at a time per core), the samples seen and the multiply-adds "
+          "(one machine, one run at a time per core, beside whatever else ran: not comparable "
+          "across runs), the steps times the cell's seconds per step measured in one sitting with "
+          "the cells alternated (bench seconds: `" + STEP_SECONDS + "`, scripts/bench_step_seconds.sh; "
+          "empty without a rate), the samples seen and the multiply-adds "
           "(estimated: 3 x (params + trace entries) per sequence step). Means over the seeds that "
           "reached it, with 95 % bootstrap intervals.\n\n"
           + table(["setting", "cell", "params", "milestone", "reached", "steps", "samples",
-                   "seconds", "multiply-adds", "test MSE"], rows))
+                   "seconds (recorded)", "bench seconds", "multiply-adds", "test MSE"], rows))
     return md, comps, runs
 
 
@@ -300,7 +337,7 @@ def summarize_copy_first(sw, out, args):
                      "first < 0.5", "first < 0.1", "steps", "stopped early"], rows))
 
     md.append(seed_by_seed(by, settings))
-    robust_md, robust_comps, robust_runs = robust_section(sw)
+    robust_md, robust_comps, robust_runs = robust_section(sw, read_step_seconds(out))
     md.append(robust_md)
     ablation_md, ablation_comps = ablation_section(sw)
     md.append(ablation_md)
