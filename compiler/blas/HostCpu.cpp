@@ -1,5 +1,6 @@
 #include "blas/HostCpu.h"
 
+#include <fstream>
 #include <stdexcept>
 #include <type_traits>
 
@@ -40,6 +41,27 @@ void checkHostCpu() {
       (missing.find(',') == std::string::npos ? "it" : "them") +
       ". Rebuild on this machine (remove the build folder, then bash scripts/setup.sh), or build "
       "once for every machine it will run on: cmake -DCELLC_ARCH=x86-64-v3 (AVX2 and FMA).");
+}
+
+std::string hostCpuName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos) break;
+      const size_t start = line.find_first_not_of(" \t", colon + 1);
+      return start == std::string::npos ? "" : line.substr(start);
+    }
+  return "";
+}
+
+std::string hostIsaNames() {
+  const uint32_t host = hostIsa();
+  std::string out;
+  for (size_t i = 0; i < std::size(kIsaNames); ++i)
+    if (host >> i & 1u) out += (out.empty() ? "" : ",") + std::string(kIsaNames[i]);
+  return out;
 }
 
 }  // namespace cellc

@@ -36,4 +36,10 @@ std::string missingIsa(uint32_t build, uint32_t host);
 // Throws std::runtime_error when this CPU lacks an extension the build uses.
 void checkHostCpu();
 
+// This CPU as a run records it: /proc/cpuinfo's model name ("" when unreadable) and the extensions
+// it has, by name. The JIT compiles for the host CPU, so two CPUs may round a run differently in
+// the last bits, and a long training run then drifts apart: a result says which CPU made it.
+std::string hostCpuName();
+std::string hostIsaNames();  // comma-separated, in kIsaNames' order
+
 }  // namespace cellc

@@ -15,6 +15,7 @@
 #include "experiment/TestStage.h"
 #include "run/Figures.h"
 #include "io/npy.h"
+#include "blas/HostCpu.h"
 #include "blas/Threads.h"
 #include "train/Checkpoint.h"
 #include "train/Memory.h"
@@ -368,7 +369,10 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
       {"cell", {{"file", m.cellPath}, {"name", m.prog->ast.name}, {"dims", modelDims(m)}, {"params", m.ir.layout.paramSize}}},
       {"training", training.size() == 1 ? training[0] : json{{"phases", training}}},
       {"analyses", analysisResults},
-      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+      // The JIT compiles for this CPU: another CPU may round differently and, over a long run,
+      // train to other numbers. Which one made these is part of the result.
+      {"machine", {{"cpu", hostCpuName()}, {"isa", hostIsaNames()}}}};
   if (!test.is_null()) summary["test"] = test;
   run.write("summary.json", summary.dump(2) + "\n");
 

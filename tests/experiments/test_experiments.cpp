@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "blas/HostCpu.h"
 #include "experiment/Model.h"
 #include "run/Runner.h"
 #include "train/Trainer.h"
@@ -129,6 +130,11 @@ TEST_CASE("a tiny experiment runs end to end and leaves every file it promises",
   ss << s.rdbuf();
   CHECK_THAT(ss.str(), Contains("\"sign_consistency\""));
   CHECK_THAT(ss.str(), Contains("\"stop_reason\": \"max-steps\""));
+  // The CPU that made the numbers (the JIT compiles for it): its name and extensions.
+  const nlohmann::json summary = nlohmann::json::parse(ss.str());
+  REQUIRE(summary.contains("machine"));
+  CHECK(summary["machine"]["cpu"].is_string());
+  CHECK(summary["machine"]["isa"].get<std::string>() == cellc::hostIsaNames());
   // The resolved experiment parses back.
   CHECK_NOTHROW(loadExperiment((run / "experiment.toml").string()));
   // Running again does not train again.
