@@ -1,6 +1,7 @@
 #include "autodiff/PrintGrad.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -11,14 +12,16 @@ namespace cellc::autodiff {
 namespace {
 
 // What `cellc grad` says above a spiking cell's backward: its gradient is a surrogate, which one.
+// Each surrogate's rule as Vjp.cpp builds it, in kHeavisideOps' order.
+constexpr const char* kSurrogateRules[] = {
+    "1 / ((1 + k * abs(x)) * (1 + k * abs(x)))", "k * s * (1 - s) with s = sigmoid(k * x)",
+    "(k / 2) / (1 + (pi / 2 * k * x)^2)", "max(0, 1 - k * abs(x))"};
+static_assert(std::size(kSurrogateRules) == std::size(ir::kHeavisideOps), "one rule per surrogate");
+
 std::string surrogateNote(ir::Op op) {
-  const std::pair<const char*, const char*> rule =
-      op == ir::Op::HeavisideSigmoid    ? std::pair{"sigmoid", "k * s * (1 - s) with s = sigmoid(k * x)"}
-      : op == ir::Op::HeavisideAtan     ? std::pair{"atan", "(k / 2) / (1 + (pi / 2 * k * x)^2)"}
-      : op == ir::Op::HeavisideTriangle ? std::pair{"triangle", "max(0, 1 - k * abs(x))"}
-                                        : std::pair{"fast_sigmoid", "1 / ((1 + k * abs(x)) * (1 + k * abs(x)))"};
-  return std::string("# heaviside(x, ") + rule.first + " = k) passes the surrogate gradient " + rule.second +
-         ",\n# not its derivative (0 almost everywhere; docs/language.md, Spikes).\n";
+  const int i = ir::surrogateIndex(op);
+  return std::string("# heaviside(x, ") + kSurrogateNames[i] + " = k) passes the surrogate gradient " +
+         kSurrogateRules[i] + ",\n# not its derivative (0 almost everywhere; docs/language.md, Spikes).\n";
 }
 
 using ir::Node;
@@ -197,10 +200,10 @@ class GradPrinter {
       case Op::Clip: return fn("clip");
       case Op::Where: return fn("where");
       case Op::Heaviside: return fn("heaviside");
-      case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle: {
-        const char* name = n.op == Op::HeavisideSigmoid ? "sigmoid" : n.op == Op::HeavisideAtan ? "atan" : "triangle";
-        return {"heaviside(" + sub(0).first + ", " + name + " = " + sub(1).first + ")", kAtom};
-      }
+      case Op::HeavisideSigmoid: case Op::HeavisideAtan: case Op::HeavisideTriangle:
+        return {"heaviside(" + sub(0).first + ", " + kSurrogateNames[ir::surrogateIndex(n.op)] + " = " +
+                    sub(1).first + ")",
+                kAtom};
       case Op::Outer: return fn("outer");
       case Op::Transpose: return fn("transpose");
       case Op::Concat: return fn("concat");

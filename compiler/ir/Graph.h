@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -79,12 +80,19 @@ enum class Op : uint8_t {
 #undef X
 };
 
-// heaviside in any of its surrogates (docs/language.md, Spikes): one forward, x > 0; the op
-// names the backward (autodiff/Vjp.cpp), so every pass that rebuilds a node keeps it.
-inline bool isHeaviside(Op op) {
-  return op == Op::Heaviside || op == Op::HeavisideSigmoid || op == Op::HeavisideAtan ||
-         op == Op::HeavisideTriangle;
+// heaviside in each of its surrogates (docs/language.md, Spikes): one forward, x > 0; the op
+// names the backward (autodiff/Vjp.cpp), so every pass that rebuilds a node keeps it. In the order
+// of the names a cell writes, sema's kSurrogateNames (ir/Step.cpp checks the two agree).
+inline constexpr Op kHeavisideOps[] = {Op::Heaviside, Op::HeavisideSigmoid, Op::HeavisideAtan,
+                                       Op::HeavisideTriangle};
+
+// op's place in kHeavisideOps (and so its surrogate's name in kSurrogateNames), or -1.
+inline int surrogateIndex(Op op) {
+  for (int i = 0; i < static_cast<int>(std::size(kHeavisideOps)); ++i)
+    if (kHeavisideOps[i] == op) return i;
+  return -1;
 }
+inline bool isHeaviside(Op op) { return surrogateIndex(op) >= 0; }
 enum class OpKind : uint8_t { Leaf, Pointwise, Contract };
 
 const char* opName(Op op);

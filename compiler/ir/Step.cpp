@@ -246,12 +246,11 @@ class Builder {
     if (f == "clip") return fold(g_.clip(arg(0), arg(1), arg(2)));
     if (f == "where") return fold(g_.where(arg(0), arg(1), arg(2)));
     if (f == "heaviside") {  // the surrogate by name, fast_sigmoid unless named; k = 10 unless given
-      static constexpr Op kOps[] = {Op::Heaviside, Op::HeavisideSigmoid, Op::HeavisideAtan, Op::HeavisideTriangle};
-      static_assert(std::size(kOps) == std::size(kSurrogateNames), "one op per surrogate name");
+      static_assert(std::size(kHeavisideOps) == std::size(kSurrogateNames), "one op per surrogate name");
       Op op = Op::Heaviside;
       if (e.callArgs.size() > 1)
-        for (size_t i = 0; i < std::size(kOps); ++i)
-          if (e.callArgs[1].key == kSurrogateNames[i]) op = kOps[i];
+        for (size_t i = 0; i < std::size(kHeavisideOps); ++i)
+          if (e.callArgs[1].key == kSurrogateNames[i]) op = kHeavisideOps[i];
       NodeId k = e.callArgs.size() > 1 ? g_.constant(constant(*e.callArgs[1].value)) : g_.constant(kHeavisideSlope);
       return fold(g_.binary(op, arg(0), k));
     }
