@@ -25,12 +25,19 @@ uint32_t hostIsa() {
 #endif
 }
 
-std::string missingIsa(uint32_t build, uint32_t host) {
+namespace {
+
+// The names of the extensions set in `bits`, in kIsaNames' order, joined by `sep`.
+std::string isaNames(uint32_t bits, const char* sep) {
   std::string out;
   for (size_t i = 0; i < std::size(kIsaNames); ++i)
-    if ((build >> i & 1u) && !(host >> i & 1u)) out += (out.empty() ? "" : ", ") + std::string(kIsaNames[i]);
+    if (bits >> i & 1u) out += (out.empty() ? "" : sep) + std::string(kIsaNames[i]);
   return out;
 }
+
+}  // namespace
+
+std::string missingIsa(uint32_t build, uint32_t host) { return isaNames(build & ~host, ", "); }
 
 void checkHostCpu() {
   const std::string missing = missingIsa(kBuildIsa, hostIsa());
@@ -56,12 +63,6 @@ std::string hostCpuName() {
   return "";
 }
 
-std::string hostIsaNames() {
-  const uint32_t host = hostIsa();
-  std::string out;
-  for (size_t i = 0; i < std::size(kIsaNames); ++i)
-    if (host >> i & 1u) out += (out.empty() ? "" : ",") + std::string(kIsaNames[i]);
-  return out;
-}
+std::string hostIsaNames() { return isaNames(hostIsa(), ","); }
 
 }  // namespace cellc
