@@ -32,15 +32,26 @@ RunOptions quietInto(const fs::path& run) {
   return opt;
 }
 
+// An experiment file's quick profile, run into a fresh folder `name`: the folder and its summary's
+// test object. The run's log goes to `log` (for the caller's INFO).
+struct QuickRun {
+  fs::path run;
+  nlohmann::json test;
+};
+
+QuickRun quickRun(const std::string& file, const std::string& name, std::ostringstream& log) {
+  QuickRun q{freshDir(name), {}};
+  runExperiment(loadExperiment(file, {}, "quick"), quietInto(q.run), log);
+  std::ifstream in(q.run / "summary.json");
+  q.test = nlohmann::json::parse(in)["test"];
+  return q;
+}
+
 }  // namespace
 
 TEST_CASE("perceptual_decision's quick profile trains above chance accuracy", "[experiments][classify]") {
-  fs::path run = freshDir("quick");
   std::ostringstream log;
-  runExperiment(loadExperiment(kDecision, {}, "quick"), quietInto(run), log);
-  std::ifstream in(run / "summary.json");
-  nlohmann::json s = nlohmann::json::parse(in);
-  const nlohmann::json& test = s["test"];
+  const auto [run, test] = quickRun(kDecision, "quick", log);
   INFO(log.str());
   INFO(test.dump());
   const double accuracy = test["accuracy"], chance = test["chance_accuracy"], ideal = test["ideal_accuracy"];
@@ -79,14 +90,10 @@ TEST_CASE("the perceptual decision's quick profile trains each new cell above ch
   // leaky_rnn 0.759, lstm 0.709.
   const std::string name = GENERATE(as<std::string>{}, "lif", "leaky_rnn", "lstm");
   INFO("perceptual_decision_" << name);
-  fs::path run = freshDir(name + "-quick");
   std::ostringstream log;
-  runExperiment(loadExperiment(std::string(CELLC_SOURCE_DIR "/experiments/perceptual_decision_") + name + ".toml",
-                               {}, "quick"),
-                quietInto(run), log);
-  std::ifstream in(run / "summary.json");
-  nlohmann::json s = nlohmann::json::parse(in);
-  const nlohmann::json& test = s["test"];
+  const nlohmann::json test =
+      quickRun(std::string(CELLC_SOURCE_DIR "/experiments/perceptual_decision_") + name + ".toml", name + "-quick", log)
+          .test;
   INFO(log.str());
   INFO(test.dump());
   const double accuracy = test["accuracy"], chance = test["chance_accuracy"], ideal = test["ideal_accuracy"];
