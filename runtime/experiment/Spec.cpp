@@ -178,6 +178,7 @@ const std::vector<Row> kRows = {
     {"train.omega_state", bind<&TrainSettings::omegaState>(), "\"\"", "the state Omega regularizes (default: the first)"},
     {"train.checkpoint_every", bind<&TrainSettings::checkpointEvery>(), "1000", "checkpoint every this many steps", 1, 1e12},
     {"train.loss_milestones", bind<&TrainSettings::lossMilestones>(), "[]", "record the first step (and its training seconds) whose minibatch loss (or window mean, train.loss_window) is below each of these"},
+    {"train.rehearse", bind<&TrainSettings::rehearse>(), "\"\"", "an earlier phase: every batch (training and validation) is half this phase's trials and half that phase's task's, so both are trained jointly (rehearsal; E3's upper reference); the test stage still scores each task alone. Empty: this phase's task only"},
     {"test.trials", bind<&Experiment::testTrials>(), "0", "after training, the loss on this many fresh trials of each phase's task (summary.json test); 0: none", 0, 1e8},
     {"ewc.lambda", bind<&EwcSettings::lambda>(), "0", "after this phase, consolidate it with EWC of this strength", 0},
     {"ewc.fisher_trials", bind<&EwcSettings::fisherTrials>(), "200", "trials for the diagonal Fisher", 1, 1e9},
@@ -622,6 +623,16 @@ Experiment buildExperiment(const std::string& path, toml::table root, const std:
       f.set(static_cast<PhaseSettings*>(&ph), v);
       ph.where[k] = v.where;
     }
+  }
+  // train.rehearse names a phase before the one that sets it.
+  for (size_t i = 0; i < e.phases.size(); ++i) {
+    const PhaseSpec& ph = e.phases[i];
+    if (ph.train.rehearse.empty()) continue;
+    size_t j = 0;
+    while (j < i && e.phases[j].name != ph.train.rehearse) ++j;
+    if (j == i)
+      fail(ph.where.at("train.rehearse"), "key 'train.rehearse' of phase '" + ph.name + "': no phase named '" +
+                                              elide(ph.train.rehearse, 40) + "' before it");
   }
   if (auto it = e.where.find("experiment.name"); it != e.where.end() && !isPlainName(e.name))
     fail(it->second, "experiment.name '" + elide(e.name, 40) + "': " + kPlainName +

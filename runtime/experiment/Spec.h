@@ -67,6 +67,7 @@ struct TrainSettings {
   std::string omegaState;
   int64_t checkpointEvery = 0;
   std::vector<double> lossMilestones;
+  std::string rehearse;  // an earlier phase whose task fills half of every batch; empty: none
 };
 
 // ewc.*

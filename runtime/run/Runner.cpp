@@ -14,6 +14,7 @@
 #include "experiment/TaskTable.h"
 #include "experiment/TestStage.h"
 #include "run/Figures.h"
+#include "tasks/Rehearsal.h"
 #include "io/npy.h"
 #include "blas/HostCpu.h"
 #include "blas/Threads.h"
@@ -167,6 +168,7 @@ void checkMemory(const Experiment& e, const PhaseSpec& ph, const Task& task, con
 // (fitted to the cell), every analysis (its keys in range), the param settings.
 struct Checked {
   std::vector<std::unique_ptr<Task>> tasks;
+  std::vector<std::unique_ptr<Task>> training;  // what each phase trains on: its task, or a rehearsal
   std::vector<std::unique_ptr<Analysis>> analyses;
   std::vector<size_t> analysisPhase;  // which phase's params each analysis looks at
 };
@@ -188,6 +190,16 @@ Checked checkAgainst(const Experiment& e, const Model& m, const fs::path& runPat
       throw ExperimentError(keyWhere(e, ph, "train.dropout") + ": error: " + err.what());
     }
     checkMemory(e, ph, *c.tasks.back(), m);
+    c.training.push_back(nullptr);
+    if (!ph.train.rehearse.empty()) {  // an earlier phase (checked when the experiment was loaded)
+      const size_t j = static_cast<size_t>(findPhase(e, ph.train.rehearse) - e.phases.data());
+      try {
+        c.training.back() = std::make_unique<RehearsalTask>(*c.tasks.back(), *c.tasks[j]);
+      } catch (const std::invalid_argument& err) {
+        throw ExperimentError(keyWhere(e, ph, "train.rehearse") + ": error: key 'train.rehearse': phase '" +
+                              ph.name + "' cannot rehearse '" + ph.train.rehearse + "': " + err.what());
+      }
+    }
   }
   const std::vector<double> noParams;
   for (const AnalysisSpec& a : e.analyses) {
@@ -257,7 +269,7 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
   Ewc ewc;
   for (size_t i = 0; i < e.phases.size(); ++i) {
     const PhaseSpec& ph = e.phases[i];
-    const Task& task = *tasks[i];
+    const Task& task = checked.training[i] ? *checked.training[i] : *tasks[i];
     TrainConfig cfg = makeConfig(e, ph, runPath);
     setThreads(cfg.threads);
     fs::path done = run / ("done-" + ph.name + ".ckpt");

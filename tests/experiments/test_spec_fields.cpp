@@ -164,3 +164,23 @@ TEST_CASE("analysis names and `after` are checked when the experiment is loaded"
   CHECK(analysisName(e.analyses[1]) == "again");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("train.rehearse names a phase before the one that sets it", "[spec]") {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "cellc_spec_rehearse";
+  std::filesystem::create_directories(dir);
+  auto load = [&](const std::string& phases) {
+    const std::filesystem::path file = dir / "r.toml";
+    std::ofstream(file) << "[cell]\nfile = \"x.cell\"\n[task]\nkind = \"copy_first\"\n" << phases;
+    return loadExperiment(file.string());
+  };
+  using Catch::Matchers::Contains;
+  const std::string a = "[[phase]]\nname = \"a\"\n", b = "[[phase]]\nname = \"b\"\n";
+  CHECK_THROWS_WITH(load(a + "train.rehearse = \"b\"\n" + b),
+                    Contains("r.toml:7:7: error: key 'train.rehearse' of phase 'a': no phase named 'b' before it"));
+  CHECK_THROWS_WITH(load(a + b + "train.rehearse = \"b\"\n"),
+                    Contains("r.toml:9:7: error: key 'train.rehearse' of phase 'b': no phase named 'b' before it"));
+  const Experiment e = load(a + b + "train.rehearse = \"a\"\n");
+  CHECK(e.phases[0].train.rehearse.empty());
+  CHECK(e.phases[1].train.rehearse == "a");
+  std::filesystem::remove_all(dir);
+}

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "tasks/Rehearsal.h"
 #include "tasks/Tasks.h"
 
 using namespace cellc::runtime;
@@ -93,4 +94,66 @@ TEST_CASE("E5 copy-first: the target is the first input, at the last step", "[ta
   double sq = 0;
   for (double x : b.inputs[17]) sq += x * x;
   CHECK(sq / (128 * 32) == Approx(1).epsilon(0.05));  // N(0, I): predicting zeros scores about 1
+}
+
+TEST_CASE("rehearsal: a batch is the phase's own trials, then the earlier task's", "[tasks]") {
+  SequenceSpec t1;
+  t1.inputDecay = 500, t1.period = 250, t1.height = 4, t1.offset = 60, t1.spacing = 60;
+  SequenceSpec t2 = t1;
+  t2.inputAmp = 1, t2.inputSign = +1, t2.period = 150, t2.reverse = true;
+  SequenceTask task1(t1), task2(t2);
+  RehearsalTask joint(task2, task1);
+  const int64_t B = 5;  // odd: the phase's own task gets the larger half, 3
+  std::mt19937_64 rng(7), again(7);
+  const TrialBatch b = joint.sample(B, rng);
+  const TrialBatch own = task2.sample(3, again), earlier = task1.sample(2, again);
+  REQUIRE(b.batch == B);
+  REQUIRE(b.steps == task2.steps());
+  REQUIRE(b.masks.empty());  // neither side has masks
+  for (int64_t t = 0; t < b.steps; ++t) {
+    std::vector<double> in = own.inputs[t], tg = own.targets[t];
+    in.insert(in.end(), earlier.inputs[t].begin(), earlier.inputs[t].end());
+    tg.insert(tg.end(), earlier.targets[t].begin(), earlier.targets[t].end());
+    REQUIRE(b.inputs[t] == in);
+    REQUIRE(b.targets[t] == tg);
+  }
+  CHECK(rng() == again());  // the same draws, in the same order
+  // A batch of one is the phase's own trial alone.
+  std::mt19937_64 r1(3), r2(3);
+  CHECK(joint.sample(1, r1).targets == task2.sample(1, r2).targets);
+
+  // Trials that cannot share a batch are refused, saying why.
+  SequenceSpec longer = t1;
+  longer.in.duration = 2000;
+  SequenceTask task3(longer);
+  CHECK_THROWS_WITH(RehearsalTask(task2, task3),
+                    Catch::Matchers::Contains("differ in steps per trial (100 and 200)"));
+  CopyFirstTask copy({100, 1});
+  CHECK_THROWS_WITH(RehearsalTask(task2, copy), Catch::Matchers::Contains("targets per step (10 and 1)"));
+}
+
+TEST_CASE("rehearsal: masks join, and a step with a target on one side only is masked on the other", "[tasks]") {
+  // copy-first has a target at its last step only; a task with every step targeted beside it.
+  struct Every : Task {
+    int64_t steps() const override { return 3; }
+    TrialBatch sample(int64_t batch, std::mt19937_64&) const override {
+      TrialBatch b;
+      b.batch = batch, b.steps = 3;
+      b.inputs.assign(3, std::vector<double>(batch, 1.0));
+      b.targets.assign(3, std::vector<double>(batch, 2.0));
+      return b;
+    }
+    LossSpec loss() const override { return {LossKind::MseLast, 0}; }
+    int64_t inputDim() const override { return 1; }
+    int64_t outputDim() const override { return 1; }
+  } every;
+  CopyFirstTask copy({3, 1});
+  std::mt19937_64 rng(1);
+  const TrialBatch b = RehearsalTask(every, copy).sample(4, rng);
+  REQUIRE(b.masks.size() == 3);
+  for (int64_t t = 0; t < 2; ++t) {
+    CHECK(b.targets[t] == std::vector<double>{2, 2, 0, 0});
+    CHECK(b.masks[t] == std::vector<double>{1, 1, 0, 0});  // copy-first's trials have no term here
+  }
+  CHECK(b.masks[2] == std::vector<double>{1, 1, 1, 1});
 }
