@@ -182,6 +182,8 @@ const std::vector<Row> kRows = {
     {"test.trials", bind<&Experiment::testTrials>(), "0", "after training, the loss on this many fresh trials of each phase's task (summary.json test); 0: none", 0, 1e8},
     {"ewc.lambda", bind<&EwcSettings::lambda>(), "0", "after this phase, consolidate it with EWC of this strength", 0},
     {"ewc.fisher_trials", bind<&EwcSettings::fisherTrials>(), "200", "trials for the diagonal Fisher", 1, 1e9},
+    {"ewc.form", bind<&EwcSettings::form>(), "\"fisher\"", "fisher: the task's diagonal Fisher at its solution (Kirkpatrick et al.); course: pycog's course trainer as its code reads, F recomputed at every later step at the current params on the current minibatch from log softmax of the outputs (no gradient through F; ewc.fisher_trials unused)", 0, 0, {"fisher", "course"}},
+    {"ewc.params", bind<&EwcSettings::params>(), "[]", "the params the penalty covers (pycog's course trainer: its W_in, W_rec and W_out); []: all"},
     {"phase[].name", unbound("string"), "", "phase name; a [[phase]] may set task.*, train.* and ewc.*"},
     {"analysis[].kind", bind<&AnalysisSpec::kind>(), "", "the analysis", 0, 0,
      {"column_shift", "trace", "ei_rates", "weight_histogram", "readout_activity", "trace_ablation"}},

@@ -74,6 +74,8 @@ struct TrainSettings {
 struct EwcSettings {
   double lambda = 0;
   int64_t fisherTrials = 0;
+  std::string form;                 // "fisher" (Kirkpatrick et al.) or "course" (pycog's course trainer)
+  std::vector<std::string> params;  // the params the penalty covers; empty: all
 };
 
 // What a phase may set: its task, its training and its consolidation.

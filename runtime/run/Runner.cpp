@@ -70,6 +70,16 @@ void applyParamSettings(const Experiment& e, const ir::Layout& L, std::vector<do
   }
 }
 
+// ewc.params as a weight per param element: 1 where the penalty applies, 0 elsewhere (names were
+// checked against the cell before training).
+std::vector<double> ewcSelector(const ir::Layout& L, const std::vector<std::string>& names) {
+  std::vector<double> w(static_cast<size_t>(L.paramSize), names.empty() ? 1.0 : 0.0);
+  for (const std::string& name : names)
+    for (const ir::Slot& s : L.params)
+      if (s.name == name) std::fill(w.begin() + s.offset, w.begin() + s.offset + s.size, 1.0);
+  return w;
+}
+
 void saveParams(const fs::path& dir, const ir::Layout& L, const std::vector<double>& params) {
   fs::create_directories(dir);
   for (const ir::Slot& s : L.params) {
@@ -190,6 +200,13 @@ Checked checkAgainst(const Experiment& e, const Model& m, const fs::path& runPat
       throw ExperimentError(keyWhere(e, ph, "train.dropout") + ": error: " + err.what());
     }
     checkMemory(e, ph, *c.tasks.back(), m);
+    for (const std::string& name : ph.ewc.params)
+      if (!m.ir.layout.find(ir::Role::Param, name)) {
+        std::string names;
+        for (const ir::Slot& s : m.ir.layout.params) names += (names.empty() ? "" : ", ") + s.name;
+        throw ExperimentError(keyWhere(e, ph, "ewc.params") + ": error: key 'ewc.params': the cell has no param '" +
+                              name + "' (its params: " + names + ")");
+      }
     c.training.push_back(nullptr);
     if (!ph.train.rehearse.empty()) {  // an earlier phase (checked when the experiment was loaded)
       const size_t j = static_cast<size_t>(findPhase(e, ph.train.rehearse) - e.phases.data());
@@ -332,16 +349,22 @@ std::string runExperiment(const Experiment& e, const RunOptions& opt, std::ostre
     // Consolidate this phase for the ones after it.
     double lambda = ph.ewc.lambda;
     if (lambda > 0) {
-      trainer.setParams(params);
-      std::vector<double> fisher;
-      try {
-        fisher = trainer.fisher(task, ph.ewc.fisherTrials);
-      } catch (const Interrupted& err) {
-        throw ExperimentError(std::string(err.what()) + ": run the same command again to resume");
+      const std::vector<double> covered = ewcSelector(m.ir.layout, ph.ewc.params);
+      const bool course = ph.ewc.form == "course";
+      std::vector<double> fisher = covered;  // the course form's: each param's weight
+      if (!course) {
+        trainer.setParams(params);
+        try {
+          fisher = trainer.fisher(task, ph.ewc.fisherTrials);
+        } catch (const Interrupted& err) {
+          throw ExperimentError(std::string(err.what()) + ": run the same command again to resume");
+        }
+        for (size_t k = 0; k < fisher.size(); ++k) fisher[k] *= covered[k];
+        saveParams(run / ("fisher-" + ph.name), m.ir.layout, fisher);  // what EWC protects, per param
       }
-      ewc.add({params, fisher, lambda, ph.name});
+      ewc.add({params, fisher, lambda, ph.name, course ? EwcForm::Course : EwcForm::Fisher});
       summary["ewc_lambda"] = lambda;
-      saveParams(run / ("fisher-" + ph.name), m.ir.layout, fisher);  // what EWC protects, per param
+      summary["ewc_form"] = ph.ewc.form;
     }
     Checkpoint c;
     c.cellSource = m.source, c.cellPath = m.cellPath, c.overrides = m.overrides, c.experiment = e.text;

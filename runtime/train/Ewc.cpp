@@ -14,7 +14,7 @@ namespace cellc::runtime {
 namespace {
 
 constexpr char kEwcMagic[8] = {'C', 'E', 'L', 'L', 'C', 'E', 'W', 'C'};
-constexpr uint32_t kEwcVersion = 1;
+constexpr uint32_t kEwcVersion = 2;  // 1: without the form
 constexpr uint32_t kMaxName = 1u << 16;
 
 [[noreturn]] void bad(const std::string& why) { throw std::runtime_error("EWC state: " + why); }
@@ -54,32 +54,55 @@ void Ewc::add(Consolidated c) {
   tasks_.push_back(std::move(c));
 }
 
-double Ewc::penalty(const std::vector<double>& params) const {
+bool Ewc::needsStepFisher() const {
+  return std::any_of(tasks_.begin(), tasks_.end(), [](const Consolidated& t) { return t.form == EwcForm::Course; });
+}
+
+namespace {
+
+// Task t's F_i: its own, or (Course) the step's times its selector.
+void checkStepFisher(const Ewc& e, const std::vector<double>* stepFisher, const char* what) {
+  if (!e.needsStepFisher()) return;
+  if (!stepFisher || stepFisher->size() != e.size())
+    throw std::invalid_argument(std::string("EWC ") + what + ": a course-form task needs this step's Fisher of " +
+                                std::to_string(e.size()) + " elements, got " +
+                                (stepFisher ? std::to_string(stepFisher->size()) : std::string("none")));
+}
+double fisherOf(const Consolidated& t, const std::vector<double>* stepFisher, size_t i) {
+  return t.form == EwcForm::Course ? (*stepFisher)[i] * t.fisher[i] : t.fisher[i];
+}
+
+}  // namespace
+
+double Ewc::penalty(const std::vector<double>& params, const std::vector<double>* stepFisher) const {
   if (!tasks_.empty() && params.size() != size())
     throw std::invalid_argument("EWC penalty: " + std::to_string(params.size()) +
                                 " params, the consolidated tasks have " + std::to_string(size()));
+  checkStepFisher(*this, stepFisher, "penalty");
   double total = 0;
   for (const Consolidated& t : tasks_) {
     double s = 0;
     for (size_t i = 0; i < params.size(); ++i) {
       double d = params[i] - t.anchor[i];
-      s += t.fisher[i] * (d * d);
+      s += fisherOf(t, stepFisher, i) * (d * d);
     }
     total += 0.5 * t.lambda * s;
   }
   return total;
 }
 
-void Ewc::addGradient(const std::vector<double>& params, std::vector<double>& grad) const {
+void Ewc::addGradient(const std::vector<double>& params, std::vector<double>& grad,
+                      const std::vector<double>* stepFisher) const {
   if (tasks_.empty()) return;
   if (params.size() != size() || grad.size() != size())
     throw std::invalid_argument("EWC gradient: " + std::to_string(params.size()) + " params and " +
                                 std::to_string(grad.size()) +
                                 " gradients, the consolidated tasks have " +
                                 std::to_string(size()));
+  checkStepFisher(*this, stepFisher, "gradient");
   for (const Consolidated& t : tasks_)
     for (size_t i = 0; i < params.size(); ++i)
-      grad[i] += t.lambda * (t.fisher[i] * (params[i] - t.anchor[i]));
+      grad[i] += t.lambda * (fisherOf(t, stepFisher, i) * (params[i] - t.anchor[i]));
 }
 
 void Ewc::save(std::ostream& out) const {
@@ -90,6 +113,7 @@ void Ewc::save(std::ostream& out) const {
   for (const Consolidated& t : tasks_) {
     putU32(out, static_cast<uint32_t>(t.task.size()));
     out.write(t.task.data(), static_cast<std::streamsize>(t.task.size()));
+    putU32(out, static_cast<uint32_t>(t.form));
     putF64(out, t.lambda);
     for (double x : t.anchor) putF64(out, x);
     for (double x : t.fisher) putF64(out, x);
@@ -103,7 +127,7 @@ void Ewc::load(std::istream& in) {
   r.bytes(magic, sizeof magic, "magic");
   if (!std::equal(magic, magic + sizeof magic, kEwcMagic)) bad("not cellc EWC state");
   uint32_t version = r.u32("version");
-  if (version != kEwcVersion)
+  if (version != kEwcVersion && version != 1)
     bad("unsupported version " + std::to_string(version) + " (this build reads version " +
         std::to_string(kEwcVersion) + ")");
   uint64_t ntasks = r.u64("task count");
@@ -116,6 +140,11 @@ void Ewc::load(std::istream& in) {
     if (len > kMaxName) bad("corrupt (task name of " + std::to_string(len) + " bytes)");
     c.task.resize(len);
     r.bytes(c.task.data(), len, "task name");
+    if (version >= 2) {
+      const uint32_t form = r.u32("form");
+      if (form > static_cast<uint32_t>(EwcForm::Course)) bad("corrupt (form " + std::to_string(form) + ")");
+      c.form = static_cast<EwcForm>(form);
+    }
     c.lambda = r.f64("lambda");
     c.anchor = r.doubles(n, "anchor");
     c.fisher = r.doubles(n, "fisher");

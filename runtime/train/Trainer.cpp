@@ -160,6 +160,24 @@ std::vector<double> Trainer::fisher(const Task& task, int64_t trials) {
   return acc.fisher();
 }
 
+// pycog's course trainer's F (train/Ewc.h): the squared gradient of sum_{t,b,i} log softmax(z)_i
+// over the minibatch, divided by its M = T B N_out terms. That sum is -M times the cross-entropy
+// of softmax(z) against a target of ones on every unit at every step, whose loss cellc divides by
+// M: F = (M grad CE)^2 / M = M (grad CE)^2.
+std::vector<double> Trainer::courseFisher(Bptt<float>& bptt, const TrialBatch& b, const LossSpec& loss,
+                                          const std::vector<std::vector<float>>& noise) {
+  const ir::Slot& out = lossOutput(ir_.layout, loss);
+  TrialBatch ones = b;
+  ones.masks.clear();
+  for (auto& t : ones.targets) t.assign(static_cast<size_t>(out.size * b.batch), 1.0);
+  const LossSpec ce{LossKind::CrossEntropy, loss.outputSlot};
+  const BpttResult<float> r = bptt.lossAndGradient(toFloat(params_), ones, ce, noise, {});
+  const double m = static_cast<double>(b.steps * b.batch * out.size);
+  std::vector<double> f(r.dParams.size());
+  for (size_t i = 0; i < f.size(); ++i) f[i] = m * r.dParams[i] * r.dParams[i];
+  return f;
+}
+
 void Trainer::saveCheckpoint(int64_t step, const Optimizer& opt, double best,
                              const std::vector<double>& bestParams, double seconds,
                              const std::string& diverged) {
@@ -326,8 +344,11 @@ TrainResult Trainer::run(const Task& task) {
     TrialBatch b = task.sample(cfg_.batch, streams_[Stream::Data]);
     auto noise = noiseFor(cfg_.batch, steps, streams_[Stream::Noise], true);
     BpttResult<float> r = bptt.lossAndGradient(toFloat(params_), b, task.loss(), noise, {});
-    double loss = r.loss + ewc_.penalty(params_);
-    ewc_.addGradient(params_, r.dParams);
+    std::vector<double> stepFisher;  // EWC's course form: this step's F, from this minibatch
+    if (ewc_.needsStepFisher()) stepFisher = courseFisher(bptt, b, task.loss(), noise);
+    const std::vector<double>* stepF = stepFisher.empty() ? nullptr : &stepFisher;
+    double loss = r.loss + ewc_.penalty(params_, stepF);
+    ewc_.addGradient(params_, r.dParams, stepF);
     if (!std::isfinite(loss) || !allFinite(r.dParams)) {
       res.stopReason = StopReason::Diverged;
       res.diverged = "at step " + std::to_string(step + 1) + ": the " +

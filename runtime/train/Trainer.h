@@ -147,6 +147,10 @@ class Trainer {
   // (batch 1), without dropout (every unit kept), and its consolidation with strength lambda.
   std::vector<double> fisher(const Task& task, int64_t trials);
   Ewc& ewc() { return ewc_; }
+  // EWC's course form (train/Ewc.h): F at the current params on the minibatch b (its noise),
+  // whose loss names the output read as logits.
+  std::vector<double> courseFisher(Bptt<float>& bptt, const TrialBatch& b, const LossSpec& loss,
+                                   const std::vector<std::vector<float>>& noise);
   RandomStreams& streams() { return streams_; }
 
   // Set by the SIGINT handler; the loop saves a checkpoint and stops.

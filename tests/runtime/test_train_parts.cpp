@@ -491,6 +491,64 @@ TEST_CASE("EWC: save and load round-trip exactly", "[ewc]") {
   CHECK(back.saveToString() == bytes);  // unchanged by the failed loads
 }
 
+TEST_CASE("EWC, course form: the step's F times the selector, constant in the gradient", "[ewc]") {
+  std::mt19937_64 rng(5);
+  const size_t n = 12;
+  Consolidated course = randomTask(rng, n, 500, "task1");
+  course.form = EwcForm::Course;
+  for (size_t i = 0; i < n; ++i) course.fisher[i] = i % 3 == 0 ? 0.0 : 1.0;  // a selector
+  Consolidated kirk = randomTask(rng, n, 10, "task0");
+  const std::vector<double> stepF = randomVector(rng, n, 0, 3), theta = randomVector(rng, n, -1, 1);
+
+  Ewc ewc;
+  ewc.add(kirk);
+  CHECK_FALSE(ewc.needsStepFisher());
+  ewc.add(course);
+  REQUIRE(ewc.needsStepFisher());
+  double expect = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double dk = theta[i] - kirk.anchor[i], dc = theta[i] - course.anchor[i];
+    expect += 0.5 * 10 * kirk.fisher[i] * dk * dk + 0.5 * 500 * stepF[i] * course.fisher[i] * dc * dc;
+  }
+  CHECK(ewc.penalty(theta, &stepF) == Approx(expect).epsilon(1e-13));
+  // The gradient holds F fixed: central differences of the penalty at the same F.
+  std::vector<double> grad(n, 0.0);
+  ewc.addGradient(theta, grad, &stepF);
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<double> plus = theta, minus = theta;
+    plus[i] += 1e-4;
+    minus[i] -= 1e-4;
+    const double fd = (ewc.penalty(plus, &stepF) - ewc.penalty(minus, &stepF)) / (plus[i] - minus[i]);
+    CHECK(std::fabs(fd - grad[i]) <= 1e-7 * std::max(std::fabs(grad[i]), 1.0));
+    if (i % 3 == 0) CHECK(grad[i] == Approx(10 * kirk.fisher[i] * (theta[i] - kirk.anchor[i])));  // not covered
+  }
+  // Without the step's F it cannot be computed, and says so.
+  CHECK_THROWS_WITH(ewc.penalty(theta), Contains("course-form") && Contains("none"));
+  std::vector<double> g(n, 0.0), shortF(n - 1, 1.0);
+  CHECK_THROWS_WITH(ewc.addGradient(theta, g, &shortF), Contains("12 elements, got 11"));
+
+  // The form survives a round trip; a version-1 state (no form) loads as the Fisher form.
+  Ewc back;
+  back.loadFromString(ewc.saveToString());
+  REQUIRE(back.tasks() == 2);
+  CHECK(back.consolidated()[0].form == EwcForm::Fisher);
+  CHECK(back.consolidated()[1].form == EwcForm::Course);
+  Ewc onlyKirk;
+  onlyKirk.add(kirk);
+  std::string v1 = onlyKirk.saveToString();
+  v1[8] = 1;  // version
+  const size_t formAt = 8 + 4 + 8 + 8 + 4 + kirk.task.size();
+  v1.erase(formAt, 4);
+  Ewc old;
+  old.loadFromString(v1);
+  REQUIRE(old.tasks() == 1);
+  CHECK(old.consolidated()[0].form == EwcForm::Fisher);
+  CHECK(sameBits(old.consolidated()[0].fisher, kirk.fisher));
+  std::string badForm = onlyKirk.saveToString();
+  badForm[formAt] = 7;
+  CHECK_THROWS_WITH(old.loadFromString(badForm), Contains("form 7"));
+}
+
 TEST_CASE("Fisher: mean of squared per-trial gradients", "[ewc]") {
   FisherAccumulator acc(2);
   CHECK_THROWS_AS(acc.fisher(), std::logic_error);

@@ -2,7 +2,9 @@
 // on divergence and on Ctrl-C, keeps frozen params fixed, and refuses bad checkpoints.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -194,4 +196,62 @@ TEST_CASE("EWC: the Fisher is a mean of squared per-trial gradients, and the pen
   CHECK(t.ewc().penalty(anchor) == 0);
   TrainResult r = t.run(task);
   CHECK(std::isfinite(r.lastLoss));
+}
+
+TEST_CASE("EWC, course form: F is the squared gradient of sum log softmax over M terms", "[trainer][ewc]") {
+  // pycog's course trainer: F = (d/dtheta sum_{t,b,i} log softmax(z)_i)^2 / (T B N_out), here
+  // checked against central differences of that sum through the forward alone.
+  Model m = model("dale_rnn.cell", {{"n", 10}, {"n_out", 3}});
+  const int64_t T = 6, B = 3, nOut = 3;
+  TrainConfig c = quiet({});
+  c.batch = B;
+  std::ostringstream log;
+  Trainer t(m.ir, *m.kernel, {"dale_rnn.cell", m.source, m.overrides, ""}, c, log);
+  t.initialize();
+  std::mt19937_64 rng(4);
+  std::uniform_real_distribution<double> u(0, 1);
+  TrialBatch b;
+  b.batch = B, b.steps = T;
+  for (int64_t s = 0; s < T; ++s) {
+    b.inputs.emplace_back(B);
+    for (double& x : b.inputs.back()) x = 2 * u(rng);
+    b.targets.emplace_back(B * nOut, 0.5);  // the course's F never reads them
+  }
+  const LossSpec mse{LossKind::Mse, 0};
+  Bptt<float> bptt(*m.kernel, B, T);
+  const std::vector<double> f = t.courseFisher(bptt, b, mse, {});
+  const ir::Slot& out = lossOutput(m.ir.layout, mse);
+  // The differences run the same cell compiled in double precision.
+  std::unique_ptr<CompiledCell<double>> k64 = compileCell<double>(m.ir);
+  Bptt<double> fwd64(*k64, B, T);
+  auto sumLogSoftmax = [&](const std::vector<double>& theta) {
+    std::vector<std::vector<double>> outputs;
+    fwd64.forward(theta, b, {}, {}, outputs);
+    double g = 0;
+    for (const auto& o : outputs)
+      for (int64_t k = 0; k < B; ++k) {
+        const double* z = o.data() + out.offset * B + k * out.size;
+        double mx = z[0], se = 0;
+        for (int64_t i = 0; i < nOut; ++i) mx = std::max(mx, z[i]);
+        for (int64_t i = 0; i < nOut; ++i) se += std::exp(z[i] - mx);
+        for (int64_t i = 0; i < nOut; ++i) g += z[i] - mx - std::log(se);
+      }
+    return g;
+  };
+  // The ten largest entries, by central differences (h = 1e-6).
+  std::vector<size_t> order(f.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t c2) { return f[a] > f[c2]; });
+  REQUIRE(f[order[0]] > 0);
+  const double M = double(T * B * nOut);
+  for (size_t k = 0; k < 10; ++k) {
+    const size_t i = order[k];
+    std::vector<double> plus = t.params(), minus = t.params();
+    const double h = 1e-6;
+    plus[i] += h;
+    minus[i] -= h;
+    const double dg = (sumLogSoftmax(plus) - sumLogSoftmax(minus)) / (2 * h);
+    INFO("param element " << i << ": F " << f[i] << ", from differences " << dg * dg / M);
+    CHECK(f[i] == Approx(dg * dg / M).epsilon(1e-3));  // F itself comes from the float kernel
+  }
 }
