@@ -55,6 +55,25 @@ def e3_dropout(r):
     return (p, "trial" if p > 0 else "")
 
 
+def e3_method(r):
+    """What guards task 1 during task 2: "ewc" (Kirkpatrick et al.'s, or none at lambda = 0),
+    "course" (pycog's course trainer's EWC as its code reads, ewc.form = "course") or "joint"
+    (task 2 trained with task-1 trials in every batch, train.rehearse: the upper reference)."""
+    names = phase_names(r) or []
+    if any(phase_train(r, n).get("rehearse") for n in names[1:]):
+        return "joint"
+    e = resolved_experiment(r)
+    ewc = dict(e.get("ewc") or {})
+    for ph in e.get("phase") or []:
+        if names and ph.get("name") == names[0]:
+            ewc.update(ph.get("ewc") or {})
+    return "course" if ewc.get("form") == "course" else "ewc"
+
+
+METHOD_LABEL = {"joint": "joint training (task 2 with task-1 trials in every batch, no EWC)",
+                "course": "the course code's EWC (F from the current task-2 minibatch)"}
+
+
 def dropout_order(d):
     return ({"": 0, "trial": 1, "step": 2, "fixed": 3}.get(d[1], 4), d[0] if d[0] is not None else -1)
 
@@ -133,6 +152,8 @@ def summarize_forgetting(sw, out, args):
     for r in sw.runs:
         if r not in runs:
             note(f"{r.name}: fewer than two phases in its training summary: left out")
+    refs = [r for r in runs if e3_method(r) != "ewc"]  # the references, beside the lambda grid
+    runs = [r for r in runs if e3_method(r) == "ewc"]
     md = [f"# E3 catastrophic forgetting: results\n\n{provenance(args, sw)}\n",
           "Errors are test MSE over chance (predicting 0) on fresh trials of each task. Task 1 "
           "before: after its own phase; after: after task 2. Retention = (E_chance - E_after) / "
@@ -178,6 +199,7 @@ def summarize_forgetting(sw, out, args):
                 f"{dropout_label(d)}, lambda {g(lam)} against fine-tuning, same seeds: task-1 error "
                 f"after {stats.ratio_paired([cur[s][1] for s in seeds], [base[s][1] for s in seeds])}; "
                 f"task-2 error after {stats.ratio_paired([cur[s][2] for s in seeds], [base[s][2] for s in seeds])}")
+    md.append(references_section(refs, by, comps))
     mech = [(r, mechanism(r)) for r in runs]
     mech = [(r, m) for r, m in mech if m]
     if mech:
@@ -202,11 +224,44 @@ def summarize_forgetting(sw, out, args):
                            "recruited by task 2", "silent on both", "woken on task 1",
                            "silenced on task 1", "units"], mrows))
     figs = try_figure(e3_traces_figure, runs, out)
-    figs += try_figure(e3_tradeoff_figure, by, keys, out)
+    figs += try_figure(e3_tradeoff_figure, by, keys, out, refs)
     figs += try_figure(e3_lambda_figure, by, keys, out)
     md.append("\n" + figure_section(figs) + "\n" + missing_section(sw) + "\n"
               + verdict_section(comps))
     return "".join(md)
+
+
+def references_section(refs, by, comps):
+    """Joint training and the course code's EWC, each per dropout setting, seed by seed against
+    fine-tuning (lambda = 0, the same task-1 phase bit for bit)."""
+    if not refs:
+        return ""
+    rows = []
+    groups = group(refs, lambda r: (e3_method(r), e3_dropout(r)))
+    for m, d in sorted(groups, key=lambda k: (k[0], dropout_order(k[1]))):
+        rs = groups[(m, d)]
+        nums = [e3_numbers(r) for r in rs]
+        rows.append((METHOD_LABEL[m], dropout_label(d), f"{sum(learned_both(r) for r in rs)}/{len(rs)}",
+                     stats.ci([n[0] for n in nums]), stats.ci([n[1] for n in nums]),
+                     stats.ci([n[2] for n in nums]), stats.ci([n[3] for n in nums])))
+        base = {r.seed: e3_numbers(r) for r in by.get((d, 0.0), [])}
+        cur = {r.seed: e3_numbers(r) for r in rs}
+        seeds = sorted(set(cur) & set(base))
+        same = sum(cur[s][0] == base[s][0] for s in seeds)
+        if seeds:
+            comps.append(
+                f"{METHOD_LABEL[m]}, {dropout_label(d)}, against fine-tuning on the same seeds "
+                f"(task 1 before task 2 identical in {same} of {len(seeds)}): task-1 error after "
+                f"{stats.ratio_paired([cur[s][1] for s in seeds], [base[s][1] for s in seeds])}; "
+                f"task-2 error after {stats.ratio_paired([cur[s][2] for s in seeds], [base[s][2] for s in seeds])}")
+    return ("\n## References: joint training and the course code's EWC\n\nJoint training bounds "
+            "what any consolidation could keep: task 2 is trained with task-1 trials in half of "
+            "every batch (train.rehearse). The course code's EWC (pycog's course trainer, "
+            "`ewc.form = \"course\"`, lambda 500 on W_in, W_rec and W_out) recomputes its F at every "
+            "task-2 step from the current task-2 minibatch. Each starts from the same task-1 "
+            "network as fine-tuning in its seed.\n\n"
+            + table(["method", "dropout (task 1)", "learned", "task 1 before / chance",
+                     "task 1 after / chance", "task 2 after / chance", "retention of task 1"], rows))
 
 
 def e3_trace(r, key, out):
@@ -257,10 +312,11 @@ def e3_traces_figure(runs, out):
     return save(fig, out, "task1_before_after")
 
 
-def e3_tradeoff_figure(by, keys, out):
+def e3_tradeoff_figure(by, keys, out, refs=()):
     """Kirkpatrick et al.'s trade-off: task-1 error after task 2 against task-2 error, one curve
     per dropout setting through the lambdas (seeds as dots, means joined), fine-tuning (lambda = 0)
-    at one end; task 1 before task 2 and chance as references."""
+    at one end; joint training (stars) and the course code's EWC (triangles) in their setting's
+    colour; task 1 before task 2 and chance as references."""
     if not keys:
         raise run_folder.Missing("no finished run")
     fig, ax = plt.subplots(figsize=(7.2, 5.2), constrained_layout=True)
@@ -280,6 +336,14 @@ def e3_tradeoff_figure(by, keys, out):
         for lam, x, y in zip(lams, mx, my):
             ax.annotate(f"{g(lam)}", (x, y), textcoords="offset points", xytext=(4, 3),
                         fontsize=7, color=c)
+        for m, marker in (("joint", "*"), ("course", "^")):
+            nums = [e3_numbers(r) for r in refs if e3_method(r) == m and e3_dropout(r) == d]
+            if not nums:
+                continue
+            xs, ys = [n[2] for n in nums], [n[1] for n in nums]
+            ax.plot(xs, ys, ls="none", marker=marker, ms=5, color=c, alpha=0.4)
+            ax.plot([stats.ci(xs).mean], [stats.ci(ys).mean], ls="none", marker=marker, ms=12,
+                    color=c, markeredgecolor="k", label=f"{m}: {dropout_label(d)}")
     ax.axhline(1.0, color="0.4", ls=":", lw=1.0, label="chance (predicting 0)")
     b = stats.ci(before)
     if b.n:

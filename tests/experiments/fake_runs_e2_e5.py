@@ -173,12 +173,17 @@ def multi_sequence(run, seed=1, K=2, N=40, T=100):
     return run
 
 
-def forgetting(run, seed=1, lam=500.0, dropout=0.5, N=30, T=100):
+def forgetting(run, seed=1, lam=500.0, dropout=0.5, N=30, T=100, joint=False):
     rng = np.random.default_rng(seed)
     os.makedirs(run, exist_ok=True)
     chance = 0.35
     before1 = 0.02 * math.exp(0.2 * rng.standard_normal())
     keep = lam / (lam + 200.0) * (1.2 if dropout else 1.0)
+    if joint:  # task 2 trained with task-1 trials (train.rehearse): task 1 nearly kept
+        keep = 0.95
+        with open(os.path.join(run, "experiment.toml"), "w") as f:
+            f.write(f'[[phase]]\nname = "task1"\ntrain.dropout = {dropout:g}\n'
+                    '[[phase]]\nname = "task2"\ntrain.rehearse = "task1"\n')
     after1 = chance - min(keep, 1.0) * (chance - before1)
     after2 = 0.02 * (1 + lam / 2000.0)
     retention = (chance - after1) / (chance - before1)
@@ -319,6 +324,12 @@ def sweep_points(experiment):
                             {"K": K, "seed": seed}))
     elif experiment == "forgetting":
         for p in (0.5, 0):
+            if p == 0:  # the joint-training reference, beside the no-dropout grid
+                for seed in (1, 2):
+                    pts.append((f"joint,seed={seed}",
+                                {"phase.task1.train.dropout": "0", "phase.task1.ewc.lambda": "0",
+                                 "experiment.seed": str(seed)},
+                                {"lam": 0.0, "dropout": 0, "seed": seed, "joint": True}))
             for lam in (0, 100, 500, 10000):
                 for seed in (1, 2):
                     pts.append((f"dropout={p:g},lambda={lam:g},seed={seed}",

@@ -160,7 +160,10 @@ SUMMARY_TEXT = {
                    "pbrc_split at the target first in 0, nbrc in 2"],
     "multi_sequence": ["| 1 | 2 |", "| 2 | 2 |", "tasks=4,seed=2"],
     "forgetting": ["| inverted dropout p = 0.5, a mask per trial | 500 |", "| 0.857 [0.857, 0.857] (n=2) |",
-                   "dropout=0,lambda=10000,seed=1"],
+                   "dropout=0,lambda=10000,seed=1",
+                   # the joint reference: its own table row, paired with fine-tuning seed by seed
+                   "| joint training (task 2 with task-1 trials in every batch, no EWC) | no dropout | 2/2 |",
+                   "no dropout, against fine-tuning on the same seeds (task 1 before task 2 identical in 2 of 2)"],
     "readout": ["| fixed | 3 |", "| 1.67 [1, 2] (n=3) |", "| learned | 1 |",
                 "frozen=false,seed=3"],
     "sequence_shift": ["| sgd, Omega 0 | 2 | 0.915 [0.91, 0.92] (n=2) |", "| sgd, Omega 2 | 2 |",
