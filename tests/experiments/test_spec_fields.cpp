@@ -146,14 +146,21 @@ TEST_CASE("a phase starts from the top level's settings, then its own", "[spec]"
   CHECK(keyWhere(e, e.phases[0], "train.clip_norm") == "test (train.clip_norm at its default)");
 }
 
+namespace {
+
+// An experiment of a cell and a copy_first task, then `rest`, loaded from DIR/NAME.
+Experiment loadWith(const std::filesystem::path& dir, const std::string& name, const std::string& rest) {
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path file = dir / name;
+  std::ofstream(file) << "[cell]\nfile = \"x.cell\"\n[task]\nkind = \"copy_first\"\n" << rest;
+  return loadExperiment(file.string());
+}
+
+}  // namespace
+
 TEST_CASE("analysis names and `after` are checked when the experiment is loaded", "[spec]") {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "cellc_spec_checks";
-  std::filesystem::create_directories(dir);
-  auto load = [&](const std::string& analyses) {
-    const std::filesystem::path file = dir / "c.toml";
-    std::ofstream(file) << "[cell]\nfile = \"x.cell\"\n[task]\nkind = \"copy_first\"\n" << analyses;
-    return loadExperiment(file.string());
-  };
+  auto load = [&](const std::string& analyses) { return loadWith(dir, "c.toml", analyses); };
   using Catch::Matchers::Contains;
   CHECK_THROWS_WITH(load("[[analysis]]\nkind = \"trace\"\n[[analysis]]\nkind = \"trace\"\n"),
                     Contains("c.toml:8:1: error: two analyses are named 'trace'"));
@@ -167,12 +174,7 @@ TEST_CASE("analysis names and `after` are checked when the experiment is loaded"
 
 TEST_CASE("train.rehearse names a phase before the one that sets it", "[spec]") {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "cellc_spec_rehearse";
-  std::filesystem::create_directories(dir);
-  auto load = [&](const std::string& phases) {
-    const std::filesystem::path file = dir / "r.toml";
-    std::ofstream(file) << "[cell]\nfile = \"x.cell\"\n[task]\nkind = \"copy_first\"\n" << phases;
-    return loadExperiment(file.string());
-  };
+  auto load = [&](const std::string& phases) { return loadWith(dir, "r.toml", phases); };
   using Catch::Matchers::Contains;
   const std::string a = "[[phase]]\nname = \"a\"\n", b = "[[phase]]\nname = \"b\"\n";
   CHECK_THROWS_WITH(load(a + "train.rehearse = \"b\"\n" + b),

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 #include "tasks/Rehearsal.h"
 #include "tasks/Tasks.h"
@@ -52,11 +53,22 @@ TEST_CASE("E1 case ii: 100 outputs spaced 8 ms apart", "[tasks]") {
   CHECK(task.target(99, 100 + 800, 100) == Approx(12));
 }
 
-TEST_CASE("E3 tasks: the modulated inputs and the reversed targets", "[tasks]") {
+namespace {
+
+// E3's two tasks (experiments/forgetting.toml): a decaying modulated input, then a growing one
+// with the bumps reversed.
+std::pair<SequenceSpec, SequenceSpec> e3Specs() {
   SequenceSpec t1;
   t1.inputDecay = 500, t1.period = 250, t1.height = 4, t1.offset = 60, t1.spacing = 60;
   SequenceSpec t2 = t1;
   t2.inputAmp = 1, t2.inputSign = +1, t2.period = 150, t2.reverse = true;
+  return {t1, t2};
+}
+
+}  // namespace
+
+TEST_CASE("E3 tasks: the modulated inputs and the reversed targets", "[tasks]") {
+  const auto [t1, t2] = e3Specs();
   SequenceTask a(t1), b(t2);
   const double ts = 120, t = 400;
   CHECK(a.input(t, ts) == Approx(4 * std::exp(-(t - ts) / 500) * (2 + std::sin(2 * std::numbers::pi * (t - ts) / 250))));
@@ -97,10 +109,7 @@ TEST_CASE("E5 copy-first: the target is the first input, at the last step", "[ta
 }
 
 TEST_CASE("rehearsal: a batch is the phase's own trials, then the earlier task's", "[tasks]") {
-  SequenceSpec t1;
-  t1.inputDecay = 500, t1.period = 250, t1.height = 4, t1.offset = 60, t1.spacing = 60;
-  SequenceSpec t2 = t1;
-  t2.inputAmp = 1, t2.inputSign = +1, t2.period = 150, t2.reverse = true;
+  const auto [t1, t2] = e3Specs();
   SequenceTask task1(t1), task2(t2);
   RehearsalTask joint(task2, task1);
   const int64_t B = 5;  // odd: the phase's own task gets the larger half, 3
