@@ -319,7 +319,7 @@ def e3_tradeoff_figure(by, keys, out, refs=()):
     colour; task 1 before task 2 and chance as references."""
     if not keys:
         raise run_folder.Missing("no finished run")
-    fig, ax = plt.subplots(figsize=(7.2, 5.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(10.5, 5.2), constrained_layout=True)
     drops = sorted({k[0] for k in keys}, key=dropout_order)
     before = []
     for i, d in enumerate(drops):
@@ -354,7 +354,7 @@ def e3_tradeoff_figure(by, keys, out, refs=()):
     ax.set_xlabel("task-2 MSE / chance after task 2 (log)")
     ax.set_ylabel("task-1 MSE / chance after task 2 (log)")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(frameon=False, fontsize=7.5)
+    ax.legend(frameon=False, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the data
     ax.set_title("E3: what EWC trades (labels: lambda; dots: seeds)")
     return save(fig, out, "tradeoff")
 
