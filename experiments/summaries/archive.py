@@ -209,6 +209,16 @@ def pool(sweep_dirs, archive, sw):
         sw.missing += missing
         sw.meta += live.meta if got_live and any(m for _, m in live.meta) else arch.meta
         sw.tables.append((d, a))
+    # A grid's point that finished in another folder of the pool (a lane given its own --out,
+    # since a folder takes one sweep at a time) is not missing.
+    # Nor is one listed twice (two folders of the same grid).
+    seen = {r.name for r in sw.runs}
+    missing = []
+    for m in sw.missing:
+        if m[1] not in seen:
+            seen.add(m[1])
+            missing.append(m)
+    sw.missing = missing
     return readable
 
 
