@@ -627,12 +627,9 @@ Experiment buildExperiment(const std::string& path, toml::table root, const std:
     }
   }
   // train.rehearse names a phase before the one that sets it.
-  for (size_t i = 0; i < e.phases.size(); ++i) {
-    const PhaseSpec& ph = e.phases[i];
+  for (const PhaseSpec& ph : e.phases) {
     if (ph.train.rehearse.empty()) continue;
-    size_t j = 0;
-    while (j < i && e.phases[j].name != ph.train.rehearse) ++j;
-    if (j == i)
+    if (const PhaseSpec* earlier = findPhase(e, ph.train.rehearse); !earlier || earlier >= &ph)
       fail(ph.where.at("train.rehearse"), "key 'train.rehearse' of phase '" + ph.name + "': no phase named '" +
                                               elide(ph.train.rehearse, 40) + "' before it");
   }

@@ -29,8 +29,8 @@ void appendSteps(std::vector<std::vector<double>>& a, int64_t ba, const std::vec
   if (a.empty() && b.empty()) return;
   const size_t steps = std::max(a.size(), b.size());
   a.resize(steps);
+  const std::vector<double> none;
   for (size_t t = 0; t < steps; ++t) {
-    const std::vector<double> none;
     const std::vector<double>& bt = t < b.size() ? b[t] : none;
     std::vector<double>& at = a[t];
     if (at.empty() && bt.empty()) continue;

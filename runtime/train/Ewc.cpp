@@ -128,7 +128,7 @@ void Ewc::load(std::istream& in) {
   if (!std::equal(magic, magic + sizeof magic, kEwcMagic)) bad("not cellc EWC state");
   uint32_t version = r.u32("version");
   if (version != kEwcVersion && version != 1)
-    bad("unsupported version " + std::to_string(version) + " (this build reads version " +
+    bad("unsupported version " + std::to_string(version) + " (this build reads versions 1 to " +
         std::to_string(kEwcVersion) + ")");
   uint64_t ntasks = r.u64("task count");
   uint64_t n = r.u64("element count");
