@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 
 #include "blas/HostCpu.h"
 #include "experiment/Model.h"
+#include "io/npy.h"
 #include "run/Runner.h"
 #include "train/Trainer.h"
 
@@ -342,4 +344,39 @@ TEST_CASE("a cell written with d(x)/dt takes the task's dt, and a cell.consts.dt
   Model plain = loadModel(loadExperiment(experiment("dale_rnn.cell", "")));
   CHECK(plain.overrides.count("dt") == 0);
   fs::remove_all(dir);
+}
+
+TEST_CASE("ewc.params and train.rehearse: refused before training at their keys, and ewc.params limits the Fisher",
+          "[experiments][ewc]") {
+  const std::vector<std::string> quick = {"train.max_steps=5", "phase.task1.ewc.fisher_trials=4", "cell.dims.n=12",
+                                          "test.trials=4", "phase.task1.train.dropout=0"};
+  auto load = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), quick.begin(), quick.end());
+    return loadExperiment(CELLC_SOURCE_DIR "/experiments/forgetting.toml", more, "quick");
+  };
+  std::ostringstream log;
+  fs::path bad = freshDir("ewc-params-bad");
+  CHECK_THROWS_WITH(runExperiment(load({"phase.task1.ewc.params=[\"W_rec_raw\", \"W_rex\"]"}), quietInto(bad), log),
+                    Contains("command line: --set phase.task1.ewc.params") &&
+                        Contains("the cell has no param 'W_rex' (its params: x0, W_rec_raw, W_in_raw, W_out_raw)"));
+  CHECK_FALSE(fs::exists(bad));
+  CHECK_THROWS_WITH(runExperiment(load({"phase.task2.train.rehearse=\"task1\"", "phase.task2.task.duration=2000"}),
+                                  quietInto(bad), log),
+                    Contains("command line: --set phase.task2.train.rehearse") &&
+                        Contains("phase 'task2' cannot rehearse 'task1'") &&
+                        Contains("differ in steps per trial (200 and 100)"));
+  CHECK_FALSE(fs::exists(bad));
+
+  // The Fisher of the params left out is zero; of the one covered, not.
+  fs::path run = freshDir("ewc-params");
+  runExperiment(load({"phase.task1.ewc.params=[\"W_rec_raw\"]"}), quietInto(run), log);
+  auto sumOf = [&](const char* name) {
+    double s = 0;
+    for (double v : cellc::npy::read((run / "fisher-task1" / name).string()).data) s += std::fabs(v);
+    return s;
+  };
+  CHECK(sumOf("W_rec_raw.npy") > 0);
+  CHECK(sumOf("W_in_raw.npy") == 0);
+  CHECK(sumOf("W_out_raw.npy") == 0);
+  CHECK(sumOf("x0.npy") == 0);
 }
