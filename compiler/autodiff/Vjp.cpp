@@ -58,7 +58,7 @@ const std::array<Rule, kNumOps>& rules() {
     auto set = [&](Op op, Rule r) { t[static_cast<int>(op)] = r; };
     // Leaves and constants: nothing flows further.
     for (Op op : {Op::Const, Op::Param, Op::State, Op::Input, Op::Noise, Op::AdjState,
-                  Op::AdjOutput, Op::Cotangent, Op::Hoisted, Op::AdjHoisted, Op::Eye, Op::Dale, Op::Lt, Op::Le})
+                  Op::AdjOutput, Op::Cotangent, Op::Hoisted, Op::AdjHoisted, Op::Staged, Op::AdjStaged, Op::Eye, Op::Dale, Op::Lt, Op::Le})
       set(op, kZero);  // Lt, Le: piecewise constant, derivative 0 almost everywhere
     // y = -x: dx = -g
     set(Op::Neg, [](Ctx& c) { c.acc(0, c.g.neg(c.grad)); });
@@ -247,7 +247,8 @@ std::vector<bool> needsGrad(const Graph& g, const std::vector<NodeId>& order) {
   std::vector<bool> need(g.size(), false);
   for (NodeId id : order) {
     const Node& n = g[id];
-    if (n.op == Op::Param || n.op == Op::State || n.op == Op::Input || n.op == Op::Hoisted)
+    if (n.op == Op::Param || n.op == Op::State || n.op == Op::Input || n.op == Op::Hoisted ||
+        n.op == Op::Staged)
       need[id] = true;
     for (NodeId i : n.in) need[id] = need[id] || need[i];
   }

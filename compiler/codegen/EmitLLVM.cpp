@@ -733,8 +733,10 @@ class Emitter {
     auto rows = [](const Place& pl, int64_t cols) { return pl.batchStride ? pl.batchStride : cols; };
     if (n.op == Op::BatchOuterSum) {  // Y[m,p] = A^T B over the batch: K = batch
       int64_t m = out.dims[0], p = out.dims[1];
-      // Operands in the segment buffer: the segment stage's product, K = steps x B.
-      const bool segment = a.place.buf == Buf::Segment && bm.place.buf == Buf::Segment;
+      // Operands in the segment buffer (the segment stage's product) or an adjoint in the d-staged
+      // buffer (the input epilogue's): K = steps x B, a product in blocks of K.
+      const bool segment = (a.place.buf == Buf::Segment && bm.place.buf == Buf::Segment) ||
+                           a.place.buf == Buf::DStaged || bm.place.buf == Buf::DStaged;
       callGemm(true, false, c64(m), c64(p), batch_, base(a.place, a.stored, nullptr), rows(a.place, m),
                base(bm.place, bm.stored, nullptr), rows(bm.place, p), k.accumulate,
                base(k.out, out, nullptr), p, segment);
@@ -799,8 +801,12 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& i
                                          const std::string& prefix, Functions which) {
   auto m = std::make_unique<llvm::Module>(prefix, ctx);
   Emitter e(ctx, *m, ir, precision);
-  if (which == Functions::Step) e.function(prefix + "_forward", plan.forward);
+  if (which != Functions::SegmentBackward) e.function(prefix + "_forward", plan.forward);
   e.function(prefix + "_backward", plan.backward);
+  if (which == Functions::Staged) {
+    e.function(prefix + "_input_prologue", plan.inputPrologue);
+    e.function(prefix + "_input_epilogue", plan.inputEpilogue);
+  }
   if (which == Functions::Step) {
     if (plan.hasOmega) e.function(prefix + "_omega", plan.omega);
     if (plan.hasHoisted) {

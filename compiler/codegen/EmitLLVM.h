@@ -20,9 +20,10 @@ namespace cellc::codegen {
 enum class Precision { F32, F64 };
 
 // Which functions a module holds: a whole step (forward, backward, and the plan's Omega, prologue,
-// epilogue and segment stages), or only the backward and segment stage of a plan with deferred
-// weight gradients, compiled on demand beside a step that has the rest (jit/Jit.h).
-enum class Functions { Step, SegmentBackward };
+// epilogue and segment stages), only the backward and segment stage of a plan with deferred
+// weight gradients, or the forward, backward and input stage of a staged plan; the last two are
+// compiled on demand beside a step that has the rest (jit/Jit.h).
+enum class Functions { Step, SegmentBackward, Staged };
 
 // Builds a module with `<prefix>_forward`, `<prefix>_backward`, ... as `which` says.
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext& ctx, const StepIR& ir,

@@ -34,7 +34,8 @@ bool isBatchedMatVec(const Graph& g, NodeId id) {
 const char* bufName(Buf b) {
   static const char* names[] = {"params", "state", "input", "noise", "adj_state", "adj_output",
                                 "state_next", "output", "tape", "d_state", "d_input", "d_params",
-                                "cotangent", "hoisted", "d_hoisted", "segment", "scratch"};
+                                "cotangent", "hoisted", "d_hoisted", "segment", "staged", "d_staged",
+                                "scratch"};
   return names[static_cast<int>(b)];
 }
 
@@ -249,8 +250,8 @@ class FunctionPlanner {
 };
 
 // Which leaves a function reads: adjoints in the backward (and Omega) functions only, the
-// hoisted values' adjoints in the epilogue only.
-enum class Stage { Forward, Backward, Epilogue };
+// hoisted values' adjoints in the epilogue only, the staged values' in the input epilogue only.
+enum class Stage { Forward, Backward, Epilogue, InputEpilogue };
 
 void placeLeaves(const StepIR& ir, FunctionPlan& fp, Stage stage) {
   const Graph& g = ir.g;
@@ -268,14 +269,38 @@ void placeLeaves(const StepIR& ir, FunctionPlan& fp, Stage stage) {
       case Op::Cotangent: slots = &ir.layout.states; buf = Buf::Cotangent; break;
       case Op::Hoisted: slots = &ir.hoistedSlots; buf = Buf::Hoisted; break;
       case Op::AdjHoisted: slots = &ir.hoistedSlots; buf = Buf::DHoisted; break;
+      case Op::Staged: slots = &ir.stagedSlots; buf = Buf::Staged; break;
+      case Op::AdjStaged: slots = &ir.stagedSlots; buf = Buf::DStaged; break;
       default: continue;
     }
     if (stage == Stage::Forward && (buf == Buf::AdjState || buf == Buf::AdjOutput || buf == Buf::Cotangent)) continue;
     if (stage != Stage::Epilogue && buf == Buf::DHoisted) continue;
+    if (stage != Stage::InputEpilogue && buf == Buf::DStaged) continue;
     const ir::Slot& s = (*slots)[n.a0];
+    if (buf == Buf::Staged || buf == Buf::DStaged) {  // rows of the [steps * B, stagedSize] buffers
+      fp.placed[id] = Place{buf, s.offset, 0, ir.stagedSize};
+      continue;
+    }
     bool unbatched = buf == Buf::Params || buf == Buf::Hoisted || buf == Buf::DHoisted;
     fp.placed[id] = unbatched ? Place{buf, s.offset, 0} : Place{buf, 0, s.offset};
   }
+}
+
+// Whether a function's kernels read buffer `buf` (through their inline operands, down to what is
+// placed).
+bool readsBuf(const Graph& g, const FunctionPlan& fp, Buf buf) {
+  std::set<NodeId> seen;
+  std::function<bool(NodeId)> reads = [&](NodeId id) {
+    if (!seen.insert(id).second) return false;
+    if (auto it = fp.placed.find(id); it != fp.placed.end()) return it->second.buf == buf;
+    for (NodeId i : g[id].in)
+      if (reads(i)) return true;
+    return false;
+  };
+  for (const Kernel& k : fp.kernels)
+    for (NodeId i : g[k.node].in)
+      if (reads(i)) return true;
+  return false;
 }
 
 // Nodes reachable from the forward roots.
@@ -464,12 +489,12 @@ Plan makePlan(const StepIR& ir, bool withOmega, const std::vector<PackedOperand>
   // A hoisted step leaves no step gradient to the params it reads only through hoisted values
   // (their gradient comes from the epilogue): no per-step pass adding zeros to them.
   // Likewise for the gradients the segment stage forms alone.
-  const bool staged = !ir.hoisted.empty() || !ir.deferred.empty();
+  const bool elsewhere = !ir.hoisted.empty() || !ir.deferred.empty() || !ir.staged.empty();
   for (size_t i = 0; i < ir.dParam.size(); ++i)
-    if (!staged || !isZero(g, ir.dParam[i]))
+    if (!elsewhere || !isZero(g, ir.dParam[i]))
       bwRoots.push_back({ir.dParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
   for (size_t i = 0; i < ir.dHoisted.size(); ++i)
-    if (ir.deferred.empty() || !isZero(g, ir.dHoisted[i]))
+    if ((ir.deferred.empty() && ir.staged.empty()) || !isZero(g, ir.dHoisted[i]))
       bwRoots.push_back({ir.dHoisted[i], {Buf::DHoisted, ir.hoistedSlots[i].offset, 0}, true});
   // The deferred products' operands, into this step's row block of the segment buffer.
   // A segment value the backward computes lives there (its other users read it in place): no
@@ -479,6 +504,12 @@ Plan makePlan(const StepIR& ir, bool withOmega, const std::vector<PackedOperand>
   for (size_t i = 0; i < ir.segmentValues.size(); ++i) {
     bwRoots.push_back({ir.segmentValues[i], segmentPlace(i), false});
     segmentHome[ir.segmentValues[i]] = segmentPlace(i);
+  }
+  // The staged values' adjoints, into this step's rows of the d-staged buffer (homed there too).
+  for (size_t i = 0; i < ir.dStaged.size(); ++i) {
+    const Place p{Buf::DStaged, ir.stagedSlots[i].offset, 0, ir.stagedSize};
+    bwRoots.push_back({ir.dStaged[i], p, false});
+    if (!segmentHome.count(ir.dStaged[i])) segmentHome[ir.dStaged[i]] = p;
   }
   FunctionPlanner(g, plan.backward).run(bwRoots, {}, [&](NodeId id) {
     auto it = segmentHome.find(id);
@@ -527,6 +558,36 @@ Plan makePlan(const StepIR& ir, bool withOmega, const std::vector<PackedOperand>
       if (!isZero(g, ir.epilogueParam[i]))  // params the invariant part does not read
         epiRoots.push_back({ir.epilogueParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
     FunctionPlanner(g, plan.epilogue).run(epiRoots, {}, [&](NodeId id) { return epiScratch.alloc(g[id]); });
+  }
+  // The input stage: inputs (steps x B rows) to the staged buffer; the staged values' adjoints to
+  // dParams and dHoisted (+=), the staged values themselves at hand for derivative rules.
+  Allocator inScratch{Buf::Scratch};
+  if (!ir.staged.empty()) {
+    plan.hasStaged = true;
+    placeLeaves(ir, plan.inputPrologue, Stage::Forward);
+    std::vector<Root> inRoots;
+    for (size_t i = 0; i < ir.staged.size(); ++i)
+      inRoots.push_back({ir.staged[i], {Buf::Staged, ir.stagedSlots[i].offset, 0, ir.stagedSize}, false});
+    FunctionPlanner(g, plan.inputPrologue).run(inRoots, {}, [&](NodeId id) { return inScratch.alloc(g[id]); });
+    placeLeaves(ir, plan.inputEpilogue, Stage::InputEpilogue);
+    for (size_t i = 0; i < ir.staged.size(); ++i)
+      plan.inputEpilogue.placed[ir.staged[i]] = {Buf::Staged, ir.stagedSlots[i].offset, 0, ir.stagedSize};
+    std::vector<Root> outRoots;
+    for (size_t i = 0; i < ir.inputEpilogueParam.size(); ++i)
+      if (!isZero(g, ir.inputEpilogueParam[i]))
+        outRoots.push_back({ir.inputEpilogueParam[i], {Buf::DParams, ir.layout.params[i].offset, 0}, true});
+    for (size_t i = 0; i < ir.inputEpilogueHoisted.size(); ++i)
+      if (!isZero(g, ir.inputEpilogueHoisted[i]))
+        outRoots.push_back({ir.inputEpilogueHoisted[i], {Buf::DHoisted, ir.hoistedSlots[i].offset, 0}, true});
+    FunctionPlanner(g, plan.inputEpilogue).run(outRoots, {}, [&](NodeId id) { return inScratch.alloc(g[id]); });
+    plan.inputScratch = inScratch.extent;
+    plan.stagedReadBack = readsBuf(g, plan.backward, Buf::Staged) || readsBuf(g, plan.inputEpilogue, Buf::Staged);
+    for (FunctionPlan* fp : {&plan.inputPrologue, &plan.inputEpilogue}) {
+      for (Kernel& k : fp->kernels)
+        if (k.out.buf == Buf::Scratch && g[k.node].shape.batched) k.out.fixed = plan.inputScratch.fixed;
+      for (auto& [id, p] : fp->placed)
+        if (p.buf == Buf::Scratch && g[id].shape.batched) p.fixed = plan.inputScratch.fixed;
+    }
   }
   plan.scratch.fixed = std::max({fwdScratch.extent.fixed, bwdScratch.extent.fixed, omegaScratch.extent.fixed,
                                  proScratch.extent.fixed, epiScratch.extent.fixed, segScratch.extent.fixed});
@@ -598,6 +659,17 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
     stages.insert(stages.end() - (plan.hasHoisted ? 1 : 0),
                   {"segment (once per segment of the backward walk, K = steps x B)", &plan.segment});
   }
+  if (plan.hasStaged) {
+    os << "# staged (input stage, train.input_stage): " << ir.stagedSize << " elements per row, B rows per step:";
+    for (size_t i = 0; i < ir.staged.size(); ++i)
+      os << " %" << ir.staged[i] << (ir.stagedSlots[i].name.empty() ? "" : " ") << ir.stagedSlots[i].name << " "
+         << ir.stagedSlots[i].shape.str() << "@" << ir.stagedSlots[i].offset;
+    os << "\n";
+    stages.insert(stages.begin() + (plan.hasHoisted ? 1 : 0),
+                  {"input prologue (once per sequence, batch = steps x B)", &plan.inputPrologue});
+    stages.insert(stages.end() - (plan.hasHoisted ? 1 : 0),
+                  {"input epilogue (once at the end of the backward walk, batch = steps x B)", &plan.inputEpilogue});
+  }
   for (auto [name, fp] : stages) {
     os << "# " << name << ": " << fp->kernels.size() << " kernels\n";
     // A loop group (codegen/LoopGroups.h) is shown as its shared loop, its kernels indented.
@@ -621,6 +693,10 @@ std::string printPlan(const StepIR& ir, const Plan& plan) {
   os << "# tape: " << plan.tape.fixed << " + B*" << plan.tape.perBatch << " elements:";
   for (NodeId id : plan.tapeNodes) os << " %" << id;
   os << "\n# scratch: " << plan.scratch.fixed << " + B*" << plan.scratch.perBatch << " elements\n";
+  if (plan.hasStaged && !plan.stagedReadBack) os << "# the backward and the input epilogue do not read the staged values\n";
+  if (plan.hasStaged)
+    os << "# input stage scratch: " << plan.inputScratch.fixed << " + (steps x B)*" << plan.inputScratch.perBatch
+       << " elements\n";
   return os.str();
 }
 

@@ -30,6 +30,7 @@ enum class Buf : uint8_t {
   Cotangent,                                          // read by the Omega function
   Hoisted, DHoisted,  // written by the prologue, read per step; written per step, read by the epilogue
   Segment,  // deferred products' operands: written per step (at its row block), read by the segment stage
+  Staged, DStaged,  // the input stage's values (written by its prologue) and their adjoints (read by its epilogue)
   Scratch,
   kCount
 };
@@ -107,6 +108,16 @@ struct Plan {
   bool hasSegment = false;
   FunctionPlan omega;  // the Omega term's gradient, planned when asked for (no tape: recomputes)
   bool hasOmega = false;
+  // The input stage (pipeline/InputStage.h): its prologue and epilogue, called with batch =
+  // steps x B over the staged buffers' rows; empty when nothing is staged. Their scratch is
+  // their own (inputScratch), sized for that batch.
+  FunctionPlan inputPrologue, inputEpilogue;
+  bool hasStaged = false;
+  // Whether the backward or the input epilogue reads the staged values (a derivative rule of a
+  // nonlinear staged value, a fused chain recomputed from one); else a walk need not stage a chunk
+  // again for its backward.
+  bool stagedReadBack = false;
+  Extent inputScratch;
   Extent tape, scratch;
   std::vector<ir::NodeId> tapeNodes;
   // The backward runs its inputAdjointOnly kernels only when given a d_input buffer: a caller that

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "pipeline/Hoist.h"
+#include "pipeline/InputStage.h"
 #include "pipeline/Lower.h"
 #include "pipeline/SegmentGemm.h"
 
@@ -31,6 +32,13 @@ PlannedStep planStep(const StepIR& lowered, const CompileOptions& options) {
   if (!s.segment.ir.deferred.empty()) {
     s.segment.plan = codegen::makePlan(s.segment.ir, false, &s.plan.packed);
     if (codegen::sameTape(s.plan, s.segment.plan)) s.segment.row = s.segment.ir.segmentSize;
+  }
+  // 4. The staged form: products of inputs and params alone run once over a sequence's steps x B
+  //    rows (train.input_stage), with the same prologue; products codegen sums inline are left.
+  s.staged.ir = stageInputs(s.ir, codegen::kInlineContraction);
+  if (!s.staged.ir.staged.empty()) {
+    s.staged.plan = codegen::makePlan(s.staged.ir, false, &s.plan.packed);
+    s.staged.row = s.staged.ir.stagedSize;
   }
   return s;
 }

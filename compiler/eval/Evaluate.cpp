@@ -162,6 +162,21 @@ Value compute(const Node& n, const std::vector<const Value*>& x, const Layout& L
       return leaf(*leaves.hoistedSlots, adj ? leaves.adjHoisted : leaves.hoisted, false,
                   adj ? "adjoint of hoisted value" : "hoisted value");
     }
+    case Op::Staged:
+    case Op::AdjStaged: {
+      if (!leaves.stagedSlots) fail("a staged leaf, but no staged layout");
+      const bool adj = n.op == Op::AdjStaged;
+      const std::vector<Slot>& slots = *leaves.stagedSlots;
+      if (n.a0 < 0 || n.a0 >= static_cast<int64_t>(slots.size())) fail("staged slot out of range");
+      const Slot& s = slots[static_cast<size_t>(n.a0)];
+      const double* buf = adj ? leaves.adjStaged : leaves.staged;
+      if (!buf) fail(adj ? "no buffer for the staged adjoints" : "no buffer for the staged values");
+      if (s.shape.dims != n.shape.dims || !n.shape.batched) fail("staged value " + s.name + ": node shape " + n.shape.str());
+      Value out = blank(n.shape, batch);
+      for (int64_t b = 0; b < batch; ++b)
+        std::copy_n(buf + b * leaves.stagedWidth + s.offset, s.size, out.v.begin() + b * s.size);
+      return out;
+    }
     case Op::Eye: {
       if (n.shape.rank() != 2 || n.shape.dims[0] != n.shape.dims[1]) fail("Eye of shape " + n.shape.str());
       Value out = blank(n.shape, batch);
@@ -435,6 +450,7 @@ KernelTraits Evaluator::traits() const {
   KernelTraits t;
   t.omega = !ir_.omegaParam.empty();
   t.hoistedSize = ir_.hoistedSize;
+  t.stagedWidth = ir_.stagedSize;
   return t;
 }
 
@@ -563,6 +579,93 @@ void Evaluator::omega(const StepArgs<double>& a) {
       evaluate(ir_.g, ir_.omegaParam, ir_.layout, leaves, a.batch);
   store(ir_.g, ir_.omegaParam, vals, ir_.layout.params, false, a.dParams, a.batch, true,
         "Omega gradient");
+}
+
+namespace {
+
+// Batch element b's value i to b * width + slots[i].offset (the staged buffers' rows).
+void storeRows(const Graph& g, const std::vector<NodeId>& roots, const std::vector<std::vector<double>>& vals,
+               size_t from, const std::vector<Slot>& slots, int64_t width, double* buf, int64_t batch) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const std::vector<double>& v = vals[from + i];
+    const int64_t n = slots[i].size;
+    if (g[roots[i]].shape.numel() != n || static_cast<int64_t>(v.size()) != n * batch)
+      throw ir::InternalError("evaluator: staged value " + slots[i].name + " of the wrong size");
+    for (int64_t b = 0; b < batch; ++b) std::copy_n(v.begin() + b * n, n, buf + b * width + slots[i].offset);
+  }
+}
+
+}  // namespace
+
+void Evaluator::inputPrologue(const StepArgs<double>& a) {
+  if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
+  Leaves leaves;
+  leaves.params = a.params;
+  leaves.input = a.input;
+  leaves.hoisted = a.hoisted;
+  leaves.hoistedSlots = &ir_.hoistedSlots;
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, ir_.staged, ir_.layout, leaves, a.batch);
+  storeRows(ir_.g, ir_.staged, vals, 0, ir_.stagedSlots, ir_.stagedSize, a.staged, a.batch);
+}
+
+void Evaluator::forwardStaged(const StepArgs<double>& a) {
+  if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
+  Leaves leaves{a.params, a.state, a.input, a.noise, nullptr, nullptr};
+  leaves.hoisted = a.hoisted;
+  leaves.hoistedSlots = &ir_.hoistedSlots;
+  leaves.staged = a.staged;
+  leaves.stagedSlots = &ir_.stagedSlots;
+  leaves.stagedWidth = ir_.stagedSize;
+  std::vector<NodeId> roots = ir_.forwardRoots();
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, a.batch);
+  const size_t ns = ir_.stateNext.size();
+  store(ir_.g, ir_.stateNext, {vals.begin(), vals.begin() + static_cast<long>(ns)}, ir_.layout.states, true,
+        a.stateNext, a.batch, false, "next state");
+  store(ir_.g, ir_.outputs, {vals.begin() + static_cast<long>(ns), vals.end()}, ir_.layout.outputs, true,
+        a.output, a.batch, false, "output");
+}
+
+void Evaluator::backwardStaged(const StepArgs<double>& a) {
+  if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
+  Leaves leaves{a.params, a.state, a.input, a.noise, a.dStateNext, a.dOutput};
+  leaves.hoisted = a.hoisted;
+  leaves.hoistedSlots = &ir_.hoistedSlots;
+  leaves.staged = a.staged;
+  leaves.stagedSlots = &ir_.stagedSlots;
+  leaves.stagedWidth = ir_.stagedSize;
+  std::vector<NodeId> roots = ir_.backwardRoots();  // dState, dParam, dHoisted, dStaged
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, a.batch);
+  auto part = [&](size_t from, size_t count) {
+    return std::vector<std::vector<double>>(vals.begin() + static_cast<long>(from),
+                                            vals.begin() + static_cast<long>(from + count));
+  };
+  const size_t ns = ir_.dState.size(), np = ir_.dParam.size(), nh = ir_.dHoisted.size();
+  store(ir_.g, ir_.dState, part(0, ns), ir_.layout.states, true, a.dState, a.batch, false, "state adjoint");
+  store(ir_.g, ir_.dParam, part(ns, np), ir_.layout.params, false, a.dParams, a.batch, true, "param gradient");
+  store(ir_.g, ir_.dHoisted, part(ns + np, nh), ir_.hoistedSlots, false, a.dHoisted, a.batch, true,
+        "hoisted adjoint");
+  storeRows(ir_.g, ir_.dStaged, vals, ns + np + nh, ir_.stagedSlots, ir_.stagedSize, a.dStaged, a.batch);
+}
+
+void Evaluator::inputEpilogue(const StepArgs<double>& a) {
+  if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
+  Leaves leaves;
+  leaves.params = a.params;
+  leaves.input = a.input;
+  leaves.hoisted = a.hoisted;
+  leaves.hoistedSlots = &ir_.hoistedSlots;
+  leaves.staged = a.staged;
+  leaves.adjStaged = a.dStaged;
+  leaves.stagedSlots = &ir_.stagedSlots;
+  leaves.stagedWidth = ir_.stagedSize;
+  std::vector<NodeId> roots = ir_.inputEpilogueParam;
+  roots.insert(roots.end(), ir_.inputEpilogueHoisted.begin(), ir_.inputEpilogueHoisted.end());
+  std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, a.batch);
+  const size_t np = ir_.inputEpilogueParam.size();
+  store(ir_.g, ir_.inputEpilogueParam, {vals.begin(), vals.begin() + static_cast<long>(np)}, ir_.layout.params,
+        false, a.dParams, a.batch, true, "input epilogue gradient");
+  store(ir_.g, ir_.inputEpilogueHoisted, {vals.begin() + static_cast<long>(np), vals.end()}, ir_.hoistedSlots,
+        false, a.dHoisted, a.batch, true, "input epilogue hoisted adjoint");
 }
 
 }  // namespace cellc::eval

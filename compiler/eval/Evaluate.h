@@ -33,6 +33,12 @@ struct Leaves {
   const double* hoisted = nullptr;
   const double* adjHoisted = nullptr;
   const std::vector<ir::Slot>* hoistedSlots = nullptr;
+  // The input stage's values and their adjoints (StepIR::stagedSlots): batch element b's value i
+  // at b * stagedWidth + stagedSlots[i].offset.
+  const double* staged = nullptr;
+  const double* adjStaged = nullptr;
+  const std::vector<ir::Slot>* stagedSlots = nullptr;
+  int64_t stagedWidth = 0;
 };
 
 // The value of each root: g[root].shape.numel() elements, times `batch` when the root is batched
@@ -72,6 +78,11 @@ class Evaluator : public StepKernel<double> {
   void segmentEpilogue(const StepArgs<double>& a);
   void epilogue(const StepArgs<double>& a);
   void omega(const StepArgs<double>& a);
+  // Given a staged StepIR (pipeline/InputStage.h), the input stage.
+  void inputPrologue(const StepArgs<double>& a);
+  void forwardStaged(const StepArgs<double>& a);
+  void backwardStaged(const StepArgs<double>& a);
+  void inputEpilogue(const StepArgs<double>& a);
 
   StepIR ir_;
 };

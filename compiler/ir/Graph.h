@@ -30,6 +30,8 @@ namespace cellc::ir {
   X(Cotangent, 0, Leaf)   /* cotangent of state `a0`'s adjoint (second order: the Omega term) */\
   X(Hoisted, 0, Leaf)     /* sequence-invariant value `a0`, computed once per sequence */      \
   X(AdjHoisted, 0, Leaf)  /* adjoint of hoisted value `a0`, summed over the steps (epilogue) */\
+  X(Staged, 0, Leaf)      /* input-stage value `a0`: this step's rows, computed for all steps */ \
+  X(AdjStaged, 0, Leaf)   /* adjoint of input-stage value `a0`, every step's rows (input epilogue) */\
   X(Eye, 0, Pointwise)    /* identity [n, n] */                                                \
   X(Dale, 0, Pointwise)   /* +1 for i < a0, else -1, shape [n] */                              \
   X(Neg, 1, Pointwise)                                                                          \

@@ -33,7 +33,8 @@ class Simplifier {
     switch (n.op) {
       case Op::Const: return g_.constant(n.value);
       case Op::Param: case Op::State: case Op::Input: case Op::Noise: case Op::AdjState:
-      case Op::AdjOutput: case Op::Cotangent: case Op::Hoisted: case Op::AdjHoisted:
+      case Op::AdjOutput: case Op::Cotangent: case Op::Hoisted: case Op::AdjHoisted: case Op::Staged:
+      case Op::AdjStaged:
         return g_.leaf(n.op, n.a0, s);
       case Op::Eye: return g_.eye(s.dims[0]);
       case Op::Dale: return g_.dale(s.dims[0], n.a0);

@@ -14,6 +14,7 @@ std::vector<ir::NodeId> StepIR::backwardRoots() const {
   r.insert(r.end(), dParam.begin(), dParam.end());
   r.insert(r.end(), dHoisted.begin(), dHoisted.end());
   r.insert(r.end(), segmentValues.begin(), segmentValues.end());
+  r.insert(r.end(), dStaged.begin(), dStaged.end());
   return r;
 }
 

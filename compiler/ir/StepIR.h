@@ -59,6 +59,22 @@ struct StepIR {
   int64_t segmentSize = 0;
   std::vector<Deferred> deferred;
 
+  // The input stage (pipeline/InputStage.h); all empty when nothing is staged. staged[i]: a batched
+  // value of inputs, params and hoisted values alone (a GRU's W_zx @ x) that the input prologue
+  // computes for every step of a sequence at once, one function call over its steps x B rows, into
+  // the staged buffer, a [steps * B, stagedSize] matrix, at column stagedSlots[i].offset; the step
+  // graphs read this step's rows as the Staged leaf i.
+  std::vector<ir::NodeId> staged;
+  std::vector<ir::Slot> stagedSlots;
+  int64_t stagedSize = 0;
+  // Backward roots: per staged value, this step's adjoint (per batch element), written to the
+  // step's rows of the d-staged buffer (laid out as the staged one).
+  std::vector<ir::NodeId> dStaged;
+  // The input epilogue, once after the backward walk over all steps x B rows: the VJP of the
+  // staged values seeded with their adjoints (AdjStaged leaves), per param (added to the param
+  // gradient) and per hoisted value (added to its adjoint). The staged step has no input adjoint.
+  std::vector<ir::NodeId> inputEpilogueParam, inputEpilogueHoisted;
+
   std::vector<ir::NodeId> forwardRoots() const;
   std::vector<ir::NodeId> backwardRoots() const;
 };

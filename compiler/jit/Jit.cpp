@@ -274,6 +274,13 @@ struct CompiledCell<T>::SegmentCode {
   Fn backward = nullptr, segment = nullptr;
 };
 
+// The staged form's code, once compiled (CompiledCell::stagedCompiled).
+template <class T>
+struct CompiledCell<T>::StagedCode {
+  std::shared_ptr<JitSession> session;
+  Fn forward = nullptr, backward = nullptr, inputPrologue = nullptr, inputEpilogue = nullptr;
+};
+
 template <class T>
 CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, PlannedStep step)
     : session_(std::move(session)),
@@ -282,6 +289,7 @@ CompiledCell<T>::CompiledCell(std::shared_ptr<JitSession> session, Fns fns, Plan
       layout_(ir_.layout),
       plan_(std::move(step.plan)),
       seg_(std::move(step.segment)),
+      staged_(std::move(step.staged)),
       hoistedSize_(ir_.hoistedSize + plan_.packedSize),
       scratch_(std::make_unique<Scratch[]>(kMaxWorkers)) {
   // Per trial, a product's multiply-adds: the output's elements times the contraction for a
@@ -317,14 +325,34 @@ const typename CompiledCell<T>::SegmentCode& CompiledCell<T>::segmentCompiled() 
 }
 
 template <class T>
+const typename CompiledCell<T>::StagedCode& CompiledCell<T>::stagedCompiled() {
+  std::call_once(stagedOnce_, [&] {
+    auto c = std::make_unique<StagedCode>();
+    if (staged_.row > 0) {
+      c->session = jitModule(staged_.ir, staged_.plan, precisionOf<T>(), "staged", codegen::Functions::Staged);
+      c->forward = link<Fn>(*c->session, "staged_forward", "linking the staged forward step");
+      c->backward = link<Fn>(*c->session, "staged_backward", "linking the staged backward step");
+      c->inputPrologue = link<Fn>(*c->session, "staged_input_prologue", "linking the input prologue");
+      c->inputEpilogue = link<Fn>(*c->session, "staged_input_epilogue", "linking the input epilogue");
+    }
+    stagedCode_ = std::move(c);
+  });
+  return *stagedCode_;
+}
+
+template <class T>
 KernelTraits CompiledCell<T>::traits() const {
-  // The adjoint flags hold for both backward plans: BPTT may run either.
+  // The adjoint flags hold for every backward plan: BPTT may run any (the staged one has no input
+  // adjoint, so only its in-place flag counts).
   const PlannedStep::Segment& s = seg_;
   KernelTraits t;
   t.concurrentCalls = true;
   t.inputAdjointOptional =
       plan_.inputAdjointOptional && (s.row == 0 || s.plan.inputAdjointOptional);
-  t.adjointInPlace = plan_.adjointInPlace && (s.row == 0 || s.plan.adjointInPlace);
+  t.adjointInPlace = plan_.adjointInPlace && (s.row == 0 || s.plan.adjointInPlace) &&
+                     (staged_.row == 0 || staged_.plan.adjointInPlace);
+  t.stagedWidth = staged_.row;
+  t.stagedReadBack = staged_.row > 0 && staged_.plan.stagedReadBack;
   t.omega = fns_.omega != nullptr;
   t.hoistedSize = hoistedSize_;
   t.productWorkPerTrial = productWork_;
@@ -340,6 +368,11 @@ void CompiledCell<T>::run(Stage stage, const StepArgs<T>& a) {
 template <class T>
 int64_t CompiledCell<T>::segmentSize(int64_t batch) const {
   return seg_.row * batch;
+}
+
+template <class T>
+int64_t CompiledCell<T>::stagedTapeSize(int64_t batch) const {
+  return staged_.row ? staged_.plan.tape.at(batch) : 0;
 }
 
 template <class T>
@@ -511,6 +544,64 @@ void CompiledCell<T>::epilogue(const StepArgs<T>& a) {
   set(b, Buf::DHoisted, a.dHoisted);
   set(b, Buf::DParams, a.dParams);
   fns_.epilogue(b.data(), 1);
+}
+
+// The input stage: its prologue and epilogue see all steps x B rows as one batch.
+template <class T>
+void CompiledCell<T>::inputPrologue(const StepArgs<T>& a) {
+  const StagedCode& c = stagedCompiled();
+  if (!c.inputPrologue) throw std::logic_error("this step kernel has no input stage");
+  using codegen::Buf;
+  Bufs b = bufs(a.params, nullptr, a.input, nullptr, 1);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(staged_.plan.inputScratch.at(a.batch));
+  set(b, Buf::Hoisted, a.hoisted);
+  set(b, Buf::Staged, a.staged);
+  c.inputPrologue(b.data(), a.batch);
+}
+
+template <class T>
+void CompiledCell<T>::forwardStaged(const StepArgs<T>& a) {
+  const StagedCode& c = stagedCompiled();
+  if (!c.forward) throw std::logic_error("this step kernel has no input stage");
+  using codegen::Buf;
+  Bufs b = bufs(a.params, a.state, a.input, a.noise, a.batch);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(staged_.plan.scratch.at(a.batch));
+  set(b, Buf::Hoisted, a.hoisted);
+  set(b, Buf::Staged, a.staged);
+  set(b, Buf::StateNext, a.stateNext);
+  set(b, Buf::Output, a.output);
+  set(b, Buf::Tape, a.tape);
+  c.forward(b.data(), a.batch);
+}
+
+template <class T>
+void CompiledCell<T>::backwardStaged(const StepArgs<T>& a) {
+  const StagedCode& c = stagedCompiled();
+  if (!c.backward) throw std::logic_error("this step kernel has no input stage");
+  using codegen::Buf;
+  const T* dStateNext = adjointInto(staged_.plan, layout_, a.dStateNext, a.dState, a.batch);
+  Bufs b = bufs(a.params, a.state, a.input, a.noise, a.batch);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(staged_.plan.scratch.at(a.batch));
+  setBackward(b, a, dStateNext);
+  set(b, Buf::DInput, nullptr);
+  set(b, Buf::Staged, a.staged);
+  set(b, Buf::DStaged, a.dStaged);
+  c.backward(b.data(), a.batch);
+}
+
+template <class T>
+void CompiledCell<T>::inputEpilogue(const StepArgs<T>& a) {
+  const StagedCode& c = stagedCompiled();
+  if (!c.inputEpilogue) throw std::logic_error("this step kernel has no input stage");
+  using codegen::Buf;
+  Bufs b = bufs(a.params, nullptr, a.input, nullptr, 1);
+  b[static_cast<size_t>(Buf::Scratch)] = scratch(staged_.plan.inputScratch.at(a.batch));
+  set(b, Buf::Hoisted, a.hoisted);
+  set(b, Buf::Staged, a.staged);
+  set(b, Buf::DStaged, a.dStaged);
+  set(b, Buf::DParams, a.dParams);
+  set(b, Buf::DHoisted, a.dHoisted);
+  c.inputEpilogue(b.data(), a.batch);
 }
 
 template <class T>

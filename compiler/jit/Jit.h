@@ -37,6 +37,12 @@ struct PlannedStep {
     codegen::Plan plan;
     int64_t row = 0;  // elements per batch element and step
   } segment;
+  // The staged form (pipeline/InputStage.h), with the same prologue; row 0: nothing is staged.
+  struct Staged {
+    StepIR ir;
+    codegen::Plan plan;
+    int64_t row = 0;  // elements per batch element and step of the staged buffers
+  } staged;
 };
 
 template <class T>
@@ -65,6 +71,8 @@ class CompiledCell final : public StepKernel<T> {
   // step defers no product (or, never seen so far, when the deferred plan would read a different
   // tape).
   int64_t segmentSize(int64_t batch) const override;
+  // The staged form likewise (PlannedStep::Staged) is compiled by the first staged stage.
+  int64_t stagedTapeSize(int64_t batch) const override;
   void run(Stage stage, const StepArgs<T>& args) override;
 
   // The per-step plan, compiled with the cell: forward, backward and the hoisted stages.
@@ -76,6 +84,9 @@ class CompiledCell final : public StepKernel<T> {
   void compileSegmentPlan() { segmentCompiled(); }
   // How many times the segment plan's code was compiled: 0 until a segment stage ran, then 1.
   int segmentCompiles() const { return segmentCompiles_.load(); }
+  // The staged plan and step, or null when nothing is staged.
+  const codegen::Plan* stagedPlan() const { return staged_.row ? &staged_.plan : nullptr; }
+  const StepIR* stagedStep() const { return staged_.row ? &staged_.ir : nullptr; }
 
  private:
   template <class K, class U>
@@ -89,9 +100,15 @@ class CompiledCell final : public StepKernel<T> {
   void segmentEpilogue(const StepArgs<T>& a);
   void epilogue(const StepArgs<T>& a);
   void omega(const StepArgs<T>& a);
+  void inputPrologue(const StepArgs<T>& a);
+  void forwardStaged(const StepArgs<T>& a);
+  void backwardStaged(const StepArgs<T>& a);
+  void inputEpilogue(const StepArgs<T>& a);
 
   struct SegmentCode;  // the segment form's code, once compiled
   const SegmentCode& segmentCompiled();
+  struct StagedCode;  // the staged form's code, once compiled
+  const StagedCode& stagedCompiled();
   T* scratch(int64_t need);
   // The table of buffer pointers a generated function takes (codegen::Buf order): the step's
   // params, state, input, noise and scratch set, the rest null until a caller sets them.
@@ -107,11 +124,14 @@ class CompiledCell final : public StepKernel<T> {
   ir::Layout layout_;
   codegen::Plan plan_;
   PlannedStep::Segment seg_;
+  PlannedStep::Staged staged_;
   int64_t hoistedSize_ = 0;
   int64_t productWork_ = 0;
   int64_t weightGradient_ = 0;  // weightGradientElements()
   std::once_flag compileOnce_;
   std::unique_ptr<SegmentCode> segCode_;
+  std::once_flag stagedOnce_;
+  std::unique_ptr<StagedCode> stagedCode_;
   std::atomic<int> segmentCompiles_{0};
   // The self-contained forward and backward's own hoisted values and adjoints (per instance).
   std::vector<T> hoisted_, dHoisted_;

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "ir/Simplify.h"
+#include "pipeline/Substitute.h"
 
 namespace cellc {
 
@@ -15,7 +16,7 @@ namespace {
 bool isStepLeaf(Op op) {
   switch (op) {
     case Op::State: case Op::Input: case Op::Noise: case Op::AdjState: case Op::AdjOutput:
-    case Op::Cotangent: case Op::Hoisted: case Op::AdjHoisted:
+    case Op::Cotangent: case Op::Hoisted: case Op::AdjHoisted: case Op::Staged: case Op::AdjStaged:
       return true;
     default: return false;
   }
@@ -29,36 +30,6 @@ bool isView(Op op) {
       return true;
     default: return false;
   }
-}
-
-// The same op with other operands (of the same shapes), through the shape-checking factories.
-NodeId rebuildWith(Graph& g, const Node& n, const std::vector<NodeId>& x) {
-  switch (n.op) {
-    case Op::Clip: return g.clip(x[0], x[1], x[2]);
-    case Op::Where: return g.where(x[0], x[1], x[2]);
-    case Op::Transpose: return g.transpose(x[0]);
-    case Op::Slice: return g.slice(x[0], n.a0, n.a1, n.a2);
-    case Op::Squeeze: return g.squeeze(x[0], n.a0);
-    case Op::Unsqueeze: return g.unsqueeze(x[0], n.a0);
-    case Op::Pad: return g.pad(x[0], n.a0, n.a1, n.a2);
-    case Op::Concat: return g.concat(x);
-    case Op::Broadcast: return g.broadcast(x[0], n.shape);
-    case Op::Sum: return g.sum(x[0], n.a0);
-    case Op::SumBatch: return g.sumBatch(x[0]);
-    case Op::Amax: return g.amax(x[0], n.a0);
-    case Op::BatchOuterSum: return g.batchOuterSum(x[0], x[1]);
-    default:
-      if (opArity(n.op) == 1) return g.unary(n.op, x[0]);
-      if (opArity(n.op) == 2) return g.binary(n.op, x[0], x[1]);
-      throw InternalError(std::string("hoisting: cannot rebuild ") + opName(n.op));
-  }
-}
-
-std::vector<NodeId> leaves(Graph& g, Op role, const std::vector<Slot>& slots) {
-  std::vector<NodeId> out;
-  for (size_t i = 0; i < slots.size(); ++i)
-    out.push_back(g.leaf(role, static_cast<int64_t>(i), slots[i].shape));
-  return out;
 }
 
 // The frontier: invariant values worth hoisting that the step reads, nearest the step. Walks
@@ -114,33 +85,14 @@ StepIR hoist(const StepIR& in) {
     sub[frontier[i]] = leaf;
     hoistedLeaves.push_back(leaf);
   }
-  for (NodeId id : topoOrder(in.g, fwdRoots)) {
-    if (sub.count(id)) continue;
-    const Node n = g[id];  // a copy: rebuilding appends nodes
-    std::vector<NodeId> x;
-    bool changed = false;
-    for (NodeId i : n.in) {
-      auto it = sub.find(i);
-      x.push_back(it != sub.end() ? it->second : i);
-      changed = changed || it != sub.end();
-    }
-    if (!changed) continue;
-    g.setLoc(n.loc);
-    sub[id] = rebuildWith(g, n, x);
-  }
-  auto mapped = [&](NodeId id) {
-    auto it = sub.find(id);
-    return it != sub.end() ? it->second : id;
-  };
-  std::vector<NodeId> stepRoots;
-  for (NodeId r : fwdRoots) stepRoots.push_back(mapped(r));
+  std::vector<NodeId> stepRoots = substitute(g, fwdRoots, sub);
 
   // The per-step backward: adjoints of the state, inputs, params read directly and hoisted values.
-  std::vector<NodeId> seeds = leaves(g, Op::AdjState, L.states);
-  for (NodeId s : leaves(g, Op::AdjOutput, L.outputs)) seeds.push_back(s);
-  std::vector<NodeId> wrt = leaves(g, Op::State, L.states);
-  for (NodeId x : leaves(g, Op::Input, L.inputs)) wrt.push_back(x);
-  for (NodeId p : leaves(g, Op::Param, L.params)) wrt.push_back(p);
+  std::vector<NodeId> seeds = slotLeaves(g, Op::AdjState, L.states);
+  for (NodeId s : slotLeaves(g, Op::AdjOutput, L.outputs)) seeds.push_back(s);
+  std::vector<NodeId> wrt = slotLeaves(g, Op::State, L.states);
+  for (NodeId x : slotLeaves(g, Op::Input, L.inputs)) wrt.push_back(x);
+  for (NodeId p : slotLeaves(g, Op::Param, L.params)) wrt.push_back(p);
   wrt.insert(wrt.end(), hoistedLeaves.begin(), hoistedLeaves.end());
   std::vector<NodeId> adj = autodiff::reverse(g, stepRoots, seeds, wrt);
 
@@ -149,7 +101,7 @@ StepIR hoist(const StepIR& in) {
   for (size_t i = 0; i < frontier.size(); ++i)
     adjHoisted.push_back(g.leaf(Op::AdjHoisted, static_cast<int64_t>(i), g[frontier[i]].shape));
   std::vector<NodeId> epilogue =
-      autodiff::reverse(g, frontier, adjHoisted, leaves(g, Op::Param, L.params));
+      autodiff::reverse(g, frontier, adjHoisted, slotLeaves(g, Op::Param, L.params));
 
   // Simplify everything together, as lower() does, and take the roots back in order.
   std::vector<NodeId> roots = stepRoots;

@@ -37,6 +37,15 @@ namespace cellc {
 //   SegmentEpilogue  r params hoisted segment steps       dParams, dHoisted += the deferred
 //   products
 // A kernel that defers nothing has segmentSize 0 and runs BackwardSegment as BackwardHoisted.
+// The input stage (pipeline/InputStage.h; traits().stagedWidth > 0): a runtime that walks a whole
+// sequence, its inputs at hand, may instead run (never mixed with the segment stages)
+//   InputPrologue    r params hoisted input (all steps: batch = steps x B)   w staged
+//   ForwardStaged    as ForwardHoisted, also r staged (this step's B rows)
+//   BackwardStaged   as BackwardHoisted, also w dStaged (this step's B rows); no dInput
+//   InputEpilogue    r params hoisted input staged dStaged (batch = steps x B)
+//                    dParams, dHoisted +=  (after the walk, before the Epilogue)
+// staged and dStaged are [steps * B, stagedWidth] row-major, step t's rows from t * B; the input
+// over steps x B rows is laid out as any batch of that size (slot i at (steps * B) * offset).
 //   Omega            r params state input noise v cotangent   dParams +=  d/dtheta sum_s
 //                    cotangent_s . (v^T dstate_s'/dstate), v given per state
 //                    (autodiff::omegaGradient)
@@ -51,13 +60,19 @@ enum class Stage : uint8_t {
   SegmentEpilogue,
   Epilogue,
   Omega,
+  InputPrologue,
+  ForwardStaged,
+  BackwardStaged,
+  InputEpilogue,
   kCount
 };
 
 inline const char* stageName(Stage s) {
   static const char* const names[] = {"forward",          "backward",         "prologue",
                                       "forward_hoisted",  "backward_hoisted", "backward_segment",
-                                      "segment_epilogue", "epilogue",         "omega"};
+                                      "segment_epilogue", "epilogue",         "omega",
+                                      "input_prologue",   "forward_staged",   "backward_staged",
+                                      "input_epilogue"};
   return names[static_cast<int>(s)];
 }
 
@@ -80,6 +95,8 @@ struct StepArgs {
   T* dParams = nullptr;
   T* dHoisted = nullptr;
   T* segment = nullptr;
+  T* staged = nullptr;   // the input stage's values (see Stage)
+  T* dStaged = nullptr;  // their adjoints
   const T* v = nullptr;          // Omega
   const T* cotangent = nullptr;  // Omega
   int64_t k = 0;                 // BackwardSegment: the step's row block in the segment
@@ -104,6 +121,11 @@ struct KernelTraits {
   bool omega = false;
   // Elements of the hoisted buffer (0: the kernel hoists nothing).
   int64_t hoistedSize = 0;
+  // Elements per batch element and step of the input stage's buffers (0: no input stage), and
+  // whether BackwardStaged or InputEpilogue read the staged values (else a caller may pass them
+  // null there).
+  int64_t stagedWidth = 0;
+  bool stagedReadBack = true;
   // The multiply-adds of the step's largest matrix product (forward or backward), per trial of
   // the batch; 0 when not known.
   int64_t productWorkPerTrial = 0;
@@ -123,6 +145,8 @@ class StepKernel {
   // Elements of the segment buffer per step (0: the kernel defers no product). A kernel may plan
   // its segment form on the first call, so it is asked only where segments pay.
   virtual int64_t segmentSize(int64_t batch) const = 0;
+  // Elements the staged forward saves for the staged backward (per step); 0 without an input stage.
+  virtual int64_t stagedTapeSize(int64_t) const { return 0; }
   virtual void run(Stage stage, const StepArgs<T>& args) = 0;
 };
 
@@ -140,6 +164,10 @@ void runStage(K& k, Stage stage, const StepArgs<T>& a) {
     case Stage::SegmentEpilogue: k.segmentEpilogue(a); return;
     case Stage::Epilogue: k.epilogue(a); return;
     case Stage::Omega: k.omega(a); return;
+    case Stage::InputPrologue: k.inputPrologue(a); return;
+    case Stage::ForwardStaged: k.forwardStaged(a); return;
+    case Stage::BackwardStaged: k.backwardStaged(a); return;
+    case Stage::InputEpilogue: k.inputEpilogue(a); return;
     case Stage::kCount: break;
   }
   throw std::logic_error("unknown step stage");
@@ -163,6 +191,9 @@ class SelfContainedKernel : public StepKernel<T> {
       case Stage::Epilogue:
       case Stage::SegmentEpilogue: return;
       case Stage::Omega: throw std::logic_error("this step kernel has no Omega function");
+      case Stage::InputPrologue: case Stage::ForwardStaged: case Stage::BackwardStaged:
+      case Stage::InputEpilogue:
+        throw std::logic_error("this step kernel has no input stage");
       case Stage::kCount: break;
     }
     throw std::logic_error("unknown step stage");
@@ -183,6 +214,7 @@ class ForwardingKernel : public StepKernel<T> {
   KernelTraits traits() const override { return inner_.traits(); }
   int64_t tapeSize(int64_t batch) const override { return inner_.tapeSize(batch); }
   int64_t segmentSize(int64_t batch) const override { return inner_.segmentSize(batch); }
+  int64_t stagedTapeSize(int64_t batch) const override { return inner_.stagedTapeSize(batch); }
   void run(Stage stage, const StepArgs<T>& args) override { inner_.run(stage, args); }
 
  protected:

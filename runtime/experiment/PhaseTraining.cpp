@@ -28,6 +28,7 @@ TrainConfig trainConfig(const Experiment& e, const PhaseSpec& p) {
   c.memoryBudgetMb = t.memoryBudgetMb;
   c.threads = static_cast<int>(t.threads);
   c.batchShards = t.batchShards;
+  c.inputStage = t.inputStage;
   c.omega = t.omega;
   c.omegaState = t.omegaState;
   c.lossMilestones = t.lossMilestones;

@@ -45,7 +45,7 @@ int64_t bpttBytes(int64_t steps, int64_t segment, int64_t stateN, int64_t tapeN,
 
 template <class T>
 Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segment,
-              int64_t memoryBudgetBytes, SegmentGemms gemms, int64_t shards)
+              int64_t memoryBudgetBytes, SegmentGemms gemms, int64_t shards, bool inputStage)
     : kernel_(kernel),
       batch_(batch),
       steps_(steps),
@@ -64,19 +64,27 @@ Bptt<T>::Bptt(StepKernel<T>& kernel, int64_t batch, int64_t steps, int64_t segme
     const SegmentGemms plan = wantSegment_ ? SegmentGemms::On : SegmentGemms::Off;
     for (int64_t s = 0; s < shards; ++s) {
       const int64_t rows = shardFirst(batch, shards, s + 1) - shardFirst(batch, shards, s);
-      shards_.push_back(std::make_unique<Bptt>(kernel, rows, steps, segment, memoryBudgetBytes / shards, plan, 1));
+      shards_.push_back(
+          std::make_unique<Bptt>(kernel, rows, steps, segment, memoryBudgetBytes / shards, plan, 1, inputStage));
       shards_.back()->omegaBatch_ = batch;
     }
     segment_ = shards_[0]->segment();
     return;
   }
+  // The input stage never runs with the segment plan (both take the weight gradients out of the step).
+  if (inputStage && !wantSegment_) {
+    stagedW_ = kernel.traits().stagedWidth;
+    stagedReadBack_ = kernel.traits().stagedReadBack;
+    chunk_ = std::clamp<int64_t>(kStagedChunkBytes / std::max<int64_t>(1, batch * stagedW_ * sizeof(T)), 1, steps);
+  }
   if (segment_ <= 0) {
-    const int64_t S = L.stateSize * batch, tapeN = kernel.tapeSize(batch), O = L.outputSize * batch;
+    const int64_t S = L.stateSize * batch, O = L.outputSize * batch;
     const int64_t segN = segmentN();
-    auto bytes = [&](int64_t k) { return bpttBytes(steps, k, S, tapeN, O, sizeof(T), segN); };
+    const int64_t staged = stagedBytes();
+    auto bytes = [&](int64_t k) { return bpttBytes(steps, k, S, tapeN(), O, sizeof(T), segN) + staged; };
     // The least memory: about sqrt(T s / (s + tape + out + seg)). Then the longest segment within
     // the budget, if any is longer: each step more in a segment is one less to recompute.
-    const double s = static_cast<double>(S), perStep = s + static_cast<double>(tapeN + O + segN);
+    const double s = static_cast<double>(S), perStep = s + static_cast<double>(tapeN() + O + segN);
     const int64_t least = std::clamp<int64_t>(
         static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(steps) * s / perStep))), 1, steps);
     segment_ = least;
@@ -101,9 +109,87 @@ std::vector<T> Bptt<T>::initialState(const std::vector<T>& params) const {
 }
 
 template <class T>
+int64_t Bptt<T>::tapeN() const {
+  return stagedW_ ? kernel_.stagedTapeSize(batch_) : kernel_.tapeSize(batch_);
+}
+
+template <class T>
+void Bptt<T>::setInputStageChunk(int64_t steps) {
+  chunk_ = std::clamp<int64_t>(steps, 1, steps_);
+  for (auto& s : shards_) s->setInputStageChunk(steps);
+}
+
+template <class T>
+int64_t Bptt<T>::stagedBytes() const {
+  return 2 * chunk_ * batch_ * stagedW_ * static_cast<int64_t>(sizeof(T));
+}
+
+template <class T>
 void Bptt<T>::prologue(const std::vector<T>& params) {
   hoisted_.resize(static_cast<size_t>(kernel_.traits().hoistedSize));
   kernel_.run(Stage::Prologue, {.params = params.data(), .hoisted = hoisted_.data()});
+  chunkFrom_ = chunkTo_ = adjFrom_ = adjTo_ = 0;  // no chunk staged for these params yet
+  dirtyFrom_ = dirtyTo_ = 0;
+  dStagedBuf_.resize(static_cast<size_t>(chunk_ * batch_ * stagedW_));
+}
+
+template <class T>
+void Bptt<T>::gatherInputs(const TrialBatch& b, int64_t t0, int64_t t1) {
+  // Steps [t0, t1) as one batch of (t1 - t0) x B rows: input slot i's [B, size] block of step t
+  // goes to rows (t - t0) * B .. of that slot's region (rows * offset on).
+  const ir::Layout& L = kernel_.layout();
+  const int64_t rows = (t1 - t0) * batch_;
+  chunkInput_.resize(static_cast<size_t>(L.inputSize * rows));
+  for (const ir::Slot& in : L.inputs)
+    for (int64_t t = t0; t < t1; ++t)
+      std::copy_n(b.inputs[t].begin() + batch_ * in.offset, batch_ * in.size,
+                  chunkInput_.begin() + rows * in.offset + (t - t0) * batch_ * in.size);
+}
+
+template <class T>
+T* Bptt<T>::stagedRows(const std::vector<T>& params, const TrialBatch& b, int64_t t) {
+  if (t < chunkFrom_ || t >= chunkTo_) {
+    chunkFrom_ = t / chunk_ * chunk_;
+    chunkTo_ = std::min(steps_, chunkFrom_ + chunk_);
+    gatherInputs(b, chunkFrom_, chunkTo_);
+    stagedBuf_.resize(static_cast<size_t>(chunk_ * batch_ * stagedW_));
+    kernel_.run(Stage::InputPrologue, {.params = params.data(),
+                                       .hoisted = hoisted_.data(),
+                                       .input = chunkInput_.data(),
+                                       .staged = stagedBuf_.data(),
+                                       .batch = (chunkTo_ - chunkFrom_) * batch_});
+  }
+  return stagedBuf_.data() + (t - chunkFrom_) * batch_ * stagedW_;
+}
+
+template <class T>
+T* Bptt<T>::adjointRows(const std::vector<T>& params, const TrialBatch& b, int64_t t) {
+  if (t < adjFrom_ || t >= adjTo_) {
+    flushStaged(params, b);
+    adjFrom_ = t / chunk_ * chunk_;
+    adjTo_ = std::min(steps_, adjFrom_ + chunk_);
+  }
+  dirtyTo_ = dirtyFrom_ < dirtyTo_ ? dirtyTo_ : t + 1;  // the walk goes down: [t, dirtyTo_)
+  dirtyFrom_ = t;
+  return dStagedBuf_.data() + (t - adjFrom_) * batch_ * stagedW_;
+}
+
+template <class T>
+void Bptt<T>::flushStaged(const std::vector<T>& params, const TrialBatch& b) {
+  if (dirtyFrom_ >= dirtyTo_) return;
+  // The input epilogue of the steps whose adjoints are in (a run of the adjoint chunk's rows),
+  // with their staged values when it reads them (staged again if a walk moved on).
+  const T* staged = stagedReadBack_ ? stagedRows(params, b, dirtyFrom_) : nullptr;
+  gatherInputs(b, dirtyFrom_, dirtyTo_);
+  kernel_.run(Stage::InputEpilogue, {.params = params.data(),
+                                     .hoisted = hoisted_.data(),
+                                     .input = chunkInput_.data(),
+                                     .dParams = dParams_.data(),
+                                     .dHoisted = dHoisted_.data(),
+                                     .staged = const_cast<T*>(staged),
+                                     .dStaged = dStagedBuf_.data() + (dirtyFrom_ - adjFrom_) * batch_ * stagedW_,
+                                     .batch = (dirtyTo_ - dirtyFrom_) * batch_});
+  dirtyFrom_ = dirtyTo_ = 0;
 }
 
 template <class T>
@@ -128,15 +214,17 @@ void Bptt<T>::step(const std::vector<T>& params, const T* state, const TrialBatc
   const T* in = maskedState(state, maskAt(masks, t));
   inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
   const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
-  kernel_.run(Stage::ForwardHoisted, {.params = params.data(),
-                                      .hoisted = hoisted_.data(),
-                                      .state = in,
-                                      .input = inputBuf_.data(),
-                                      .noise = nz,
-                                      .tape = tape,
-                                      .stateNext = next,
-                                      .output = output,
-                                      .batch = batch_});
+  kernel_.run(stagedW_ ? Stage::ForwardStaged : Stage::ForwardHoisted,
+              {.params = params.data(),
+               .hoisted = hoisted_.data(),
+               .state = in,
+               .input = inputBuf_.data(),
+               .noise = nz,
+               .tape = tape,
+               .stateNext = next,
+               .output = output,
+               .staged = stagedW_ ? stagedRows(params, b, t) : nullptr,
+               .batch = batch_});
 }
 
 template <class T>
@@ -150,7 +238,7 @@ void Bptt<T>::forward(const std::vector<T>& params, const TrialBatch& b,
   if (!shards_.empty()) return forwardShards(params, b, noise, masks, outputs, finalState, states);
   prologue(params);
   std::vector<T> state = initialState(params), next(state.size());
-  std::vector<T> tape(kernel_.tapeSize(batch_) + 1);
+  std::vector<T> tape(tapeN() + 1);
   outputs.assign(steps_, std::vector<T>(L.outputSize * batch_));
   if (states) states->assign(steps_, {});
   for (int64_t t = 0; t < steps_; ++t) {
@@ -180,7 +268,7 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
                            const std::vector<std::vector<T>>& noise,
                            const std::vector<std::vector<T>>& masks, bool keepOutputs, double denom) {
   const ir::Layout& L = kernel_.layout();
-  const int64_t S = L.stateSize * batch_, O = L.outputSize * batch_, tapeN = kernel_.tapeSize(batch_);
+  const int64_t S = L.stateSize * batch_, O = L.outputSize * batch_;
   const int64_t segN = segmentN();
   BpttResult<T> res;
   res.segment = segment_;
@@ -191,10 +279,10 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
   };
   size(boundary_, nSeg - 1, S);
   size(segStates_, K + 1, S);
-  size(segTapes_, K, tapeN + 1);
+  size(segTapes_, K, tapeN() + 1);
   size(segOutputs_, K, O);
   segmentBuf_.resize(static_cast<size_t>(K * segN));
-  res.peakBytes = bpttBytes(steps_, K, S, tapeN, O, sizeof(T), segN);
+  res.peakBytes = bpttBytes(steps_, K, S, tapeN(), O, sizeof(T), segN) + stagedBytes();
   // The sequence-invariant part, once: every step (recomputed segments too) reads these values.
   prologue(params);
   dHoisted_.assign(hoisted_.size(), T(0));
@@ -224,7 +312,8 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
   const bool skipInputAdjoint = kernel_.traits().inputAdjointOptional;
   std::vector<T> dInputBuf(skipInputAdjoint ? 0 : L.inputSize * batch_);
   T* const dInput = skipInputAdjoint ? nullptr : dInputBuf.data();
-  std::vector<T> dParams(L.paramSize, T(0));
+  std::vector<T>& dParams = dParams_;  // a member: flushStaged adds to it
+  dParams.assign(static_cast<size_t>(L.paramSize), T(0));
   for (int64_t seg = nSeg - 1; seg >= 0; --seg) {
     const int64_t t0 = seg * K, t1 = std::min(steps_, t0 + K);
     if (seg != nSeg - 1) {
@@ -242,11 +331,16 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
       const T* in = maskedState(segStates_[k].data(), m);
       inputBuf_.assign(b.inputs[t].begin(), b.inputs[t].end());
       const T* nz = noise.empty() ? zerosNoise_.data() : noise[t].data();
-      if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), dState, dParams, res);
+      // This step's staged adjoints go to its rows of the adjoint chunk (reduced by flushStaged
+      // when the walk leaves it); its staged values, when the backward reads them, from the
+      // staged chunk (staged again if the forward moved on).
+      T* const dStaged = stagedW_ ? adjointRows(params, b, t) : nullptr;
+      T* const staged = stagedW_ && stagedReadBack_ ? stagedRows(params, b, t) : nullptr;
+      if (omega_.lambda > 0) omegaStep(params, in, nz, segTapes_[k].data(), staged, dState, dParams, res);
       T* const out = inPlace ? dState.data() : dIn.data();
       // The segment stage when the weight gradients are deferred (it reads segment and k; the
       // per-step stage ignores them).
-      kernel_.run(segN ? Stage::BackwardSegment : Stage::BackwardHoisted,
+      kernel_.run(segN ? Stage::BackwardSegment : stagedW_ ? Stage::BackwardStaged : Stage::BackwardHoisted,
                   {.params = params.data(),
                    .hoisted = hoisted_.data(),
                    .state = in,
@@ -256,10 +350,12 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
                    .dStateNext = dState.data(),
                    .dOutput = adjOut.data(),
                    .dState = out,
-                   .dInput = dInput,
+                   .dInput = stagedW_ ? nullptr : dInput,  // the staged step has none
                    .dParams = dParams.data(),
                    .dHoisted = dHoisted_.data(),
                    .segment = segmentBuf_.data(),
+                   .staged = staged,
+                   .dStaged = dStaged,
                    .k = k,
                    .batch = batch_});
       // The adjoint of the unmasked state: the mask multiplied it on the way in.
@@ -279,6 +375,8 @@ BpttResult<T> Bptt<T>::run(const std::vector<T>& params, const TrialBatch& b, co
                                            .batch = batch_});
   }
 
+  // The staged values' adjoints of the last chunk walked, to the params (and hoisted values).
+  if (stagedW_) flushStaged(params, b);
   // The invariant part's adjoint, summed over the steps, flows back to the params once.
   kernel_.run(Stage::Epilogue, {.params = params.data(),
                                 .hoisted = hoisted_.data(),
@@ -394,7 +492,7 @@ void Bptt<T>::forwardShards(const std::vector<T>& params, const TrialBatch& b,
 
 template <class T>
 void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* noise, T* tape,
-                        const std::vector<T>& dState, std::vector<T>& dParams, BpttResult<T>& res) {
+                        const T* staged, const std::vector<T>& dState, std::vector<T>& dParams, BpttResult<T>& res) {
   const ir::Layout& L = kernel_.layout();
   if (omega_.stateSlot < 0 || omega_.stateSlot >= static_cast<int>(L.states.size()))
     throw std::invalid_argument("Omega: the cell has no state number " + std::to_string(omega_.stateSlot));
@@ -404,7 +502,10 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* nois
   std::vector<T> v(S, T(0)), w(S), dx(L.inputSize * batch_), scratch(L.paramSize, T(0));
   std::copy(dState.begin() + off, dState.begin() + off + batch_ * n, v.begin() + off);
   std::vector<T> noOut(L.outputSize * batch_, T(0)), dHoisted(hoisted_.size(), T(0));
-  kernel_.run(Stage::BackwardHoisted, {.params = params.data(),
+  std::vector<T> dStaged(static_cast<size_t>(batch_ * stagedW_));  // discarded, as the param gradient
+  // The tape is the walk's plan's: the staged backward when the input stage runs (the same w).
+  kernel_.run(stagedW_ ? Stage::BackwardStaged : Stage::BackwardHoisted,
+                                      {.params = params.data(),
                                        .hoisted = hoisted_.data(),
                                        .state = in,
                                        .input = inputBuf_.data(),
@@ -413,9 +514,11 @@ void Bptt<T>::omegaStep(const std::vector<T>& params, const T* in, const T* nois
                                        .dStateNext = v.data(),
                                        .dOutput = noOut.data(),
                                        .dState = w.data(),
-                                       .dInput = dx.data(),
+                                       .dInput = stagedW_ ? nullptr : dx.data(),
                                        .dParams = scratch.data(),
                                        .dHoisted = dHoisted.data(),
+                                       .staged = const_cast<T*>(staged),
+                                       .dStaged = dStaged.data(),
                                        .batch = batch_});
   const double scale = omega_.lambda / static_cast<double>(steps_ * omegaBatch_);
   std::vector<T> cot(S, T(0));

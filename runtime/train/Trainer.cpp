@@ -131,7 +131,7 @@ double Trainer::evaluate(const Task& task, const std::vector<double>& params, in
                          std::mt19937_64& rng) {
   TrialBatch b = task.sample(trials, rng);
   Bptt<float> bptt(kernel_, trials, b.steps, cfg_.segment, cfg_.memoryBudgetMb << 20,
-                   SegmentGemms::Auto, cfg_.batchShards);
+                   SegmentGemms::Auto, cfg_.batchShards, cfg_.inputStage);
   std::vector<std::vector<float>> outputs;
   bptt.forward(toFloat(params), b, noiseFor(trials, b.steps, rng, false), {}, outputs);
   std::vector<std::vector<double>> out64;
@@ -302,7 +302,7 @@ TrainResult Trainer::run(const Task& task) {
   const bool tty = cfg_.progress && isatty(fileno(stderr));
   const int64_t steps = task.steps();
   Bptt<float> bptt(kernel_, cfg_.batch, steps, cfg_.segment, cfg_.memoryBudgetMb << 20,
-                   SegmentGemms::Auto, cfg_.batchShards);
+                   SegmentGemms::Auto, cfg_.batchShards, cfg_.inputStage);
   if (cfg_.omega > 0) {
     int slot = 0;
     if (!cfg_.omegaState.empty()) {

@@ -1,7 +1,8 @@
 // Random well-typed expressions, written as .cell source text, lowered through the whole front end
 // (parse, sema, IR, autodiff, simplifier) and their gradients checked against finite differences
 // with the reference evaluator; where a step has a sequence-invariant part, its hoisted form
-// (pipeline/Hoist.h) must give the same gradient. Together they must use every op of the IR.
+// (pipeline/Hoist.h) must give the same gradient, and so must its staged form walked by BPTT
+// (pipeline/InputStage.h). Together they must use every op of the IR.
 //
 // Each cell has a vector state h[n] (sometimes also a matrix state M[m, n] and a scalar state s)
 // updated as h' = tanh(<expr of shape [n]>), an output of a random shape, zero to two
@@ -32,6 +33,8 @@
 
 #include "GradCheck.h"
 #include "pipeline/Hoist.h"
+#include "pipeline/InputStage.h"
+#include "train/Bptt.h"
 
 using namespace cellc;
 using namespace cellc::testing;
@@ -484,6 +487,31 @@ TEST_CASE("gradients of random expressions match finite differences and cover ev
         den = std::max(den, std::fabs(grads.dParams[i]));
       }
       INFO(ir::printGraph(hoisted.g, hoisted.hoisted));
+      CHECK(num / den <= 1e-10);
+    }
+    // The staged step (pipeline/InputStage.h, every product of inputs staged, inline ones too),
+    // walked by BPTT in chunks of 2 steps across segments of 2, gives the plain step's loss and
+    // gradient.
+    if (StepIR staged = stageInputs(hoist(ir), 0); !staged.staged.empty() && !L.outputs.empty()) {
+      for (const ir::Node& n : staged.g.nodes()) seen.insert(n.op);
+      eval::Evaluator sev(staged);
+      runtime::TrialBatch tb;
+      tb.batch = B, tb.steps = T, tb.inputs = seq.inputs;
+      for (int64_t t = 0; t < T; ++t) tb.targets.push_back(randomUnit(rng, L.outputs[0].size * B));
+      const int64_t budget = runtime::kDefaultMemoryBudgetMb << 20;
+      runtime::Bptt<double> viaStaged(sev, B, T, 2, budget, runtime::SegmentGemms::Off, 1, true),
+          viaPlain(ev, B, T, 2, budget, runtime::SegmentGemms::Off, 1, false);
+      REQUIRE(viaStaged.inputStage());
+      viaStaged.setInputStageChunk(2);
+      auto rs = viaStaged.lossAndGradient(seq.params, tb, {}, seq.noise, {});
+      auto rp = viaPlain.lossAndGradient(seq.params, tb, {}, seq.noise, {});
+      double num = 0, den = 1e-300;
+      for (size_t i = 0; i < rp.dParams.size(); ++i) {
+        num = std::max(num, std::fabs(rs.dParams[i] - rp.dParams[i]));
+        den = std::max(den, std::fabs(rp.dParams[i]));
+      }
+      INFO(ir::printGraph(staged.g, staged.staged));
+      CHECK(rs.loss == Approx(rp.loss).epsilon(1e-10));
       CHECK(num / den <= 1e-10);
     }
     auto lossOf = [&](const runtime::Sequence<double>& s) {

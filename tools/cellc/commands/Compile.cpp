@@ -30,9 +30,13 @@ int runEmitLLVM(const Args& a) {
   std::string precision = a.get("precision", "f32");
   if (precision != "f32" && precision != "f64") throw UsageError("--precision is f32 or f64");
   if (a.flag("plan")) {
-    // The plan the JIT compiles: the hoisted step (prologue, per step, epilogue).
+    // The plan the JIT compiles: the hoisted step (prologue, per step, epilogue), then the staged
+    // form that training runs with train.input_stage, when the step has one.
     PlannedStep s = planStep(ir);
     std::cout << codegen::printPlan(s.ir, s.plan);
+    if (s.staged.row > 0)
+      std::cout << "\n# ---- with the input stage (train.input_stage = true) ----\n"
+                << codegen::printPlan(s.staged.ir, s.staged.plan);
     return 0;
   }
   std::cout << printLLVM(ir, precision == "f64" ? codegen::Precision::F64 : codegen::Precision::F32,
