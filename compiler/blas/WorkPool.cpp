@@ -1,5 +1,7 @@
 #include "blas/WorkPool.h"
 
+#include "blas/FloatMode.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -46,6 +48,7 @@ class Pool {
     for (; started_ < helpers; ++started_) std::thread([this, h = started_] { help(h); }).detach();
     fn_ = fn;
     ctx_ = ctx;
+    mode_ = floatMode();  // the helpers run this job's chunks in the caller's floating-point mode
     done_.store(0, std::memory_order_relaxed);
     ++gen_;
     const uint64_t w = gen_ << 24 | static_cast<uint64_t>(helpers) << 16 | static_cast<uint64_t>(chunks);
@@ -80,6 +83,7 @@ class Pool {
     const int parts = static_cast<int>((w >> 16) & 0xff) + 1;
     const int64_t chunks = static_cast<int64_t>(w & 0xffff);
     if (p >= parts) return;
+    setFloatMode(mode_);  // published with the job word (release/acquire)
     const int64_t lo = p * chunks / parts;
     for (int64_t k = 0; k < chunks; ++k) {
       const int64_t i = (lo + k) % chunks;  // its own first, then the next ones round
@@ -121,6 +125,7 @@ class Pool {
   uint64_t gen_ = 0;
   void (*fn_)(void*, int64_t) = nullptr;
   void* ctx_ = nullptr;
+  unsigned mode_ = 0;  // the submitting thread's floating-point mode (blas/FloatMode.h)
   std::atomic<uint64_t> job_{0};
   std::atomic<uint64_t> mark_[kMaxChunks] = {};
   std::atomic<int64_t> done_{0};

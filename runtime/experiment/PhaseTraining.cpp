@@ -29,6 +29,7 @@ TrainConfig trainConfig(const Experiment& e, const PhaseSpec& p) {
   c.threads = static_cast<int>(t.threads);
   c.batchShards = t.batchShards;
   c.inputStage = t.inputStage;
+  c.flushDenormals = t.flushDenormals;
   c.omega = t.omega;
   c.omegaState = t.omegaState;
   c.lossMilestones = t.lossMilestones;

@@ -62,7 +62,7 @@ struct TrainSettings {
   std::vector<std::string> frozen;
   double dropout = 0;
   bool dropoutPerStep = false, dropoutFixed = false;
-  bool inputStage = false;
+  bool inputStage = false, flushDenormals = true;
   int64_t segment = 0, memoryBudgetMb = 0, threads = 0, batchShards = 0;
   double omega = 0;
   std::string omegaState;

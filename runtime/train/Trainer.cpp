@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 
+#include "blas/FloatMode.h"
 #include "params/Init.h"
 #include "train/Checkpoint.h"
 #include "train/Metrics.h"
@@ -256,6 +257,7 @@ bool Trainer::tryResume(int64_t& step, Optimizer& opt, double& best, std::vector
 }
 
 TrainResult Trainer::run(const Task& task) {
+  const FlushDenormals flush(cfg_.flushDenormals);  // this thread, and the pool's chunks it hands out
   const ir::Layout& L = ir_.layout;
   checkDropoutFits(ir_, cfg_.dropout);
   std::unique_ptr<Optimizer> opt = makeOptimizer(cfg_, L);

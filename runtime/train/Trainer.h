@@ -70,6 +70,7 @@ struct TrainConfig {
   int threads = 0;                 // threads of the matrix products (blas/Threads.h); 0: all cores
   int64_t batchShards = 0;         // BPTT's batch shards (train/Bptt.h); 0: automatic, 1: none
   bool inputStage = false;         // BPTT runs the kernel's input stage (train/Bptt.h)
+  bool flushDenormals = true;      // denormals flushed to zero while training (blas/FloatMode.h)
   double omega = 0;                // weight of pycog's vanishing-gradient regularizer; 0: off
   std::string omegaState;          // the state it regularizes; empty: the first
   std::string checkpointPath;      // empty: no checkpoints

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "blas/FloatMode.h"
 #include "blas/WorkPool.h"
 
 using namespace cellc;
@@ -86,4 +87,32 @@ TEST_CASE("nested jobs and a second caller run on their own thread", "[pool]") {
   a.join();
   b.join();
   CHECK(total == 2 * 500 * 6);
+}
+
+TEST_CASE("helpers run a job's chunks in the caller's floating-point mode (denormals flushed or not)",
+          "[pool][float_mode]") {
+  // Chunk 0 holds the caller until chunk 1 has run on a helper; each records its thread's mode.
+  for (bool flush : {true, false, true}) {
+    const FlushDenormals guard(flush);
+    const unsigned callerMode = floatMode();
+    std::atomic<bool> oneDone{false};
+    std::atomic<unsigned> helperMode{0};
+    std::thread::id ranOne;
+    forChunks(2, 2, [&](int64_t i) {
+      if (i == 1) {
+        ranOne = std::this_thread::get_id();
+        helperMode = floatMode();
+        oneDone = true;
+        return;
+      }
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!oneDone && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    });
+    REQUIRE(oneDone);
+    CHECK(ranOne != std::this_thread::get_id());
+    CHECK(helperMode == callerMode);
+    // A denormal product is flushed to zero exactly when the mode says so.
+    volatile float tiny = 1e-30f, small = 1e-10f;
+    CHECK((tiny * small == 0.0f) == flush);
+  }
 }
