@@ -25,7 +25,10 @@ namespace cellc::bench {
 // `threads` threads (openblas_set_num_threads); 0 when it cannot be loaded.
 inline double blasSgemmGflops(const std::string& path, int threads, double minSeconds = 0.5) {
   if (path.empty()) return 0;
-  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  // RTLD_DEEPBIND: the library binds its own symbols first. Without it, where the system LAPACK is
+  // OpenBLAS (scripts/setup.sh), this second OpenBLAS resolved its internals to the first one and
+  // its threaded SGEMM divided by zero (SIGFPE).
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
   if (!lib) return 0;
   using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
                          float*, int);

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "Roofline.h"
+#include "blas/FloatMode.h"
 #include "blas/GemmEntries.h"
 #include "blas/Threads.h"
 #include "driver/Compile.h"
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
      << ", \"sgemm_gflops_cellc\": " << cellcSgemm << ", \"sgemm_gflops_blas\": " << blasSgemm
      << ", \"blas\": \"" << blas << "\", \"stream_triad_gbs\": " << streamGBs << "}, \"points\": [";
   setThreads(threads);
+  const FlushDenormals flush;  // as the trainer runs (train.flush_denormals)
   bool first = true;
   for (const std::string& cell : split(cells))
     for (const std::string& nStr : split(ns))
