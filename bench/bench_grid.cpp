@@ -131,14 +131,21 @@ int main(int argc, char** argv) {
   const int all = hardwareThreads(), used = threads > 0 ? threads : all;
   // The machine's limits on the threads the points use (bench/Roofline.h).
   const double cellcSgemm = sgemmRate(used), blasSgemm = bench::blasSgemmGflops(blas, used);
-  const double peakGflops = std::max(cellcSgemm, blasSgemm), streamGBs = bench::streamTriadGBs(used);
-  std::fprintf(stderr, "limits on %d thread(s): SGEMM %.1f GFLOP/s (cellc %.1f, BLAS %.1f), DRAM triad %.1f GB/s\n",
-               used, peakGflops, cellcSgemm, blasSgemm, streamGBs);
+  const double peakGflops = std::max(cellcSgemm, blasSgemm);
+  const bench::MemoryLevels mem = bench::MemoryLevels::measure(used);
+  const double streamGBs = mem.dramGBs;
+  std::fprintf(stderr,
+               "limits on %d thread(s): SGEMM %.1f GFLOP/s (cellc %.1f, BLAS %.1f), triad L2 %.1f GB/s (%.1f MB), "
+               "L3 %.1f GB/s (%.1f MB), DRAM %.1f GB/s\n",
+               used, peakGflops, cellcSgemm, blasSgemm, mem.l2GBs, static_cast<double>(mem.l2Bytes) / 1e6, mem.l3GBs,
+               static_cast<double>(mem.l3Bytes) / 1e6, streamGBs);
   std::ostringstream js;
   js << "{\"threads\": " << used << ", \"sgemm_gflops\": {\"1\": " << sgemmRate(1)
      << ", \"" << all << "\": " << sgemmRate(all) << "}, \"limits\": {\"threads\": " << used
      << ", \"sgemm_gflops_cellc\": " << cellcSgemm << ", \"sgemm_gflops_blas\": " << blasSgemm
-     << ", \"blas\": \"" << blas << "\", \"stream_triad_gbs\": " << streamGBs << "}, \"points\": [";
+     << ", \"blas\": \"" << blas << "\", \"stream_triad_gbs\": " << streamGBs << ", \"l2_triad_gbs\": " << mem.l2GBs
+     << ", \"l3_triad_gbs\": " << mem.l3GBs << ", \"l2_bytes\": " << mem.l2Bytes << ", \"l3_bytes\": " << mem.l3Bytes
+     << "}, \"points\": [";
   setThreads(threads);
   const FlushDenormals flush;  // as the trainer runs (train.flush_denormals)
   bool first = true;
@@ -200,12 +207,16 @@ int main(int argc, char** argv) {
                              (gemmFlops(compiled, plan.forward, B) + gemmFlops(compiled, plan.backward, B));
         // The roofline: the larger of the GEMM time and the memory time bounds a training step.
         const double bytes = bench::bytesPerTrainingStep(steps, k->tapeSize(B), S, ir.layout.outputSize * B,
-                                                         ir.layout.paramSize, sizeof(float));
-        const double gemmS = flops / (peakGflops * 1e9), memS = bytes / (streamGBs * 1e9);
+                                                         ir.layout.paramSize, sizeof(float), bptt.segmentGemms());
+        // The working set of a time step: what BPTT holds (states, tapes, outputs), the params and
+        // their gradient (Adam's moments are touched once per training step, not per time step).
+        const double working = static_cast<double>(r.peakBytes) + 2.0 * ir.layout.paramSize * sizeof(float);
+        const auto [level, levelGBs] = mem.levelFor(working);
+        const double gemmS = flops / (peakGflops * 1e9), memS = bytes / (levelGBs * 1e9);
         const bool gemmBound = gemmS >= memS;
         js << (first ? "" : ",") << "\n {\"cell\": \"" << cell << "\", \"n\": " << n << ", \"batch\": " << B
            << ", \"steps\": " << steps << ", \"steps_per_s\": " << rate << ", \"matmul_flops\": " << flops
-           << ", \"bytes\": " << bytes << ", \"bound\": \"" << (gemmBound ? "gemm" : "memory")
+           << ", \"bytes\": " << bytes << ", \"bound\": \"" << (gemmBound ? std::string("gemm") : std::string("memory (") + level + ")")
            << "\", \"bound_fraction\": " << std::max(gemmS, memS) * rate
            << ", \"segment\": " << r.segment << ", \"shards\": " << bptt.shards() << ", \"segment_gemms\": " << (bptt.segmentGemms() ? "true" : "false")
            << ", \"peak_bytes\": " << r.peakBytes

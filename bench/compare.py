@@ -7,7 +7,8 @@ Per cell, n and batch B: training steps/s of cellc (bench/bench_grid.cpp) and of
 variant (bench/torch_baseline.py), their ratio, and cellc's matmul rate (the GEMM FLOPs of its
 forward and backward plans times steps/s) as a fraction of the same run's SGEMM rate on one core
 and on all cores; and the roofline (bench/Roofline.h): each point's bound in this run (GEMM at the
-machine's best SGEMM rate, or memory at its DRAM triad bandwidth) and the fraction of it reached.
+machine's best SGEMM rate, or memory at the triad bandwidth of the level that holds its working
+set: L2, L3 or DRAM) and the fraction of it reached.
 Standard library only.
 """
 import json
@@ -60,7 +61,10 @@ def main():
     if lim:
         blas = f"{lim['sgemm_gflops_blas']:.1f} through {lim['blas']}" if lim["sgemm_gflops_blas"] > 0 else "no BLAS given"
         print(f"machine limits on {lim['threads']} thread(s), this run: SGEMM {lim['sgemm_gflops_cellc']:.1f} GFLOP/s "
-              f"(cellc), {blas}; DRAM triad {lim['stream_triad_gbs']:.1f} GB/s")
+              f"(cellc), {blas}; triad " +
+              (f"L2 {lim['l2_triad_gbs']:.1f} GB/s ({lim['l2_bytes'] / 1e6:.1f} MB), "
+               f"L3 {lim['l3_triad_gbs']:.1f} GB/s ({lim['l3_bytes'] / 1e6:.1f} MB), " if "l2_triad_gbs" in lim else "") +
+              f"DRAM {lim['stream_triad_gbs']:.1f} GB/s")
     print()
     print("| cell | n | B | cellc steps/s | PyTorch steps/s (best variant) | cellc / PyTorch | "
           "matmul GFLOP/s | of SGEMM 1 core | of SGEMM all | bound | of bound | BPTT segment |")
