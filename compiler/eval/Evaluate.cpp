@@ -595,6 +595,19 @@ void storeRows(const Graph& g, const std::vector<NodeId>& roots, const std::vect
   }
 }
 
+// The leaves of a staged step: its buffers, the hoisted and staged values (this step's rows), and
+// with `adjoints` the backward's seeds.
+Leaves stagedLeaves(const StepIR& ir, const StepArgs<double>& a, bool adjoints) {
+  Leaves leaves{a.params, a.state, a.input, a.noise, adjoints ? a.dStateNext : nullptr,
+                adjoints ? a.dOutput : nullptr};
+  leaves.hoisted = a.hoisted;
+  leaves.hoistedSlots = &ir.hoistedSlots;
+  leaves.staged = a.staged;
+  leaves.stagedSlots = &ir.stagedSlots;
+  leaves.stagedWidth = ir.stagedSize;
+  return leaves;
+}
+
 }  // namespace
 
 void Evaluator::inputPrologue(const StepArgs<double>& a) {
@@ -610,12 +623,7 @@ void Evaluator::inputPrologue(const StepArgs<double>& a) {
 
 void Evaluator::forwardStaged(const StepArgs<double>& a) {
   if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
-  Leaves leaves{a.params, a.state, a.input, a.noise, nullptr, nullptr};
-  leaves.hoisted = a.hoisted;
-  leaves.hoistedSlots = &ir_.hoistedSlots;
-  leaves.staged = a.staged;
-  leaves.stagedSlots = &ir_.stagedSlots;
-  leaves.stagedWidth = ir_.stagedSize;
+  const Leaves leaves = stagedLeaves(ir_, a, false);
   std::vector<NodeId> roots = ir_.forwardRoots();
   std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, a.batch);
   const size_t ns = ir_.stateNext.size();
@@ -627,12 +635,7 @@ void Evaluator::forwardStaged(const StepArgs<double>& a) {
 
 void Evaluator::backwardStaged(const StepArgs<double>& a) {
   if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
-  Leaves leaves{a.params, a.state, a.input, a.noise, a.dStateNext, a.dOutput};
-  leaves.hoisted = a.hoisted;
-  leaves.hoistedSlots = &ir_.hoistedSlots;
-  leaves.staged = a.staged;
-  leaves.stagedSlots = &ir_.stagedSlots;
-  leaves.stagedWidth = ir_.stagedSize;
+  const Leaves leaves = stagedLeaves(ir_, a, true);
   std::vector<NodeId> roots = ir_.backwardRoots();  // dState, dParam, dHoisted, dStaged
   std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, a.batch);
   auto part = [&](size_t from, size_t count) {

@@ -106,46 +106,25 @@ StepIR hoist(const StepIR& in) {
   // Simplify everything together, as lower() does, and take the roots back in order.
   std::vector<NodeId> roots = stepRoots;
   roots.insert(roots.end(), adj.begin(), adj.end());
-  for (NodeId e : in.effective)
-    if (e >= 0) roots.push_back(e);
-  for (auto& [name, id] : in.named) roots.push_back(id);
-  roots.insert(roots.end(), in.omegaParam.begin(), in.omegaParam.end());
+  keepRoots(in, roots);
   roots.insert(roots.end(), frontier.begin(), frontier.end());
   roots.insert(roots.end(), epilogue.begin(), epilogue.end());
 
   out.g = simplify(g, roots);
   out.layout = L;
   out.cellName = in.cellName;
-  size_t k = 0;
-  auto take = [&](size_t n) {
-    std::vector<NodeId> v(roots.begin() + static_cast<long>(k), roots.begin() + static_cast<long>(k + n));
-    k += n;
-    return v;
-  };
-  out.stateNext = take(in.stateNext.size());
-  out.outputs = take(in.outputs.size());
-  out.dState = take(L.states.size());
-  out.dInput = take(L.inputs.size());
-  out.dParam = take(L.params.size());
-  out.dHoisted = take(frontier.size());
-  for (NodeId e : in.effective) out.effective.push_back(e >= 0 ? roots[k++] : -1);
-  for (auto& [name, id] : in.named) out.named.push_back({name, roots[k++]});
-  out.omegaParam = take(in.omegaParam.size());
-  out.hoisted = take(frontier.size());
-  out.epilogueParam = take(L.params.size());
-
-  for (size_t i = 0; i < frontier.size(); ++i) {
-    Slot s;  // named after the value it holds, if it has a name
-    for (auto& [name, id] : in.named)
-      if (id == frontier[i]) s.name = name;
-    s.role = Role::Param;  // unbatched, like a param
-    s.shape = out.g[out.hoisted[i]].shape;
-    s.offset = out.hoistedSize;
-    s.size = s.shape.numel();
-    s.loc = out.g[out.hoisted[i]].loc;
-    out.hoistedSize += s.size;
-    out.hoistedSlots.push_back(s);
-  }
+  RootCursor take(roots);
+  out.stateNext = take.take(in.stateNext.size());
+  out.outputs = take.take(in.outputs.size());
+  out.dState = take.take(L.states.size());
+  out.dInput = take.take(L.inputs.size());
+  out.dParam = take.take(L.params.size());
+  out.dHoisted = take.take(frontier.size());
+  takeKept(in, take, out);
+  out.hoisted = take.take(frontier.size());
+  out.epilogueParam = take.take(L.params.size());
+  // Unbatched, like params.
+  out.hoistedSlots = stageSlots(out.g, out.hoisted, frontier, in, Role::Param, out.hoistedSize);
   return out;
 }
 

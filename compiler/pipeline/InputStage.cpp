@@ -115,10 +115,7 @@ StepIR stageInputs(const StepIR& in, int64_t inlineContraction) {
   // Simplify everything together, as hoist() does, and take the roots back in order.
   std::vector<NodeId> roots = stepRoots;
   roots.insert(roots.end(), adj.begin(), adj.end());
-  for (NodeId e : in.effective)
-    if (e >= 0) roots.push_back(e);
-  for (auto& [name, id] : in.named) roots.push_back(id);
-  roots.insert(roots.end(), in.omegaParam.begin(), in.omegaParam.end());
+  keepRoots(in, roots);
   roots.insert(roots.end(), in.hoisted.begin(), in.hoisted.end());
   roots.insert(roots.end(), in.epilogueParam.begin(), in.epilogueParam.end());
   roots.insert(roots.end(), frontier.begin(), frontier.end());
@@ -130,39 +127,21 @@ StepIR stageInputs(const StepIR& in, int64_t inlineContraction) {
   out.cellName = in.cellName;
   out.hoistedSlots = in.hoistedSlots;
   out.hoistedSize = in.hoistedSize;
-  size_t k = 0;
-  auto take = [&](size_t n) {
-    std::vector<NodeId> v(roots.begin() + static_cast<long>(k), roots.begin() + static_cast<long>(k + n));
-    k += n;
-    return v;
-  };
-  out.stateNext = take(in.stateNext.size());
-  out.outputs = take(in.outputs.size());
-  out.dState = take(L.states.size());
-  out.dParam = take(L.params.size());
-  out.dHoisted = take(in.hoistedSlots.size());
-  out.dStaged = take(frontier.size());
-  for (NodeId e : in.effective) out.effective.push_back(e >= 0 ? roots[k++] : -1);
-  for (auto& [name, id] : in.named) out.named.push_back({name, roots[k++]});
-  out.omegaParam = take(in.omegaParam.size());
-  out.hoisted = take(in.hoisted.size());
-  out.epilogueParam = take(in.epilogueParam.size());
-  out.staged = take(frontier.size());
-  out.inputEpilogueParam = take(L.params.size());
-  out.inputEpilogueHoisted = take(in.hoistedSlots.size());
-
-  for (size_t i = 0; i < frontier.size(); ++i) {
-    Slot s;  // named after the value it holds, if it has a name
-    for (auto& [name, id] : in.named)
-      if (id == frontier[i]) s.name = name;
-    s.role = Role::Input;  // batched, like an input
-    s.shape = out.g[out.staged[i]].shape;
-    s.offset = out.stagedSize;
-    s.size = s.shape.numel();
-    s.loc = out.g[out.staged[i]].loc;
-    out.stagedSize += s.size;
-    out.stagedSlots.push_back(s);
-  }
+  RootCursor take(roots);
+  out.stateNext = take.take(in.stateNext.size());
+  out.outputs = take.take(in.outputs.size());
+  out.dState = take.take(L.states.size());
+  out.dParam = take.take(L.params.size());
+  out.dHoisted = take.take(in.hoistedSlots.size());
+  out.dStaged = take.take(frontier.size());
+  takeKept(in, take, out);
+  out.hoisted = take.take(in.hoisted.size());
+  out.epilogueParam = take.take(in.epilogueParam.size());
+  out.staged = take.take(frontier.size());
+  out.inputEpilogueParam = take.take(L.params.size());
+  out.inputEpilogueHoisted = take.take(in.hoistedSlots.size());
+  // Batched, like inputs: rows of the staged buffer.
+  out.stagedSlots = stageSlots(out.g, out.staged, frontier, in, Role::Input, out.stagedSize);
   return out;
 }
 

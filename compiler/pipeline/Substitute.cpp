@@ -58,4 +58,43 @@ std::vector<NodeId> substitute(Graph& g, const std::vector<NodeId>& roots,
   return out;
 }
 
+void keepRoots(const StepIR& in, std::vector<NodeId>& roots) {
+  for (NodeId e : in.effective)
+    if (e >= 0) roots.push_back(e);
+  for (auto& [name, id] : in.named) roots.push_back(id);
+  roots.insert(roots.end(), in.omegaParam.begin(), in.omegaParam.end());
+}
+
+void takeKept(const StepIR& in, RootCursor& cursor, StepIR& out) {
+  for (NodeId e : in.effective) out.effective.push_back(e >= 0 ? cursor.next() : -1);
+  for (auto& [name, id] : in.named) out.named.push_back({name, cursor.next()});
+  out.omegaParam = cursor.take(in.omegaParam.size());
+}
+
+std::vector<NodeId> RootCursor::take(size_t n) {
+  if (k_ + n > roots_.size()) throw InternalError("taking more roots than were simplified");
+  std::vector<NodeId> v(roots_.begin() + static_cast<long>(k_), roots_.begin() + static_cast<long>(k_ + n));
+  k_ += n;
+  return v;
+}
+
+std::vector<Slot> stageSlots(const Graph& g, const std::vector<NodeId>& values, const std::vector<NodeId>& original,
+                             const StepIR& in, Role role, int64_t& size) {
+  std::vector<Slot> slots;
+  size = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    Slot s;  // named after the value it holds, if it has a name
+    for (auto& [name, id] : in.named)
+      if (id == original[i]) s.name = name;
+    s.role = role;
+    s.shape = g[values[i]].shape;
+    s.offset = size;
+    s.size = s.shape.numel();
+    s.loc = g[values[i]].loc;
+    size += s.size;
+    slots.push_back(s);
+  }
+  return slots;
+}
+
 }  // namespace cellc

@@ -1,12 +1,15 @@
 // Graph surgery the stage passes share (pipeline/Hoist.h, pipeline/InputStage.h): replacing values
-// by leaves that a stage computes elsewhere, and rebuilding what reads them.
+// by leaves that a stage computes elsewhere, rebuilding what reads them, carrying a step's roots
+// through simplify(), and laying out the buffer of a stage's values.
 #pragma once
 
+#include <cstdint>
 #include <unordered_map>
 #include <vector>
 
 #include "ir/Graph.h"
 #include "ir/Step.h"
+#include "ir/StepIR.h"
 
 namespace cellc {
 
@@ -21,5 +24,29 @@ std::vector<ir::NodeId> slotLeaves(ir::Graph& g, ir::Op role, const std::vector<
 // every rebuilt node); returns the roots as rebuilt.
 std::vector<ir::NodeId> substitute(ir::Graph& g, const std::vector<ir::NodeId>& roots,
                                    std::unordered_map<ir::NodeId, ir::NodeId>& sub);
+
+// The roots that a pass keeps as they are (effective matrices, named values, the Omega gradient),
+// appended to `roots` before simplify(); takeKept reads them back, in the same order, into `out`.
+void keepRoots(const StepIR& in, std::vector<ir::NodeId>& roots);
+class RootCursor;
+void takeKept(const StepIR& in, RootCursor& cursor, StepIR& out);
+
+// Reads simplify()'s roots back in the order they were pushed.
+class RootCursor {
+ public:
+  explicit RootCursor(const std::vector<ir::NodeId>& roots) : roots_(roots) {}
+  std::vector<ir::NodeId> take(size_t n);
+  ir::NodeId next() { return roots_.at(k_++); }
+
+ private:
+  const std::vector<ir::NodeId>& roots_;
+  size_t k_ = 0;
+};
+
+// One slot per value a stage computes into its own buffer (`values` as simplified, `original` as
+// the step named them), one after another from offset 0; `size` receives the total.
+std::vector<ir::Slot> stageSlots(const ir::Graph& g, const std::vector<ir::NodeId>& values,
+                                 const std::vector<ir::NodeId>& original, const StepIR& in, ir::Role role,
+                                 int64_t& size);
 
 }  // namespace cellc
