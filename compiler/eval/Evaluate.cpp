@@ -612,11 +612,7 @@ Leaves stagedLeaves(const StepIR& ir, const StepArgs<double>& a, bool adjoints) 
 
 void Evaluator::inputPrologue(const StepArgs<double>& a) {
   if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
-  Leaves leaves;
-  leaves.params = a.params;
-  leaves.input = a.input;
-  leaves.hoisted = a.hoisted;
-  leaves.hoistedSlots = &ir_.hoistedSlots;
+  const Leaves leaves = stagedLeaves(ir_, a, false);  // the staged roots read no staged leaf
   std::vector<std::vector<double>> vals = evaluate(ir_.g, ir_.staged, ir_.layout, leaves, a.batch);
   storeRows(ir_.g, ir_.staged, vals, 0, ir_.stagedSlots, ir_.stagedSize, a.staged, a.batch);
 }
@@ -652,15 +648,8 @@ void Evaluator::backwardStaged(const StepArgs<double>& a) {
 
 void Evaluator::inputEpilogue(const StepArgs<double>& a) {
   if (ir_.staged.empty()) throw std::logic_error("this step has no input stage");
-  Leaves leaves;
-  leaves.params = a.params;
-  leaves.input = a.input;
-  leaves.hoisted = a.hoisted;
-  leaves.hoistedSlots = &ir_.hoistedSlots;
-  leaves.staged = a.staged;
+  Leaves leaves = stagedLeaves(ir_, a, false);
   leaves.adjStaged = a.dStaged;
-  leaves.stagedSlots = &ir_.stagedSlots;
-  leaves.stagedWidth = ir_.stagedSize;
   std::vector<NodeId> roots = ir_.inputEpilogueParam;
   roots.insert(roots.end(), ir_.inputEpilogueHoisted.begin(), ir_.inputEpilogueHoisted.end());
   std::vector<std::vector<double>> vals = evaluate(ir_.g, roots, ir_.layout, leaves, a.batch);

@@ -22,22 +22,13 @@ bool isStepLeaf(Op op) {
   }
 }
 
-// A view re-indexes (or zero-pads) its operand: hoisting it would copy, not save, work.
-bool isView(Op op) {
-  switch (op) {
-    case Op::Transpose: case Op::Slice: case Op::Squeeze: case Op::Unsqueeze: case Op::Broadcast:
-    case Op::Pad:
-      return true;
-    default: return false;
-  }
-}
 
 // The frontier: invariant values worth hoisting that the step reads, nearest the step. Walks
 // users before operands (reverse topological order) from the forward roots and stops at the
 // first invariant value worth its own buffer.
 std::vector<NodeId> findFrontier(const Graph& g, const std::vector<NodeId>& roots) {
   std::vector<NodeId> order = topoOrder(g, roots);
-  std::vector<char> inv(g.size(), 0), hasParam(g.size(), 0), needed(g.size(), 0);
+  std::vector<char> inv(g.size(), 0), hasParam(g.size(), 0);
   for (NodeId id : order) {
     const Node& n = g[id];
     bool v = !n.shape.batched && !isStepLeaf(n.op);
@@ -51,19 +42,7 @@ std::vector<NodeId> findFrontier(const Graph& g, const std::vector<NodeId>& root
     return inv[id] && hasParam[id] && opKind(n.op) != OpKind::Leaf && !isView(n.op) &&
            n.shape.numel() > 1;
   };
-  for (NodeId r : roots) needed[r] = 1;
-  std::vector<NodeId> frontier;
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    NodeId id = *it;
-    if (!needed[id]) continue;
-    if (worth(id)) {
-      frontier.push_back(id);
-      continue;
-    }
-    for (NodeId i : g[id].in) needed[i] = 1;
-  }
-  std::sort(frontier.begin(), frontier.end());
-  return frontier;
+  return nearestFrontier(g, roots, order, worth);
 }
 
 }  // namespace

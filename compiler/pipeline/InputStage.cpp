@@ -22,21 +22,13 @@ bool isRecurrentLeaf(Op op) {
   }
 }
 
-bool isView(Op op) {
-  switch (op) {
-    case Op::Transpose: case Op::Slice: case Op::Squeeze: case Op::Unsqueeze: case Op::Broadcast:
-    case Op::Pad:
-      return true;
-    default: return false;
-  }
-}
 
 // The frontier: batched values of inputs, params, hoisted values and constants alone whose
 // subgraph holds a product worth a GEMM, nearest the step (reverse topological order from the
 // forward roots, stopping at the first such value).
 std::vector<NodeId> findFrontier(const Graph& g, const std::vector<NodeId>& roots, int64_t inlineContraction) {
   std::vector<NodeId> order = topoOrder(g, roots);
-  std::vector<char> inputOnly(g.size(), 0), product(g.size(), 0), needed(g.size(), 0);
+  std::vector<char> inputOnly(g.size(), 0), product(g.size(), 0);
   for (NodeId id : order) {
     const Node& n = g[id];
     bool v = !isRecurrentLeaf(n.op);
@@ -56,19 +48,7 @@ std::vector<NodeId> findFrontier(const Graph& g, const std::vector<NodeId>& root
     const Node& n = g[id];
     return inputOnly[id] && product[id] && n.shape.batched && !isView(n.op) && !perTrialProduct(n);
   };
-  for (NodeId r : roots) needed[r] = 1;
-  std::vector<NodeId> frontier;
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    NodeId id = *it;
-    if (!needed[id]) continue;
-    if (worth(id)) {
-      frontier.push_back(id);
-      continue;
-    }
-    for (NodeId i : g[id].in) needed[i] = 1;
-  }
-  std::sort(frontier.begin(), frontier.end());
-  return frontier;
+  return nearestFrontier(g, roots, order, worth);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "pipeline/Substitute.h"
 
+#include <algorithm>
 #include <string>
 
 namespace cellc {
@@ -26,6 +27,33 @@ NodeId rebuildWith(Graph& g, const Node& n, const std::vector<NodeId>& x) {
       if (opArity(n.op) == 2) return g.binary(n.op, x[0], x[1]);
       throw InternalError(std::string("rebuilding a graph: cannot rebuild ") + opName(n.op));
   }
+}
+
+bool isView(Op op) {
+  switch (op) {
+    case Op::Transpose: case Op::Slice: case Op::Squeeze: case Op::Unsqueeze: case Op::Broadcast:
+    case Op::Pad:
+      return true;
+    default: return false;
+  }
+}
+
+std::vector<NodeId> nearestFrontier(const Graph& g, const std::vector<NodeId>& roots, const std::vector<NodeId>& order,
+                                    const std::function<bool(NodeId)>& worth) {
+  std::vector<char> needed(g.size(), 0);
+  for (NodeId r : roots) needed[r] = 1;
+  std::vector<NodeId> frontier;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const NodeId id = *it;
+    if (!needed[id]) continue;
+    if (worth(id)) {
+      frontier.push_back(id);
+      continue;
+    }
+    for (NodeId i : g[id].in) needed[i] = 1;
+  }
+  std::sort(frontier.begin(), frontier.end());
+  return frontier;
 }
 
 std::vector<NodeId> slotLeaves(Graph& g, Op role, const std::vector<Slot>& slots) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -16,6 +17,16 @@ namespace cellc {
 // The same op as `n` with other operands (of the same shapes), through the shape-checking
 // factories.
 ir::NodeId rebuildWith(ir::Graph& g, const ir::Node& n, const std::vector<ir::NodeId>& x);
+
+// The values `worth` accepts nearest the roots: walks users before operands (`order`, a
+// topological order of what the roots read, reversed) and stops at the first value accepted on
+// each path. Sorted by id.
+std::vector<ir::NodeId> nearestFrontier(const ir::Graph& g, const std::vector<ir::NodeId>& roots,
+                                        const std::vector<ir::NodeId>& order,
+                                        const std::function<bool(ir::NodeId)>& worth);
+
+// A view re-indexes (or zero-pads) its operand: a stage computing it would copy, not save, work.
+bool isView(ir::Op op);
 
 // One leaf of `role` per slot, in slot order.
 std::vector<ir::NodeId> slotLeaves(ir::Graph& g, ir::Op role, const std::vector<ir::Slot>& slots);
