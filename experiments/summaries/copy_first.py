@@ -293,7 +293,11 @@ def ablation_section(sw):
 
 
 def summarize_copy_first(sw, out, args):
-    by = group(sw.runs, lambda r: (e5_setting(r), r.cell))
+    # The grid's tables read the runs that stop on one minibatch's loss; runs that stop on a
+    # window's mean (train.loss_window) have their own section, so a windowed run of the same
+    # cell, size and seed is never pooled with them.
+    grid = [r for r in sw.runs if not windowed(r)]
+    by = group(grid, lambda r: (e5_setting(r), r.cell))
     settings = sorted({s for s, _ in by}, key=lambda s: (-s[1], s[0], s[2]))
     md = [f"# E5 copy-first-input: results\n\n{provenance(args, sw)}\n",
           "Test MSE on fresh sequences after training (chance: predicting 0 scores about 1). "
@@ -307,7 +311,7 @@ def summarize_copy_first(sw, out, args):
                      spread([r.get("test.loss") for r in rs]) if rs else "not run yet",
                      count(rs[0].get("cell.params")) if rs else "n/a"))
     for cell, claim in E5_QUALITATIVE:
-        rs = [r for r in sw.runs if r.cell == cell and e5_setting(r)[1] == 1
+        rs = [r for r in grid if r.cell == cell and e5_setting(r)[1] == 1
               and e5_setting(r)[0] >= 100]
         by_t = group(rs, lambda r: e5_setting(r))
         ours = "; ".join(f"{setting_label(s)}: {spread([r.get('test.loss') for r in v])}"
