@@ -537,11 +537,13 @@ def e5_time_to_target_figure(runs, out):
     fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 0.8 * len(keys) + 4), 4.6),
                              constrained_layout=True)
     for ax, unit in zip(axes, ("steps", "seconds")):
+        plotted = 0
         for i, k in enumerate(keys):
             rs = by[k]
             ys = [time_to(r, lvl, unit) for r in rs]
             col = CELL_COLOR.get(k[1], "0.3")
             fin = [y for y in ys if math.isfinite(y)]
+            plotted += len(fin)
             xs = [i + seed_jitter(j, len(ys), 0.4) for j in range(len(ys))]
             ax.plot([x for x, y in zip(xs, ys) if math.isfinite(y)], fin, ls="none", marker="o",
                     ms=4.5, color=col, alpha=0.85)
@@ -555,8 +557,9 @@ def e5_time_to_target_figure(runs, out):
                             marker="s", ms=6, capsize=4, lw=1.6)
         ax.set_xticks(range(len(keys)))
         ax.set_xticklabels([f"{c}\nH={H}\nT={s[0]}" for s, c, H in keys], fontsize=7.5)
-        ax.set_yscale("log")
-        ax.set_ylabel(f"{unit} to the target (log)")
+        if plotted:  # a log axis needs a value; with none, every run is marked "never" above
+            ax.set_yscale("log")
+        ax.set_ylabel(f"{unit} to the target" + (" (log)" if plotted else ""))
         ax.grid(True, axis="y", which="both", alpha=0.25)
     fig.suptitle(f"E5: time to a windowed mean loss below {lvl:g} (dots: seeds; squares: mean, 95 % interval)")
     return save(fig, out, "time_to_target")

@@ -145,7 +145,8 @@ def check_malformed_metrics(fake, plot, tmp):
 
 
 SUMMARY_FIGURES = {
-    "copy_first": ["test_mse.png", "learning_curves.png", "plastic_trace.png", "plastic_trace_pbrc.png"],
+    "copy_first": ["test_mse.png", "learning_curves.png", "plastic_trace.png", "plastic_trace_pbrc.png",
+                   "time_to_target.png"],
     "multi_sequence": ["weight_histograms.png", "ei_ratio_vs_k.png", "trained_trials.png"],
     "forgetting": ["task1_before_after.png", "tradeoff.png", "retention_vs_lambda.png"],
     "readout": ["readout_comparison.png", "readout_peaks.png"],
@@ -157,7 +158,11 @@ SUMMARY_TEXT = {
                    "cell=pbrc_split,steps=100,dim=1,n=8,seed=1` | interrupted",
                    # seed by seed: the fake split PBRC never reaches the target, nBRC does
                    "| T=300 D=32 H=48 | pbrc_split / nbrc | 1 | 100 / 100 | 200 / 200 | never / 400 |",
-                   "pbrc_split at the target first in 0, nbrc in 2"],
+                   "pbrc_split at the target first in 0, nbrc in 2",
+                   # the matched sweep's windowed nbrc: in the robust section only, never pooled
+                   # with the grid's nbrc at the same setting and seeds (n = 2, not 4)
+                   "| T=100 D=1 H=8 | nbrc | 169 | 0.0108 [0.0106, 0.0111] (n=2) |",
+                   "| T=100 D=1 | nbrc H=8 | 169 | 0.5 | 2/2 | 74 [48, 100] (n=2) |"],
     "multi_sequence": ["| 1 | 2 |", "| 2 | 2 |", "tasks=4,seed=2"],
     "forgetting": ["| inverted dropout p = 0.5, a mask per trial | 500 |", "| 0.857 [0.857, 0.857] (n=2) |",
                    "dropout=0,lambda=10000,seed=1",
