@@ -7,9 +7,12 @@ repository; the archive keeps, per sweep folder NAME and run RUN, only
     runs/NAME/sweep.csv          the sweep's table, every run (finished rows from wherever they are)
     runs/NAME/sweep.json         the sweep's description, when the live folder had one
     runs/NAME/RUN/summary.json   the run's summary, as written by `cellc run`
-    runs/NAME/RUN/curve.csv      its learning curve, thinned: `phase,step,loss,rows`, where loss is
-                                 the geometric mean of the minibatch losses of the `rows` steps
-                                 ending at `step` (at most CURVE_ROWS rows per phase)
+    runs/NAME/RUN/curve.csv      its learning curve, thinned: `phase,step,loss,rows,val_error,
+                                 grad_norm`, where loss is the geometric mean of the minibatch
+                                 losses of the `rows` logged steps ending at `step` (at most
+                                 CURVE_ROWS rows per phase), val_error the last validation among
+                                 them (empty if none), grad_norm the geometric mean of their
+                                 gradient norms
     runs/NAME/RUN/...            the small files the experiment's summarizer names (ARCHIVE_FILES:
                                  e.g. params/*.npy, arrays/peak_shift.npy), each at most
                                  MAX_KEPT_BYTES
@@ -92,15 +95,27 @@ def _merge_tables(live_path, arch_path, out_path):
     return True
 
 
+CURVE_HEADER = ["phase", "step", "loss", "rows", "val_error", "grad_norm"]
+
+
+def _geomean(seg):
+    ok = seg[np.isfinite(seg) & (seg > 0)]
+    return float(np.exp(np.mean(np.log(ok)))) if ok.size else math.nan
+
+
 def thin_curve(run_dir, summary):
-    """The run's metrics.csv as curve.csv rows [(phase, step, loss, rows)], or [] without one."""
+    """The run's metrics.csv as curve.csv rows [(phase, step, loss, rows, val_error, grad_norm)],
+    or [] without one."""
     try:
         cols = learning_curve.read_metric_columns(run_folder.Run(run_dir, summary))
     except run_folder.Missing:
         return []
     phase = cols["phase"]
     step = np.asarray(cols["step"], dtype=float)
-    loss = np.asarray(cols.get("loss", np.full(step.size, math.nan)), dtype=float)
+    nan = np.full(step.size, math.nan)
+    loss = np.asarray(cols.get("loss", nan), dtype=float)
+    val = np.asarray(cols.get("val_error", nan), dtype=float)
+    grad = np.asarray(cols.get("grad_norm", nan), dtype=float)
     out = []
     start = 0
     while start < step.size:  # contiguous phases, each thinned on its own
@@ -109,13 +124,35 @@ def thin_curve(run_dir, summary):
             end += 1
         k = max(1, math.ceil((end - start) / CURVE_ROWS))
         for b in range(start, end, k):
-            seg = loss[b:min(b + k, end)]
-            ok = seg[np.isfinite(seg) & (seg > 0)]
-            gm = float(np.exp(np.mean(np.log(ok)))) if ok.size else math.nan
-            last = min(b + k, end) - 1
-            out.append((phase[start], int(step[last]), gm, int(seg.size)))
+            e = min(b + k, end)
+            v = val[b:e][np.isfinite(val[b:e])]
+            out.append((phase[start], int(step[e - 1]), _geomean(loss[b:e]), e - b,
+                        float(v[-1]) if v.size else math.nan, _geomean(grad[b:e])))
         start = end
     return out
+
+
+def read_curve_columns(run_dir):
+    """curve.csv as {column: float array} (an empty field: NaN; a column an older archive lacks:
+    all NaN), or None without one."""
+    path = os.path.join(run_dir, CURVE_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        lines = list(readfiles.csv_rows(path, readfiles.read_text(path)))
+    except (OSError, ValueError) as e:
+        note(f"{e}: the curve is left out")
+        return None
+    header = lines[0][1] if lines else []
+    cols = {h: [] for h in CURVE_HEADER[1:]}
+    for _, fields in lines[1:]:
+        r = dict(zip(header, fields))
+        for h in cols:
+            try:
+                cols[h].append(float(r[h]) if r.get(h, "").strip() else math.nan)
+            except ValueError:
+                cols[h].append(math.nan)
+    return {h: np.asarray(v, dtype=float) for h, v in cols.items()} if cols["step"] else None
 
 
 def read_curve(run_dir):
@@ -178,8 +215,9 @@ def _write_run(run, dst, keep=(), derive=None):
         np.save(os.path.join(dst, DERIVED, name + ".npy"), np.asarray(arr))
     rows = thin_curve(run.dir, run.summary)
     if rows:
+        num = lambda x: f"{x:.6g}" if math.isfinite(x) else ""  # noqa: E731
         _replace(os.path.join(dst, CURVE_FILE),
-                 _csv(["phase", "step", "loss", "rows"], [(p, s, f"{l:.6g}", n) for p, s, l, n in rows]))
+                 _csv(CURVE_HEADER, [(p, s, num(l), n, num(v), num(gn)) for p, s, l, n, v, gn in rows]))
 
 
 def pool(sweep_dirs, archive, sw):

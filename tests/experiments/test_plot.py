@@ -25,6 +25,7 @@ Checks, each in a fresh temporary folder:
 Exit status 0 if all pass, 1 otherwise.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -171,7 +172,8 @@ SUMMARY_TEXT = {
                    "no dropout, against fine-tuning on the same seeds (task 1 before task 2 identical in 2 of 2)"],
     "readout": ["| fixed | 3 |", "| 1.67 [1, 2] (n=3) |", "| learned | 1 |",
                 "frozen=false,seed=3"],
-    "sequence_shift": ["| sgd, Omega 0 | 2 | 0.915 [0.91, 0.92] (n=2) |", "| sgd, Omega 2 | 2 |",
+    "sequence_shift": ["| case i (N_out = 10), sgd, Omega 0 | 2 | 0.915 [0.91, 0.92] (n=2) |",
+                       "| case i (N_out = 10), sgd, Omega 2 | 2 |",
                        "RMSE **0.12", "optimizer=adam,omega=2,seed=1` | interrupted"],
 }
 
@@ -255,8 +257,19 @@ def check_archive(summarize, tmp):
           f"archive: one folder per finished run ({archived} vs {finished}) and sweep.csv")
     curve = os.path.join(arch, finished[0], "curve.csv")
     rows = open(curve).read().splitlines() if os.path.isfile(curve) else []
-    check(rows and rows[0] == "phase,step,loss,rows" and 1 < len(rows) <= 401,
+    check(rows and rows[0] == "phase,step,loss,rows,val_error,grad_norm" and 1 < len(rows) <= 401,
           f"archive: a thinned curve.csv with its header ({len(rows)} lines)")
+    # the validation points survive the thinning (E1's fake runs validate every 500 steps; its
+    # training figure and clipped share read them from the archive once the live folder is gone)
+    e1 = os.path.join(tmp, "results_sequence_shift", "runs", "sweep_sequence_shift")
+    e1_curves = sorted(glob.glob(os.path.join(e1, "*", "curve.csv")))
+    kept = [r.split(",")[4] for r in open(e1_curves[0]).read().splitlines()[1:]] if e1_curves else []
+    live = os.path.join(tmp, "sweep_sequence_shift", os.path.basename(os.path.dirname(e1_curves[0])),
+                        "metrics.csv") if e1_curves else ""
+    logged = [r.split(",")[3] for r in open(live).read().splitlines()[1:]] if os.path.isfile(live) else []
+    check(logged and sorted(float(v) for v in kept if v) == sorted(float(v) for v in logged if v),
+          f"archive: the thinned curve keeps every validation error ({sum(1 for v in kept if v)} "
+          f"of {sum(1 for v in logged if v)})")
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(arch) for f in fs)
     check(size < 200_000 * len(finished), f"archive: small files only ({size} bytes)")
     gone = sweep + "_moved"
