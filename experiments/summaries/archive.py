@@ -156,26 +156,12 @@ def read_curve_columns(run_dir):
 
 
 def read_curve(run_dir):
-    """curve.csv as (step, loss) arrays, or None."""
-    path = os.path.join(run_dir, CURVE_FILE)
-    if not os.path.isfile(path):
+    """curve.csv as (step, loss) arrays over its rows with both, or None."""
+    c = read_curve_columns(run_dir)
+    if c is None:
         return None
-    steps, losses = [], []
-    try:
-        lines = list(readfiles.csv_rows(path, readfiles.read_text(path)))
-    except (OSError, ValueError) as e:
-        note(f"{e}: the curve is left out")
-        return None
-    header = lines[0][1] if lines else []
-    for _, fields in lines[1:]:
-        r = dict(zip(header, fields))
-        try:
-            step, loss = float(r["step"]), float(r["loss"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        steps.append(step)
-        losses.append(loss)
-    return (np.asarray(steps), np.asarray(losses)) if steps else None
+    ok = np.isfinite(c["step"]) & np.isfinite(c["loss"])
+    return (c["step"][ok], c["loss"][ok]) if ok.any() else None
 
 
 def curve(run):
