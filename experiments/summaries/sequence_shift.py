@@ -261,7 +261,8 @@ def shift_section(sw, out):
                          "analysis trial's arrays: whether their sequence survives the analysis dt is "
                          "not checked here (their traces.png shows it)")
         if obs:
-            comps.append(f"{lab}, learned networks whose sequence survives the analysis dt: sign "
+            kept_how = "at the analysis dt is not checked here" if unchecked else "survives the analysis dt"
+            comps.append(f"{lab}, learned networks whose sequence {kept_how}: sign "
                          f"consistency {stats.ci(obs)} against its permutation null {stats.ci(nulls)}: "
                          f"{stats.paired(obs, nulls)}")
         else:
